@@ -1,0 +1,82 @@
+//! The command line of grok-manifest, defined once for `--help`, the man
+//! page and shell completions.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Create or update the manifest of a tree of bare git repositories.
+///
+/// With repository paths (as a post-receive hook does), only those
+/// repositories are updated; without paths, or when the manifest is empty or
+/// unreadable, the whole tree is walked and repositories that are gone are
+/// dropped.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "grok-manifest", version = grokmirror_cli::VERSION, max_term_width = 100)]
+pub struct Cli {
+    /// Config file with at least a [core] section; flags given on the
+    /// command line win over its values.
+    #[arg(long = "cfgfile", value_name = "CFGFILE")]
+    pub cfgfile: Option<PathBuf>,
+
+    /// Manifest file to write (gzip-compressed when it ends in .gz).
+    #[arg(short = 'm', long = "manifest", value_name = "MANIFILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Top directory under which all repositories live.
+    #[arg(short = 't', long = "toplevel", value_name = "TOPLEVEL")]
+    pub toplevel: Option<PathBuf>,
+
+    /// Also write a log to this file (it survives logrotate).
+    #[arg(short = 'l', long = "logfile", value_name = "LOGFILE")]
+    pub logfile: Option<PathBuf>,
+
+    /// Record the current time as "modified" instead of reading commit
+    /// dates (faster in hooks; ignored while the manifest is empty).
+    #[arg(short = 'n', long = "use-now")]
+    pub use_now: bool,
+
+    /// Only list repositories that contain a git-daemon-export-ok file.
+    #[arg(short = 'c', long = "check-export-ok")]
+    pub check_export_ok: bool,
+
+    /// Walk the whole tree and drop repositories that no longer exist.
+    #[arg(short = 'p', long = "purge")]
+    pub purge: bool,
+
+    /// Remove the given repositories (or symlinks) from the manifest.
+    #[arg(short = 'x', long = "remove")]
+    pub remove: bool,
+
+    /// Write indented JSON with sorted keys (larger, easier to read).
+    #[arg(short = 'y', long = "pretty")]
+    pub pretty: bool,
+
+    /// Skip paths matching this shell-style pattern while walking; may be
+    /// given several times.
+    #[arg(short = 'i', long = "ignore-paths", value_name = "IGNORE")]
+    pub ignore_paths: Vec<String>,
+
+    /// Leave refs matching this pattern (e.g. 'refs/meta/*') out of the
+    /// fingerprint; may be given several times.
+    #[arg(short = 'r', long = "ignore-refs", value_name = "IGNORE_REFS")]
+    pub ignore_refs: Vec<String>,
+
+    /// With paths: wait until the manifest exists (for several writers
+    /// sharing one manifest).
+    #[arg(short = 'w', long = "wait-for-manifest")]
+    pub wait_for_manifest: bool,
+
+    /// After updating the manifest, fetch new objects of the updated
+    /// repositories into their object-storage repo.
+    #[arg(short = 'o', long = "fetch-objstore")]
+    pub fetch_objstore: bool,
+
+    /// Tell what is being done.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// Repositories to update (full paths); none means the whole tree.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+}

@@ -1,0 +1,176 @@
+//! Small filesystem helpers: atomic replacement of files and paths relative
+//! to the mirror's top level.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Write `data` to `path` atomically: a temporary file in the same
+/// directory, flushed to disk, then renamed over `path`, then the directory
+/// entry flushed too. Readers see either the old file or the new one, never
+/// a partial one; a failure (disk full, say) leaves the old file untouched.
+///
+/// The file is created with mode `0666 & !umask`, as grokmirror does.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |f| f.write_all(data))
+}
+
+/// Like [`write_atomic`], with a closure that writes the contents.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    // Mode 0666 at creation lets the process umask decide, as grokmirror's
+    // chmod(0666 ^ umask) does. The temp file is removed if we fail.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Replace `path` with `data` unless it already holds exactly that. Returns
+/// whether it wrote. Saves a write (and an mtime change) on every unchanged
+/// repository during a full walk.
+pub fn write_if_changed(path: &Path, data: &[u8]) -> io::Result<bool> {
+    match fs::read(path) {
+        Ok(existing) if existing == data => Ok(false),
+        _ => write_atomic(path, data).map(|_| true),
+    }
+}
+
+/// The manifest key of `fullpath` under `toplevel`: its path relative to the
+/// top level with one leading `/`. `None` when it is not inside `toplevel`.
+/// Both paths are compared lexically (`.` and `..` resolved without touching
+/// the disk).
+pub fn manifest_key(toplevel: &Path, fullpath: &Path) -> Option<String> {
+    let top = normalize_lexically(toplevel);
+    let full = normalize_lexically(fullpath);
+    let rel = full.strip_prefix(&top).ok()?;
+    if rel.as_os_str().is_empty() {
+        return None;
+    }
+    Some(format!("/{}", rel.to_string_lossy()))
+}
+
+/// Python's `os.path.relpath(path, start)` for absolute paths: the path of
+/// `path` relative to `start`, with `..` steps when it lies outside.
+pub fn relpath(path: &Path, start: &Path) -> PathBuf {
+    let path = normalize_lexically(path);
+    let start = normalize_lexically(start);
+    let p: Vec<_> = path.components().collect();
+    let s: Vec<_> = start.components().collect();
+    let common = p.iter().zip(&s).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..s.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// `'/' + relpath(path, toplevel)`: the manifest-style name grokmirror gives
+/// any path, even one outside the top level.
+pub fn manifest_style(toplevel: &Path, path: &Path) -> String {
+    format!("/{}", relpath(path, toplevel).to_string_lossy())
+}
+
+/// The full path of a manifest key under `toplevel`. The key is trusted
+/// here; untrusted keys are validated before they get this far.
+pub fn key_path(toplevel: &Path, key: &str) -> PathBuf {
+    toplevel.join(key.trim_start_matches('/'))
+}
+
+/// Resolve `.` and `..` components without following symlinks, the way
+/// Python's `os.path.normpath` does.
+pub fn normalize_lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in path.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() && !path.is_absolute() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `path` made absolute against the current directory, lexically normalized.
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        normalize_lexically(path)
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        normalize_lexically(&cwd.join(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.js");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        // 0666 minus whatever the umask takes away, never more than 0666.
+        assert_eq!(mode & !0o666, 0);
+    }
+
+    #[test]
+    fn failed_write_keeps_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.js");
+        write_atomic(&p, b"old").unwrap();
+        let err = write_atomic_with(&p, |_| Err(io::Error::other("disk full")));
+        assert!(err.is_err());
+        assert_eq!(fs::read(&p).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn keys() {
+        let t = Path::new("/srv/git");
+        assert_eq!(manifest_key(t, Path::new("/srv/git/a/b.git")).as_deref(), Some("/a/b.git"));
+        assert_eq!(manifest_key(t, Path::new("/srv/git/./a/../b.git")).as_deref(), Some("/b.git"));
+        assert_eq!(manifest_key(t, Path::new("/srv/other/b.git")), None);
+        assert_eq!(manifest_key(t, Path::new("/srv/git")), None);
+        assert_eq!(key_path(t, "/a/b.git"), PathBuf::from("/srv/git/a/b.git"));
+        assert_eq!(manifest_style(t, Path::new("/srv/git/a.git")), "/a.git");
+        assert_eq!(manifest_style(t, Path::new("/srv/x/a.git")), "/../x/a.git");
+        assert_eq!(relpath(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
+    }
+}

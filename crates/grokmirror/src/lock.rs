@@ -1,0 +1,261 @@
+//! Lock files shared with the Python grokmirror (SPEC §1.4).
+//!
+//! grokmirror takes `fcntl.lockf(fh, LOCK_EX)`, a POSIX record lock on the
+//! whole file. We take the same kind of lock, but as an *open file
+//! description* lock (`F_OFD_SETLKW`, Linux >= 3.15): OFD locks and classic
+//! record locks conflict with each other, so the Python tool and we exclude
+//! each other, while OFD locks also exclude two threads of our own process
+//! and are not dropped when some unrelated descriptor for the same file is
+//! closed (both of which break classic record locks in a threaded program).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Failure to create, open or lock a lock file.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The lock file (or its directory) could not be created or opened.
+    #[error("cannot open lock file {path}: {source}")]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The lock could not be taken for a reason other than contention.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Another process held the lock for longer than we were willing to wait.
+    #[error("timed out after {waited:?} waiting for the lock on {path}")]
+    Timeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+/// An exclusive lock on a lock file, released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// The lock file for a repository: `.<dir name>.lock` in its parent
+/// directory (`/t/a/b.git` -> `/t/a/.b.git.lock`).
+pub fn repo_lock_path(repo: &Path) -> PathBuf {
+    sibling_lock_path(repo)
+}
+
+/// The lock file for a manifest or status file: `.<file name>.lock` beside it.
+pub fn file_lock_path(file: &Path) -> PathBuf {
+    sibling_lock_path(file)
+}
+
+fn sibling_lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = path.parent().unwrap_or_else(|| Path::new("/"));
+    parent.join(format!(".{name}.lock"))
+}
+
+fn ofd_lock(file: &File, wait: bool) -> io::Result<bool> {
+    // SAFETY: flock is a plain C struct; zeroed is a valid value, and we fill
+    // in the fields that F_OFD_SETLK requires (l_pid must be 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: valid descriptor for the lifetime of `file`, valid pointer
+        // to an initialized flock.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+impl FileLock {
+    fn open(path: &Path) -> Result<File, LockError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|source| LockError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .open(path)
+            .map_err(|source| LockError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Take the lock, waiting as long as it takes.
+    pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
+        let file = Self::open(path)?;
+        ofd_lock(&file, true).map_err(|source| LockError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Take the lock if nobody holds it; `Ok(None)` when somebody does.
+    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>, LockError> {
+        let file = Self::open(path)?;
+        let got = ofd_lock(&file, false).map_err(|source| LockError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(got.then(|| FileLock {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// Take the lock, calling `on_wait` once if we have to wait for it, and
+    /// giving up after `timeout` (if any).
+    pub fn acquire_patiently(
+        path: &Path,
+        timeout: Option<Duration>,
+        on_wait: impl FnOnce(),
+    ) -> Result<FileLock, LockError> {
+        if let Some(lock) = Self::try_acquire(path)? {
+            return Ok(lock);
+        }
+        on_wait();
+        let Some(timeout) = timeout else {
+            return Self::acquire(path);
+        };
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if let Some(lock) = Self::try_acquire(path)? {
+                return Ok(lock);
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(LockError::Timeout {
+                    path: path.to_path_buf(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Whether somebody (another process or another descriptor of ours)
+    /// holds the lock right now.
+    pub fn is_held(path: &Path) -> Result<bool, LockError> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        Ok(Self::try_acquire(path)?.is_none())
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the OFD lock; unlock explicitly
+        // anyway so a leaked duplicate descriptor can't keep it held.
+        // SAFETY: as in ofd_lock.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_UNLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: valid descriptor and flock.
+        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    }
+}
+
+/// Lock a repository the way grokmirror does (its sibling `.name.lock`).
+pub fn lock_repo(repo: &Path) -> Result<FileLock, LockError> {
+    FileLock::acquire(&repo_lock_path(repo))
+}
+
+/// Try to lock a repository without waiting.
+pub fn try_lock_repo(repo: &Path) -> Result<Option<FileLock>, LockError> {
+    FileLock::try_acquire(&repo_lock_path(repo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_paths() {
+        assert_eq!(
+            repo_lock_path(Path::new("/t/a/b.git")),
+            PathBuf::from("/t/a/.b.git.lock")
+        );
+        assert_eq!(
+            file_lock_path(Path::new("/t/manifest.js.gz")),
+            PathBuf::from("/t/.manifest.js.gz.lock")
+        );
+    }
+
+    #[test]
+    fn two_descriptors_in_one_process_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".x.lock");
+        let first = FileLock::try_acquire(&p).unwrap().expect("free lock");
+        assert!(FileLock::try_acquire(&p).unwrap().is_none());
+        // Opening and closing another descriptor must not release ours.
+        drop(std::fs::File::open(&p).unwrap());
+        assert!(FileLock::is_held(&p).unwrap());
+        drop(first);
+        assert!(FileLock::try_acquire(&p).unwrap().is_some());
+    }
+
+    #[test]
+    fn patient_acquire_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".y.lock");
+        let _held = FileLock::acquire(&p).unwrap();
+        let mut waited = false;
+        let err = FileLock::acquire_patiently(&p, Some(Duration::from_millis(50)), || waited = true)
+            .unwrap_err();
+        assert!(waited);
+        assert!(matches!(err, LockError::Timeout { .. }));
+    }
+}

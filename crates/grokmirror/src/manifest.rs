@@ -1,0 +1,315 @@
+//! The manifest (SPEC §1.1): a JSON object keyed by repository path, plain or
+//! gzip, written atomically, guarded by a lock file shared with grokmirror.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::fsutil;
+use crate::json;
+use crate::lock::{file_lock_path, FileLock, LockError};
+
+/// The first two bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// One repository's record in a manifest.
+///
+/// Fields are declared in key order; `extra` keeps keys we don't know so a
+/// newer writer's additions survive a rewrite by us.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepoEntry {
+    /// `description` file contents, unless empty or git's placeholder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// SHA-1 of the repo's `git show-ref` output (SPEC §1.2).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// Name of the object-storage repo this one uses, without `.git`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forkgroup: Option<String>,
+    /// `HEAD` contents, e.g. `ref: refs/heads/main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// Newest committer date among the refs, Unix seconds.
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    pub modified: i64,
+    /// `gitweb.owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Manifest key of the repo whose objects this one borrows; always
+    /// written (as `null` when none) because grokmirror 1.x clients need it.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Manifest-style paths of symlinks that point at this repo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<String>,
+    /// Keys this version does not know about, kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// `modified` is an integer, but accept a float (or null) from other
+/// writers rather than throwing the whole manifest away.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = Value::deserialize(d)?;
+    match v {
+        Value::Null => Ok(0),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or_else(|| serde::de::Error::custom("modified is out of range")),
+        other => Err(serde::de::Error::custom(format!(
+            "modified must be a number, not {other}"
+        ))),
+    }
+}
+
+/// A whole manifest: manifest key -> entry, in key order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Manifest {
+    /// The entries.
+    pub repos: BTreeMap<String, RepoEntry>,
+}
+
+/// What can go wrong reading or writing a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// Path or URL.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The data looked like gzip but did not decompress.
+    #[error("cannot decompress manifest {path}: {source}")]
+    Decompress {
+        /// Path or URL.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The (decompressed) data is larger than the configured cap.
+    #[error("manifest {path} is larger than the {limit}-byte limit; refusing to read it (raise the limit if it is genuine)")]
+    TooLarge {
+        /// Path or URL.
+        path: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The data is not a JSON object of the expected shape.
+    #[error("cannot parse manifest {path}: {source}")]
+    Parse {
+        /// Path or URL.
+        path: String,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+    /// The new manifest could not be written; the old one is untouched.
+    #[error("cannot write manifest {path} (the previous manifest is unchanged): {source}")]
+    Write {
+        /// The manifest path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The manifest lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Decompress `raw` if it starts with the gzip magic, refusing to produce
+/// more than `limit` bytes. `what` names the source in errors.
+pub fn decode_bytes(raw: Vec<u8>, limit: Option<u64>, what: &str) -> Result<Vec<u8>, ManifestError> {
+    let too_large = || ManifestError::TooLarge {
+        path: what.to_string(),
+        limit: limit.unwrap_or(u64::MAX),
+    };
+    if let Some(limit) = limit {
+        if raw.len() as u64 > limit {
+            return Err(too_large());
+        }
+    }
+    if !raw.starts_with(&GZIP_MAGIC) {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    let decoder = GzDecoder::new(raw.as_slice());
+    let cap = limit.map(|l| l.saturating_add(1)).unwrap_or(u64::MAX);
+    decoder
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|source| ManifestError::Decompress {
+            path: what.to_string(),
+            source,
+        })?;
+    if let Some(limit) = limit {
+        if out.len() as u64 > limit {
+            return Err(too_large());
+        }
+    }
+    Ok(out)
+}
+
+impl Manifest {
+    /// An empty manifest.
+    pub fn new() -> Manifest {
+        Manifest::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.repos.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.repos.is_empty()
+    }
+
+    /// Parse JSON text (already decompressed) with every entry well-formed.
+    pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, ManifestError> {
+        let repos: BTreeMap<String, RepoEntry> =
+            serde_json::from_slice(data).map_err(|source| ManifestError::Parse {
+                path: what.to_string(),
+                source,
+            })?;
+        Ok(Manifest { repos })
+    }
+
+    /// The manifest as a JSON value.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(&self.repos).expect("manifest entries always serialize")
+    }
+
+    /// JSON text as grokmirror writes it (`pretty`: indented, sorted).
+    pub fn to_json(&self, pretty: bool) -> String {
+        let v = self.to_value();
+        if pretty {
+            json::to_python_pretty(&v)
+        } else {
+            json::to_python_compact(&v)
+        }
+    }
+
+    /// Read a manifest file (plain or gzip, detected by content). `Ok(None)`
+    /// when the file does not exist.
+    pub fn read(path: &Path) -> Result<Option<Manifest>, ManifestError> {
+        let what = path.display().to_string();
+        let raw = match std::fs::read(path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ManifestError::Read { path: what, source }),
+        };
+        let data = decode_bytes(raw, None, &what)?;
+        Manifest::from_json_slice(&data, &what).map(Some)
+    }
+
+    /// Read our own local manifest the way grokmirror does: missing means
+    /// empty, and an unparseable one is logged loudly and treated as empty so
+    /// that it gets regenerated. A read error (permissions, I/O) is returned.
+    pub fn read_local(path: &Path) -> Result<Manifest, ManifestError> {
+        match Manifest::read(path) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Ok(Manifest::new()),
+            Err(e @ (ManifestError::Parse { .. } | ManifestError::Decompress { .. })) => {
+                tracing::error!("{e}; treating it as empty, it will be regenerated");
+                Ok(Manifest::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write atomically: gzip when the name ends in `.gz`, plain otherwise.
+    pub fn write(&self, path: &Path, pretty: bool) -> Result<(), ManifestError> {
+        let text = self.to_json(pretty);
+        let gzip = path.to_string_lossy().ends_with(".gz");
+        fsutil::write_atomic_with(path, |file| {
+            if gzip {
+                let mut enc = GzEncoder::new(io::BufWriter::new(file), Compression::default());
+                enc.write_all(text.as_bytes())?;
+                enc.finish()?.flush()
+            } else {
+                file.write_all(text.as_bytes())
+            }
+        })
+        .map_err(|source| ManifestError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Take the manifest's lock file (`.<name>.lock` beside it), waiting for any
+/// other writer, ours or grokmirror's.
+pub fn lock(path: &Path) -> Result<FileLock, ManifestError> {
+    Ok(FileLock::acquire(&file_lock_path(path))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new();
+        m.repos.insert(
+            "/a.git".into(),
+            RepoEntry {
+                fingerprint: Some("f".repeat(40)),
+                modified: 1_700_000_000,
+                head: Some("ref: refs/heads/main".into()),
+                description: Some("Caf\u{e9}".into()),
+                ..Default::default()
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn roundtrip_plain_and_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["m.js", "m.js.gz"] {
+            let p = dir.path().join(name);
+            sample().write(&p, false).unwrap();
+            assert_eq!(Manifest::read(&p).unwrap().unwrap(), sample());
+        }
+        let raw = std::fs::read(dir.path().join("m.js.gz")).unwrap();
+        assert!(raw.starts_with(&GZIP_MAGIC));
+    }
+
+    #[test]
+    fn reference_is_always_written_and_unknown_keys_survive() {
+        let text = r#"{"/x.git": {"fingerprint": "ab", "modified": 5.0, "head": "ref: refs/heads/m", "reference": null, "new_field": [1]}}"#;
+        let m = Manifest::from_json_slice(text.as_bytes(), "t").unwrap();
+        assert_eq!(m.repos["/x.git"].modified, 5);
+        let out = m.to_json(false);
+        assert!(out.contains(r#""reference": null"#), "{out}");
+        assert!(out.contains(r#""new_field": [1]"#), "{out}");
+    }
+
+    #[test]
+    fn unparseable_local_manifest_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.js");
+        std::fs::write(&p, b"{not json").unwrap();
+        assert!(Manifest::read_local(&p).unwrap().is_empty());
+        assert!(Manifest::read(&p).is_err());
+    }
+
+    #[test]
+    fn gzip_bomb_is_capped() {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        enc.write_all(&vec![b' '; 10_000_000]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 100_000);
+        let err = decode_bytes(bomb, Some(1_000_000), "bomb").unwrap_err();
+        assert!(matches!(err, ManifestError::TooLarge { .. }));
+    }
+}

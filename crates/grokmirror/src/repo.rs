@@ -1,0 +1,246 @@
+//! The files grokmirror keeps inside and beside a bare repository
+//! (SPEC §1.3, §1.5), and the few repository facts read straight from disk.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil;
+use crate::git::{Git, GitError};
+
+/// Marker file of an object-storage repository.
+pub const OBJSTORE_MARKER: &str = "grokmirror.objstore";
+/// Fingerprint of the repo's refs as last computed.
+pub const FINGERPRINT_FILE: &str = "grokmirror.fingerprint";
+/// `modified` of the last pull.
+pub const TIMESTAMP_FILE: &str = "grokmirror.timestamp";
+/// A request (with its reason) that grok-pull re-clone this repository.
+pub const RECLONE_FILE: &str = "grokmirror.reclone";
+/// The last errors grok-fsck found.
+pub const FSCK_ERR_FILE: &str = "grokmirror.fsck.err";
+/// Cached root commits.
+pub const ROOTS_FILE: &str = "grokmirror.roots";
+/// Opt-out from object storage.
+pub const DO_NOT_OBJSTORE_FILE: &str = "grokmirror.do-not-objstore";
+/// A request for a full repack.
+pub const REPACK_FILE: &str = "grokmirror.repack";
+/// Blob cache for the `blobs` merge strategy.
+pub const BLOBS_FILE: &str = "grokmirror.blobs";
+/// cgit's idle-time file, relative to the repo.
+pub const AGEFILE: &str = "info/web/last-modified";
+/// What git writes into a new repo's `description`; grokmirror treats any
+/// description containing this as unset.
+pub const DESCRIPTION_PLACEHOLDER: &[u8] = b"edit this file";
+/// The HEAD file contents of a reftable repository (a placeholder).
+pub const REFTABLE_HEAD_PLACEHOLDER: &str = "ref: refs/heads/.invalid";
+
+/// Whether `path` looks like a bare repository: an `objects/` directory, a
+/// `refs/` directory and a `HEAD` file (symlinks followed), as grokmirror
+/// decides.
+pub fn is_bare_repo(path: &Path) -> bool {
+    path.join("objects").is_dir() && path.join("refs").is_dir() && path.join("HEAD").is_file()
+}
+
+/// Whether `path` is an object-storage repository (holds the marker file).
+pub fn is_objstore_repo(path: &Path) -> bool {
+    path.join(OBJSTORE_MARKER).exists()
+}
+
+/// The fingerprint stored in the repo, if any.
+pub fn read_fingerprint(repo: &Path) -> Option<String> {
+    let text = fs::read_to_string(repo.join(FINGERPRINT_FILE)).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Store the fingerprint in the repo (no newline, as grokmirror writes it),
+/// only touching the file when the value changed.
+pub fn write_fingerprint(repo: &Path, fingerprint: &str) -> io::Result<bool> {
+    fsutil::write_if_changed(&repo.join(FINGERPRINT_FILE), fingerprint.as_bytes())
+}
+
+/// The `modified` recorded by the last pull, 0 when absent or unreadable.
+pub fn read_timestamp(repo: &Path) -> i64 {
+    fs::read_to_string(repo.join(TIMESTAMP_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Record `modified` in `grokmirror.timestamp` and cgit's agefile
+/// (`YYYY-MM-DD HH:MM:SS\n`, local time).
+pub fn write_timestamp_and_agefile(repo: &Path, modified: i64) -> io::Result<()> {
+    fsutil::write_if_changed(&repo.join(TIMESTAMP_FILE), modified.to_string().as_bytes())?;
+    let agefile = repo.join(AGEFILE);
+    if let Some(dir) = agefile.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let when = chrono::DateTime::from_timestamp(modified, 0)
+        .map(|utc| utc.with_timezone(&chrono::Local))
+        .map(|local| local.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "1970-01-01 00:00:00".into());
+    fsutil::write_if_changed(&agefile, format!("{when}\n").as_bytes())?;
+    Ok(())
+}
+
+/// The repo's description as the manifest records it: the `description`
+/// file with surrounding whitespace stripped, unless empty or git's
+/// placeholder. Invalid UTF-8 is replaced, as grokmirror does.
+pub fn read_description(repo: &Path) -> Option<String> {
+    let raw = fs::read(repo.join("description")).ok()?;
+    let trimmed = trim_ascii_whitespace(&raw);
+    if trimmed.is_empty()
+        || trimmed
+            .windows(DESCRIPTION_PLACEHOLDER.len())
+            .any(|w| w == DESCRIPTION_PLACEHOLDER)
+    {
+        return None;
+    }
+    Some(String::from_utf8_lossy(trimmed).into_owned())
+}
+
+/// Python's `bytes.strip()`: ASCII whitespace including vertical tab.
+fn trim_ascii_whitespace(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// The `HEAD` file's contents, stripped. For a reftable repository, whose
+/// HEAD file is only a placeholder, ask git for the real HEAD.
+pub fn read_head(git: &Git, repo: &Path) -> Option<String> {
+    let text = fs::read_to_string(repo.join("HEAD")).ok()?;
+    let text = text.trim().to_string();
+    if text == REFTABLE_HEAD_PLACEHOLDER && repo.join("reftable").is_dir() {
+        return real_head(git, repo).ok().flatten().or(Some(text));
+    }
+    Some(text)
+}
+
+/// HEAD as git resolves it: `ref: <target>` when symbolic, the object id
+/// when detached.
+fn real_head(git: &Git, repo: &Path) -> Result<Option<String>, GitError> {
+    let sym = git.run(Some(repo), ["symbolic-ref", "-q", "HEAD"])?;
+    if sym.success() {
+        return Ok(Some(format!("ref: {}", sym.stdout_str())));
+    }
+    let detached = git.run(Some(repo), ["rev-parse", "-q", "--verify", "HEAD"])?;
+    Ok(detached.success().then(|| detached.stdout_str()))
+}
+
+/// The repository whose objects this one borrows: the first line of
+/// `objects/info/alternates` when it names some `<repo>/objects`, resolved to
+/// a real path (relative entries are relative to our `objects` directory,
+/// as git reads them).
+pub fn alternate_repo(repo: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(repo.join("objects/info/alternates")).ok()?;
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let objects = Path::new(line);
+    let objects = if objects.is_absolute() {
+        objects.to_path_buf()
+    } else {
+        repo.join("objects").join(objects)
+    };
+    if objects.file_name()? != "objects" {
+        return None;
+    }
+    let parent = objects.parent()?;
+    Some(fs::canonicalize(parent).unwrap_or_else(|_| fsutil::normalize_lexically(parent)))
+}
+
+/// Point `repo`'s alternates at `altrepo`'s objects (which must exist).
+pub fn set_alternate_repo(repo: &Path, altrepo: &Path) -> io::Result<()> {
+    let objects = altrepo.join("objects");
+    if !objects.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} does not exist; not pointing {} at it", objects.display(), repo.display()),
+        ));
+    }
+    let info = repo.join("objects/info");
+    fs::create_dir_all(&info)?;
+    fsutil::write_atomic(&info.join("alternates"), format!("{}\n", objects.display()).as_bytes())
+}
+
+/// Failure to set up a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// A git command failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// A file inside the repository could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Initialize a new bare repository the way grokmirror does: `git init
+/// --bare`, sample hooks removed, `gc.auto=0`, `FETCH_HEAD` a symlink to
+/// `/dev/null`.
+pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), RepoError> {
+    let path_str = path.as_os_str();
+    git.run_ok(None, [std::ffi::OsStr::new("init"), "--bare".as_ref(), "-q".as_ref(), path_str])?;
+    if let Ok(entries) = fs::read_dir(path.join("hooks")) {
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "sample") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    git.run_ok(Some(path), ["config", "gc.auto", "0"])?;
+    let fetch_head = path.join("FETCH_HEAD");
+    let _ = fs::remove_file(&fetch_head);
+    std::os::unix::fs::symlink("/dev/null", &fetch_head).map_err(|source| RepoError::Io {
+        path: fetch_head.clone(),
+        source,
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        assert_eq!(read_description(r), None);
+        fs::write(r.join("description"), "Unnamed repository; edit this file 'description' to name the repository.\n").unwrap();
+        assert_eq!(read_description(r), None);
+        fs::write(r.join("description"), "  \n").unwrap();
+        assert_eq!(read_description(r), None);
+        fs::write(r.join("description"), b"Linux kernel\xff\n").unwrap();
+        assert_eq!(read_description(r).as_deref(), Some("Linux kernel\u{fffd}"));
+    }
+
+    #[test]
+    fn alternates() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.git");
+        let b = dir.path().join("b.git");
+        fs::create_dir_all(a.join("objects/info")).unwrap();
+        fs::create_dir_all(b.join("objects")).unwrap();
+        assert_eq!(alternate_repo(&a), None);
+        set_alternate_repo(&a, &b).unwrap();
+        assert_eq!(alternate_repo(&a), Some(fs::canonicalize(&b).unwrap()));
+        fs::write(a.join("objects/info/alternates"), "../../b.git/objects\n").unwrap();
+        assert_eq!(alternate_repo(&a), Some(fs::canonicalize(&b).unwrap()));
+        assert!(set_alternate_repo(&a, &dir.path().join("missing.git")).is_err());
+    }
+
+    #[test]
+    fn timestamp_and_agefile() {
+        let dir = tempfile::tempdir().unwrap();
+        write_timestamp_and_agefile(dir.path(), 1_600_000_000).unwrap();
+        assert_eq!(read_timestamp(dir.path()), 1_600_000_000);
+        let age = fs::read_to_string(dir.path().join(AGEFILE)).unwrap();
+        assert_eq!(age.len(), "2020-09-13 12:26:40\n".len());
+        assert!(age.ends_with('\n'));
+    }
+}

@@ -1,0 +1,199 @@
+//! Shared helpers for the end-to-end tests: our binaries, the reference
+//! grokmirror 2.0.12 (installed on first use), and real git repositories
+//! built in temp directories.
+//!
+//! Each test file does `mod support;` and uses what it needs.
+#![allow(dead_code)]
+
+pub mod fixture;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The checkout's root directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One of our programs, ready to run.
+pub fn grok(name: &str) -> Command {
+    let path = match name {
+        "grok-manifest" => env!("CARGO_BIN_EXE_grok-manifest"),
+        "grok-pull" => env!("CARGO_BIN_EXE_grok-pull"),
+        "grok-fsck" => env!("CARGO_BIN_EXE_grok-fsck"),
+        other => panic!("unknown program {other}"),
+    };
+    let mut cmd = Command::new(path);
+    cmd.env("GITBIN", git_binary());
+    cmd
+}
+
+/// The absolute path of the git on PATH (both suites run it).
+pub fn git_binary() -> PathBuf {
+    static GIT: OnceLock<PathBuf> = OnceLock::new();
+    GIT.get_or_init(|| {
+        let out = Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .expect("sh runs");
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!p.is_empty(), "git is not on PATH");
+        PathBuf::from(p)
+    })
+    .clone()
+}
+
+/// `(major, minor)` of the git on PATH.
+pub fn git_version() -> (u32, u32) {
+    let out = git(None, &["--version"]);
+    let v = out.split_whitespace().nth(2).expect("git version output");
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The reference implementation's virtualenv, installed on first use by
+/// `scripts/setup-oracle` (under a lock, so parallel tests install once).
+/// Panics if it cannot be installed: interop tests never skip silently.
+pub fn oracle_venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = std::env::var_os("GROK_ORACLE_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".oracle"));
+        let lock = workspace_root().join("target/.oracle-install.lock");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let _guard = grokmirror::lock::FileLock::acquire(&lock).expect("lock oracle install");
+        let status = Command::new(workspace_root().join("scripts/setup-oracle"))
+            .arg(&venv)
+            .status()
+            .expect("run scripts/setup-oracle");
+        assert!(
+            status.success(),
+            "could not install the reference grokmirror 2.0.12 into {} (needs python3 and PyPI)",
+            venv.display()
+        );
+        venv
+    })
+    .clone()
+}
+
+/// One of the reference programs (`grok-manifest`, `grok-pull`,
+/// `grok-fsck`), set to use the same git as we do.
+pub fn oracle(name: &str) -> Command {
+    let mut cmd = Command::new(oracle_venv().join("bin").join(name));
+    cmd.env("GITBIN", git_binary());
+    cmd
+}
+
+/// Run a command, returning its output; panics with everything it printed
+/// if it can't start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null());
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Run a command that must succeed; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A git command with a fixed identity and no user config influence.
+pub fn git_cmd(repo: Option<&Path>) -> Command {
+    let mut cmd = Command::new(git_binary());
+    if let Some(r) = repo {
+        cmd.arg(format!("--git-dir={}", r.display()));
+    }
+    cmd.env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_DIR");
+    cmd
+}
+
+/// Run git (in `repo` when given) and return trimmed stdout; panics on
+/// failure.
+pub fn git(repo: Option<&Path>, args: &[&str]) -> String {
+    run_ok(git_cmd(repo).args(args)).trim_end().to_string()
+}
+
+/// Run git with `input` on stdin; returns trimmed stdout; panics on failure.
+pub fn git_stdin(repo: Option<&Path>, args: &[&str], input: &[u8]) -> String {
+    let mut child = git_cmd(repo)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// `git show-ref` output of a repo ("" when it has no refs).
+pub fn show_ref(repo: &Path) -> String {
+    let out = run(git_cmd(Some(repo)).arg("show-ref"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// SHA-1 hex of `git show-ref` output: the fingerprint a repo must have.
+pub fn show_ref_sha1(repo: &Path) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(show_ref(repo).as_bytes()))
+}
+
+/// Read a manifest file (plain or gzip) as JSON.
+pub fn read_manifest_json(path: &Path) -> serde_json::Value {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let data = if raw.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut s = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut s)
+            .unwrap();
+        s
+    } else {
+        raw
+    };
+    serde_json::from_slice(&data)
+        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Write a config file and return its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Command-line arguments as strings, for assertions in messages.
+pub fn args_of(cmd: &Command) -> Vec<String> {
+    cmd.get_args().map(|a: &OsStr| a.to_string_lossy().into_owned()).collect()
+}
+
+/// Stderr of an output as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
