@@ -153,7 +153,10 @@ fn resolve_targets(s: &Settings) -> anyhow::Result<Vec<Target>> {
     for given in &s.paths {
         let abs = fsutil::absolute(given);
         let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
-            usage(format!("repository {} cannot be read: {e}", given.display()))
+            usage(format!(
+                "repository {} cannot be read: {e}",
+                given.display()
+            ))
         })?;
         if meta.file_type().is_symlink() {
             targets.push(Target::Symlink(abs));
@@ -338,16 +341,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
 
 fn write(s: &Settings, manifest: &Manifest) -> anyhow::Result<()> {
     manifest.write(&s.manifest, s.pretty)?;
-    debug!("wrote {} ({} entries)", s.manifest.display(), manifest.len());
+    debug!(
+        "wrote {} ({} entries)",
+        s.manifest.display(),
+        manifest.len()
+    );
     Ok(())
 }
 
 /// Inspect one repository and store its fingerprint in it.
-fn inspect_and_record(git: &Git, path: &Path, ignore_refs: &GlobList, use_now: bool) -> anyhow::Result<RepoFacts> {
+fn inspect_and_record(
+    git: &Git,
+    path: &Path,
+    ignore_refs: &GlobList,
+    use_now: bool,
+) -> anyhow::Result<RepoFacts> {
     let facts = inspect::inspect(git, path, ignore_refs, !use_now)?;
     if let Some(fp) = &facts.refs.fingerprint {
         if let Err(e) = repo::write_fingerprint(path, fp) {
-            warn!(" manifest: cannot record fingerprint in {}: {e}", path.display());
+            warn!(
+                " manifest: cannot record fingerprint in {}: {e}",
+                path.display()
+            );
         }
     }
     Ok(facts)
@@ -381,9 +396,14 @@ fn walk_tree(s: &Settings, git: &Git, use_now: bool) -> Walked {
         }
         Found::Symlink(p) => symlinks.lock().expect("poisoned").push(p),
         Found::Dangling(p) => {
-            error!(" manifest: symlink {} is broken (its target does not exist), ignored", p.display())
+            error!(
+                " manifest: symlink {} is broken (its target does not exist), ignored",
+                p.display()
+            )
         }
-        Found::Unreadable(p, why) => warn!(" manifest: cannot read directory {}: {why}", p.display()),
+        Found::Unreadable(p, why) => {
+            warn!(" manifest: cannot read directory {}: {why}", p.display())
+        }
     });
     let mut facts = facts.into_inner().expect("poisoned");
     facts.sort_by(|a, b| a.0.cmp(&b.0));
@@ -489,7 +509,9 @@ fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) 
             continue;
         };
         let Some(entry) = manifest.repos.get_mut(&target_key) else {
-            error!(" manifest: symlink {relative} points to {target_key}, which we do not recognize");
+            error!(
+                " manifest: symlink {relative} points to {target_key}, which we do not recognize"
+            );
             continue;
         };
         if entry.symlinks.contains(&relative) {
@@ -551,7 +573,11 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>) {
                     obst.file_name().unwrap_or_default().to_string_lossy()
                 );
                 if let Err(e) = objstore::fetch_member(git, &obst, repo_path) {
-                    warn!(" manifest: cannot fetch {} into {}: {e}", repo_path.display(), obst.display());
+                    warn!(
+                        " manifest: cannot fetch {} into {}: {e}",
+                        repo_path.display(),
+                        obst.display()
+                    );
                 }
                 done.insert(obst);
             }

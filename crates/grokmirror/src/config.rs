@@ -131,7 +131,10 @@ pub fn expand_user(path: &str) -> PathBuf {
                 .map(|u| u.dir)
         })
     } else {
-        nix::unistd::User::from_name(user).ok().flatten().map(|u| u.dir)
+        nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
     };
     match home {
         Some(h) => PathBuf::from(format!("{}{}", h.display(), tail)),
@@ -187,7 +190,8 @@ impl Config {
             toplevel: raw_top.clone(),
             why,
         };
-        let toplevel = std::fs::canonicalize(expand_user(&raw_top)).map_err(|e| toplevel_err(e.to_string()))?;
+        let toplevel = std::fs::canonicalize(expand_user(&raw_top))
+            .map_err(|e| toplevel_err(e.to_string()))?;
         nix::unistd::access(&toplevel, nix::unistd::AccessFlags::W_OK)
             .map_err(|e| toplevel_err(e.desc().to_string()))?;
         // Write the resolved values back, escaped, so interpolation elsewhere
@@ -229,7 +233,8 @@ impl Config {
             Some("debug") => LogLevel::Debug,
             _ => LogLevel::Info,
         };
-        config.core.objstore_uses_plumbing = config.get_bool("core", "objstore_uses_plumbing", false)?;
+        config.core.objstore_uses_plumbing =
+            config.get_bool("core", "objstore_uses_plumbing", false)?;
         config.core.private = config.get_globs("core", "private", "")?;
         Ok(config)
     }
@@ -266,7 +271,9 @@ impl Config {
 
     /// The value, or `default` when unset.
     pub fn get_or(&self, section: &str, key: &str, default: &str) -> Result<String, ConfigError> {
-        Ok(self.get(section, key)?.unwrap_or_else(|| default.to_string()))
+        Ok(self
+            .get(section, key)?
+            .unwrap_or_else(|| default.to_string()))
     }
 
     /// A boolean (`yes/no/true/false/on/off/1/0`, any case); `default` when
@@ -274,7 +281,9 @@ impl Config {
     pub fn get_bool(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(section, key)? {
             None => Ok(default),
-            Some(v) => ini::parse_bool(&v).ok_or_else(|| self.bad(section, key, v, "a boolean (yes/no)")),
+            Some(v) => {
+                ini::parse_bool(&v).ok_or_else(|| self.bad(section, key, v, "a boolean (yes/no)"))
+            }
         }
     }
 
@@ -298,7 +307,12 @@ impl Config {
 
     /// One glob per line; `default` (also one per line) when unset. An
     /// option that is set but empty yields no globs.
-    pub fn get_globs(&self, section: &str, key: &str, default: &str) -> Result<GlobList, ConfigError> {
+    pub fn get_globs(
+        &self,
+        section: &str,
+        key: &str,
+        default: &str,
+    ) -> Result<GlobList, ConfigError> {
         let value = self.get_or(section, key, default)?;
         Ok(GlobList::from_lines(&value))
     }
@@ -352,22 +366,32 @@ mod tests {
     #[test]
     fn errors_name_file_section_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let text = format!("[core]\ntoplevel = {}\n[pull]\npurge = maybe\n", dir.path().display());
+        let text = format!(
+            "[core]\ntoplevel = {}\n[pull]\npurge = maybe\n",
+            dir.path().display()
+        );
         let c = Config::from_text(&text, Path::new("/etc/g.conf"), 0).unwrap();
         let err = c.get_bool("pull", "purge", false).unwrap_err().to_string();
-        assert!(err.contains("/etc/g.conf") && err.contains("[pull] purge") && err.contains("maybe"), "{err}");
+        assert!(
+            err.contains("/etc/g.conf") && err.contains("[pull] purge") && err.contains("maybe"),
+            "{err}"
+        );
 
         let err = Config::from_text("[pull]\nx=1\n", Path::new("/etc/g.conf"), 0).unwrap_err();
         assert!(matches!(err, ConfigError::NoCore(_)));
-        let err = Config::from_text("[core]\ntoplevel = /nonexistent/x\n", Path::new("g"), 0).unwrap_err();
+        let err = Config::from_text("[core]\ntoplevel = /nonexistent/x\n", Path::new("g"), 0)
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x"), "{err}");
     }
 
     #[test]
     fn expands_home() {
-        std::env::var_os("HOME").map(|h| {
-            assert_eq!(expand_user("~/x"), PathBuf::from(format!("{}/x", PathBuf::from(h).display())));
-        });
+        if let Some(h) = std::env::var_os("HOME") {
+            assert_eq!(
+                expand_user("~/x"),
+                PathBuf::from(format!("{}/x", PathBuf::from(h).display()))
+            );
+        }
         assert_eq!(expand_user("/abs"), PathBuf::from("/abs"));
     }
 }

@@ -68,7 +68,9 @@ fn visit_dir<'s>(
         }
     };
     for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let path = entry.path();
         if kind.is_symlink() {
             match std::fs::metadata(&path) {
@@ -151,7 +153,13 @@ mod tests {
         assert_eq!(d.repos, vec![t.join("a.git"), t.join("x/y/b.git")]);
         assert_eq!(d.symlinks, vec![t.join("link.git")]);
         assert_eq!(d.dangling, vec![t.join("dangling.git")]);
-        let with_obst = find_repos(t, &WalkOptions { include_objstore: true, ..opts });
+        let with_obst = find_repos(
+            t,
+            &WalkOptions {
+                include_objstore: true,
+                ..opts
+            },
+        );
         assert!(with_obst.repos.contains(&t.join("objstore/0000.git")));
     }
 }

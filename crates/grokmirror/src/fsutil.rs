@@ -164,13 +164,22 @@ mod tests {
     #[test]
     fn keys() {
         let t = Path::new("/srv/git");
-        assert_eq!(manifest_key(t, Path::new("/srv/git/a/b.git")).as_deref(), Some("/a/b.git"));
-        assert_eq!(manifest_key(t, Path::new("/srv/git/./a/../b.git")).as_deref(), Some("/b.git"));
+        assert_eq!(
+            manifest_key(t, Path::new("/srv/git/a/b.git")).as_deref(),
+            Some("/a/b.git")
+        );
+        assert_eq!(
+            manifest_key(t, Path::new("/srv/git/./a/../b.git")).as_deref(),
+            Some("/b.git")
+        );
         assert_eq!(manifest_key(t, Path::new("/srv/other/b.git")), None);
         assert_eq!(manifest_key(t, Path::new("/srv/git")), None);
         assert_eq!(key_path(t, "/a/b.git"), PathBuf::from("/srv/git/a/b.git"));
         assert_eq!(manifest_style(t, Path::new("/srv/git/a.git")), "/a.git");
         assert_eq!(manifest_style(t, Path::new("/srv/x/a.git")), "/../x/a.git");
-        assert_eq!(relpath(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
+        assert_eq!(
+            relpath(Path::new("/a"), Path::new("/a")),
+            PathBuf::from(".")
+        );
     }
 }

@@ -265,8 +265,14 @@ pub fn parse_version(text: &str) -> Result<GitVersion, GitError> {
             .parse::<u32>()
             .unwrap_or(0)
     });
-    let major = nums.next().ok_or_else(|| GitError::Version(text.to_string()))?;
-    Ok(GitVersion(major, nums.next().unwrap_or(0), nums.next().unwrap_or(0)))
+    let major = nums
+        .next()
+        .ok_or_else(|| GitError::Version(text.to_string()))?;
+    Ok(GitVersion(
+        major,
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -275,12 +281,18 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(parse_version("git version 2.47.3").unwrap(), GitVersion(2, 47, 3));
+        assert_eq!(
+            parse_version("git version 2.47.3").unwrap(),
+            GitVersion(2, 47, 3)
+        );
         assert_eq!(
             parse_version("git version 2.39.5.windows.1").unwrap(),
             GitVersion(2, 39, 5)
         );
-        assert_eq!(parse_version("git version 2.45.0.rc1").unwrap(), GitVersion(2, 45, 0));
+        assert_eq!(
+            parse_version("git version 2.45.0.rc1").unwrap(),
+            GitVersion(2, 45, 0)
+        );
         assert!(parse_version("nope").is_err());
     }
 

@@ -20,7 +20,8 @@ impl Glob {
     /// cannot fail.
     pub fn new(pattern: &str) -> Glob {
         let translated = translate(pattern);
-        let regex = Regex::new(&translated).expect("fnmatch translation always yields a valid regex");
+        let regex =
+            Regex::new(&translated).expect("fnmatch translation always yields a valid regex");
         Glob {
             pattern: pattern.to_string(),
             regex,

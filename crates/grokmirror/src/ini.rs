@@ -23,7 +23,9 @@ pub const DEFAULT_SECTION: &str = "DEFAULT";
 pub enum IniError {
     /// A line that is neither a section header, an option, a comment nor a
     /// continuation.
-    #[error("line {line}: cannot parse {text:?} (expected `[section]`, `key = value` or `key: value`)")]
+    #[error(
+        "line {line}: cannot parse {text:?} (expected `[section]`, `key = value` or `key: value`)"
+    )]
     Syntax {
         /// 1-based line number.
         line: usize,
@@ -441,7 +443,10 @@ mod tests {
             "[DEFAULT]\nbase = /srv\n[core]\ntoplevel = ${base}/git\nmanifest = ${toplevel}/m.js.gz\nprice = 5$$\n[pull]\nprojectslist = ${core:toplevel}/projects.list\n",
         )
         .unwrap();
-        assert_eq!(ini.get("core", "manifest").unwrap().unwrap(), "/srv/git/m.js.gz");
+        assert_eq!(
+            ini.get("core", "manifest").unwrap().unwrap(),
+            "/srv/git/m.js.gz"
+        );
         assert_eq!(ini.get("core", "price").unwrap().unwrap(), "5$");
         assert_eq!(
             ini.get("pull", "projectslist").unwrap().unwrap(),
@@ -477,10 +482,22 @@ mod tests {
         ));
         let ini = Ini::parse("[a]\nx = ${nope}\ny = $oops\nz = ${a:b:c}\nl1 = ${l2}\nl2 = ${l1}\n")
             .unwrap();
-        assert!(matches!(ini.get("a", "x"), Err(IniError::InterpolationMissing { .. })));
-        assert!(matches!(ini.get("a", "y"), Err(IniError::InterpolationSyntax { .. })));
-        assert!(matches!(ini.get("a", "z"), Err(IniError::InterpolationSyntax { .. })));
-        assert!(matches!(ini.get("a", "l1"), Err(IniError::InterpolationDepth { .. })));
+        assert!(matches!(
+            ini.get("a", "x"),
+            Err(IniError::InterpolationMissing { .. })
+        ));
+        assert!(matches!(
+            ini.get("a", "y"),
+            Err(IniError::InterpolationSyntax { .. })
+        ));
+        assert!(matches!(
+            ini.get("a", "z"),
+            Err(IniError::InterpolationSyntax { .. })
+        ));
+        assert!(matches!(
+            ini.get("a", "l1"),
+            Err(IniError::InterpolationDepth { .. })
+        ));
     }
 
     #[test]

@@ -27,7 +27,12 @@ pub struct RepoFacts {
 
 /// Gather the facts about `path`. `want_dates` finds the newest commit date
 /// (not needed when the caller records "now").
-pub fn inspect(git: &Git, path: &Path, ignore_refs: &GlobList, want_dates: bool) -> Result<RepoFacts, GitError> {
+pub fn inspect(
+    git: &Git,
+    path: &Path,
+    ignore_refs: &GlobList,
+    want_dates: bool,
+) -> Result<RepoFacts, GitError> {
     let handle = refs::open(path);
     let snapshot = match handle
         .as_ref()
@@ -37,7 +42,10 @@ pub fn inspect(git: &Git, path: &Path, ignore_refs: &GlobList, want_dates: bool)
         None => refs::snapshot_cli(git, path, ignore_refs, want_dates)?,
     };
     let owner = match &handle {
-        Some(h) => h.config().ok().and_then(|c| c.get_string("gitweb.owner").ok()),
+        Some(h) => h
+            .config()
+            .ok()
+            .and_then(|c| c.get_string("gitweb.owner").ok()),
         None => {
             let out = git.run(Some(path), ["config", "--get", "gitweb.owner"])?;
             out.success().then(|| out.stdout_str())

@@ -253,8 +253,9 @@ mod tests {
         let p = dir.path().join(".y.lock");
         let _held = FileLock::acquire(&p).unwrap();
         let mut waited = false;
-        let err = FileLock::acquire_patiently(&p, Some(Duration::from_millis(50)), || waited = true)
-            .unwrap_err();
+        let err =
+            FileLock::acquire_patiently(&p, Some(Duration::from_millis(50)), || waited = true)
+                .unwrap_err();
         assert!(waited);
         assert!(matches!(err, LockError::Timeout { .. }));
     }

@@ -44,7 +44,10 @@ impl WatchedFile {
     }
 
     fn open_file(&self) -> io::Result<(File, u64, u64)> {
-        let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         let meta = f.metadata()?;
         Ok((f, meta.dev(), meta.ino()))
     }
@@ -52,7 +55,9 @@ impl WatchedFile {
     /// Append one line, reopening first if the file was rotated away.
     pub fn write_line(&self, line: &str) -> io::Result<()> {
         let mut guard = self.open.lock().expect("log file lock poisoned");
-        let current = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        let current = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         let stale = match (&*guard, current) {
             (Some((_, dev, ino)), Some((cdev, cino))) => (*dev, *ino) != (cdev, cino),
             _ => true,
@@ -197,7 +202,10 @@ impl<S: Subscriber> Layer<S> for GrokLayer {
 pub fn init(settings: &LogSettings) -> io::Result<LogHandle> {
     let file = match &settings.file {
         Some(p) => Some(Arc::new(WatchedFile::open(p).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot open log file {}: {e}", p.display()))
+            io::Error::new(
+                e.kind(),
+                format!("cannot open log file {}: {e}", p.display()),
+            )
         })?)),
         None => None,
     };
@@ -208,7 +216,11 @@ pub fn init(settings: &LogSettings) -> io::Result<LogHandle> {
     let layer = GrokLayer {
         program: settings.program.clone(),
         pid: std::process::id(),
-        stderr_max: if settings.verbose { Level::INFO } else { Level::ERROR },
+        stderr_max: if settings.verbose {
+            Level::INFO
+        } else {
+            Level::ERROR
+        },
         file: file.clone().map(|f| (f, file_level)),
         file_failed: Mutex::new(false),
     };
@@ -231,7 +243,10 @@ mod tests {
         wf.write_line("two\n").unwrap();
         std::fs::remove_file(&log).unwrap();
         wf.write_line("three\n").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("grok.log.1")).unwrap(), "one\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("grok.log.1")).unwrap(),
+            "one\n"
+        );
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "three\n");
     }
 }

@@ -127,7 +127,11 @@ pub enum ManifestError {
 
 /// Decompress `raw` if it starts with the gzip magic, refusing to produce
 /// more than `limit` bytes. `what` names the source in errors.
-pub fn decode_bytes(raw: Vec<u8>, limit: Option<u64>, what: &str) -> Result<Vec<u8>, ManifestError> {
+pub fn decode_bytes(
+    raw: Vec<u8>,
+    limit: Option<u64>,
+    what: &str,
+) -> Result<Vec<u8>, ManifestError> {
     let too_large = || ManifestError::TooLarge {
         path: what.to_string(),
         limit: limit.unwrap_or(u64::MAX),

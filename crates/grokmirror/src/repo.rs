@@ -135,7 +135,10 @@ fn real_head(git: &Git, repo: &Path) -> Result<Option<String>, GitError> {
 /// as git reads them).
 pub fn alternate_repo(repo: &Path) -> Option<PathBuf> {
     let text = fs::read_to_string(repo.join("objects/info/alternates")).ok()?;
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
     let objects = Path::new(line);
     let objects = if objects.is_absolute() {
         objects.to_path_buf()
@@ -155,12 +158,19 @@ pub fn set_alternate_repo(repo: &Path, altrepo: &Path) -> io::Result<()> {
     if !objects.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{} does not exist; not pointing {} at it", objects.display(), repo.display()),
+            format!(
+                "{} does not exist; not pointing {} at it",
+                objects.display(),
+                repo.display()
+            ),
         ));
     }
     let info = repo.join("objects/info");
     fs::create_dir_all(&info)?;
-    fsutil::write_atomic(&info.join("alternates"), format!("{}\n", objects.display()).as_bytes())
+    fsutil::write_atomic(
+        &info.join("alternates"),
+        format!("{}\n", objects.display()).as_bytes(),
+    )
 }
 
 /// Failure to set up a repository.
@@ -184,7 +194,15 @@ pub enum RepoError {
 /// `/dev/null`.
 pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), RepoError> {
     let path_str = path.as_os_str();
-    git.run_ok(None, [std::ffi::OsStr::new("init"), "--bare".as_ref(), "-q".as_ref(), path_str])?;
+    git.run_ok(
+        None,
+        [
+            std::ffi::OsStr::new("init"),
+            "--bare".as_ref(),
+            "-q".as_ref(),
+            path_str,
+        ],
+    )?;
     if let Ok(entries) = fs::read_dir(path.join("hooks")) {
         for entry in entries.flatten() {
             if entry.path().extension().is_some_and(|e| e == "sample") {
@@ -211,7 +229,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
         assert_eq!(read_description(r), None);
-        fs::write(r.join("description"), "Unnamed repository; edit this file 'description' to name the repository.\n").unwrap();
+        fs::write(
+            r.join("description"),
+            "Unnamed repository; edit this file 'description' to name the repository.\n",
+        )
+        .unwrap();
         assert_eq!(read_description(r), None);
         fs::write(r.join("description"), "  \n").unwrap();
         assert_eq!(read_description(r), None);
