@@ -71,6 +71,11 @@ fn visit_dir<'s>(
         let Ok(kind) = entry.file_type() else {
             continue;
         };
+        // grok-pull's staging area holds clones in progress: never a
+        // repository, nothing to look for inside.
+        if crate::staging::is_staging_name(&entry.file_name()) {
+            continue;
+        }
         let path = entry.path();
         if kind.is_symlink() {
             match std::fs::metadata(&path) {
@@ -140,6 +145,7 @@ mod tests {
         fake_repo(&t.join("x/y/b.git"));
         fake_repo(&t.join("ignored/c.git"));
         fake_repo(&t.join("objstore/0000.git"));
+        fake_repo(&t.join(".grok-pull.staging/1111.git"));
         fs::write(t.join("objstore/0000.git/grokmirror.objstore"), "").unwrap();
         fs::create_dir_all(t.join("plain/dir")).unwrap();
         std::os::unix::fs::symlink(t.join("x/y/b.git"), t.join("link.git")).unwrap();

@@ -18,9 +18,13 @@ pub mod json;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
+pub mod objects;
 pub mod objstore;
 pub mod refs;
+pub mod remote;
 pub mod repo;
+pub mod staging;
+pub mod state;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";

@@ -1,0 +1,46 @@
+//! The command line of grok-pull, defined once for `--help`, the man page
+//! and shell completions.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Create or update a mirror of a grokmirror origin's repository
+/// collection.
+///
+/// Fetches the origin's manifest, clones repositories that are new, fetches
+/// the ones whose refs changed, and (with purge) removes the ones the origin
+/// no longer has. Exits 0 when everything succeeded, 1 when any repository
+/// or the manifest failed (the next run retries it), 2 on usage or config
+/// errors.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "grok-pull", version = grokmirror_cli::VERSION, max_term_width = 100)]
+pub struct Cli {
+    /// Tell what is being done.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// Check every repository even if the remote manifest has not changed
+    /// since the last run.
+    #[arg(short = 'n', long = "no-mtime-check")]
+    pub no_mtime_check: bool,
+
+    /// Remove repositories that are no longer in the remote manifest (as
+    /// `[pull] purge = yes` does).
+    #[arg(short = 'p', long = "purge")]
+    pub purge: bool,
+
+    /// Purge even when more repositories would go than `[pull]
+    /// purgeprotect` allows.
+    #[arg(long = "force-purge")]
+    pub force_purge: bool,
+
+    /// Keep running and re-check the origin every `[pull] refresh` seconds
+    /// (without `refresh` in the config, run once).
+    #[arg(short = 'o', long = "continuous")]
+    pub continuous: bool,
+
+    /// The grokmirror config file.
+    #[arg(short = 'c', long = "config", value_name = "CONFIG", required = true)]
+    pub config: PathBuf,
+}

@@ -1,0 +1,125 @@
+//! Running git from async jobs: the same sanitized command line as
+//! [`grokmirror::git::Git`], run by tokio so an interrupted job kills its
+//! git (`kill_on_drop`), and the fetch with its retries.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::Duration;
+
+use grokmirror::git::{self, Git, GitError, GitOutput};
+use tracing::{debug, info, warn};
+
+/// Extra environment for one git invocation.
+pub type Env<'a> = &'a [(&'a str, &'a OsStr)];
+
+/// Run git to completion; a non-zero exit is not an error here.
+pub async fn run<I, S>(
+    git: &Git,
+    repo: Option<&Path>,
+    args: I,
+    env: Env<'_>,
+) -> Result<GitOutput, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = git.command(repo, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let out = cmd.output().await.map_err(|source| GitError::Spawn {
+        bin: git.binary().to_path_buf(),
+        source,
+    })?;
+    Ok(GitOutput {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
+}
+
+/// Run git and turn a non-zero exit into an error.
+pub async fn run_ok<I, S>(
+    git: &Git,
+    repo: Option<&Path>,
+    args: I,
+    env: Env<'_>,
+) -> Result<GitOutput, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = run(git, repo, &args, env).await?;
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(git::failed(repo, &args, &out))
+    }
+}
+
+/// Whether a line of fetch stderr is routine progress rather than a reason
+/// for failure.
+fn is_routine(line: &str) -> bool {
+    line.starts_with("From ")
+        || line.find("-> ").is_some_and(|i| i > 0)
+        || line.starts_with("remote: warning:")
+        || line.contains("ControlSocket")
+}
+
+/// The lines of a failed fetch's stderr worth showing.
+pub fn failure_reason(out: &GitOutput) -> String {
+    let text = out.stderr_str();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_routine(l))
+        .collect();
+    let tail: Vec<&str> = lines.iter().rev().take(4).rev().copied().collect();
+    if tail.is_empty() {
+        format!("git fetch exited with {}", out.code())
+    } else {
+        tail.join(" / ")
+    }
+}
+
+/// Fetch `remote` into `repo` (with `--prune`), trying up to `attempts`
+/// times with a short pause between tries. Returns the last failure.
+pub async fn fetch(
+    git: &Git,
+    repo: &Path,
+    remote: &str,
+    key: &str,
+    attempts: u32,
+    env: Env<'_>,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 1..=attempts.max(1) {
+        if attempt > 1 {
+            info!("  refetch: {key} (try #{attempt})");
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt - 1))).await;
+        }
+        let out = run(
+            git,
+            Some(repo),
+            ["fetch", "--prune", "--quiet", remote],
+            env,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if out.success() {
+            let noise = out.stderr_str();
+            if !noise.is_empty() {
+                debug!("fetch {key}: {noise}");
+            }
+            return Ok(());
+        }
+        last = failure_reason(&out);
+        warn!("    fetch: {key} failed (try #{attempt}): {last}");
+    }
+    Err(last)
+}

@@ -1,0 +1,822 @@
+//! Doing one unit of work: clone, re-clone, update or purge a repository.
+//!
+//! A repository is worked on only under its lock (the one grokmirror
+//! takes too). New repositories are built in the staging area and appear
+//! at their path in one rename, complete; a failed or interrupted clone
+//! leaves nothing at the path. Git settings are written in-process; git
+//! itself runs for `init`, `fetch`, `pack-refs` and `repack`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use grokmirror::discovery::{self, Found, WalkOptions};
+use grokmirror::fsutil;
+use grokmirror::git::Git;
+use grokmirror::glob::GlobList;
+use grokmirror::lock::{self, FileLock};
+use grokmirror::manifest::RepoEntry;
+use grokmirror::objects::{self, RepackLevel};
+use grokmirror::{refs, repo};
+use tracing::{debug, info, warn};
+
+use crate::gitio;
+use crate::hooks;
+use crate::plan::{check_path_safe, Action, Job};
+use crate::settings::Settings;
+use crate::stage::{self, Staged};
+
+/// What every job shares.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The run's settings.
+    pub settings: Settings,
+    /// The git to run.
+    pub git: Git,
+    /// Keys of the included remote entries.
+    pub culled: BTreeSet<String>,
+    /// Real paths of repositories others borrow objects from; found by a
+    /// tree walk, done at most once per run and only when needed.
+    pub borrowed: OnceLock<BTreeSet<PathBuf>>,
+}
+
+impl Ctx {
+    fn toplevel(&self) -> &Path {
+        self.settings.toplevel()
+    }
+
+    fn borrowed(&self) -> &BTreeSet<PathBuf> {
+        self.borrowed.get_or_init(|| {
+            let set = std::sync::Mutex::new(BTreeSet::new());
+            discovery::walk(self.toplevel(), &WalkOptions::default(), &|f| {
+                if let Found::Repo(p) = f {
+                    if let Some(alt) = repo::alternate_repo(&p) {
+                        set.lock().expect("poisoned").insert(alt);
+                    }
+                }
+            });
+            set.into_inner().expect("poisoned")
+        })
+    }
+
+    /// Whether others borrow objects from the repository at `path`.
+    fn is_borrowed(&self, path: &Path) -> bool {
+        fs::canonicalize(path).is_ok_and(|real| self.borrowed().contains(&real))
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new repository is in place.
+    Cloned,
+    /// Fetched or reconfigured.
+    Updated,
+    /// Checked; nothing needed doing.
+    Unchanged,
+    /// Deleted.
+    Purged,
+    /// Deliberately left alone (reason logged); not a failure.
+    Skipped,
+    /// Somebody else holds the repository's lock; try again later.
+    Busy,
+    /// Failed; the next run tries again.
+    Failed(String),
+}
+
+/// A change to the local manifest.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Record this entry.
+    Upsert(String, RepoEntry),
+    /// Drop this key.
+    Remove(String),
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Done {
+    /// The job.
+    pub job: Job,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What to record.
+    pub change: Option<Change>,
+    /// The path of a brand-new clone (for `post_clone_complete_hook`).
+    pub fresh_clone: Option<PathBuf>,
+}
+
+impl Done {
+    fn new(job: Job, outcome: Outcome) -> Done {
+        Done {
+            job,
+            outcome,
+            change: None,
+            fresh_clone: None,
+        }
+    }
+
+    fn failed(job: Job, why: impl Into<String>) -> Done {
+        Done::new(job, Outcome::Failed(why.into()))
+    }
+}
+
+/// Run one job to its end.
+pub async fn run(ctx: Arc<Ctx>, job: Job) -> Done {
+    match job.action {
+        Action::Clone => clone(&ctx, job, false).await,
+        Action::Reclone => clone(&ctx, job, true).await,
+        Action::Update { .. } => update(&ctx, job).await,
+        Action::Purge => purge(&ctx, job).await,
+    }
+}
+
+/// Take the repository's lock if it is free.
+fn try_lock(path: &Path) -> Result<Option<FileLock>, String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    lock::try_lock_repo(path).map_err(|e| e.to_string())
+}
+
+fn git_config(path: &Path) -> Result<git2::Config, String> {
+    git2::Config::open(&path.join("config"))
+        .map_err(|e| format!("cannot open {}/config: {}", path.display(), e.message()))
+}
+
+fn config_err(path: &Path, e: git2::Error) -> String {
+    format!("cannot write {}/config: {}", path.display(), e.message())
+}
+
+/// Point the mirror remote at `url` (`git remote add --mirror=fetch`, with
+/// a fetch refspec without `+` for ffonly repos). With `reset`, or when the
+/// remote is missing or points elsewhere, any old definition goes first.
+/// Returns whether anything changed.
+fn set_remote(
+    path: &Path,
+    name: &str,
+    url: &str,
+    ffonly: bool,
+    reset: bool,
+) -> Result<bool, String> {
+    let mut cfg = git_config(path)?;
+    let url_key = format!("remote.{name}.url");
+    let fetch_key = format!("remote.{name}.fetch");
+    let refspec = if ffonly {
+        "refs/*:refs/*"
+    } else {
+        "+refs/*:refs/*"
+    };
+    let current_url = cfg.get_string(&url_key).ok();
+    let mut current_fetch = Vec::new();
+    if let Ok(mut entries) = cfg.multivar(&fetch_key, None) {
+        while let Some(Ok(e)) = entries.next() {
+            current_fetch.push(e.value().unwrap_or_default().to_string());
+        }
+    }
+    if !reset && current_url.as_deref() == Some(url) && current_fetch == [refspec] {
+        return Ok(false);
+    }
+    // Drop every key of the old remote section, as `git remote remove`
+    // would (without touching any refs).
+    let prefix = format!("remote.{name}.");
+    let mut old_keys = BTreeSet::new();
+    if let Ok(mut entries) = cfg.entries(None) {
+        while let Some(Ok(e)) = entries.next() {
+            if let Some(n) = e.name() {
+                if n.to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase())
+                {
+                    old_keys.insert(n.to_string());
+                }
+            }
+        }
+    }
+    for k in old_keys {
+        cfg.remove_multivar(&k, ".*")
+            .map_err(|e| config_err(path, e))?;
+    }
+    cfg.set_str(&url_key, url)
+        .map_err(|e| config_err(path, e))?;
+    cfg.set_str(&fetch_key, refspec)
+        .map_err(|e| config_err(path, e))?;
+    Ok(true)
+}
+
+/// Make description, owner and HEAD what the manifest says (the owner
+/// falls back to `[pull] default_owner`). Returns whether anything changed.
+fn apply_params(
+    git: &Git,
+    path: &Path,
+    entry: &RepoEntry,
+    default_owner: &str,
+) -> Result<bool, String> {
+    let mut changed = false;
+    if let Some(desc) = &entry.description {
+        let file = path.join("description");
+        changed |= fsutil::write_if_changed(&file, desc.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    let owner = entry.owner.as_deref().unwrap_or(default_owner);
+    let mut cfg = git_config(path)?;
+    if cfg.get_string("gitweb.owner").ok().as_deref() != Some(owner) {
+        cfg.set_str("gitweb.owner", owner)
+            .map_err(|e| config_err(path, e))?;
+        changed = true;
+    }
+    if let Some(head) = &entry.head {
+        changed |= set_head(git, path, head)?;
+    }
+    Ok(changed)
+}
+
+/// Point HEAD where the manifest says (already validated as `ref:
+/// refs/...` or an object id).
+fn set_head(git: &Git, path: &Path, head: &str) -> Result<bool, String> {
+    if path.join("reftable").is_dir() {
+        // The HEAD file of a reftable repository is a placeholder; ask git.
+        let current = repo::read_head(git, path);
+        if current.as_deref() == Some(head) {
+            return Ok(false);
+        }
+        let out = match head.strip_prefix("ref: ") {
+            Some(target) => git.run(Some(path), ["symbolic-ref", "HEAD", target]),
+            None => git.run(Some(path), ["update-ref", "--no-deref", "HEAD", head]),
+        }
+        .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!(
+                "cannot set HEAD of {}: {}",
+                path.display(),
+                out.stderr_str()
+            ));
+        }
+        return Ok(true);
+    }
+    let file = path.join("HEAD");
+    let current = fs::read_to_string(&file).unwrap_or_default();
+    if current.trim_end() == head {
+        return Ok(false);
+    }
+    fsutil::write_atomic(&file, format!("{head}\n").as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(true)
+}
+
+fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
+    match refs::snapshot(git, path, &GlobList::default(), false) {
+        Ok(s) => s.fingerprint,
+        Err(e) => {
+            warn!("cannot read the refs of {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn is_precious(path: &Path) -> bool {
+    git2::Config::open(&path.join("config"))
+        .ok()
+        .and_then(|c| c.get_bool("extensions.preciousobjects").ok())
+        .unwrap_or(false)
+}
+
+/// Quick-repack when loose objects pile up (grokmirror's rule), unless the
+/// repository's objects are precious.
+async fn maybe_repack(ctx: &Ctx, path: &Path, key: &str, env: gitio::Env<'_>, objects_dir: &Path) {
+    if is_precious(path) {
+        return;
+    }
+    let Ok(counts) = objects::count_objects(objects_dir) else {
+        return;
+    };
+    let alternate = repo::alternate_repo(path)
+        .and_then(|alt| objects::count_objects(&alt.join("objects")).ok());
+    if objects::repack_level(&counts, alternate.as_ref()) == RepackLevel::None {
+        return;
+    }
+    info!("      spa: {key} (repack)");
+    let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
+    args.extend(ctx.settings.extra_repack_flags.iter().cloned());
+    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), &args, env).await {
+        debug!("cannot repack {key}: {e}");
+    }
+    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), ["pack-refs"], env).await {
+        debug!("cannot pack refs of {key}: {e}");
+    }
+}
+
+/// Set up a freshly staged bare repository: `git init --bare` as SPEC
+/// §1.5, the mirror remote, description/owner/HEAD, and (for a later
+/// object-storage member) alternates before the first fetch.
+async fn init_staged(
+    ctx: &Ctx,
+    staged: &Staged,
+    key: &str,
+    entry: &RepoEntry,
+    alternates: Option<&Path>,
+) -> Result<(), String> {
+    let env_owned = staged.env();
+    let env: Vec<(&str, &std::ffi::OsStr)> =
+        env_owned.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let path = staged.path();
+    gitio::run_ok(
+        &ctx.git,
+        None,
+        [
+            std::ffi::OsStr::new("init"),
+            "--bare".as_ref(),
+            "-q".as_ref(),
+            path.as_os_str(),
+        ],
+        &env,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Ok(entries) = fs::read_dir(path.join("hooks")) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "sample") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    let fetch_head = path.join("FETCH_HEAD");
+    let _ = fs::remove_file(&fetch_head);
+    std::os::unix::fs::symlink("/dev/null", &fetch_head)
+        .map_err(|e| format!("cannot create {}: {e}", fetch_head.display()))?;
+    {
+        let mut cfg = git_config(path)?;
+        cfg.set_i64("gc.auto", 0).map_err(|e| config_err(path, e))?;
+    }
+    let ffonly = ctx.settings.ffonly.is_match(key);
+    set_remote(
+        path,
+        &ctx.settings.remotename,
+        &ctx.settings.url_of(key),
+        ffonly,
+        true,
+    )?;
+    apply_params(&ctx.git, path, entry, &ctx.settings.default_owner)?;
+    if let Some(alt) = alternates {
+        let info = staged.objects_dir().join("info");
+        fs::create_dir_all(&info).map_err(|e| format!("cannot create {}: {e}", info.display()))?;
+        fsutil::write_atomic(
+            &info.join("alternates"),
+            format!("{}\n", alt.join("objects").display()).as_bytes(),
+        )
+        .map_err(|e| format!("cannot write alternates in {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Clone a new repository (or, with `reclone`, a fresh copy of an existing
+/// one) in the staging area and move it into place.
+async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
+    let toplevel = ctx.toplevel().to_path_buf();
+    let key = job.key.clone();
+    let target = fsutil::key_path(&toplevel, &key);
+    if let Err(why) = check_path_safe(&toplevel, &key) {
+        return Done::failed(job, why);
+    }
+    let _lock = match try_lock(&target) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Done::new(job, Outcome::Busy),
+        Err(why) => return Done::failed(job, why),
+    };
+    let mut replaces_symlink = false;
+    if !reclone {
+        match fs::symlink_metadata(&target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Done::failed(job, format!("cannot check {}: {e}", target.display())),
+            Ok(m) if m.file_type().is_symlink() => replaces_symlink = true,
+            Ok(m) if m.is_dir() && repo::is_bare_repo(&target) => {
+                // Somebody else cloned it meanwhile: just bring it up to date.
+                drop(_lock);
+                let job = Job {
+                    action: Action::Update {
+                        adopt: true,
+                        reconfig: true,
+                        fetch: true,
+                    },
+                    ..job
+                };
+                return Box::pin(update(ctx, job)).await;
+            }
+            Ok(m) if m.is_dir() => {
+                if fs::remove_dir(&target).is_err() {
+                    return Done::failed(
+                        job,
+                        format!(
+                            "{} exists and is not a git repository; move it away",
+                            target.display()
+                        ),
+                    );
+                }
+            }
+            Ok(_) => {
+                return Done::failed(
+                    job,
+                    format!(
+                        "{} exists and is not a directory; move it away",
+                        target.display()
+                    ),
+                )
+            }
+        }
+    } else if !repo::is_bare_repo(&target) {
+        return Done::failed(
+            job,
+            format!("{} is no longer a repository", target.display()),
+        );
+    }
+    let entry = job.entry.clone().unwrap_or_default();
+    // A re-clone keeps borrowing from the same object storage.
+    let alternates = if reclone {
+        repo::alternate_repo(&target)
+    } else {
+        None
+    };
+    let mut staged = match Staged::for_clone(&toplevel, &target, &key) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Done::new(job, Outcome::Busy),
+        Err(e) => return Done::failed(job, format!("cannot create a staging directory: {e}")),
+    };
+    if reclone {
+        let reason = fs::read_to_string(target.join(repo::RECLONE_FILE)).unwrap_or_default();
+        info!("  reclone: {key}");
+        debug!("reclone reason for {key}: {}", reason.trim());
+    }
+    if let Err(why) = init_staged(ctx, &staged, &key, &entry, alternates.as_deref()).await {
+        return Done::failed(job, why);
+    }
+    info!("    fetch: {key} (new clone)");
+    let env_owned = staged.env();
+    let env: Vec<(&str, &std::ffi::OsStr)> =
+        env_owned.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    if let Err(why) = gitio::fetch(
+        &ctx.git,
+        staged.path(),
+        &ctx.settings.remotename,
+        &key,
+        ctx.settings.retries,
+        &env,
+    )
+    .await
+    {
+        return Done::failed(job, why);
+    }
+    if let Err(e) = staged.finish_objects() {
+        return Done::failed(
+            job,
+            format!("cannot finish {}: {e}", staged.path().display()),
+        );
+    }
+    let path = staged.path().to_path_buf();
+    if let Err(e) = gitio::run_ok(&ctx.git, Some(&path), ["pack-refs", "--all"], &[]).await {
+        debug!("cannot pack refs of {key}: {e}");
+    }
+    let fingerprint = fingerprint_now(&ctx.git, &path);
+    if let Some(fp) = &fingerprint {
+        if let Err(e) = repo::write_fingerprint(&path, fp) {
+            return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
+        }
+    }
+    if let Err(e) = repo::write_timestamp_and_agefile(&path, entry.modified) {
+        return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
+    }
+    maybe_repack(ctx, &path, &key, &[], &path.join("objects")).await;
+    let placed = if reclone {
+        staged.exchange(&target).map(drop)
+    } else {
+        if replaces_symlink {
+            if let Err(e) = fs::remove_file(&target) {
+                return Done::failed(
+                    job,
+                    format!("cannot replace the symlink {}: {e}", target.display()),
+                );
+            }
+        }
+        staged.publish(&target)
+    };
+    if let Err(e) = placed {
+        return Done::failed(
+            job,
+            format!("cannot move the new clone to {}: {e}", target.display()),
+        );
+    }
+    hooks::post_update(&ctx.settings.post_update_hook, &target).await;
+    place_symlinks(ctx, &key, &target, &entry);
+    let mut recorded = entry;
+    recorded.fingerprint = fingerprint;
+    Done {
+        change: Some(Change::Upsert(key, recorded)),
+        fresh_clone: (!reclone).then_some(target),
+        outcome: Outcome::Cloned,
+        job,
+    }
+}
+
+/// Bring an existing repository in step: its remote, its settings, its
+/// refs.
+async fn update(ctx: &Ctx, job: Job) -> Done {
+    let toplevel = ctx.toplevel().to_path_buf();
+    let key = job.key.clone();
+    let target = fsutil::key_path(&toplevel, &key);
+    let Action::Update { adopt, .. } = job.action else {
+        return Done::failed(job, "internal error: not an update");
+    };
+    if let Err(why) = check_path_safe(&toplevel, &key) {
+        return Done::failed(job, why);
+    }
+    let _lock = match try_lock(&target) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            info!("    defer: {key} (locked)");
+            return Done::new(job, Outcome::Busy);
+        }
+        Err(why) => return Done::failed(job, why),
+    };
+    if !repo::is_bare_repo(&target) {
+        return Done::failed(
+            job,
+            format!("{} is no longer a repository", target.display()),
+        );
+    }
+    let entry = job.entry.clone().unwrap_or_default();
+    let ffonly = ctx.settings.ffonly.is_match(&key);
+    let mut changed = match set_remote(
+        &target,
+        &ctx.settings.remotename,
+        &ctx.settings.url_of(&key),
+        ffonly,
+        adopt,
+    ) {
+        Ok(true) => {
+            info!(" reorigin: {key}");
+            true
+        }
+        Ok(false) => false,
+        Err(why) => return Done::failed(job, why),
+    };
+    match apply_params(&ctx.git, &target, &entry, &ctx.settings.default_owner) {
+        Ok(true) => {
+            info!(" reconfig: {key}");
+            changed = true;
+        }
+        Ok(false) => {}
+        Err(why) => return Done::failed(job, why),
+    }
+    let before = fingerprint_now(&ctx.git, &target);
+    let mut after = before.clone();
+    let fetched = before.as_deref() != entry.fingerprint.as_deref();
+    if fetched {
+        info!("    fetch: {key}");
+        if let Err(why) = gitio::fetch(
+            &ctx.git,
+            &target,
+            &ctx.settings.remotename,
+            &key,
+            ctx.settings.retries,
+            &[],
+        )
+        .await
+        {
+            return Done::failed(job, why);
+        }
+        hooks::post_update(&ctx.settings.post_update_hook, &target).await;
+        after = fingerprint_now(&ctx.git, &target);
+        if after != before {
+            if before.is_none() {
+                if let Err(e) =
+                    gitio::run_ok(&ctx.git, Some(&target), ["pack-refs", "--all"], &[]).await
+                {
+                    debug!("cannot pack refs of {key}: {e}");
+                }
+            }
+            maybe_repack(ctx, &target, &key, &[], &target.join("objects")).await;
+        }
+        if let Err(e) = repo::write_timestamp_and_agefile(&target, entry.modified) {
+            return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
+        }
+    } else {
+        debug!("fingerprints match, not fetching {key}");
+    }
+    if let Some(fp) = &after {
+        if let Err(e) = repo::write_fingerprint(&target, fp) {
+            return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
+        }
+    }
+    changed |= place_symlinks(ctx, &key, &target, &entry);
+    let mut recorded = entry;
+    recorded.fingerprint = after;
+    Done {
+        change: Some(Change::Upsert(key, recorded)),
+        fresh_clone: None,
+        outcome: if fetched || changed || adopt {
+            Outcome::Updated
+        } else {
+            Outcome::Unchanged
+        },
+        job,
+    }
+}
+
+/// Whether a repository at `key` may be deleted to make room for
+/// something the origin wants there: not in the manifest, not protected
+/// by nopurge or ffonly, not borrowed from.
+fn may_replace(ctx: &Ctx, key: &str, path: &Path) -> bool {
+    !ctx.culled.contains(key)
+        && !ctx.settings.nopurge.is_match(key)
+        && !ctx.settings.ffonly.is_match(key)
+        && !ctx.is_borrowed(path)
+}
+
+/// Make the manifest's symlinks to this repository exist. Returns whether
+/// any was made.
+fn place_symlinks(ctx: &Ctx, key: &str, target: &Path, entry: &RepoEntry) -> bool {
+    let toplevel = ctx.toplevel();
+    let Ok(real_target) = fs::canonicalize(target) else {
+        return false;
+    };
+    let mut made = false;
+    for link in &entry.symlinks {
+        if let Err(why) = check_path_safe(toplevel, link) {
+            warn!("  symlink: not making {link}: {why}");
+            continue;
+        }
+        let link_path = fsutil::key_path(toplevel, link);
+        match fs::symlink_metadata(&link_path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if fs::canonicalize(&link_path).is_ok_and(|t| t == real_target) {
+                    continue;
+                }
+                debug!("removing wrong symlink {}", link_path.display());
+                if let Err(e) = fs::remove_file(&link_path) {
+                    warn!("  symlink: cannot remove {}: {e}", link_path.display());
+                    continue;
+                }
+            }
+            Ok(m) if m.is_dir() && repo::is_bare_repo(&link_path) => {
+                if !may_replace(ctx, link, &link_path) {
+                    warn!("  symlink: not replacing the repository {link} with a symlink to {key}: it is protected or borrowed from");
+                    continue;
+                }
+                let _lock = match try_lock(&link_path) {
+                    Ok(Some(l)) => l,
+                    _ => {
+                        warn!("  symlink: {link} is locked, trying next run");
+                        continue;
+                    }
+                };
+                warn!("  symlink: {link} is now a symlink to {key}; deleting the repository that was there");
+                match Staged::park(toplevel, &link_path, link) {
+                    Ok(parked) => drop(parked),
+                    Err(e) => {
+                        warn!("  symlink: cannot remove the repository {link}: {e}");
+                        continue;
+                    }
+                }
+            }
+            Ok(_) => {
+                warn!("  symlink: not making {link}: something else is there");
+                continue;
+            }
+            Err(_) => {}
+        }
+        if let Some(parent) = link_path.parent() {
+            if let Err(e) = fs::create_dir_all(parent) {
+                warn!("  symlink: cannot create {}: {e}", parent.display());
+                continue;
+            }
+        }
+        match std::os::unix::fs::symlink(target, &link_path) {
+            Ok(()) => {
+                info!("  symlink: {link} -> {key}");
+                made = true;
+            }
+            Err(e) => warn!("  symlink: cannot make {link}: {e}"),
+        }
+    }
+    made
+}
+
+/// Delete a repository (or symlink) the origin no longer has.
+async fn purge(ctx: &Ctx, job: Job) -> Done {
+    let toplevel = ctx.toplevel().to_path_buf();
+    let key = job.key.clone();
+    let target = fsutil::key_path(&toplevel, &key);
+    let meta = match fs::symlink_metadata(&target) {
+        Ok(m) => m,
+        Err(_) => {
+            return Done {
+                change: Some(Change::Remove(key)),
+                ..Done::new(job, Outcome::Purged)
+            }
+        }
+    };
+    if meta.file_type().is_symlink() {
+        info!("    purge: {key}");
+        if let Err(e) = fs::remove_file(&target) {
+            return Done::failed(
+                job,
+                format!("cannot remove the symlink {}: {e}", target.display()),
+            );
+        }
+        return Done {
+            change: Some(Change::Remove(key)),
+            ..Done::new(job, Outcome::Purged)
+        };
+    }
+    let _lock = match try_lock(&target) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Done::new(job, Outcome::Busy),
+        Err(why) => return Done::failed(job, why),
+    };
+    if ctx.is_borrowed(&target) {
+        info!("    purge: not purging {key}: other repositories borrow its objects");
+        return Done::new(job, Outcome::Skipped);
+    }
+    info!("    purge: {key}");
+    let parked = tokio::task::spawn_blocking({
+        let toplevel = toplevel.clone();
+        let target = target.clone();
+        let key = key.clone();
+        move || Staged::park(&toplevel, &target, &key).map(drop)
+    })
+    .await;
+    match parked {
+        Ok(Ok(())) => Done {
+            change: Some(Change::Remove(key)),
+            ..Done::new(job, Outcome::Purged)
+        },
+        Ok(Err(e)) => {
+            // Could not move it aside (another filesystem?): delete in place.
+            match stage::remove_any(&target) {
+                Ok(()) => Done {
+                    change: Some(Change::Remove(key)),
+                    ..Done::new(job, Outcome::Purged)
+                },
+                Err(e2) => Done::failed(
+                    job,
+                    format!("cannot delete {}: {e}; {e2}", target.display()),
+                ),
+            }
+        }
+        Err(e) => Done::failed(job, format!("purge of {key} stopped: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_settings_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r.git");
+        Git::from_env()
+            .run_ok(None, ["init", "-q", "--bare", r.to_str().unwrap()])
+            .unwrap();
+        assert!(set_remote(&r, "_grokmirror", "https://o/x.git", false, false).unwrap());
+        assert!(!set_remote(&r, "_grokmirror", "https://o/x.git", false, false).unwrap());
+        assert!(set_remote(&r, "_grokmirror", "https://o/x.git", true, false).unwrap());
+        let git = Git::from_env();
+        let out = git
+            .run_ok(
+                Some(&r),
+                ["config", "--get-all", "remote._grokmirror.fetch"],
+            )
+            .unwrap();
+        assert_eq!(out.stdout_str(), "refs/*:refs/*");
+        assert!(set_remote(&r, "_grokmirror", "https://n/x.git", false, false).unwrap());
+        let out = git
+            .run_ok(Some(&r), ["config", "--get", "remote._grokmirror.url"])
+            .unwrap();
+        assert_eq!(out.stdout_str(), "https://n/x.git");
+        let out = git.run_ok(Some(&r), ["remote"]).unwrap();
+        assert_eq!(out.stdout_str(), "_grokmirror");
+
+        let entry = RepoEntry {
+            description: Some("A \"quoted\" repo".into()),
+            owner: None,
+            head: Some("ref: refs/heads/trunk".into()),
+            ..Default::default()
+        };
+        assert!(apply_params(&git, &r, &entry, "Mirror Admin").unwrap());
+        assert!(!apply_params(&git, &r, &entry, "Mirror Admin").unwrap());
+        let out = git
+            .run_ok(Some(&r), ["config", "--get", "gitweb.owner"])
+            .unwrap();
+        assert_eq!(out.stdout_str(), "Mirror Admin");
+        assert_eq!(
+            fs::read_to_string(r.join("HEAD")).unwrap(),
+            "ref: refs/heads/trunk\n"
+        );
+        assert_eq!(
+            fs::read_to_string(r.join("description")).unwrap(),
+            "A \"quoted\" repo"
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! From a validated remote manifest, the local manifest and what is on
+//! disk, decide what each repository needs: a clone, a re-clone, an update
+//! (fetch and/or new settings), a purge, or nothing. Only reads the disk
+//! (in parallel); the work itself is done by [`crate::job`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use grokmirror::discovery::{self, Found, WalkOptions};
+use grokmirror::fsutil;
+use grokmirror::git::Git;
+use grokmirror::glob::GlobList;
+use grokmirror::manifest::{Manifest, RepoEntry};
+use grokmirror::remote::{self, RemoteManifest};
+use grokmirror::{refs, repo};
+use rayon::prelude::*;
+use tracing::{debug, error, info};
+
+use crate::settings::Settings;
+
+/// What a repository needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Not here yet: clone it.
+    Clone,
+    /// grok-fsck asked for a fresh copy (`grokmirror.reclone`).
+    Reclone,
+    /// Here already.
+    Update {
+        /// Not in the local manifest (made by hand or by another tool):
+        /// reset its remote and settings.
+        adopt: bool,
+        /// Description, owner, HEAD or symlinks differ from the manifest.
+        reconfig: bool,
+        /// The refs may differ from the origin's: fetch unless the
+        /// fingerprint turns out to match.
+        fetch: bool,
+    },
+    /// Gone from the origin (or no longer included): delete it.
+    Purge,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The manifest key.
+    pub key: String,
+    /// What to do.
+    pub action: Action,
+    /// The entry to record in the local manifest on success (the remote
+    /// entry, with our own forkgroup/reference when we have them); `None`
+    /// for purges.
+    pub entry: Option<RepoEntry>,
+}
+
+impl Job {
+    /// Whether this job makes a new repository (these are kept from
+    /// taking every worker, see [`crate::scheduler`]).
+    pub fn is_clone(&self) -> bool {
+        matches!(self.action, Action::Clone | Action::Reclone)
+    }
+}
+
+/// The plan for one run.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The work, updates first.
+    pub jobs: Vec<Job>,
+    /// Included repositories that need nothing.
+    pub unchanged: usize,
+    /// Repositories that cannot be worked on, with the reason.
+    pub failures: Vec<(String, String)>,
+    /// A purge was refused by purgeprotect.
+    pub purge_refused: bool,
+    /// Keys of the included remote entries.
+    pub culled: BTreeSet<String>,
+    /// Every symlink path of the included entries.
+    pub symlinks: BTreeSet<String>,
+    /// Real paths of repositories other repositories borrow objects from
+    /// (filled when the tree was walked for a purge).
+    pub borrowed: Option<BTreeSet<PathBuf>>,
+}
+
+/// The owner as grokmirror compares it: the manifest's, or the default.
+fn owner_or<'a>(entry: &'a RepoEntry, default: &'a str) -> &'a str {
+    entry.owner.as_deref().unwrap_or(default)
+}
+
+/// Whether the settings grok-pull keeps in step differ between two entries.
+pub fn params_differ(remote: &RepoEntry, local: &RepoEntry, default_owner: &str) -> bool {
+    remote.description != local.description
+        || owner_or(remote, default_owner) != owner_or(local, default_owner)
+        || remote.head != local.head
+}
+
+/// Why `key` can't be worked on safely, if it can't: some existing
+/// ancestor directory is a file, lies inside a repository, or is a symlink
+/// leading out of the top level.
+pub fn check_path_safe(toplevel: &Path, key: &str) -> Result<(), String> {
+    let parts: Vec<&str> = key.trim_start_matches('/').split('/').collect();
+    let mut current = toplevel.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        current.push(part);
+        let meta = match fs::symlink_metadata(&current) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot check {}: {e}", current.display())),
+        };
+        if meta.file_type().is_symlink() {
+            let real = fs::canonicalize(&current)
+                .map_err(|e| format!("{} is a broken symlink ({e})", current.display()))?;
+            if !real.starts_with(toplevel) {
+                return Err(format!(
+                    "{} is a symlink leading out of the top level (to {})",
+                    current.display(),
+                    real.display()
+                ));
+            }
+            if !real.is_dir() {
+                return Err(format!("{} is not a directory", current.display()));
+            }
+            if repo::is_bare_repo(&real) {
+                return Err(format!(
+                    "{} leads into the repository {}",
+                    current.display(),
+                    real.display()
+                ));
+            }
+        } else if !meta.is_dir() {
+            return Err(format!("{} is not a directory", current.display()));
+        } else if repo::is_bare_repo(&current) {
+            return Err(format!(
+                "it would lie inside the repository {}",
+                current.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The fingerprint a repository has on disk: the recorded one, or computed
+/// (and recorded) when missing, as grokmirror does.
+pub fn disk_fingerprint(git: &Git, path: &Path) -> Option<String> {
+    if let Some(fp) = repo::read_fingerprint(path) {
+        return Some(fp);
+    }
+    let fp = refs::snapshot(git, path, &GlobList::default(), false)
+        .ok()?
+        .fingerprint?;
+    let _ = repo::write_fingerprint(path, &fp);
+    Some(fp)
+}
+
+/// Whether every symlink of `entry` is in place, pointing at `path`.
+fn symlinks_in_place(toplevel: &Path, path: &Path, entry: &RepoEntry) -> bool {
+    if entry.symlinks.is_empty() {
+        return true;
+    }
+    let Ok(real) = fs::canonicalize(path) else {
+        return false;
+    };
+    entry.symlinks.iter().all(|link| {
+        let link_path = fsutil::key_path(toplevel, link);
+        fs::symlink_metadata(&link_path).is_ok_and(|m| m.file_type().is_symlink())
+            && fs::canonicalize(&link_path).is_ok_and(|t| t == real)
+    })
+}
+
+/// Decide what one included repository needs.
+fn classify(
+    settings: &Settings,
+    git: &Git,
+    key: &str,
+    remote: &RepoEntry,
+    local: Option<&RepoEntry>,
+) -> Result<Option<Action>, String> {
+    let toplevel = settings.toplevel();
+    check_path_safe(toplevel, key)?;
+    let path = fsutil::key_path(toplevel, key);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Action::Clone)),
+        Err(e) => return Err(format!("cannot check {}: {e}", path.display())),
+    };
+    if meta.file_type().is_symlink() {
+        // A symlink where the origin now has a repository: the clone
+        // replaces the link (never what it points to).
+        return Ok(Some(Action::Clone));
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "{} exists and is not a directory; move it away",
+            path.display()
+        ));
+    }
+    if !repo::is_bare_repo(&path) {
+        let empty = fs::read_dir(&path)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if empty {
+            return Ok(Some(Action::Clone));
+        }
+        return Err(format!(
+            "{} exists and is not a git repository; move it away",
+            path.display()
+        ));
+    }
+    if path.join(repo::RECLONE_FILE).exists() {
+        return Ok(Some(Action::Reclone));
+    }
+    let on_disk = disk_fingerprint(git, &path);
+    let Some(local) = local else {
+        return Ok(Some(Action::Update {
+            adopt: true,
+            reconfig: true,
+            fetch: on_disk.as_deref() != remote.fingerprint.as_deref(),
+        }));
+    };
+    let reconfig = params_differ(remote, local, &settings.default_owner)
+        || !symlinks_in_place(toplevel, &path, remote);
+    let fetch = on_disk.as_deref() != local.fingerprint.as_deref()
+        || on_disk.as_deref() != remote.fingerprint.as_deref();
+    if on_disk.as_deref() != local.fingerprint.as_deref() {
+        debug!("fingerprint of {key} on disk differs from the local manifest");
+    }
+    Ok((reconfig || fetch).then_some(Action::Update {
+        adopt: false,
+        reconfig,
+        fetch,
+    }))
+}
+
+/// What we record for a repository: the origin's entry, with our own
+/// forkgroup and reference when we have them (our grok-fsck may know
+/// better siblings), and nothing that is only our own business.
+pub fn entry_to_record(remote: &RepoEntry, local: Option<&RepoEntry>) -> RepoEntry {
+    let mut entry = remote.clone();
+    if let Some(local) = local {
+        if local.forkgroup.is_some() {
+            entry.forkgroup = local.forkgroup.clone();
+        }
+        if local.reference.is_some() {
+            entry.reference = local.reference.clone();
+        }
+    }
+    entry.extra.remove("private");
+    entry
+}
+
+/// Keep the entries that `[pull] include` matches and `exclude` does not.
+pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, RepoEntry> {
+    manifest
+        .repos
+        .iter()
+        .filter(|(key, _)| settings.include.is_match(key) && !settings.exclude.is_match(key))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Plan the run.
+pub fn plan(
+    settings: &Settings,
+    git: &Git,
+    remote: &RemoteManifest,
+    local: &Manifest,
+    force_purge: bool,
+) -> Plan {
+    let culled = cull(settings, remote);
+    info!(" manifest: {} relevant entries", culled.len());
+    let mut plan = Plan {
+        culled: culled.keys().cloned().collect(),
+        symlinks: culled
+            .values()
+            .flat_map(|e| e.symlinks.iter().cloned())
+            .collect(),
+        ..Plan::default()
+    };
+    let decided: Vec<(String, Result<Option<Action>, String>)> = culled
+        .par_iter()
+        .map(|(key, entry)| {
+            let decision = classify(settings, git, key, entry, local.repos.get(key));
+            (key.clone(), decision)
+        })
+        .collect();
+    let mut updates = Vec::new();
+    let mut clones = Vec::new();
+    for (key, decision) in decided {
+        match decision {
+            Ok(None) => plan.unchanged += 1,
+            Ok(Some(action)) => {
+                let entry = entry_to_record(&culled[&key], local.repos.get(&key));
+                let job = Job {
+                    key,
+                    action,
+                    entry: Some(entry),
+                };
+                if job.is_clone() {
+                    clones.push(job);
+                } else {
+                    updates.push(job);
+                }
+            }
+            Err(why) => {
+                error!(" manifest: skipping {key}: {why}");
+                plan.failures.push((key, why));
+            }
+        }
+    }
+    plan.jobs = updates;
+    plan.jobs.extend(clones);
+    if settings.purge {
+        // Entries we rejected still name repositories the origin has:
+        // never purge those because of a malformed record.
+        let protected: BTreeSet<String> = remote
+            .rejected
+            .iter()
+            .filter_map(|r| remote::normalize_path(&r.key).ok())
+            .collect();
+        plan_purge(settings, &mut plan, &protected, force_purge);
+    }
+    plan
+}
+
+/// Walk the tree and queue purges for what the origin no longer has,
+/// unless that is too much at once (purgeprotect).
+fn plan_purge(settings: &Settings, plan: &mut Plan, protected: &BTreeSet<String>, force: bool) {
+    let toplevel = settings.toplevel();
+    info!("   search: finding all repos in {}", toplevel.display());
+    let found = Mutex::new(Vec::new());
+    let borrowed = Mutex::new(BTreeSet::new());
+    discovery::walk(toplevel, &WalkOptions::default(), &|f| match f {
+        Found::Repo(p) => {
+            if let Some(alt) = repo::alternate_repo(&p) {
+                borrowed.lock().expect("poisoned").insert(alt);
+            }
+            found.lock().expect("poisoned").push(p);
+        }
+        Found::Symlink(p) => found.lock().expect("poisoned").push(p),
+        Found::Dangling(_) | Found::Unreadable(..) => {}
+    });
+    let mut found = found.into_inner().expect("poisoned");
+    found.sort();
+    plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
+    let mut to_purge = Vec::new();
+    for path in &found {
+        let Some(key) = fsutil::manifest_key(toplevel, path) else {
+            continue;
+        };
+        if plan.culled.contains(&key) || plan.symlinks.contains(&key) || protected.contains(&key) {
+            continue;
+        }
+        if settings.nopurge.is_match(&key) {
+            continue;
+        }
+        if settings.ffonly.is_match(&key) {
+            error!("Refusing to purge ffonly repo {key}");
+            continue;
+        }
+        to_purge.push(key);
+    }
+    if to_purge.is_empty() {
+        debug!("No repositories need purging");
+        return;
+    }
+    let mut limit = settings.purgeprotect;
+    if !(1..=99).contains(&limit) {
+        error!("purgeprotect = {limit} is not between 1 and 99; using 5");
+        limit = 5;
+    }
+    let percent = (to_purge.len() * 100 / found.len().max(1)) as i64;
+    if !force && percent >= limit {
+        error!(
+            "Refusing to purge {} repos ({percent}%): over [pull] purgeprotect = {limit}%. \
+             Raise purgeprotect, or run once with --force-purge if the origin really dropped them.",
+            to_purge.len()
+        );
+        plan.purge_refused = true;
+        return;
+    }
+    for key in to_purge {
+        plan.jobs.push(Job {
+            key,
+            action: Action::Purge,
+            entry: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(top.join("a.git/objects")).unwrap();
+        fs::create_dir_all(top.join("a.git/refs")).unwrap();
+        fs::write(top.join("a.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(top.join("file"), "").unwrap();
+        std::os::unix::fs::symlink("/etc", top.join("etc")).unwrap();
+        std::os::unix::fs::symlink(top.join("a.git"), top.join("toa")).unwrap();
+        fs::create_dir_all(top.join("d")).unwrap();
+        std::os::unix::fs::symlink(top.join("d"), top.join("tod")).unwrap();
+        assert!(check_path_safe(&top, "/x/y/z.git").is_ok());
+        assert!(check_path_safe(&top, "/a.git").is_ok());
+        assert!(check_path_safe(&top, "/tod/z.git").is_ok());
+        for bad in [
+            "/a.git/objects/x.git",
+            "/file/x.git",
+            "/etc/x.git",
+            "/toa/x.git",
+        ] {
+            assert!(check_path_safe(&top, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn params() {
+        let a = RepoEntry {
+            owner: None,
+            ..Default::default()
+        };
+        let b = RepoEntry {
+            owner: Some("Grokmirror".into()),
+            ..Default::default()
+        };
+        assert!(!params_differ(&a, &b, "Grokmirror"));
+        assert!(params_differ(&a, &b, "Someone"));
+        let c = RepoEntry {
+            head: Some("ref: refs/heads/x".into()),
+            ..Default::default()
+        };
+        assert!(params_differ(&a, &c, "Grokmirror"));
+    }
+
+    #[test]
+    fn recorded_entry_keeps_our_forkgroup() {
+        let remote = RepoEntry {
+            forkgroup: Some("theirs".into()),
+            fingerprint: Some("f".into()),
+            ..Default::default()
+        };
+        let local = RepoEntry {
+            forkgroup: Some("ours".into()),
+            reference: Some("/x.git".into()),
+            ..Default::default()
+        };
+        let e = entry_to_record(&remote, Some(&local));
+        assert_eq!(e.forkgroup.as_deref(), Some("ours"));
+        assert_eq!(e.reference.as_deref(), Some("/x.git"));
+        assert_eq!(
+            entry_to_record(&remote, None).forkgroup.as_deref(),
+            Some("theirs")
+        );
+    }
+}

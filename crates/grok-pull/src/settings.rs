@@ -1,0 +1,273 @@
+//! Everything grok-pull reads from the config file, resolved once, with
+//! grokmirror's defaults.
+
+use std::path::PathBuf;
+
+use grokmirror::config::{Config, ConfigError, LogLevel};
+use grokmirror::glob::GlobList;
+
+/// Default cap on the size of a remote manifest, decompressed:
+/// kernel.org's is a few MiB, so this only stops gzip bombs and runaway
+/// responses.
+pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where the remote manifest comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// `http://` or `https://`, with If-Modified-Since.
+    Http(String),
+    /// `file://` followed by an absolute path (the file's mtime is its
+    /// Last-Modified).
+    File(PathBuf),
+    /// `[remote] manifest_command`.
+    Command(PathBuf),
+}
+
+/// The resolved settings of one grok-pull run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The loaded config (for `[core]` and its mtime).
+    pub config: Config,
+    /// `[remote] site`: repository URLs are this joined with the path.
+    pub site: String,
+    /// The manifest source.
+    pub source: ManifestSource,
+    /// `[remote] manifest_max_bytes`.
+    pub manifest_max_bytes: u64,
+    /// `[pull] include`.
+    pub include: GlobList,
+    /// `[pull] exclude`.
+    pub exclude: GlobList,
+    /// `[pull] nopurge`.
+    pub nopurge: GlobList,
+    /// `[pull] ffonly`.
+    pub ffonly: GlobList,
+    /// `[pull] purge` (or `-p`).
+    pub purge: bool,
+    /// `[pull] purgeprotect`, percent.
+    pub purgeprotect: i64,
+    /// `[pull] default_owner`.
+    pub default_owner: String,
+    /// `[pull] remotename`.
+    pub remotename: String,
+    /// `[pull] pull_threads` (default: half the CPUs, at least 1).
+    pub pull_threads: usize,
+    /// `[pull] retries`: fetch attempts per repository.
+    pub retries: u32,
+    /// `[pull] projectslist`.
+    pub projectslist: Option<PathBuf>,
+    /// `[pull] projectslist_trimtop`.
+    pub projectslist_trimtop: String,
+    /// `[pull] projectslist_symlinks`.
+    pub projectslist_symlinks: bool,
+    /// `[pull] post_update_hook` lines.
+    pub post_update_hook: Vec<String>,
+    /// `[pull] post_clone_complete_hook` lines.
+    pub post_clone_complete_hook: Vec<String>,
+    /// `[pull] post_work_complete_hook` lines.
+    pub post_work_complete_hook: Vec<String>,
+    /// `[pull] refresh` (seconds; unset means one-shot).
+    pub refresh: Option<i64>,
+    /// `[manifest] pretty`, for writing the local manifest.
+    pub pretty: bool,
+    /// `[fsck] extra_repack_flags`, added to quick repacks.
+    pub extra_repack_flags: Vec<String>,
+    /// Log file and its level.
+    pub log: Option<PathBuf>,
+    /// Log file verbosity.
+    pub loglevel: LogLevel,
+}
+
+fn bad(
+    config: &Config,
+    section: &str,
+    key: &str,
+    value: String,
+    expected: &'static str,
+) -> ConfigError {
+    ConfigError::BadValue {
+        path: config.path.clone(),
+        section: section.into(),
+        key: key.into(),
+        value,
+        expected,
+    }
+}
+
+/// Join `site` and a manifest path the way Python's `os.path.join(site,
+/// path.lstrip('/'))` does.
+pub fn repo_url(site: &str, key: &str) -> String {
+    let rel = key.trim_start_matches('/');
+    if site.is_empty() || site.ends_with('/') {
+        format!("{site}{rel}")
+    } else {
+        format!("{site}/{rel}")
+    }
+}
+
+impl Settings {
+    /// Resolve the settings; `purge_flag` is `-p`.
+    pub fn from_config(config: Config, purge_flag: bool) -> Result<Settings, ConfigError> {
+        let missing = |section: &str, key: &str| ConfigError::Missing {
+            path: config.path.clone(),
+            section: section.into(),
+            key: key.into(),
+        };
+        let site = config
+            .get("remote", "site")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing("remote", "site"))?;
+        let command = config.get_path("remote", "manifest_command")?;
+        let source = match command {
+            Some(cmd) => ManifestSource::Command(cmd),
+            None => {
+                let url = config
+                    .get("remote", "manifest")?
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| missing("remote", "manifest"))?;
+                if let Some(path) = url.strip_prefix("file://") {
+                    if !path.starts_with('/') {
+                        return Err(bad(
+                            &config,
+                            "remote",
+                            "manifest",
+                            url.clone(),
+                            "a file:// URL with an absolute path (file:///...)",
+                        ));
+                    }
+                    ManifestSource::File(PathBuf::from(path))
+                } else if url.starts_with("http://") || url.starts_with("https://") {
+                    ManifestSource::Http(url)
+                } else {
+                    return Err(bad(
+                        &config,
+                        "remote",
+                        "manifest",
+                        url,
+                        "an http://, https:// or file:// URL",
+                    ));
+                }
+            }
+        };
+        let max = config.get_int(
+            "remote",
+            "manifest_max_bytes",
+            DEFAULT_MANIFEST_MAX_BYTES as i64,
+        )?;
+        if max < 1 {
+            return Err(bad(
+                &config,
+                "remote",
+                "manifest_max_bytes",
+                max.to_string(),
+                "a positive number of bytes",
+            ));
+        }
+        let threads = config.get_int("pull", "pull_threads", 0)?;
+        let pull_threads = if threads >= 1 {
+            threads as usize
+        } else {
+            (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+        };
+        let retries = config.get_int("pull", "retries", 3)?.max(1) as u32;
+        let refresh = config.get_opt_int("pull", "refresh")?;
+        let mut extra_repack_flags = Vec::new();
+        if let Some(flags) = config.get("fsck", "extra_repack_flags")? {
+            extra_repack_flags = flags.split_whitespace().map(str::to_string).collect();
+        }
+        let pretty = config.get_bool("manifest", "pretty", false)?;
+        Ok(Settings {
+            site,
+            source,
+            manifest_max_bytes: max as u64,
+            include: config.get_globs("pull", "include", "*")?,
+            exclude: config.get_globs("pull", "exclude", "")?,
+            nopurge: config.get_globs("pull", "nopurge", "")?,
+            ffonly: config.get_globs("pull", "ffonly", "")?,
+            purge: purge_flag || config.get_bool("pull", "purge", false)?,
+            purgeprotect: config.get_int("pull", "purgeprotect", 5)?,
+            default_owner: config.get_or("pull", "default_owner", "Grokmirror")?,
+            remotename: config.get_or("pull", "remotename", "_grokmirror")?,
+            pull_threads,
+            retries,
+            projectslist: config.get_path("pull", "projectslist")?,
+            projectslist_trimtop: config.get_or("pull", "projectslist_trimtop", "")?,
+            projectslist_symlinks: config.get_bool("pull", "projectslist_symlinks", false)?,
+            post_update_hook: config.get_lines("pull", "post_update_hook")?,
+            post_clone_complete_hook: config.get_lines("pull", "post_clone_complete_hook")?,
+            post_work_complete_hook: config.get_lines("pull", "post_work_complete_hook")?,
+            refresh,
+            pretty,
+            extra_repack_flags,
+            log: config.core.log.clone(),
+            loglevel: config.core.loglevel,
+            config,
+        })
+    }
+
+    /// The top level (real path).
+    pub fn toplevel(&self) -> &std::path::Path {
+        &self.config.core.toplevel
+    }
+
+    /// The local manifest.
+    pub fn manifest(&self) -> &std::path::Path {
+        &self.config.core.manifest
+    }
+
+    /// The URL of a repository at the origin.
+    pub fn url_of(&self, key: &str) -> String {
+        repo_url(&self.site, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[core]\ntoplevel = {}\n{text}", dir.path().display());
+        let config = Config::from_text(&text, Path::new("t.conf"), 0)?;
+        Settings::from_config(config, false)
+    }
+
+    #[test]
+    fn defaults_and_sources() {
+        let s = load("[remote]\nsite = https://o.example\nmanifest = ${site}/manifest.js.gz\n")
+            .unwrap();
+        assert_eq!(
+            s.source,
+            ManifestSource::Http("https://o.example/manifest.js.gz".into())
+        );
+        assert_eq!(s.default_owner, "Grokmirror");
+        assert_eq!(s.remotename, "_grokmirror");
+        assert_eq!(s.retries, 3);
+        assert_eq!(s.purgeprotect, 5);
+        assert!(!s.purge);
+        assert!(s.pull_threads >= 1);
+        assert!(s.include.is_match("/anything.git"));
+        assert_eq!(s.manifest_max_bytes, DEFAULT_MANIFEST_MAX_BYTES);
+        assert_eq!(s.url_of("/a/b.git"), "https://o.example/a/b.git");
+
+        let s = load("[remote]\nsite = /srv/origin/\nmanifest = file:///srv/m.js\n").unwrap();
+        assert_eq!(s.source, ManifestSource::File("/srv/m.js".into()));
+        assert_eq!(s.url_of("/a.git"), "/srv/origin/a.git");
+
+        let s = load("[remote]\nsite = x\nmanifest_command = /bin/true\n[pull]\npurge = yes\n")
+            .unwrap();
+        assert_eq!(s.source, ManifestSource::Command("/bin/true".into()));
+        assert!(s.purge);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let e = load("[remote]\nmanifest = file:///m.js\n").unwrap_err();
+        assert!(e.to_string().contains("[remote] site"), "{e}");
+        let e = load("[remote]\nsite = x\nmanifest = ftp://x/m\n").unwrap_err();
+        assert!(e.to_string().contains("[remote] manifest"), "{e}");
+        let e = load("[remote]\nsite = x\nmanifest = file://relative/m\n").unwrap_err();
+        assert!(e.to_string().contains("file:///"), "{e}");
+    }
+}

@@ -1,0 +1,339 @@
+//! Getting the remote manifest: over HTTP(S) with If-Modified-Since, from a
+//! `file://` path by mtime, or from `[remote] manifest_command` with its
+//! exit-code protocol (0 = manifest on stdout, 127 = unchanged, 1 = error).
+//!
+//! What comes back is size-capped, decompressed when it is gzip (by its
+//! magic bytes, whatever the name says), and validated entry by entry
+//! ([`grokmirror::remote`]); nothing here touches the mirror.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use grokmirror::manifest::decode_bytes;
+use grokmirror::remote::{self, RemoteManifest, Rules};
+use grokmirror::state::RemoteState;
+use tracing::{debug, info, warn};
+
+use crate::settings::{ManifestSource, Settings};
+
+/// How long to wait for a connection to the origin.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the next bytes of a response.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Retries after a connection error or a 5xx answer, with these pauses.
+const RETRY_PAUSES: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// The result of asking the origin for its manifest.
+#[derive(Debug)]
+pub enum Poll {
+    /// Nothing changed since the last successful run.
+    Unchanged,
+    /// A new manifest.
+    Fetched {
+        /// The validated manifest.
+        manifest: RemoteManifest,
+        /// What to record in the `.remote` state file once the run has
+        /// mirrored it completely (`None` for `manifest_command`).
+        state: Option<RemoteState>,
+    },
+}
+
+/// Ask the origin for its manifest. `force` ignores If-Modified-Since and
+/// mtimes (`-n`, or a changed config file for URL sources).
+pub async fn poll(
+    settings: &Settings,
+    force: bool,
+    previous: &RemoteState,
+    rules: &Rules,
+) -> anyhow::Result<Poll> {
+    let config_mtime = settings.config.last_modified;
+    match &settings.source {
+        ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules).await,
+        ManifestSource::File(path) => {
+            let force = force || previous.config_last_modified != config_mtime;
+            info!(" manifest: fetching file://{}", path.display());
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("remote manifest {} cannot be read", path.display()))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            if previous.last_fetched > 0 && !force && mtime <= previous.last_fetched {
+                info!(" manifest: unchanged");
+                return Ok(Poll::Unchanged);
+            }
+            if meta.len() > settings.manifest_max_bytes {
+                bail!(
+                    "remote manifest {} is {} bytes, over the [remote] manifest_max_bytes limit of {}",
+                    path.display(),
+                    meta.len(),
+                    settings.manifest_max_bytes
+                );
+            }
+            let raw = std::fs::read(path)
+                .with_context(|| format!("cannot read remote manifest {}", path.display()))?;
+            let manifest = decode(raw, settings, &path.display().to_string(), rules)?;
+            Ok(Poll::Fetched {
+                manifest,
+                state: Some(RemoteState {
+                    source: Some(path.display().to_string()),
+                    last_fetched: mtime,
+                    config_last_modified: config_mtime,
+                }),
+            })
+        }
+        ManifestSource::Http(url) => {
+            let force = force || previous.config_last_modified != config_mtime;
+            let since = (previous.last_fetched > 0 && !force).then_some(previous.last_fetched);
+            match fetch_http(url, since, settings.manifest_max_bytes).await? {
+                None => {
+                    info!(" manifest: unchanged");
+                    Ok(Poll::Unchanged)
+                }
+                Some((raw, last_modified)) => {
+                    let manifest = decode(raw, settings, url, rules)?;
+                    Ok(Poll::Fetched {
+                        manifest,
+                        state: Some(RemoteState {
+                            source: Some(url.clone()),
+                            last_fetched: last_modified,
+                            config_last_modified: config_mtime,
+                        }),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Decompress, cap, parse and validate; an empty manifest is an error
+/// (it means something is wrong at the origin, and acting on it would
+/// purge everything).
+fn decode(
+    raw: Vec<u8>,
+    settings: &Settings,
+    what: &str,
+    rules: &Rules,
+) -> anyhow::Result<RemoteManifest> {
+    let data = decode_bytes(raw, Some(settings.manifest_max_bytes), what)?;
+    let manifest = remote::parse_untrusted(&data, what, rules)?;
+    if manifest.repos.is_empty() && manifest.rejected.is_empty() {
+        bail!("remote manifest {what} is empty; refusing to act on it (nothing was changed)");
+    }
+    Ok(manifest)
+}
+
+async fn poll_command(
+    settings: &Settings,
+    cmd: &Path,
+    force: bool,
+    rules: &Rules,
+) -> anyhow::Result<Poll> {
+    if nix::unistd::access(cmd, nix::unistd::AccessFlags::X_OK).is_err() {
+        return Err(grokmirror_cli::usage(format!(
+            "[remote] manifest_command {} is not an executable file",
+            cmd.display()
+        )));
+    }
+    info!(" manifest: executing {}", cmd.display());
+    let mut command = tokio::process::Command::new(cmd);
+    if force {
+        command.arg("--force");
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = command
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", cmd.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match out.status.code() {
+        Some(0) => {
+            if out.stdout.len() as u64 > settings.manifest_max_bytes {
+                bail!(
+                    "{} printed more than the [remote] manifest_max_bytes limit of {} bytes",
+                    cmd.display(),
+                    settings.manifest_max_bytes
+                );
+            }
+            let manifest = decode(out.stdout, settings, &cmd.display().to_string(), rules)?;
+            Ok(Poll::Fetched {
+                manifest,
+                state: None,
+            })
+        }
+        Some(127) => {
+            info!(" manifest: unchanged");
+            Ok(Poll::Unchanged)
+        }
+        Some(1) => {
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let why = [stdout, stderr]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" / ");
+            bail!(
+                "{} failed: {}",
+                cmd.display(),
+                if why.is_empty() { "exit 1" } else { &why }
+            )
+        }
+        other => {
+            // The protocol makes every other exit non-fatal: nothing to do.
+            warn!(
+                " manifest: executing {} returned {}{}",
+                cmd.display(),
+                other.map_or("a signal".to_string(), |c| c.to_string()),
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {stderr}")
+                }
+            );
+            Ok(Poll::Unchanged)
+        }
+    }
+}
+
+/// Credentials for `host` from `$NETRC` or `~/.netrc`, as Python's requests
+/// finds them (a `default` entry applies to every host).
+fn netrc_credentials(host: &str) -> Option<(String, Option<String>)> {
+    let path = match std::env::var_os("NETRC") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => grokmirror::config::expand_user("~/.netrc"),
+    };
+    let file = std::fs::File::open(&path).ok()?;
+    let parsed = match netrc::Netrc::parse(std::io::BufReader::new(file)) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!("cannot parse {}: {e:?}; not using it", path.display());
+            return None;
+        }
+    };
+    let machine = parsed
+        .hosts
+        .iter()
+        .find(|(h, _)| h == host)
+        .map(|(_, m)| m)
+        .or(parsed.default.as_ref())?;
+    Some((machine.login.clone(), machine.password.clone()))
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(format!(
+            "grokmirror/{} (grokmirror-rs {})",
+            grokmirror::REFERENCE_VERSION,
+            env!("CARGO_PKG_VERSION")
+        ))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
+/// Whether an HTTP failure is worth another try: the connection could not
+/// be made, or the server said it had a problem.
+fn retryable(err: &reqwest::Error) -> bool {
+    err.is_connect() || err.status().is_some_and(|s| s.is_server_error())
+}
+
+/// GET the manifest. `None` on 304; otherwise the body (capped at
+/// `max_bytes`) and the Last-Modified time (0 when absent).
+async fn fetch_http(
+    url: &str,
+    since: Option<i64>,
+    max_bytes: u64,
+) -> anyhow::Result<Option<(Vec<u8>, i64)>> {
+    info!(" manifest: fetching {url}");
+    let client = client()?;
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("[remote] manifest {url} is not a valid URL"))?;
+    let credentials = parsed.host_str().and_then(netrc_credentials);
+    let mut attempt = 0;
+    let response = loop {
+        let mut req = client.get(parsed.clone());
+        if let Some(secs) = since {
+            let when = UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+            let header = httpdate::fmt_http_date(when);
+            debug!("If-Modified-Since: {header}");
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, header);
+        }
+        if let Some((login, password)) = &credentials {
+            req = req.basic_auth(login, password.as_ref());
+        }
+        let result = req.send().await.and_then(|r| {
+            if r.status().is_server_error() {
+                r.error_for_status()
+            } else {
+                Ok(r)
+            }
+        });
+        match result {
+            Ok(r) => break r,
+            Err(e) if retryable(&e) && attempt < RETRY_PAUSES.len() => {
+                warn!(" manifest: {url}: {}; retrying", describe(&e));
+                tokio::time::sleep(RETRY_PAUSES[attempt]).await;
+                attempt += 1;
+            }
+            Err(e) => bail!("cannot fetch remote manifest {url}: {}", describe(&e)),
+        }
+    };
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if status != reqwest::StatusCode::OK {
+        bail!("cannot fetch remote manifest {url}: the server answered {status}");
+    }
+    let last_modified = response
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    if last_modified == 0 {
+        debug!("{url} sent no usable Last-Modified; the next run will fetch it again");
+    }
+    if let Some(len) = response.content_length() {
+        if len > max_bytes {
+            bail!("remote manifest {url} is {len} bytes, over the [remote] manifest_max_bytes limit of {max_bytes}");
+        }
+    }
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| anyhow!("cannot fetch remote manifest {url}: {}", describe(&e)))?
+    {
+        if (body.len() + chunk.len()) as u64 > max_bytes {
+            bail!("remote manifest {url} is over the [remote] manifest_max_bytes limit of {max_bytes} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some((body, last_modified)))
+}
+
+/// An HTTP error with its causes, on one line.
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

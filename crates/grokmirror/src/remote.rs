@@ -1,0 +1,524 @@
+//! Remote manifests are untrusted input (SPEC §2). Every entry is checked
+//! before anything derived from it touches the disk: its path must stay
+//! inside the top level, its `head` must be a ref under `refs/` or an object
+//! id, its forkgroup a single safe path component, its symlinks and
+//! reference paths as safe as its own path, and every field of the right
+//! JSON type. A bad entry is rejected on its own, with the reason; the good
+//! ones are kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::Error as _;
+use serde_json::Value;
+
+use crate::manifest::{ManifestError, RepoEntry};
+
+/// The longest manifest path we accept, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// The longest single path component we accept, in bytes (`NAME_MAX`).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// An entry that was not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The key as it appeared in the manifest (control characters escaped
+    /// so it prints on one line).
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A remote manifest after validation.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteManifest {
+    /// The accepted entries, keyed by their normalized path (one leading
+    /// `/`).
+    pub repos: BTreeMap<String, RepoEntry>,
+    /// The entries that were rejected.
+    pub rejected: Vec<Rejected>,
+}
+
+/// What, beyond the built-in rules, a path may not be.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Manifest-style paths that no entry, symlink or reference may equal
+    /// or lie under (the object storage directory when it is inside the top
+    /// level, our staging directory).
+    pub reserved: Vec<String>,
+}
+
+/// Escape a key for a log line: control characters and NUL as `\xNN`.
+pub fn printable(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Check a manifest path and return it normalized to one leading `/`.
+/// grokmirror 1.x wrote keys without the slash; those are accepted and
+/// normalized. Rejected: empty paths and components, `.` and `..`, NUL and
+/// other control characters, over-long paths or components.
+pub fn normalize_path(raw: &str) -> Result<String, String> {
+    let body = raw.strip_prefix('/').unwrap_or(raw);
+    if body.is_empty() {
+        return Err("empty path".into());
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
+    }
+    for comp in body.split('/') {
+        if comp.is_empty() {
+            return Err("path has an empty component (// or a trailing /)".into());
+        }
+        if comp == "." || comp == ".." {
+            return Err(format!("path has a {comp:?} component"));
+        }
+        if comp.contains('\0') {
+            return Err("path contains a NUL byte".into());
+        }
+        if comp.chars().any(char::is_control) {
+            return Err("path contains a control character".into());
+        }
+        if comp.len() > MAX_COMPONENT_BYTES {
+            return Err(format!(
+                "path has a component longer than {MAX_COMPONENT_BYTES} bytes"
+            ));
+        }
+    }
+    Ok(format!("/{body}"))
+}
+
+/// Whether `path` equals `base` or lies under it (both normalized).
+pub fn is_at_or_under(path: &str, base: &str) -> bool {
+    path == base
+        || (path.starts_with(base)
+            && (base.ends_with('/') || path.as_bytes().get(base.len()) == Some(&b'/')))
+}
+
+/// Whether `refname` is a name git accepts (`git check-ref-format`
+/// rules), for a ref that must live under `refs/`.
+pub fn is_valid_refname(refname: &str) -> bool {
+    if !refname.starts_with("refs/") || refname.len() > MAX_PATH_BYTES {
+        return false;
+    }
+    if refname.ends_with('/') || refname.ends_with('.') || refname.contains("@{") {
+        return false;
+    }
+    if refname.contains("..") || refname.contains("//") {
+        return false;
+    }
+    for comp in refname.split('/') {
+        if comp.is_empty() || comp.starts_with('.') || comp.ends_with(".lock") {
+            return false;
+        }
+    }
+    !refname.chars().any(|c| {
+        c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\' | '\u{7f}')
+    })
+}
+
+/// Whether `head` is acceptable for a `HEAD` file: `ref: refs/...` with a
+/// valid ref name, or a full SHA-1 or SHA-256 object id.
+pub fn is_valid_head(head: &str) -> bool {
+    if let Some(target) = head.strip_prefix("ref: ") {
+        return is_valid_refname(target);
+    }
+    is_object_id(head)
+}
+
+fn is_object_id(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `name` is usable as an object-storage repo name (`<name>.git`
+/// in the objstore directory): one path component of letters, digits, `.`,
+/// `_` and `-`, not starting with `.`.
+pub fn is_valid_forkgroup(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COMPONENT_BYTES - 4
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_fingerprint(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn check_reserved(path: &str, rules: &Rules) -> Result<(), String> {
+    match rules.reserved.iter().find(|r| is_at_or_under(path, r)) {
+        Some(r) => Err(format!("{path} is inside {r}, which is reserved")),
+        None => Ok(()),
+    }
+}
+
+/// Check one entry on its own. Returns the normalized key and the entry.
+fn validate_entry(
+    raw_key: &str,
+    value: Value,
+    rules: &Rules,
+) -> Result<(String, RepoEntry), String> {
+    let key = normalize_path(raw_key)?;
+    check_reserved(&key, rules)?;
+    if !value.is_object() {
+        return Err("entry is not a JSON object".into());
+    }
+    let mut entry: RepoEntry =
+        serde_json::from_value(value).map_err(|e| format!("malformed entry: {e}"))?;
+    match entry.fingerprint.as_deref() {
+        None => return Err("entry has no fingerprint".into()),
+        Some(fp) if !is_fingerprint(fp) => {
+            return Err(format!(
+                "fingerprint {:?} is not 40 lowercase hex digits",
+                printable(fp)
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(head) = &entry.head {
+        if !is_valid_head(head) {
+            return Err(format!(
+                "head {:?} is neither 'ref: refs/...' nor an object id",
+                printable(head)
+            ));
+        }
+    }
+    if let Some(fg) = &entry.forkgroup {
+        if !is_valid_forkgroup(fg) {
+            return Err(format!(
+                "forkgroup {:?} is not a single safe name ([A-Za-z0-9._-], not starting with '.')",
+                printable(fg)
+            ));
+        }
+    }
+    if let Some(reference) = &entry.reference {
+        let normalized = normalize_path(reference)
+            .map_err(|why| format!("reference {:?}: {why}", printable(reference)))?;
+        check_reserved(&normalized, rules)?;
+        entry.reference = Some(normalized);
+    }
+    let mut links = Vec::with_capacity(entry.symlinks.len());
+    for link in &entry.symlinks {
+        let normalized =
+            normalize_path(link).map_err(|why| format!("symlink {:?}: {why}", printable(link)))?;
+        check_reserved(&normalized, rules)?;
+        if is_at_or_under(&normalized, &key) || is_at_or_under(&key, &normalized) {
+            return Err(format!(
+                "symlink {normalized} overlaps the repository itself"
+            ));
+        }
+        if !links.contains(&normalized) {
+            links.push(normalized);
+        }
+    }
+    entry.symlinks = links;
+    if entry.owner.as_deref().is_some_and(|o| o.contains('\0')) {
+        return Err("owner contains a NUL byte".into());
+    }
+    if entry
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains('\0'))
+    {
+        return Err("description contains a NUL byte".into());
+    }
+    Ok((key, entry))
+}
+
+/// Parse and validate a remote manifest (already decompressed). Fails only
+/// when the whole document is unusable (not JSON, not an object); single
+/// bad entries end up in [`RemoteManifest::rejected`].
+pub fn parse_untrusted(
+    data: &[u8],
+    what: &str,
+    rules: &Rules,
+) -> Result<RemoteManifest, ManifestError> {
+    let parse_err = |source| ManifestError::Parse {
+        path: what.to_string(),
+        source,
+    };
+    let doc: Value = serde_json::from_slice(data).map_err(parse_err)?;
+    let Value::Object(map) = doc else {
+        return Err(parse_err(serde_json::Error::custom(
+            "the manifest is not a JSON object",
+        )));
+    };
+    let mut out = RemoteManifest::default();
+    // Keys given with the leading slash win over 1.x-style duplicates.
+    let mut raw_keys: BTreeMap<String, String> = BTreeMap::new();
+    for (raw_key, value) in map {
+        match validate_entry(&raw_key, value, rules) {
+            Ok((key, entry)) => {
+                if let Some(previous) = raw_keys.get(&key) {
+                    let (loser, keep_new) = if raw_key.starts_with('/') {
+                        (previous.clone(), true)
+                    } else {
+                        (raw_key.clone(), false)
+                    };
+                    out.rejected.push(Rejected {
+                        key: printable(&loser),
+                        reason: format!("duplicate of {key}"),
+                    });
+                    if !keep_new {
+                        continue;
+                    }
+                }
+                raw_keys.insert(key.clone(), raw_key);
+                out.repos.insert(key, entry);
+            }
+            Err(reason) => out.rejected.push(Rejected {
+                key: printable(&raw_key),
+                reason,
+            }),
+        }
+    }
+    reject_overlaps(&mut out);
+    Ok(out)
+}
+
+/// A key that equals `path`, lies above it or lies under it.
+fn overlapping_key<'k>(keys: &BTreeSet<&'k str>, path: &str) -> Option<&'k str> {
+    let above = path
+        .match_indices('/')
+        .skip(1)
+        .map(|(i, _)| &path[..i])
+        .chain(std::iter::once(path))
+        .find_map(|p| keys.get(p).copied());
+    above.or_else(|| {
+        let below = format!("{path}/");
+        keys.range::<str, _>((
+            std::ops::Bound::Included(below.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
+        .next()
+        .copied()
+        .filter(|k| k.starts_with(&below))
+    })
+}
+
+/// Cross-entry rules: no repository inside another one or under a
+/// symlink, no symlink on top of a repository or claimed twice.
+fn reject_overlaps(m: &mut RemoteManifest) {
+    let mut bad: BTreeMap<String, String> = BTreeMap::new();
+    let keys: Vec<&String> = m.repos.keys().collect();
+    // A key's possible parents are its own prefixes ending before a '/';
+    // look each one up.
+    let key_set: BTreeSet<&str> = keys.iter().map(|k| k.as_str()).collect();
+    for key in &keys {
+        for (i, _) in key.match_indices('/').skip(1) {
+            let ancestor = &key[..i];
+            if key_set.contains(ancestor) {
+                bad.insert(
+                    (*key).clone(),
+                    format!("it lies inside the repository {ancestor}"),
+                );
+                break;
+            }
+        }
+    }
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    for (key, entry) in &m.repos {
+        if bad.contains_key(key) {
+            continue;
+        }
+        for link in &entry.symlinks {
+            let on_repo = overlapping_key(&key_set, link);
+            if let Some(other) = on_repo {
+                bad.insert(
+                    key.clone(),
+                    format!("its symlink {link} overlaps the repository {other}"),
+                );
+                break;
+            }
+            if let Some(owner) = claimed.get(link) {
+                bad.insert(
+                    key.clone(),
+                    format!("its symlink {link} is already claimed by {owner}"),
+                );
+                break;
+            }
+        }
+        if !bad.contains_key(key) {
+            for link in &entry.symlinks {
+                claimed.insert(link.clone(), key.clone());
+            }
+        }
+    }
+    for (key, reason) in bad {
+        m.repos.remove(&key);
+        m.rejected.push(Rejected { key, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn parse(text: &str) -> RemoteManifest {
+        parse_untrusted(text.as_bytes(), "t", &Rules::default()).unwrap()
+    }
+
+    fn entry(extra: &str) -> String {
+        format!(r#"{{"fingerprint": "{FP}", "modified": 1, "reference": null{extra}}}"#)
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(normalize_path("/a/b.git").unwrap(), "/a/b.git");
+        assert_eq!(normalize_path("a/b.git").unwrap(), "/a/b.git");
+        for bad in [
+            "",
+            "/",
+            "//a.git",
+            "/a//b.git",
+            "/a/",
+            "/../etc",
+            "/a/../../b",
+            "/./a",
+            "/a\0b",
+            "/a\nb",
+        ] {
+            assert!(normalize_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(normalize_path(&format!("/{}", "x".repeat(256))).is_err());
+        assert!(is_at_or_under("/a/b", "/a"));
+        assert!(is_at_or_under("/a", "/a"));
+        assert!(!is_at_or_under("/ab", "/a"));
+    }
+
+    #[test]
+    fn heads_and_forkgroups() {
+        assert!(is_valid_head("ref: refs/heads/main"));
+        assert!(is_valid_head("ref: refs/heads/feature/x-1.2"));
+        assert!(is_valid_head(&"a".repeat(40)));
+        for bad in [
+            "ref: /etc/passwd",
+            "ref: refs/../../etc",
+            "ref: HEAD",
+            "ref: refs/heads/a b",
+            "ref: refs/heads/x.lock",
+            "ref: refs/heads/.hidden",
+            "ref: refs/heads/main\nref: x",
+            "refs/heads/main",
+            "../../x",
+        ] {
+            assert!(!is_valid_head(bad), "{bad:?}");
+        }
+        assert!(is_valid_forkgroup("0b6e6a7c-1c0f-4f8e-9a2b-3f1c2d4e5f60"));
+        for bad in ["", ".", "..", "a/b", ".hidden", "a b", "x\0"] {
+            assert!(!is_valid_forkgroup(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_rejected_alone() {
+        let text = format!(
+            r#"{{
+              "/good.git": {good},
+              "/../escape.git": {good},
+              "/abs//x.git": {good},
+              "/nul\u0000.git": {good},
+              "/head.git": {badhead},
+              "/fg.git": {badfg},
+              "/link.git": {badlink},
+              "/types.git": {{"fingerprint": 5}},
+              "/nofp.git": {{"modified": 1}},
+              "/notobj.git": [1],
+              "/ref.git": {badref}
+            }}"#,
+            good = entry(""),
+            badhead = entry(r#", "head": "ref: ../../etc/passwd""#),
+            badfg = entry(r#", "forkgroup": "../x""#),
+            badlink = entry(r#", "symlinks": ["/../../etc"]"#),
+            badref = entry(r#", "reference": "/../other.git""#),
+        );
+        let m = parse(&text);
+        assert_eq!(m.repos.keys().collect::<Vec<_>>(), vec!["/good.git"]);
+        let rejected: BTreeSet<&str> = m.rejected.iter().map(|r| r.key.as_str()).collect();
+        for k in [
+            "/../escape.git",
+            "/abs//x.git",
+            "/nul\\x00.git",
+            "/head.git",
+            "/fg.git",
+            "/link.git",
+            "/types.git",
+            "/nofp.git",
+            "/notobj.git",
+            "/ref.git",
+        ] {
+            assert!(rejected.contains(k), "{k} not rejected: {:?}", m.rejected);
+        }
+    }
+
+    #[test]
+    fn overlaps_and_duplicates() {
+        let text = format!(
+            r#"{{
+              "/a.git": {plain},
+              "/a.git/objects/evil.git": {plain},
+              "/b.git": {link_on_a},
+              "/c.git": {link_s},
+              "/d.git": {link_t},
+              "/f.git": {link_t},
+              "/s/inside.git": {plain},
+              "e.git": {plain},
+              "/e.git": {plain}
+            }}"#,
+            plain = entry(""),
+            link_on_a = entry(r#", "symlinks": ["/a.git"]"#),
+            link_s = entry(r#", "symlinks": ["/s"]"#),
+            link_t = entry(r#", "symlinks": ["/t"]"#),
+        );
+        let m = parse(&text);
+        let kept: Vec<&str> = m.repos.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            vec!["/a.git", "/d.git", "/e.git", "/s/inside.git"],
+            "{:?}",
+            m.rejected
+        );
+        let reasons: BTreeMap<&str, &str> = m
+            .rejected
+            .iter()
+            .map(|r| (r.key.as_str(), r.reason.as_str()))
+            .collect();
+        assert!(reasons["/a.git/objects/evil.git"].contains("inside"));
+        assert!(reasons["/b.git"].contains("overlaps"));
+        assert!(reasons["/c.git"].contains("overlaps"));
+        assert!(reasons["/f.git"].contains("already claimed by /d.git"));
+        assert!(reasons["e.git"].contains("duplicate"));
+    }
+
+    #[test]
+    fn reserved_paths() {
+        let rules = Rules {
+            reserved: vec!["/objstore".into()],
+        };
+        let text = format!(
+            r#"{{"/objstore/x.git": {0}, "/objstores.git": {0}}}"#,
+            entry("")
+        );
+        let m = parse_untrusted(text.as_bytes(), "t", &rules).unwrap();
+        assert_eq!(m.repos.keys().collect::<Vec<_>>(), vec!["/objstores.git"]);
+    }
+
+    #[test]
+    fn whole_document_errors() {
+        assert!(parse_untrusted(b"[1,2]", "t", &Rules::default()).is_err());
+        assert!(parse_untrusted(b"{", "t", &Rules::default()).is_err());
+        assert!(parse_untrusted(b"{}", "t", &Rules::default())
+            .unwrap()
+            .repos
+            .is_empty());
+    }
+}
