@@ -494,3 +494,63 @@ fn reclone_ffonly_and_usage_errors() {
     let out = support::run(support::grok("grok-pull").arg("-v"));
     assert_eq!(out.status.code(), Some(2), "-c is required");
 }
+
+#[test]
+fn http_credentials_from_netrc_and_proxy_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 1, 1_600_000_000);
+    origin.manifest();
+    let http = HttpServer::serve(&origin.root);
+    let netrc = dir.join("netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1 login mirror password s3cret\n").unwrap();
+    let site = origin.root.display().to_string();
+
+    // Credentials for the manifest host come from $NETRC.
+    let replica = Replica::new(&dir, "replica", &site, &http.url("manifest.js.gz"), "");
+    let mut cmd = support::grok("grok-pull");
+    mirror::no_proxy(&mut cmd);
+    cmd.env("NETRC", &netrc).arg("-c").arg(&replica.config);
+    let out = support::run(&mut cmd);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let auth = http.requests()[0].authorization.clone();
+    assert_eq!(
+        auth.as_deref(),
+        Some("Basic bWlycm9yOnMzY3JldA=="),
+        "mirror:s3cret"
+    );
+    assert_mirrored(
+        &origin.path("/a.git"),
+        &replica.path("/a.git"),
+        "Grokmirror",
+    );
+
+    // http_proxy from the environment: the origin's name never resolves,
+    // only the proxy (our server, on 127.0.0.1) is reached.
+    http.clear_requests();
+    let replica2 = Replica::new(
+        &dir,
+        "replica2",
+        &site,
+        "http://origin.invalid/manifest.js.gz",
+        "",
+    );
+    let mut cmd = support::grok("grok-pull");
+    mirror::no_proxy(&mut cmd);
+    cmd.env_remove("NO_PROXY")
+        .env("http_proxy", http.url(""))
+        .env("NETRC", dir.join("no-such-netrc"))
+        .arg("-c")
+        .arg(&replica2.config);
+    let out = support::run(&mut cmd);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let reqs = http.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/manifest.js.gz");
+    assert_mirrored(
+        &origin.path("/a.git"),
+        &replica2.path("/a.git"),
+        "Grokmirror",
+    );
+}

@@ -324,3 +324,64 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
     );
     assert!(staging_entries(&replica.top).is_empty());
 }
+
+#[test]
+fn sigterm_stops_a_run_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/slow.git", 5, 1_600_000_000);
+    origin.manifest();
+    let site = origin.root.display().to_string();
+    let url = format!("file://{}", origin.manifest.display());
+    let replica = Replica::new(&dir, "replica", &site, &url, "");
+    let started = dir.join("started");
+    let wrapper = script(
+        &dir.join("upload-pack"),
+        &format!(
+            "touch {started}\nsleep 60\nexec {git} upload-pack \"$@\"",
+            started = started.display(),
+            git = support::git_binary().display()
+        ),
+    );
+    let mut cmd = grok("grok-pull");
+    no_proxy(&mut cmd);
+    cmd.env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
+        .env("GIT_CONFIG_VALUE_0", &wrapper)
+        .arg("-c")
+        .arg(&replica.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the clone never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "grok-pull did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // What the killed git left running (the stalled upload-pack) goes too.
+    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!replica.path("/slow.git").exists());
+    assert!(
+        staging_entries(&replica.top).is_empty(),
+        "the interrupted clone was cleaned up"
+    );
+}

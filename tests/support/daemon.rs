@@ -2,6 +2,7 @@
 //! repositories over git://, stopped when dropped.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ impl GitDaemon {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
+                // Its own process group: `git daemon` runs `git-daemon` as a
+                // child, which runs upload-packs; all of them go on drop.
+                .process_group(0)
                 .spawn()
                 .expect("start git daemon");
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -48,8 +52,7 @@ impl GitDaemon {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
         panic!("git daemon did not start on 127.0.0.1");
     }
@@ -60,9 +63,16 @@ impl GitDaemon {
     }
 }
 
+fn kill_group(child: &mut Child) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }

@@ -1,9 +1,10 @@
 //! Running jobs with bounded concurrency (`[pull] pull_threads`).
 //!
-//! Updates of existing repositories go before clones, and when there is
-//! more than one worker, clones may take all but one of them: a huge initial
-//! clone (or a batch of them) never keeps the rest of the mirror from being
-//! updated. A job whose repository is locked by someone else is put back
+//! Updates of existing repositories go before clones. Clones may take every
+//! worker, but when all of them are busy cloning and an update is waiting,
+//! that update runs beside them in one extra lane: a huge initial clone (or
+//! a batch of them) never keeps the rest of the mirror from being updated,
+//! and an initial mirror still clones with every worker. A job whose repository is locked by someone else is put back
 //! and tried again a little later, a bounded number of times.
 //!
 //! The scheduler only runs jobs and hands each finished one to the caller's
@@ -47,7 +48,6 @@ pub struct Finished {
 #[derive(Debug)]
 pub struct Scheduler {
     workers: usize,
-    clone_workers: usize,
     updates: VecDeque<Queued>,
     clones: VecDeque<Queued>,
     waiting: Vec<(Instant, Queued)>,
@@ -61,7 +61,6 @@ impl Scheduler {
         let workers = workers.max(1);
         Scheduler {
             workers,
-            clone_workers: if workers > 1 { workers - 1 } else { 1 },
             updates: VecDeque::new(),
             clones: VecDeque::new(),
             waiting: Vec::new(),
@@ -92,13 +91,16 @@ impl Scheduler {
     }
 
     fn next_ready(&mut self, running: usize) -> Option<Queued> {
-        if running >= self.workers {
+        if !self.updates.is_empty() {
+            let running_updates = running - self.running_clones;
+            // Every worker busy cloning: one update may run beside them.
+            let overflow = running_updates == 0 && running < self.workers + 1;
+            if running < self.workers || overflow {
+                return self.updates.pop_front();
+            }
             return None;
         }
-        if let Some(q) = self.updates.pop_front() {
-            return Some(q);
-        }
-        if self.running_clones < self.clone_workers {
+        if running < self.workers {
             return self.clones.pop_front();
         }
         None
@@ -223,5 +225,71 @@ impl Scheduler {
             self.running_clones = 0;
         }
         !stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Action;
+
+    fn job(key: &str, action: Action) -> Job {
+        Job {
+            key: key.into(),
+            action,
+            entry: None,
+        }
+    }
+
+    const UPDATE: Action = Action::Update {
+        adopt: false,
+        reconfig: false,
+        fetch: true,
+    };
+
+    /// Start what `next_ready` allows, as `run` does, counting clones.
+    fn start_all(s: &mut Scheduler, running: &mut Vec<Job>) {
+        while let Some(q) = s.next_ready(running.len()) {
+            if q.job.is_clone() {
+                s.running_clones += 1;
+            }
+            running.push(q.job);
+        }
+    }
+
+    #[test]
+    fn updates_first_clones_fill_every_worker_updates_never_starve() {
+        let mut s = Scheduler::new(2);
+        assert!(s.push(job("/c1.git", Action::Clone)));
+        assert!(s.push(job("/c2.git", Action::Clone)));
+        assert!(s.push(job("/c3.git", Action::Clone)));
+        assert!(s.push(job("/u1.git", UPDATE)));
+        assert!(!s.push(job("/u1.git", UPDATE)), "one job per repository");
+        let mut running = Vec::new();
+        start_all(&mut s, &mut running);
+        let keys: Vec<&str> = running.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(keys, vec!["/u1.git", "/c1.git"], "the update goes first");
+
+        // Both workers busy cloning; a new update still gets to run.
+        let mut s = Scheduler::new(2);
+        s.push(job("/c1.git", Action::Clone));
+        s.push(job("/c2.git", Action::Clone));
+        s.push(job("/c3.git", Action::Clone));
+        let mut running = Vec::new();
+        start_all(&mut s, &mut running);
+        assert_eq!(
+            running.len(),
+            2,
+            "an initial mirror clones with every worker"
+        );
+        s.push(job("/u2.git", UPDATE));
+        s.push(job("/u3.git", UPDATE));
+        start_all(&mut s, &mut running);
+        let keys: Vec<&str> = running.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["/c1.git", "/c2.git", "/u2.git"],
+            "one update beside the clones, no more"
+        );
     }
 }
