@@ -191,7 +191,11 @@ fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
         let guard = manifest::lock(&s.manifest)
             .with_context(|| format!("cannot lock manifest {}", s.manifest.display()))?;
         if !s.wait || s.manifest.exists() {
-            let m = Manifest::read_local(&s.manifest)?;
+            let m = Manifest::read_local(&s.manifest).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; it was left untouched: restore it from a backup, or delete it to have it regenerated"
+                )
+            })?;
             return Ok((guard, m));
         }
         if !said {

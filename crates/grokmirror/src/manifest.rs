@@ -81,20 +81,20 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}: {cause}")]
     Read {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The data looked like gzip but did not decompress.
-    #[error("cannot decompress manifest {path}: {source}")]
+    #[error("manifest {path} is not a valid gzip stream: {cause}")]
     Decompress {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The (decompressed) data is larger than the configured cap.
     #[error("manifest {path} is larger than the {limit}-byte limit; refusing to read it (raise the limit if it is genuine)")]
@@ -105,20 +105,20 @@ pub enum ManifestError {
         limit: u64,
     },
     /// The data is not a JSON object of the expected shape.
-    #[error("cannot parse manifest {path}: {source}")]
+    #[error("cannot parse manifest {path}: {cause}")]
     Parse {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The new manifest could not be written; the old one is untouched.
-    #[error("cannot write manifest {path} (the previous manifest is unchanged): {source}")]
+    #[error("cannot write manifest {path} (the previous manifest is unchanged): {cause}")]
     Write {
         /// The manifest path.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The manifest lock could not be taken.
     #[error(transparent)]
@@ -150,9 +150,9 @@ pub fn decode_bytes(
     decoder
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|source| ManifestError::Decompress {
+        .map_err(|cause| ManifestError::Decompress {
             path: what.to_string(),
-            source,
+            cause,
         })?;
     if let Some(limit) = limit {
         if out.len() as u64 > limit {
@@ -181,9 +181,9 @@ impl Manifest {
     /// Parse JSON text (already decompressed) with every entry well-formed.
     pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, ManifestError> {
         let repos: BTreeMap<String, RepoEntry> =
-            serde_json::from_slice(data).map_err(|source| ManifestError::Parse {
+            serde_json::from_slice(data).map_err(|cause| ManifestError::Parse {
                 path: what.to_string(),
-                source,
+                cause,
             })?;
         Ok(Manifest { repos })
     }
@@ -210,20 +210,22 @@ impl Manifest {
         let raw = match std::fs::read(path) {
             Ok(raw) => raw,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ManifestError::Read { path: what, source }),
+            Err(cause) => return Err(ManifestError::Read { path: what, cause }),
         };
         let data = decode_bytes(raw, None, &what)?;
         Manifest::from_json_slice(&data, &what).map(Some)
     }
 
     /// Read our own local manifest the way grokmirror does: missing means
-    /// empty, and an unparseable one is logged loudly and treated as empty so
-    /// that it gets regenerated. A read error (permissions, I/O) is returned.
+    /// empty, and one that is not valid JSON is logged loudly and treated as
+    /// empty so that it gets regenerated. A file we cannot read or
+    /// decompress (a truncated gzip, say) is an error instead: rewriting it
+    /// would hide whatever damaged it, so it is left for the operator.
     pub fn read_local(path: &Path) -> Result<Manifest, ManifestError> {
         match Manifest::read(path) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Ok(Manifest::new()),
-            Err(e @ (ManifestError::Parse { .. } | ManifestError::Decompress { .. })) => {
+            Err(e @ ManifestError::Parse { .. }) => {
                 tracing::error!("{e}; treating it as empty, it will be regenerated");
                 Ok(Manifest::new())
             }
@@ -244,9 +246,9 @@ impl Manifest {
                 file.write_all(text.as_bytes())
             }
         })
-        .map_err(|source| ManifestError::Write {
+        .map_err(|cause| ManifestError::Write {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 }
