@@ -21,6 +21,23 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
+    replace_with(path, true, write)
+}
+
+/// Replace `path` atomically (readers see the old or the new contents) but
+/// without waiting for the disk: for the small derived files grokmirror
+/// keeps in each repository (fingerprint, timestamp, agefile), which are
+/// recomputed if lost, and where an fsync per repository would dominate a
+/// walk over thousands of them.
+pub fn replace_quickly(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace_with(path, false, |f| f.write_all(data))
+}
+
+fn replace_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -38,22 +55,27 @@ pub fn write_atomic_with(
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     write(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        // Make the rename itself durable.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
 
-/// Replace `path` with `data` unless it already holds exactly that. Returns
+/// Replace `path` with `data` (atomically, without fsync: see
+/// [`replace_quickly`]) unless it already holds exactly that. Returns
 /// whether it wrote. Saves a write (and an mtime change) on every unchanged
 /// repository during a full walk.
 pub fn write_if_changed(path: &Path, data: &[u8]) -> io::Result<bool> {
     match fs::read(path) {
         Ok(existing) if existing == data => Ok(false),
-        _ => write_atomic(path, data).map(|_| true),
+        _ => replace_quickly(path, data).map(|_| true),
     }
 }
 
