@@ -40,9 +40,18 @@ fn python_view(text: &str) -> serde_json::Value {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3 is needed for this test");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -57,7 +66,9 @@ fn our_view(text: &str) -> serde_json::Value {
                 Ok(None) => unreachable!("listed keys exist"),
                 Err(e) => {
                     let name = match e {
-                        ini::IniError::InterpolationMissing { .. } => "InterpolationMissingOptionError",
+                        ini::IniError::InterpolationMissing { .. } => {
+                            "InterpolationMissingOptionError"
+                        }
                         ini::IniError::InterpolationSyntax { .. } => "InterpolationSyntaxError",
                         ini::IniError::InterpolationDepth { .. } => "InterpolationDepthError",
                         other => panic!("unexpected {other}"),
@@ -175,10 +186,16 @@ fn every_grokmirror_option_reads_the_same_as_python() {
     assert_eq!(ours, theirs);
     // The comparison covers what matters (so it can't pass on two empty views).
     assert_eq!(theirs["core"]["toplevel"]["value"], "/var/lib/git/mirror");
-    assert_eq!(theirs["manifest"]["ignore"]["value"], "/testing/*\n/private/*\n\n/scratch/*");
+    assert_eq!(
+        theirs["manifest"]["ignore"]["value"],
+        "/testing/*\n/private/*\n\n/scratch/*"
+    );
     assert_eq!(theirs["pull"]["price"]["value"], "100$ per repo");
     assert_eq!(theirs["fsck"]["commitgraph"]["bool"], true);
-    assert_eq!(theirs["broken"]["loop_a"]["error"], "InterpolationDepthError");
+    assert_eq!(
+        theirs["broken"]["loop_a"]["error"],
+        "InterpolationDepthError"
+    );
 }
 
 #[test]

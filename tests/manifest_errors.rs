@@ -36,7 +36,12 @@ fn tree() -> Tree {
     let top = dir.path().join("top");
     project(&top.join("a.git"), 1, 1_600_000_000);
     let manifest = dir.path().join("manifest.js.gz");
-    run_ok(grok("grok-manifest").args(["-m", manifest.to_str().unwrap(), "-t", top.to_str().unwrap()]));
+    run_ok(grok("grok-manifest").args([
+        "-m",
+        manifest.to_str().unwrap(),
+        "-t",
+        top.to_str().unwrap(),
+    ]));
     let original = std::fs::read(&manifest).unwrap();
     Tree {
         _dir: dir,
@@ -48,14 +53,23 @@ fn tree() -> Tree {
 
 impl Tree {
     fn manifest_unchanged(&self) {
-        assert_eq!(std::fs::read(&self.manifest).unwrap(), self.original, "manifest was modified");
+        assert_eq!(
+            std::fs::read(&self.manifest).unwrap(),
+            self.original,
+            "manifest was modified"
+        );
     }
 }
 
 #[test]
 fn missing_toplevel() {
     let t = tree();
-    let out = run(grok("grok-manifest").args(["-m", t.manifest.to_str().unwrap(), "-t", "/nonexistent/top"]));
+    let out = run(grok("grok-manifest").args([
+        "-m",
+        t.manifest.to_str().unwrap(),
+        "-t",
+        "/nonexistent/top",
+    ]));
     assert_one_line_error(&out, EXIT_USAGE, "/nonexistent/top");
     t.manifest_unchanged();
 }
@@ -93,9 +107,18 @@ fn truncated_gzip_manifest_is_left_alone() {
     let t = tree();
     let truncated = &t.original[..t.original.len() / 2];
     std::fs::write(&t.manifest, truncated).unwrap();
-    let out = run(grok("grok-manifest").args(["-m", t.manifest.to_str().unwrap(), "-t", t.top.to_str().unwrap()]));
+    let out = run(grok("grok-manifest").args([
+        "-m",
+        t.manifest.to_str().unwrap(),
+        "-t",
+        t.top.to_str().unwrap(),
+    ]));
     assert_one_line_error(&out, EXIT_FAILURE, t.manifest.to_str().unwrap());
-    assert_eq!(std::fs::read(&t.manifest).unwrap(), truncated, "truncated manifest was rewritten");
+    assert_eq!(
+        std::fs::read(&t.manifest).unwrap(),
+        truncated,
+        "truncated manifest was rewritten"
+    );
 }
 
 #[test]
@@ -110,7 +133,11 @@ fn unparseable_manifest_is_regenerated_with_a_warning() {
         t.top.join("a.git").to_str().unwrap(),
     ]));
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("regenerated"), "no warning: {}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("regenerated"),
+        "no warning: {}",
+        stderr_of(&out)
+    );
     t.manifest_unchanged();
 }
 
@@ -177,10 +204,20 @@ fn unwritable_manifest_directory() {
         let file = t.top.parent().unwrap().join("file");
         std::fs::write(&file, b"").unwrap();
         let m = file.join("manifest.js.gz");
-        let out = run(grok("grok-manifest").args(["-m", m.to_str().unwrap(), "-t", t.top.to_str().unwrap()]));
+        let out = run(grok("grok-manifest").args([
+            "-m",
+            m.to_str().unwrap(),
+            "-t",
+            t.top.to_str().unwrap(),
+        ]));
         assert_one_line_error(&out, EXIT_FAILURE, m.parent().unwrap().to_str().unwrap());
         return;
     };
-    let out = run(grok("grok-manifest").args(["-m", manifest.to_str().unwrap(), "-t", t.top.to_str().unwrap()]));
+    let out = run(grok("grok-manifest").args([
+        "-m",
+        manifest.to_str().unwrap(),
+        "-t",
+        t.top.to_str().unwrap(),
+    ]));
     assert_one_line_error(&out, EXIT_FAILURE, ro.to_str().unwrap());
 }

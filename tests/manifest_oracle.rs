@@ -41,8 +41,16 @@ fn build(dir: &Path) -> Collection {
     std::fs::write(linux.join("description"), "The Linux kernel\n").unwrap();
     git(Some(&linux), &["config", "gitweb.owner", "Linus T"]);
     for (i, who) in ["alice", "bob", "carol"].iter().enumerate() {
-        let f = fork(&linux, &top.join(format!("pub/scm/linux/forks/{who}/linux.git")));
-        commits(&f, &format!("{who}-work"), i + 1, t0 + 20_000 + i as i64 * 1000);
+        let f = fork(
+            &linux,
+            &top.join(format!("pub/scm/linux/forks/{who}/linux.git")),
+        );
+        commits(
+            &f,
+            &format!("{who}-work"),
+            i + 1,
+            t0 + 20_000 + i as i64 * 1000,
+        );
     }
 
     // Odd ref names, a detached HEAD, an owner but the placeholder
@@ -64,7 +72,15 @@ fn build(dir: &Path) -> Collection {
 
     // A non-bare repository: its .git directory is what a walk finds.
     let work = top.join("misc/worktree");
-    git(None, &["init", "-q", "--initial-branch=main", work.to_str().unwrap()]);
+    git(
+        None,
+        &[
+            "init",
+            "-q",
+            "--initial-branch=main",
+            work.to_str().unwrap(),
+        ],
+    );
     commits(&work.join(".git"), "main", 1, t0 + 70_000);
 
     // Symlinks: one to a repo, one dangling.
@@ -82,13 +98,23 @@ fn build(dir: &Path) -> Collection {
     // Gerrit-style meta refs for -r.
     let gerrit = project(&top.join("gerrit/project.git"), 2, t0 + 90_000);
     git(Some(&gerrit), &["update-ref", "refs/meta/config", "main"]);
-    git(Some(&gerrit), &["update-ref", "refs/changes/01/1/1", "main"]);
+    git(
+        Some(&gerrit),
+        &["update-ref", "refs/changes/01/1/1", "main"],
+    );
 
     // SHA-256 object format.
     let sha256 = top.join("misc/sha256.git");
     git(
         None,
-        &["init", "-q", "--bare", "--object-format=sha256", "--initial-branch=main", sha256.to_str().unwrap()],
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "--object-format=sha256",
+            "--initial-branch=main",
+            sha256.to_str().unwrap(),
+        ],
     );
     commits(&sha256, "main", 2, t0 + 100_000);
 
@@ -97,7 +123,14 @@ fn build(dir: &Path) -> Collection {
         let rt = top.join("misc/reftable.git");
         git(
             None,
-            &["init", "-q", "--bare", "--ref-format=reftable", "--initial-branch=main", rt.to_str().unwrap()],
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "--ref-format=reftable",
+                "--initial-branch=main",
+                rt.to_str().unwrap(),
+            ],
         );
         commits(&rt, "main", 3, t0 + 110_000);
         commits(&rt, "side", 1, t0 + 120_000);
@@ -128,7 +161,10 @@ fn both(coll: &Collection, manifests: &Path, extra: &[&str]) -> (Value, Value) {
             .args(["-m", ours_path.to_str().unwrap(), "-t", top])
             .args(extra),
     );
-    (read_manifest_json(&ours_path), read_manifest_json(&theirs_path))
+    (
+        read_manifest_json(&ours_path),
+        read_manifest_json(&theirs_path),
+    )
 }
 
 /// Compare two manifests key by key. `clock_keys` are entries whose
@@ -148,12 +184,21 @@ fn assert_same(coll: &Collection, ours: &Value, theirs: &Value, clock_keys: &[&s
             let (ov, tv) = (o.get(field), t.get(field));
             match field.as_str() {
                 // With no ref pointing at a commit, "modified" is the clock.
-                "modified" if clock_keys.contains(&key.as_str()) || key == "/misc/tags-only.git" => {
-                    assert!(ov.and_then(Value::as_i64).is_some(), "{key}: modified missing");
+                "modified"
+                    if clock_keys.contains(&key.as_str()) || key == "/misc/tags-only.git" =>
+                {
+                    assert!(
+                        ov.and_then(Value::as_i64).is_some(),
+                        "{key}: modified missing"
+                    );
                 }
                 "head" if coll.reftable.contains(key) => {
                     assert_eq!(tv.and_then(Value::as_str), Some("ref: refs/heads/.invalid"));
-                    assert_eq!(ov.and_then(Value::as_str), Some("ref: refs/heads/main"), "{key}: real HEAD");
+                    assert_eq!(
+                        ov.and_then(Value::as_str),
+                        Some("ref: refs/heads/main"),
+                        "{key}: real HEAD"
+                    );
                 }
                 "symlinks" => {
                     let set = |v: Option<&Value>| -> BTreeSet<String> {
@@ -199,13 +244,29 @@ fn full_walk_matches_reference() {
     assert!(m.contains_key("/pub/scm/linux/forks/carol/linux.git"));
     assert!(m.contains_key("/misc/worktree/.git"));
     assert!(m.contains_key("/misc/sha256.git"));
-    assert!(!m.contains_key("/misc/empty.git"), "empty repos are left out");
-    assert_eq!(m["/pub/scm/linux/linux.git"]["symlinks"], serde_json::json!(["/pub/linux-link.git"]));
-    assert_eq!(m["/pub/scm/linux/linux.git"]["description"], "The Linux kernel");
+    assert!(
+        !m.contains_key("/misc/empty.git"),
+        "empty repos are left out"
+    );
+    assert_eq!(
+        m["/pub/scm/linux/linux.git"]["symlinks"],
+        serde_json::json!(["/pub/linux-link.git"])
+    );
+    assert_eq!(
+        m["/pub/scm/linux/linux.git"]["description"],
+        "The Linux kernel"
+    );
     assert_eq!(m["/pub/scm/linux/linux.git"]["owner"], "Linus T");
     assert!(m["/misc/odd.git"].get("description").is_none());
-    assert_eq!(m["/misc/odd.git"]["head"].as_str().unwrap().len(), 40, "detached HEAD");
-    assert_eq!(m["/misc/sha256.git"]["fingerprint"].as_str().unwrap().len(), 40);
+    assert_eq!(
+        m["/misc/odd.git"]["head"].as_str().unwrap().len(),
+        40,
+        "detached HEAD"
+    );
+    assert_eq!(
+        m["/misc/sha256.git"]["fingerprint"].as_str().unwrap().len(),
+        40
+    );
     for key in &coll.reftable {
         assert!(m.contains_key(key));
     }
@@ -227,10 +288,17 @@ fn export_ok_ignore_paths_and_ignore_refs_match_reference() {
     assert_same(&coll, &ours, &theirs, &[]);
     assert!(ours.get("/testing/scratch.git").is_none());
 
-    let (ours, theirs) = both(&coll, &dir.path().join("r"), &["-r", "refs/meta/*", "-r", "refs/changes/*"]);
+    let (ours, theirs) = both(
+        &coll,
+        &dir.path().join("r"),
+        &["-r", "refs/meta/*", "-r", "refs/changes/*"],
+    );
     assert_same(&coll, &ours, &theirs, &[]);
     let gerrit = coll.top.join("gerrit/project.git");
-    assert_ne!(ours["/gerrit/project.git"]["fingerprint"].as_str().unwrap(), show_ref_sha1(&gerrit));
+    assert_ne!(
+        ours["/gerrit/project.git"]["fingerprint"].as_str().unwrap(),
+        show_ref_sha1(&gerrit)
+    );
 }
 
 #[test]
@@ -251,7 +319,10 @@ fn hook_mode_updates_match_reference() {
     let (ours, theirs) = both(&coll, &m, &paths);
     assert_same(&coll, &ours, &theirs, &[]);
     // linux.git's notes commit was made "now"; bob's newest commit is ours.
-    assert_eq!(ours["/pub/scm/linux/forks/bob/linux.git"]["modified"], 1_700_000_100);
+    assert_eq!(
+        ours["/pub/scm/linux/forks/bob/linux.git"]["modified"],
+        1_700_000_100
+    );
     assert_eq!(ours["/pub/scm/linux/forks/bob/linux.git"]["owner"], "Bob");
     assert_fingerprints_are_show_ref_sha1(&coll, &ours);
 
@@ -263,16 +334,27 @@ fn hook_mode_updates_match_reference() {
         .unwrap()
         .as_secs() as i64;
     let (ours, theirs) = both(&coll, &m, &args);
-    let clock = ["/pub/scm/linux/linux.git", "/pub/scm/linux/forks/bob/linux.git"];
+    let clock = [
+        "/pub/scm/linux/linux.git",
+        "/pub/scm/linux/forks/bob/linux.git",
+    ];
     assert_same(&coll, &ours, &theirs, &clock);
-    assert!(ours["/pub/scm/linux/linux.git"]["modified"].as_i64().unwrap() >= before);
+    assert!(
+        ours["/pub/scm/linux/linux.git"]["modified"]
+            .as_i64()
+            .unwrap()
+            >= before
+    );
 
     // A symlink named in hook mode is recorded on its target.
     let link = coll.top.join("misc/odd-link.git");
     std::os::unix::fs::symlink(coll.top.join("misc/odd.git"), &link).unwrap();
     let (ours, theirs) = both(&coll, &m, &[link.to_str().unwrap()]);
     assert_same(&coll, &ours, &theirs, &clock);
-    assert_eq!(ours["/misc/odd.git"]["symlinks"], serde_json::json!(["/misc/odd-link.git"]));
+    assert_eq!(
+        ours["/misc/odd.git"]["symlinks"],
+        serde_json::json!(["/misc/odd-link.git"])
+    );
 }
 
 #[test]
@@ -283,7 +365,11 @@ fn remove_matches_reference() {
     both(&coll, &m, &[]);
     let odd = coll.top.join("misc/odd.git");
     let link = coll.top.join("pub/linux-link.git");
-    let (ours, theirs) = both(&coll, &m, &["-x", odd.to_str().unwrap(), link.to_str().unwrap()]);
+    let (ours, theirs) = both(
+        &coll,
+        &m,
+        &["-x", odd.to_str().unwrap(), link.to_str().unwrap()],
+    );
     assert_same(&coll, &ours, &theirs, &[]);
     assert!(ours.get("/misc/odd.git").is_none());
     assert!(ours["/pub/scm/linux/linux.git"].get("symlinks").is_none());

@@ -15,19 +15,34 @@ use support::{grok, oracle, oracle_venv, read_manifest_json, run_ok, show_ref_sh
 /// `n` small repos under `top`, and an initial manifest made by ours.
 fn collection(top: &Path, manifest: &Path, n: usize) -> Vec<PathBuf> {
     let repos: Vec<PathBuf> = (0..n)
-        .map(|i| project(&top.join(format!("group{}/repo{i:02}.git", i % 4)), 2, 1_600_000_000 + i as i64))
+        .map(|i| {
+            project(
+                &top.join(format!("group{}/repo{i:02}.git", i % 4)),
+                2,
+                1_600_000_000 + i as i64,
+            )
+        })
         .collect();
-    run_ok(grok("grok-manifest").args(["-m", manifest.to_str().unwrap(), "-t", top.to_str().unwrap()]));
+    run_ok(grok("grok-manifest").args([
+        "-m",
+        manifest.to_str().unwrap(),
+        "-t",
+        top.to_str().unwrap(),
+    ]));
     repos
 }
 
 /// The manifest as the reference reads it (its own `read_manifest`),
 /// re-serialized as JSON.
 fn as_reference_reads_it(manifest: &Path) -> Value {
-    let script = "import sys, json, grokmirror\nprint(json.dumps(grokmirror.read_manifest(sys.argv[1])))";
+    let script =
+        "import sys, json, grokmirror\nprint(json.dumps(grokmirror.read_manifest(sys.argv[1])))";
     let out = run_ok(
-        std::process::Command::new(oracle_venv().join("bin/python"))
-            .args(["-c", script, manifest.to_str().unwrap()]),
+        std::process::Command::new(oracle_venv().join("bin/python")).args([
+            "-c",
+            script,
+            manifest.to_str().unwrap(),
+        ]),
     );
     serde_json::from_str(&out).unwrap()
 }
@@ -42,7 +57,11 @@ fn as_we_read_it(manifest: &Path) -> Value {
 
 fn assert_every_fingerprint_current(top: &Path, manifest: &Path, repos: &[PathBuf]) {
     let m = read_manifest_json(manifest);
-    assert_eq!(m.as_object().unwrap().len(), repos.len(), "entries lost or added");
+    assert_eq!(
+        m.as_object().unwrap().len(),
+        repos.len(),
+        "entries lost or added"
+    );
     for repo in repos {
         let key = format!("/{}", repo.strip_prefix(top).unwrap().display());
         assert_eq!(
@@ -70,7 +89,13 @@ fn ours_and_reference_take_turns_in_hook_mode() {
             } else {
                 oracle("grok-manifest")
             };
-            run_ok(cmd.args(["-m", manifest.to_str().unwrap(), "-t", top.to_str().unwrap(), repo.to_str().unwrap()]));
+            run_ok(cmd.args([
+                "-m",
+                manifest.to_str().unwrap(),
+                "-t",
+                top.to_str().unwrap(),
+                repo.to_str().unwrap(),
+            ]));
         }
     }
     assert_every_fingerprint_current(&top, &manifest, &repos);
@@ -86,11 +111,18 @@ fn spawn_hook(reference: bool, manifest: &Path, top: &Path, repo: &Path) -> Chil
     } else {
         grok("grok-manifest")
     };
-    cmd.args(["-n", "-m", manifest.to_str().unwrap(), "-t", top.to_str().unwrap(), repo.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn hook")
+    cmd.args([
+        "-n",
+        "-m",
+        manifest.to_str().unwrap(),
+        "-t",
+        top.to_str().unwrap(),
+        repo.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn hook")
 }
 
 fn forty_concurrent_hooks(mix_in_reference: bool) {
@@ -108,7 +140,11 @@ fn forty_concurrent_hooks(mix_in_reference: bool) {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a hook failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "a hook failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_every_fingerprint_current(&top, &manifest, &repos);
     assert_eq!(as_we_read_it(&manifest), as_reference_reads_it(&manifest));

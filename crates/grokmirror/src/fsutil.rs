@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Write `data` to `path` atomically: a temporary file in the same
-/// directory, flushed to disk, then renamed over `path`, then the directory
-/// entry flushed too. Readers see either the old file or the new one, never
-/// a partial one; a failure (disk full, say) leaves the old file untouched.
+/// directory, flushed to disk, then renamed over `path`. Readers see either
+/// the old file or the new one, never a partial one; a failure (disk full,
+/// say) leaves the old file untouched.
 ///
 /// The file is created with mode `0666 & !umask`, as grokmirror does.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -58,13 +58,12 @@ fn replace_with(
     if durable {
         tmp.as_file().sync_all()?;
     }
+    // The data is on disk before the rename, so a crash can leave the old
+    // file or the new one, never a torn one. The directory entry is not
+    // fsynced: losing the rename in a crash only means the previous
+    // (complete) version is read next time, which every reader of these
+    // files handles, and the extra flush would double a hook's latency.
     tmp.persist(path).map_err(|e| e.error)?;
-    if durable {
-        // Make the rename itself durable.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
     Ok(())
 }
 
