@@ -67,6 +67,34 @@ fn replace_with(
     Ok(())
 }
 
+/// Remove temporary files that an interrupted [`write_atomic`] of `path`
+/// left behind (`.<name>.*.tmp` beside it). Only call this while holding
+/// the lock that serializes writers of `path`, or a live writer's temp file
+/// could go. Returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return 0;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".tmp")
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Replace `path` with `data` (atomically, without fsync: see
 /// [`replace_quickly`]) unless it already holds exactly that. Returns
 /// whether it wrote. Saves a write (and an mtime change) on every unchanged
@@ -180,6 +208,18 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.js.gz");
+        write_atomic(&p, b"x").unwrap();
+        fs::write(dir.path().join(".m.js.gz.abc123.tmp"), b"partial").unwrap();
+        fs::write(dir.path().join(".m.js.gz.lock"), b"").unwrap();
+        fs::write(dir.path().join(".other.abc.tmp"), b"").unwrap();
+        assert_eq!(remove_stale_temps(&p), 1);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]
