@@ -195,6 +195,8 @@ pub fn man_page() -> String {
          (generated from the same table as this page).",
     )]);
     r.control("SH", ["SEE ALSO"]);
-    r.text([roman("grok-manifest(1), grok-pull(1), grok-fsck(1), git-config(1)")]);
+    r.text([roman(
+        "grok-manifest(1), grok-pull(1), grok-fsck(1), git-config(1)",
+    )]);
     r.render()
 }

@@ -139,7 +139,11 @@ pub fn prune(root: &Path, files: &[Generated]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Files under `root/dir` that are not among `files` (relative paths).
-pub fn unexpected_files(root: &Path, dir: &str, files: &[Generated]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn unexpected_files(
+    root: &Path,
+    dir: &str,
+    files: &[Generated],
+) -> anyhow::Result<Vec<PathBuf>> {
     let full = root.join(dir);
     let mut extra = Vec::new();
     let entries = match std::fs::read_dir(&full) {

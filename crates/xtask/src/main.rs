@@ -11,7 +11,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "xtask", about = "Generate man pages, completions and the example config")]
+#[command(
+    name = "xtask",
+    about = "Generate man pages, completions and the example config"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,

@@ -16,9 +16,15 @@ fn root() -> PathBuf {
 fn checked_in_files_match_the_generators() {
     let files = xtask::all().expect("generate");
     // Guard against comparing nothing.
-    assert!(files.iter().any(|f| f.path == Path::new("man/grok-manifest.1")));
-    assert!(files.iter().any(|f| f.path == Path::new("man/grokmirror.conf.5")));
-    assert!(files.iter().any(|f| f.path == Path::new("grokmirror.conf.example")));
+    assert!(files
+        .iter()
+        .any(|f| f.path == Path::new("man/grok-manifest.1")));
+    assert!(files
+        .iter()
+        .any(|f| f.path == Path::new("man/grokmirror.conf.5")));
+    assert!(files
+        .iter()
+        .any(|f| f.path == Path::new("grokmirror.conf.example")));
     let problems = xtask::stale(&root(), &files).expect("compare");
     assert!(
         problems.is_empty(),
@@ -34,11 +40,18 @@ fn stale_check_notices_edits_and_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let files = xtask::all().unwrap();
     xtask::write(dir.path(), &files).unwrap();
-    assert_eq!(xtask::stale(dir.path(), &files).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        xtask::stale(dir.path(), &files).unwrap(),
+        Vec::<String>::new()
+    );
 
     std::fs::write(dir.path().join("man/grok-manifest.1"), "edited by hand\n").unwrap();
     std::fs::remove_file(dir.path().join("completions/_grok-manifest")).unwrap();
-    std::fs::write(dir.path().join("man/grok-old.1"), "from a removed program\n").unwrap();
+    std::fs::write(
+        dir.path().join("man/grok-old.1"),
+        "from a removed program\n",
+    )
+    .unwrap();
     let problems = xtask::stale(dir.path(), &files).unwrap();
     assert_eq!(
         problems,
@@ -95,17 +108,26 @@ fn man_text(page: &Path, name: &str, section: &str) -> String {
 fn man_shows_every_flag_of_every_program() {
     for (name, cmd) in xtask::programs() {
         let text = man_text(&root().join(format!("man/{name}.1")), name, "1");
-        assert!(text.contains("OPTIONS"), "{name}: no OPTIONS section:\n{text}");
+        assert!(
+            text.contains("OPTIONS"),
+            "{name}: no OPTIONS section:\n{text}"
+        );
         let mut checked = 0;
         for arg in cmd.get_arguments() {
             if let Some(long) = arg.get_long() {
                 let flag = format!("--{long}");
-                assert!(text.contains(&flag), "man {name} does not show {flag}:\n{text}");
+                assert!(
+                    text.contains(&flag),
+                    "man {name} does not show {flag}:\n{text}"
+                );
                 checked += 1;
             }
             if let Some(short) = arg.get_short() {
                 let flag = format!("-{short},");
-                assert!(text.contains(&flag), "man {name} does not show {flag}:\n{text}");
+                assert!(
+                    text.contains(&flag),
+                    "man {name} does not show {flag}:\n{text}"
+                );
             }
             if arg.is_positional() {
                 let names = arg.get_value_names().expect("positionals have value names");
@@ -114,7 +136,11 @@ fn man_shows_every_flag_of_every_program() {
                 }
             }
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let first_words: String = help.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            let first_words: String = help
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
             assert!(
                 text.contains(&first_words),
                 "man {name} lacks the help of {:?} ({first_words:?})",
@@ -128,9 +154,17 @@ fn man_shows_every_flag_of_every_program() {
 
 #[test]
 fn man_shows_every_config_option() {
-    let text = man_text(&root().join("man/grokmirror.conf.5"), "grokmirror.conf", "5");
+    let text = man_text(
+        &root().join("man/grokmirror.conf.5"),
+        "grokmirror.conf",
+        "5",
+    );
     for section in xtask::options::sections() {
-        assert!(text.contains(&format!("[{}]", section.name)), "no [{}]", section.name);
+        assert!(
+            text.contains(&format!("[{}]", section.name)),
+            "no [{}]",
+            section.name
+        );
     }
     for opt in options() {
         // Each option is a .TP tag: it starts a line at the outer indent
@@ -140,7 +174,10 @@ fn man_shows_every_config_option() {
             indent == 7 && l.split_whitespace().next() == Some(opt.key)
         });
         assert!(shown, "man grokmirror.conf does not describe {}", opt.key);
-        let default = format!("Default: {}", opt.default.split_whitespace().next().unwrap());
+        let default = format!(
+            "Default: {}",
+            opt.default.split_whitespace().next().unwrap()
+        );
         assert!(text.contains(&default), "{}: default not shown", opt.key);
     }
 }
