@@ -8,7 +8,16 @@ use super::{git, git_stdin};
 /// `git init --bare` at `path` with `main` as the initial branch.
 pub fn init_bare(path: &Path) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    git(None, &["init", "-q", "--bare", "--initial-branch=main", path.to_str().unwrap()]);
+    git(
+        None,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "--initial-branch=main",
+            path.to_str().unwrap(),
+        ],
+    );
     path.to_path_buf()
 }
 
@@ -16,7 +25,8 @@ pub fn init_bare(path: &Path) -> PathBuf {
 /// with committer dates `start`, `start+60`, ... Returns the new tip.
 pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
     let refname = format!("refs/heads/{branch}");
-    let existing = super::run(super::git_cmd(Some(repo)).args(["rev-parse", "-q", "--verify", &refname]));
+    let existing =
+        super::run(super::git_cmd(Some(repo)).args(["rev-parse", "-q", "--verify", &refname]));
     let parent = existing
         .status
         .success()
@@ -28,8 +38,12 @@ pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
         let msg = format!("{tag} {branch} commit {i} at {when}\n");
         let content = format!("{tag} {branch} {i} {when}\n");
         stream.push_str(&format!("commit {refname}\n"));
-        stream.push_str(&format!("author Test Author <author@example.com> {when} +0000\n"));
-        stream.push_str(&format!("committer Test Committer <committer@example.com> {when} +0000\n"));
+        stream.push_str(&format!(
+            "author Test Author <author@example.com> {when} +0000\n"
+        ));
+        stream.push_str(&format!(
+            "committer Test Committer <committer@example.com> {when} +0000\n"
+        ));
         stream.push_str(&format!("data {}\n{}", msg.len(), msg));
         if i == 0 {
             if let Some(p) = &parent {
@@ -40,7 +54,11 @@ pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
         stream.push_str(&format!("data {}\n{}\n", content.len(), content));
     }
     stream.push_str("done\n");
-    git_stdin(Some(repo), &["fast-import", "--quiet", "--done"], stream.as_bytes());
+    git_stdin(
+        Some(repo),
+        &["fast-import", "--quiet", "--done"],
+        stream.as_bytes(),
+    );
     git(Some(repo), &["rev-parse", &refname])
 }
 
@@ -48,7 +66,10 @@ pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
 pub fn tag(repo: &Path, name: &str, target: &str, message: Option<&str>) {
     match message {
         None => {
-            git(Some(repo), &["update-ref", &format!("refs/tags/{name}"), target]);
+            git(
+                Some(repo),
+                &["update-ref", &format!("refs/tags/{name}"), target],
+            );
         }
         Some(m) => {
             let obj = super::git_cmd(Some(repo))
@@ -56,7 +77,11 @@ pub fn tag(repo: &Path, name: &str, target: &str, message: Option<&str>) {
                 .args(["tag", "-a", "-m", m, name, target])
                 .output()
                 .unwrap();
-            assert!(obj.status.success(), "{}", String::from_utf8_lossy(&obj.stderr));
+            assert!(
+                obj.status.success(),
+                "{}",
+                String::from_utf8_lossy(&obj.stderr)
+            );
         }
     }
 }
@@ -64,7 +89,17 @@ pub fn tag(repo: &Path, name: &str, target: &str, message: Option<&str>) {
 /// A full copy of `src` at `dst` (a fork, sharing history but no objects).
 pub fn fork(src: &Path, dst: &Path) -> PathBuf {
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-    git(None, &["clone", "-q", "--bare", "--no-local", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--no-local",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ],
+    );
     // A clone adds an origin remote and config the origin repo wouldn't have.
     git(Some(dst), &["remote", "remove", "origin"]);
     dst.to_path_buf()

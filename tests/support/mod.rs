@@ -179,8 +179,7 @@ pub fn read_manifest_json(path: &Path) -> serde_json::Value {
     } else {
         raw
     };
-    serde_json::from_slice(&data)
-        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    serde_json::from_slice(&data).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
 /// Write a config file and return its path.
@@ -192,7 +191,9 @@ pub fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Command-line arguments as strings, for assertions in messages.
 pub fn args_of(cmd: &Command) -> Vec<String> {
-    cmd.get_args().map(|a: &OsStr| a.to_string_lossy().into_owned()).collect()
+    cmd.get_args()
+        .map(|a: &OsStr| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Stderr of an output as text.
