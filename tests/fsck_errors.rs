@@ -8,9 +8,9 @@ mod support;
 use std::path::Path;
 
 use support::fixture;
+use support::git;
 use support::replica::{explode, loose_path, stderr, today, Replica};
 use support::smtp::SmtpSink;
-use support::git;
 
 /// Delete one blob of `repo` (made loose first); returns its id.
 fn delete_a_blob(repo: &Path) -> String {
@@ -50,7 +50,10 @@ fn corrupt_repo_is_reported_marked_for_reclone_and_mailed() {
     let out = r.fsck(&["-f"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("{} reports errors:", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!("{} reports errors:", bad.display())),
+        "{err}"
+    );
     assert!(err.contains(&format!("missing blob {blob}")), "{err}");
     assert!(err.contains("requested auto-reclone"), "{err}");
 
@@ -62,7 +65,10 @@ fn corrupt_repo_is_reported_marked_for_reclone_and_mailed() {
         )),
         "{errfile}"
     );
-    assert!(errfile.contains(&format!("missing blob {blob}")), "{errfile}");
+    assert!(
+        errfile.contains(&format!("missing blob {blob}")),
+        "{errfile}"
+    );
     let reclone = std::fs::read_to_string(bad.join("grokmirror.reclone")).unwrap();
     assert!(
         reclone.starts_with("Requested by grok-fsck due to error: "),
@@ -76,8 +82,14 @@ fn corrupt_repo_is_reported_marked_for_reclone_and_mailed() {
     let mails = sink.mails();
     assert_eq!(mails.len(), 1, "{mails:?}");
     let mail = &mails[0];
-    assert_eq!(mail.header("Subject").as_deref(), Some("fsck trouble on the mirror"));
-    assert_eq!(mail.header("From").as_deref(), Some("fsck@mirror.example.org"));
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("fsck trouble on the mirror")
+    );
+    assert_eq!(
+        mail.header("From").as_deref(),
+        Some("fsck@mirror.example.org")
+    );
     assert_eq!(mail.header("To").as_deref(), Some("ops@example.org"));
     assert_eq!(mail.from, "fsck@mirror.example.org");
     assert_eq!(mail.to, vec!["ops@example.org".to_string()]);
@@ -103,7 +115,10 @@ fn tag_without_tagger(repo: &Path) {
 #[test]
 fn ignored_error_strings_are_not_reported() {
     let sink = SmtpSink::start();
-    let r = Replica::new(&fsck_section(&sink, "ignore_errors = notice:\n    missingTaggerEntry"), "");
+    let r = Replica::new(
+        &fsck_section(&sink, "ignore_errors = notice:\n    missingTaggerEntry"),
+        "",
+    );
     let repo = fixture::project(&r.repo("tagged.git"), 5, 1_600_000_000);
     tag_without_tagger(&repo);
     r.manifest();
@@ -142,15 +157,31 @@ fn a_lender_is_never_marked_for_reclone() {
     let r = Replica::new(&fsck_section(&sink, ""), "");
     let parent = fixture::project(&r.repo("parent.git"), 10, 1_600_000_000);
     let child = r.repo("child.git");
-    git(None, &["clone", "-q", "--bare", "--shared", parent.to_str().unwrap(), child.to_str().unwrap()]);
+    git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--shared",
+            parent.to_str().unwrap(),
+            child.to_str().unwrap(),
+        ],
+    );
     git(Some(&child), &["remote", "remove", "origin"]);
     delete_a_blob(&parent);
     r.manifest();
     let out = r.fsck(&["-f"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("{} reports errors:", parent.display())), "{err}");
-    assert!(err.contains("used for alternates, not requesting auto-reclone"), "{err}");
+    assert!(
+        err.contains(&format!("{} reports errors:", parent.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("used for alternates, not requesting auto-reclone"),
+        "{err}"
+    );
     assert!(parent.join("grokmirror.fsck.err").exists());
     assert!(!parent.join("grokmirror.reclone").exists());
 }

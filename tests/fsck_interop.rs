@@ -14,15 +14,26 @@ use support::show_ref;
 
 /// Every object a repository holds itself.
 fn all_objects(repo: &std::path::Path) -> std::collections::BTreeSet<String> {
-    support::git(Some(repo), &["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    support::git(
+        Some(repo),
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
 }
 
 fn small_tree(r: &Replica, n: usize) {
     for i in 0..n {
-        fixture::project(&r.repo(&format!("g{}/r{i}.git", i % 3)), 3 + i, 1_600_000_000 + i as i64 * 1000);
+        fixture::project(
+            &r.repo(&format!("g{}/r{i}.git", i % 3)),
+            3 + i,
+            1_600_000_000 + i as i64 * 1000,
+        );
     }
     r.manifest();
 }
@@ -35,7 +46,11 @@ fn schedule(st: &Value) -> BTreeMap<String, (Value, Value, Value)> {
         .map(|(k, v)| {
             (
                 k.clone(),
-                (v["nextcheck"].clone(), v["lastcheck"].clone(), v["fingerprint"].clone()),
+                (
+                    v["nextcheck"].clone(),
+                    v["lastcheck"].clone(),
+                    v["fingerprint"].clone(),
+                ),
             )
         })
         .collect()
@@ -67,7 +82,8 @@ fn our_status_is_continued_by_the_reference_without_rescheduling() {
     let before = schedule(&r.status());
     assert_eq!(before.len(), 12);
     // New repos are spread over the period, not all due today.
-    let distinct: std::collections::BTreeSet<_> = before.values().map(|v| v.0.to_string()).collect();
+    let distinct: std::collections::BTreeSet<_> =
+        before.values().map(|v| v.0.to_string()).collect();
     assert!(distinct.len() > 1, "{before:?}");
 
     let theirs = r.oracle_fsck(&[]);
@@ -80,7 +96,10 @@ fn our_status_is_continued_by_the_reference_without_rescheduling() {
 
 #[test]
 fn a_tree_maintained_by_the_reference_is_continued_by_ours() {
-    let r = Replica::new("frequency = 30\nignore_errors = notice:\n    warning: disabling bitmap writing", "");
+    let r = Replica::new(
+        "frequency = 30\nignore_errors = notice:\n    warning: disabling bitmap writing",
+        "",
+    );
     let base = fixture::project(&r.repo("pub/base.git"), 40, 1_600_000_000);
     for (i, name) in ["pub/fork1.git", "pub/fork2.git"].iter().enumerate() {
         let fork = fixture::fork(&base, &r.repo(name));
@@ -93,7 +112,12 @@ fn a_tree_maintained_by_the_reference_is_continued_by_ours() {
     let theirs = r.oracle_fsck(&["-f"]);
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     let obst_dir = r.top.join("objstore");
-    let obstrepos: Vec<_> = std::fs::read_dir(&obst_dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "git")).collect();
+    let obstrepos: Vec<_> = std::fs::read_dir(&obst_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .collect();
     assert_eq!(obstrepos.len(), 1, "{obstrepos:?}");
     let obst = &obstrepos[0];
     let names = ["pub/base.git", "pub/fork1.git", "pub/fork2.git", "solo.git"];
@@ -107,7 +131,10 @@ fn a_tree_maintained_by_the_reference_is_continued_by_ours() {
     let err = stderr(&ours);
     assert!(ours.status.success(), "{err}");
     assert!(!err.contains("added:"), "{err}");
-    assert!(err.contains("checking connectivity"), "members get connectivity checks: {err}");
+    assert!(
+        err.contains("checking connectivity"),
+        "members get connectivity checks: {err}"
+    );
     let ours = r.fsck(&["--repack-all-full"]);
     let err = stderr(&ours);
     assert!(ours.status.success(), "{err}");
@@ -119,9 +146,15 @@ fn a_tree_maintained_by_the_reference_is_continued_by_ours() {
     assert!(replica::fsck_clean(obst));
     let st = r.status();
     let key = obst.to_string_lossy().into_owned();
-    assert!(st.get(&key).is_some(), "object storage keeps its status entry: {st}");
+    assert!(
+        st.get(&key).is_some(),
+        "object storage keeps its status entry: {st}"
+    );
     assert_eq!(
-        support::git(Some(obst), &["config", "--get", "extensions.preciousObjects"]),
+        support::git(
+            Some(obst),
+            &["config", "--get", "extensions.preciousObjects"]
+        ),
         "true"
     );
     // Object storage is repacked keeping everything.

@@ -46,7 +46,12 @@ fn a_locked_repo_is_waited_for_not_skipped() {
     loop {
         let line = lines
             .next()
-            .unwrap_or_else(|| panic!("grok-fsck ended without waiting for the lock:\n{}", seen.join("\n")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "grok-fsck ended without waiting for the lock:\n{}",
+                    seen.join("\n")
+                )
+            })
             .unwrap();
         seen.push(line.clone());
         if line.contains("waiting") && line.contains("busy.git") {
@@ -55,7 +60,12 @@ fn a_locked_repo_is_waited_for_not_skipped() {
     }
     // It is waiting: the free repository is done, the busy one is not.
     assert!(child.lock().unwrap().try_wait().unwrap().is_none());
-    assert_eq!(r.status_of("free.git")["lastcheck"], today(), "{}", seen.join("\n"));
+    assert_eq!(
+        r.status_of("free.git")["lastcheck"],
+        today(),
+        "{}",
+        seen.join("\n")
+    );
     assert_eq!(r.status_of("busy.git")["lastcheck"], "never");
 
     drop(held);

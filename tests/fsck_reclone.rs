@@ -71,7 +71,10 @@ fn repair_loop(pull_with: impl Fn() -> Command) {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("missing blob {blob}")), "{err}");
     let request = std::fs::read_to_string(proj.join("grokmirror.reclone")).unwrap();
-    assert!(request.starts_with("Requested by grok-fsck due to error: "), "{request}");
+    assert!(
+        request.starts_with("Requested by grok-fsck due to error: "),
+        "{request}"
+    );
 
     pull(pull_with(), &r.config);
     assert!(!proj.join("grokmirror.reclone").exists(), "re-cloned");

@@ -657,7 +657,11 @@ impl Fsck<'_> {
     fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Status>, progress: &Progress) {
         info!("{}:", job.key);
         progress.start(&job.key);
-        let size = |p: &Path| objects::scan(p).map(|c| c.total_kib()).unwrap_or(0);
+        // Only repacks (and their prunes) change the size.
+        let size = |p: &Path| match job.repack {
+            Some(_) => objects::scan(p).map(|c| c.total_kib()).unwrap_or(0),
+            None => 0,
+        };
         let before = size(&job.path);
         let started = Instant::now();
         if let Some(level) = job.repack {
