@@ -231,4 +231,66 @@ fn repos_gone_from_disk_leave_manifest_and_status() {
     let st = r.status();
     assert!(st.get(r.repo("b.git").to_str().unwrap()).is_none(), "{st}");
     assert!(st.get(r.repo("sub/c.git").to_str().unwrap()).is_some());
+
+    // Missing but locked (a grok-pull moving it aside to re-clone it):
+    // left alone until the lock is gone.
+    let c = r.repo("sub/c.git");
+    let held = grokmirror::lock::FileLock::acquire(&grokmirror::lock::repo_lock_path(&c)).unwrap();
+    std::fs::remove_dir_all(&c).unwrap();
+    let out = r.fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = support::read_manifest_json(&r.top.join("manifest.js.gz"));
+    assert!(manifest.get("/sub/c.git").is_some(), "{manifest}");
+    drop(held);
+    let out = r.fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = support::read_manifest_json(&r.top.join("manifest.js.gz"));
+    assert!(manifest.get("/sub/c.git").is_none(), "{manifest}");
+}
+
+#[test]
+fn garbage_is_pruned_and_old_reflogs_expire() {
+    let r = Replica::new("", "");
+    let repo = fixture::project(&r.repo("messy.git"), 10, 1_600_000_000);
+    // An interrupted fetch left a temporary pack behind, days ago.
+    let stale = repo.join("objects/pack/tmp_pack_AbCdEf");
+    std::fs::write(&stale, vec![7u8; 4096]).unwrap();
+    replica::age(&stale, 3);
+    r.manifest();
+    let out = r.fsck(&[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("garbage: /messy.git"), "{err}");
+    assert!(!stale.exists(), "git prune removes stale temporary files");
+
+    // Reflogs: an entry from long ago goes, a recent one stays.
+    let logged = fixture::project(&r.repo("logged.git"), 5, 1_600_000_000);
+    git(
+        Some(&logged),
+        &["config", "core.logAllRefUpdates", "always"],
+    );
+    let tip = git(Some(&logged), &["rev-parse", "main"]);
+    let first = git(Some(&logged), &["rev-list", "--max-parents=0", "main"]);
+    support::run_ok(
+        support::git_cmd(Some(&logged))
+            .env("GIT_COMMITTER_DATE", "@1000000000 +0000")
+            .args(["update-ref", "-m", "long ago", "refs/heads/side", &first]),
+    );
+    git(
+        Some(&logged),
+        &["update-ref", "-m", "today", "refs/heads/side", &tip],
+    );
+    assert_eq!(
+        git(Some(&logged), &["reflog", "show", "refs/heads/side"])
+            .lines()
+            .count(),
+        2
+    );
+    r.manifest();
+    let out = r.fsck(&["--repack-all-full"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reflog: expiring reflogs"), "{err}");
+    let reflog = git(Some(&logged), &["reflog", "show", "refs/heads/side"]);
+    assert_eq!(reflog.lines().count(), 1, "{reflog}");
 }

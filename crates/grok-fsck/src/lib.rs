@@ -22,7 +22,7 @@ pub mod settings;
 use std::collections::{HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -102,6 +102,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         report: &report,
         today: chrono::Local::now().date_naive(),
         terminal: std::io::stderr().is_terminal(),
+        status_write_failed: AtomicBool::new(false),
     };
     let result = fsck.run();
     if let Err(e) = &result {
@@ -165,6 +166,18 @@ fn normal_key(key: &str) -> String {
     format!("/{}", key.trim_start_matches('/'))
 }
 
+/// What looking at one repository found.
+struct Analysis {
+    /// Status-file key (full path).
+    key: String,
+    /// A new next-check date, when the decision moves it.
+    reschedule: Option<NaiveDate>,
+    /// Garbage to prune (with the role and counts), when not repacking.
+    garbage: Option<(RepoRole, objects::ObjectCounts)>,
+    /// The work to do, if any.
+    job: Option<Job>,
+}
+
 /// One repository's work.
 #[derive(Debug, Clone)]
 struct Job {
@@ -199,6 +212,7 @@ struct Fsck<'a> {
     report: &'a Report,
     today: NaiveDate,
     terminal: bool,
+    status_write_failed: AtomicBool,
 }
 
 impl Fsck<'_> {
@@ -254,8 +268,13 @@ impl Fsck<'_> {
 
     fn write_status(&self, status: &Status) {
         debug!("writing {}", self.settings.statusfile.display());
-        if let Err(e) = status.write(&self.settings.statusfile) {
-            self.report.critical(e.to_string());
+        match status.write(&self.settings.statusfile) {
+            Ok(()) => {}
+            // Reported once; later writes keep trying (the disk may recover).
+            Err(e) if !self.status_write_failed.swap(true, Ordering::SeqCst) => {
+                self.report.critical(e.to_string())
+            }
+            Err(e) => debug!("{e}"),
         }
     }
 
@@ -303,6 +322,11 @@ impl Fsck<'_> {
             let path = fsutil::key_path(&s.toplevel, &key);
             let full = path.to_string_lossy().into_owned();
             if !path.is_dir() {
+                // A grok-pull moving it aside to re-clone it holds its lock.
+                if FileLock::is_held(&lock::repo_lock_path(&path)).unwrap_or(false) {
+                    info!("     busy: {key} is not on disk but locked, left alone");
+                    continue;
+                }
                 info!("     gone: {key} is no longer on disk, dropped");
                 manifest.repos.remove(&key);
                 status.repos.remove(&full);
@@ -373,12 +397,12 @@ impl Fsck<'_> {
         let analyzed = AtomicUsize::new(0);
         let queued = AtomicUsize::new(0);
         let ticker = Mutex::new(progress::Ticker::new());
-        let results: Vec<(String, Option<NaiveDate>, Option<Job>)> = entries
+        let results: Vec<Analysis> = entries
             .par_iter()
             .map(|(key, entry)| {
                 let result = self.analyze_one(ctx, key, entry, objstore_dir);
                 let n = analyzed.fetch_add(1, Ordering::Relaxed) + 1;
-                if result.2.is_some() {
+                if result.job.is_some() {
                     queued.fetch_add(1, Ordering::Relaxed);
                 }
                 if !self.terminal && ticker.lock().expect("ticker poisoned").due() {
@@ -392,11 +416,15 @@ impl Fsck<'_> {
             })
             .collect();
         let mut jobs = Vec::new();
-        for (key, reschedule, job) in results {
-            if let (Some(next), Some(entry)) = (reschedule, status.repos.get_mut(&key)) {
+        for a in results {
+            if let (Some(next), Some(entry)) = (a.reschedule, status.repos.get_mut(&a.key)) {
                 entry.set_nextcheck(next);
             }
-            jobs.extend(job);
+            // One prune at a time, after the (parallel, read-only) look.
+            if let Some((role, counts)) = &a.garbage {
+                self.prune_garbage(ctx, Path::new(&a.key), role, counts);
+            }
+            jobs.extend(a.job);
         }
         info!(
             "     done: {} analyzed, {} queued",
@@ -406,16 +434,21 @@ impl Fsck<'_> {
         jobs
     }
 
-    /// Look at one repository of the tree; returns its key, a new next-check
-    /// date when the decision moves it, and its job if it has one.
+    /// Look at one repository of the tree (reading only, apart from
+    /// pointing FETCH_HEAD at /dev/null and re-clone requests).
     fn analyze_one(
         &self,
         ctx: &Ctx,
         key: &str,
         entry: &RepoStatus,
         objstore_dir: &Path,
-    ) -> (String, Option<NaiveDate>, Option<Job>) {
-        let nothing = (key.to_string(), None, None);
+    ) -> Analysis {
+        let nothing = Analysis {
+            key: key.to_string(),
+            reschedule: None,
+            garbage: None,
+            job: None,
+        };
         let path = PathBuf::from(key);
         let gitdir = fsutil::manifest_style(&self.settings.toplevel, &path);
         maintain::fix_fetch_head(&path);
@@ -465,11 +498,15 @@ impl Fsck<'_> {
         if decision.reason == "aged" {
             info!("     aged: {gitdir} (changed since its last check, repacking)");
         }
-        if counts.garbage > 0 && decision.repack.is_none() {
-            self.prune_garbage(ctx, &path, &role, &gitdir, &counts);
-        }
+        let garbage = (counts.garbage > 0 && decision.repack.is_none())
+            .then(|| (role.clone(), counts.clone()));
         let job = self.job(key, path, role, &decision);
-        (key.to_string(), reschedule, job)
+        Analysis {
+            key: key.to_string(),
+            reschedule,
+            garbage,
+            job,
+        }
     }
 
     fn job(&self, key: &str, path: PathBuf, role: RepoRole, d: &Decision) -> Option<Job> {
@@ -496,9 +533,9 @@ impl Fsck<'_> {
         ctx: &Ctx,
         path: &Path,
         role: &RepoRole,
-        gitdir: &str,
         counts: &objects::ObjectCounts,
     ) {
+        let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
         match lock::try_lock_repo(path) {
             Ok(Some(_guard)) => {
                 info!(
@@ -656,7 +693,7 @@ impl Fsck<'_> {
     /// One repository's work, under its lock.
     fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Status>, progress: &Progress) {
         info!("{}:", job.key);
-        progress.start(&job.key);
+        progress.start(&fsutil::manifest_style(&self.settings.toplevel, &job.path));
         // Only repacks (and their prunes) change the size.
         let size = |p: &Path| match job.repack {
             Some(_) => objects::scan(p).map(|c| c.total_kib()).unwrap_or(0),
