@@ -130,7 +130,8 @@ fn mail_report(settings: &Settings, report: &Report) {
     });
     match report::send(&settings.report, &subject, &report.text()) {
         Ok(()) => info!("Sent the report to {}", settings.report.to),
-        Err(e) => warn!("{e}; the errors are in the log"),
+        // Shown even without -v: nobody else will tell the operator.
+        Err(e) => tracing::error!("{e}; the errors are in the log"),
     }
 }
 
