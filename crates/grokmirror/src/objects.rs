@@ -374,6 +374,25 @@ pub fn repack_level(
     None
 }
 
+/// grok-pull's question after a fetch: would a quick repack pay off? Never
+/// for a repository with `preciousObjects` on (git would refuse to delete
+/// anything); otherwise by [`repack_level`], with the packed objects of the
+/// repository it borrows from counted in the totals, as grokmirror's pull
+/// does.
+pub fn worth_quick_repack(repo: &Path) -> Result<bool, ObjectsError> {
+    if is_precious(repo) {
+        return Ok(false);
+    }
+    let counts = scan(repo)?;
+    let lender = counts
+        .alternates
+        .last()
+        .filter(|dir| dir.file_name().is_some_and(|n| n == "objects"))
+        .and_then(|dir| dir.parent())
+        .and_then(|lender| scan(lender).ok());
+    Ok(repack_level(&counts, lender.as_ref(), &RepackThresholds::default()).is_some())
+}
+
 /// The repository's own config file, read in-process (no process per
 /// question); `None` when it cannot be read.
 fn repo_config(repo: &Path) -> Option<git2::Config> {
@@ -575,6 +594,28 @@ mod tests {
         check("after repack");
         git(&repo, &["multi-pack-index", "write"]);
         check("with a multi-pack-index");
+    }
+
+    #[test]
+    fn quick_repack_question_for_pull() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("q.git");
+        assert!(Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&repo)
+            .status()
+            .unwrap()
+            .success());
+        // 1230 objects (410 commits), all left loose.
+        git(&repo, &["config", "fastimport.unpackLimit", "100000"]);
+        add_commits(&repo, 410, "b");
+        assert!(scan(&repo).unwrap().count >= 1200);
+        assert!(worth_quick_repack(&repo).unwrap());
+        set_precious(&Git::from_env(), &repo, true).unwrap();
+        assert!(!worth_quick_repack(&repo).unwrap());
+        set_precious(&Git::from_env(), &repo, false).unwrap();
+        git(&repo, &["repack", "-a", "-d", "-q"]);
+        assert!(!worth_quick_repack(&repo).unwrap());
     }
 
     #[test]
