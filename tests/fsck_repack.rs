@@ -190,7 +190,10 @@ fn precious_always_never_deletes_a_pack() {
 
 #[test]
 fn repack_request_is_honoured_and_refs_packed() {
-    let r = Replica::new("", "");
+    let r = Replica::new(
+        "extra_repack_flags = --threads=1\nextra_repack_flags_full = --window=250 --depth=50",
+        "",
+    );
     let repo = fixture::project(&r.repo("asked.git"), 30, 1_600_000_000);
     r.manifest();
     let registered = r.fsck(&[]);
@@ -199,7 +202,10 @@ fn repack_request_is_honoured_and_refs_packed() {
     let out = r.fsck(&[]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("--pack-kept-objects"), "full repack: {err}");
+    assert!(
+        err.contains("--threads=1 -a -b --unpack-unreachable=yesterday -f --pack-kept-objects --window=250 --depth=50 -d"),
+        "full repack with the extra flags: {err}"
+    );
     assert!(!repo.join("grokmirror.repack").exists());
     let st = r.status_of("asked.git");
     assert_eq!(st["lastfullrepack"], today());

@@ -317,7 +317,9 @@ impl Ctx<'_> {
     /// storage). Returns whether it came out clean.
     pub fn fsck(&self, repo: &Path, role: &RepoRole, connectivity_only: bool) -> bool {
         let mut args = strings(&["fsck", "--no-progress", "--no-dangling", "--no-reflogs"]);
-        if connectivity_only || matches!(role, RepoRole::ObjstoreMember { .. }) {
+        let uses_objstore = matches!(role, RepoRole::ObjstoreMember { .. })
+            || grokmirror::objstore::objstore_of(repo).is_some();
+        if connectivity_only || uses_objstore {
             args.push("--connectivity-only".into());
             info!("     fsck: checking connectivity");
         } else {
