@@ -114,3 +114,37 @@ fn one_grok_fsck_per_tree_even_with_the_reference() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(r.status_of("a.git")["lastcheck"], today());
 }
+
+#[test]
+fn a_crash_while_waiting_loses_no_finished_work() {
+    let r = Replica::new("", "");
+    let busy = fixture::project(&r.repo("zz-busy.git"), 5, 1_600_000_000);
+    for name in ["a.git", "b.git", "c.git"] {
+        fixture::project(&r.repo(name), 5, 1_600_000_000);
+    }
+    r.manifest();
+    let _held = FileLock::acquire(&lock::repo_lock_path(&busy)).unwrap();
+    let mut child = support::grok("grok-fsck")
+        .args(["-v", "-f", "-c"])
+        .arg(&r.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let child = Arc::new(Mutex::new(child));
+    watchdog(child.clone());
+    let found = BufReader::new(err)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("waiting") && l.contains("zz-busy.git"));
+    assert!(found, "grok-fsck never waited for the lock");
+    // Killed while it waits: everything finished before is on disk.
+    child.lock().unwrap().kill().unwrap();
+    child.lock().unwrap().wait().unwrap();
+    for name in ["a.git", "b.git", "c.git"] {
+        assert_eq!(r.status_of(name)["lastcheck"], today(), "{name}");
+    }
+    assert_eq!(r.status_of("zz-busy.git")["lastcheck"], "never");
+}

@@ -24,7 +24,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -618,14 +618,18 @@ impl Fsck<'_> {
             active: HashSet::new(),
         });
         let wake = Condvar::new();
-        let status = Mutex::new(status);
+        let status = Mutex::new(Recorded {
+            status,
+            written: Instant::now(),
+            dirty: false,
+        });
         let workers = self.settings.threads.min(total).max(1);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| self.worker(ctx, &queue, &wake, &status, &progress));
             }
         });
-        let status = status.into_inner().expect("status poisoned");
+        let status = status.into_inner().expect("status poisoned").status;
         self.write_status(&status);
         let saved = progress.saved_kib();
         let elapsed = started.elapsed().as_secs_f64();
@@ -645,7 +649,7 @@ impl Fsck<'_> {
         ctx: &Ctx,
         queue: &Mutex<Queue>,
         wake: &Condvar,
-        status: &Mutex<Status>,
+        status: &Mutex<Recorded>,
         progress: &Progress,
     ) {
         loop {
@@ -662,6 +666,8 @@ impl Fsck<'_> {
                     continue;
                 }
                 Ok(None) => {
+                    // Record what is done before waiting, maybe for long.
+                    self.flush_status(&mut status.lock().expect("status poisoned"));
                     let lock_path = lock::repo_lock_path(&job.path);
                     match FileLock::acquire_patiently(&lock_path, None, || {
                         info!(
@@ -691,8 +697,16 @@ impl Fsck<'_> {
         }
     }
 
+    fn flush_status(&self, recorded: &mut Recorded) {
+        if recorded.dirty {
+            self.write_status(&recorded.status);
+            recorded.written = Instant::now();
+            recorded.dirty = false;
+        }
+    }
+
     /// One repository's work, under its lock.
-    fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Status>, progress: &Progress) {
+    fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Recorded>, progress: &Progress) {
         info!("{}:", job.key);
         progress.start(&fsutil::manifest_style(&self.settings.toplevel, &job.path));
         // Only repacks (and their prunes) change the size.
@@ -720,7 +734,8 @@ impl Fsck<'_> {
         };
         let mut next = None;
         {
-            let mut st = status.lock().expect("status poisoned");
+            let mut recorded = status.lock().expect("status poisoned");
+            let st = &mut recorded.status;
             let entry = st
                 .repos
                 .entry(job.key.clone())
@@ -753,8 +768,14 @@ impl Fsck<'_> {
             }
             entry.set_fingerprint(fingerprint.as_deref());
             entry.set_elapsed(elapsed);
-            // After every repository, so a crash loses nothing.
-            self.write_status(&st);
+            // After every repository, so a crash loses nothing; but when
+            // repositories take no time at all, at most every so often (a
+            // durable write costs two fsyncs, slow on a busy disk; a crash
+            // then costs re-checking a second's worth of small repos).
+            recorded.dirty = true;
+            if recorded.written.elapsed() >= STATUS_WRITE_INTERVAL {
+                self.flush_status(&mut recorded);
+            }
         }
         let saved = before.saturating_sub(size(&job.path));
         if let Some(next) = next {
@@ -768,6 +789,17 @@ impl Fsck<'_> {
         progress.finish_one(saved);
     }
 }
+
+/// The status as the workers update it, and when it was last written.
+struct Recorded {
+    status: Status,
+    written: Instant,
+    /// Holds records not written yet.
+    dirty: bool,
+}
+
+/// The shortest time between two status-file writes during processing.
+const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The work queue shared by the workers.
 struct Queue {
