@@ -9,8 +9,9 @@
 //! repository is looked at (in parallel, in-process: object counts,
 //! fingerprint) to decide whether it needs a repack, a check, or nothing.
 //! Last, the work is done, one repository at a time per `[fsck] threads`,
-//! each under its repository lock, and the status file is rewritten after
-//! each so a crash loses nothing.
+//! each under its repository lock, and the status file is rewritten as
+//! work finishes (after each repository, at most once a second, and always
+//! before waiting for a lock) so a crash loses next to nothing.
 
 pub mod cli;
 mod maintain;
