@@ -7,6 +7,8 @@
 
 pub mod configparser;
 pub mod fixture;
+pub mod replica;
+pub mod smtp;
 
 use std::ffi::OsStr;
 use std::io::Write;

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alternates;
 pub mod config;
 pub mod discovery;
 pub mod fsutil;
@@ -18,9 +19,12 @@ pub mod json;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
+pub mod objects;
 pub mod objstore;
 pub mod refs;
+pub mod repack;
 pub mod repo;
+pub mod status;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";
