@@ -25,7 +25,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -269,8 +269,18 @@ impl Fsck<'_> {
     }
 
     fn write_status(&self, status: &Status) {
+        self.store_status(status, true)
+    }
+
+    /// Write the status file; `durable` waits for the disk.
+    fn store_status(&self, status: &Status, durable: bool) {
         debug!("writing {}", self.settings.statusfile.display());
-        match status.write(&self.settings.statusfile) {
+        let result = if durable {
+            status.write(&self.settings.statusfile)
+        } else {
+            status.write_quickly(&self.settings.statusfile)
+        };
+        match result {
             Ok(()) => {}
             // Reported once; later writes keep trying (the disk may recover).
             Err(e) if !self.status_write_failed.swap(true, Ordering::SeqCst) => {
@@ -621,7 +631,6 @@ impl Fsck<'_> {
         let wake = Condvar::new();
         let status = Mutex::new(Recorded {
             status,
-            written: Instant::now(),
             dirty: false,
         });
         let workers = self.settings.threads.min(total).max(1);
@@ -700,8 +709,7 @@ impl Fsck<'_> {
 
     fn flush_status(&self, recorded: &mut Recorded) {
         if recorded.dirty {
-            self.write_status(&recorded.status);
-            recorded.written = Instant::now();
+            self.store_status(&recorded.status, false);
             recorded.dirty = false;
         }
     }
@@ -769,14 +777,9 @@ impl Fsck<'_> {
             }
             entry.set_fingerprint(fingerprint.as_deref());
             entry.set_elapsed(elapsed);
-            // After every repository, so a crash loses nothing; but when
-            // repositories take no time at all, at most every so often (a
-            // durable write costs two fsyncs, slow on a busy disk; a crash
-            // then costs re-checking a second's worth of small repos).
+            // After every repository, so a killed run loses nothing.
             recorded.dirty = true;
-            if recorded.written.elapsed() >= STATUS_WRITE_INTERVAL {
-                self.flush_status(&mut recorded);
-            }
+            self.flush_status(&mut recorded);
         }
         let saved = before.saturating_sub(size(&job.path));
         if let Some(next) = next {
@@ -791,16 +794,12 @@ impl Fsck<'_> {
     }
 }
 
-/// The status as the workers update it, and when it was last written.
+/// The status as the workers update it.
 struct Recorded {
     status: Status,
-    written: Instant,
     /// Holds records not written yet.
     dirty: bool,
 }
-
-/// The shortest time between two status-file writes during processing.
-const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The work queue shared by the workers.
 struct Queue {

@@ -230,11 +230,24 @@ impl Status {
     }
 
     /// Replace the file atomically, so a crash leaves the old or the new
-    /// file, never a torn one.
+    /// file, never a torn one, and wait until it is on disk.
     pub fn write(&self, path: &Path) -> Result<(), StatusError> {
         fsutil::write_atomic(path, self.to_json().as_bytes()).map_err(|source| StatusError::Write {
             path: path.to_path_buf(),
             source,
+        })
+    }
+
+    /// Replace the file atomically without waiting for the disk: after each
+    /// repository, so that a killed run loses no record (the kernel keeps
+    /// the renamed file) without an fsync per repository; a run ends with
+    /// [`Status::write`].
+    pub fn write_quickly(&self, path: &Path) -> Result<(), StatusError> {
+        fsutil::replace_quickly(path, self.to_json().as_bytes()).map_err(|source| {
+            StatusError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
         })
     }
 }
