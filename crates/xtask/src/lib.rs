@@ -21,10 +21,10 @@ use roff::{bold, roman, Roff};
 pub fn programs() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("grok-manifest", grok_manifest::Cli::command()),
-        // TODO(lead): enable once the program crates expose `pub use cli::Cli;`
-        // (and uncomment their dependencies in crates/xtask/Cargo.toml).
+        // TODO(lead): enable once grok-pull exposes `pub use cli::Cli;`
+        // (and uncomment its dependency in crates/xtask/Cargo.toml).
         // ("grok-pull", grok_pull::Cli::command()),
-        // ("grok-fsck", grok_fsck::Cli::command()),
+        ("grok-fsck", grok_fsck::Cli::command()),
     ]
 }
 
