@@ -199,3 +199,49 @@ fn precious_objects_repo_takes_the_fast_path() {
     let snap = assert_agree(&repo, &GlobList::default());
     assert_eq!(snap.source, SnapshotSource::InProcess);
 }
+
+#[test]
+fn borrowed_objects_unusual_extensions_and_odd_loose_refs_agree_with_git() {
+    let dir = tempfile::tempdir().unwrap();
+    // A repo whose commits live only in the repo it borrows from.
+    let lender = dir.path().join("lender.git");
+    git(None, &["init", "-q", "--bare", lender.to_str().unwrap()]);
+    let c = commit(&lender, "main", 1_600_000_000);
+    let borrower = dir.path().join("borrower.git");
+    git(None, &["init", "-q", "--bare", borrower.to_str().unwrap()]);
+    std::fs::write(
+        borrower.join("objects/info/alternates"),
+        format!("{}\n", lender.join("objects").display()),
+    )
+    .unwrap();
+    git(Some(&borrower), &["update-ref", "refs/heads/main", &c]);
+    let snap = assert_agree(&borrower, &GlobList::default());
+    assert_eq!(snap.source, SnapshotSource::InProcess);
+    assert_eq!(snap.newest_commit, Some(1_600_000_000));
+
+    // An extension git doesn't know: git refuses the repo, and so must we.
+    let odd = dir.path().join("odd.git");
+    git(None, &["init", "-q", "--bare", odd.to_str().unwrap()]);
+    commit(&odd, "main", 1_600_000_000);
+    git(Some(&odd), &["config", "core.repositoryformatversion", "1"]);
+    git(Some(&odd), &["config", "extensions.somethingnew", "true"]);
+    let snap = assert_agree(&odd, &GlobList::default());
+    assert_eq!(snap.source, SnapshotSource::GitCli);
+
+    // Loose refs git reads leniently or skips: trailing junk after the id,
+    // a lock file, a hidden file.
+    let loose = dir.path().join("loose.git");
+    git(None, &["init", "-q", "--bare", loose.to_str().unwrap()]);
+    let c = commit(&loose, "main", 1_600_000_000);
+    std::fs::write(
+        loose.join("refs/heads/junk"),
+        format!("{c} trailing junk\n"),
+    )
+    .unwrap();
+    std::fs::write(loose.join("refs/heads/locked.lock"), format!("{c}\n")).unwrap();
+    std::fs::write(loose.join("refs/heads/.hidden"), format!("{c}\n")).unwrap();
+    assert_agree(&loose, &GlobList::default());
+    std::fs::remove_file(loose.join("refs/heads/junk")).unwrap();
+    let snap = assert_agree(&loose, &GlobList::default());
+    assert_eq!(snap.source, SnapshotSource::InProcess);
+}
