@@ -5,10 +5,13 @@
 //! Each test file does `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod configparser;
 pub mod daemon;
 pub mod fixture;
 pub mod http;
 pub mod mirror;
+pub mod replica;
+pub mod smtp;
 
 use std::ffi::OsStr;
 use std::io::Write;

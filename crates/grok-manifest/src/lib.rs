@@ -190,8 +190,18 @@ fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
     loop {
         let guard = manifest::lock(&s.manifest)
             .with_context(|| format!("cannot lock manifest {}", s.manifest.display()))?;
+        // Under the lock no other writer is mid-write: whatever temp files
+        // are here were left by a killed run.
+        let stale = fsutil::remove_stale_temps(&s.manifest);
+        if stale > 0 {
+            warn!(" manifest: removed {stale} temporary file(s) left by an interrupted run");
+        }
         if !s.wait || s.manifest.exists() {
-            let m = Manifest::read_local(&s.manifest)?;
+            let m = Manifest::read_local(&s.manifest).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; it was left untouched: restore it from a backup, or delete it to have it regenerated"
+                )
+            })?;
             return Ok((guard, m));
         }
         if !said {

@@ -31,9 +31,9 @@ where
         .stderr(std::process::Stdio::piped());
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
-    let out = cmd.output().await.map_err(|source| GitError::Spawn {
+    let out = cmd.output().await.map_err(|cause| GitError::Spawn {
         bin: git.binary().to_path_buf(),
-        source,
+        cause,
     })?;
     Ok(GitOutput {
         status: out.status,

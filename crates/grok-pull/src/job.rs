@@ -18,7 +18,7 @@ use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
 use grokmirror::lock::{self, FileLock};
 use grokmirror::manifest::RepoEntry;
-use grokmirror::objects::{self, RepackLevel};
+use grokmirror::objects;
 use grokmirror::{refs, repo};
 use tracing::{debug, info, warn};
 
@@ -276,34 +276,24 @@ fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
     }
 }
 
-fn is_precious(path: &Path) -> bool {
-    git2::Config::open(&path.join("config"))
-        .ok()
-        .and_then(|c| c.get_bool("extensions.preciousobjects").ok())
-        .unwrap_or(false)
-}
-
-/// Quick-repack when loose objects pile up (grokmirror's rule), unless the
-/// repository's objects are precious.
-async fn maybe_repack(ctx: &Ctx, path: &Path, key: &str, env: gitio::Env<'_>, objects_dir: &Path) {
-    if is_precious(path) {
-        return;
-    }
-    let Ok(counts) = objects::count_objects(objects_dir) else {
-        return;
-    };
-    let alternate = repo::alternate_repo(path)
-        .and_then(|alt| objects::count_objects(&alt.join("objects")).ok());
-    if objects::repack_level(&counts, alternate.as_ref()) == RepackLevel::None {
-        return;
+/// Quick-repack when loose objects pile up (grokmirror's rule, see
+/// [`objects::worth_quick_repack`]; never for precious repositories).
+async fn maybe_repack(ctx: &Ctx, path: &Path, key: &str) {
+    match objects::worth_quick_repack(path) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            debug!("cannot count the objects of {key}: {e}");
+            return;
+        }
     }
     info!("      spa: {key} (repack)");
     let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
     args.extend(ctx.settings.extra_repack_flags.iter().cloned());
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), &args, env).await {
+    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), &args, &[]).await {
         debug!("cannot repack {key}: {e}");
     }
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), ["pack-refs"], env).await {
+    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), ["pack-refs"], &[]).await {
         debug!("cannot pack refs of {key}: {e}");
     }
 }
@@ -486,7 +476,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     if let Err(e) = repo::write_timestamp_and_agefile(&path, entry.modified) {
         return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
     }
-    maybe_repack(ctx, &path, &key, &[], &path.join("objects")).await;
+    maybe_repack(ctx, &path, &key).await;
     let placed = if reclone {
         staged.exchange(&target).map(drop)
     } else {
@@ -595,7 +585,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
                     debug!("cannot pack refs of {key}: {e}");
                 }
             }
-            maybe_repack(ctx, &target, &key, &[], &target.join("objects")).await;
+            maybe_repack(ctx, &target, &key).await;
         }
         if let Err(e) = repo::write_timestamp_and_agefile(&target, entry.modified) {
             return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));

@@ -16,20 +16,20 @@ pub enum ConfigError {
     #[error("config file {0} does not exist")]
     NotFound(PathBuf),
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The config file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid INI, or a value's interpolation is broken.
-    #[error("config file {path}: {source}")]
+    #[error("config file {path}: {cause}")]
     Syntax {
         /// The config file.
         path: PathBuf,
         /// What is wrong.
-        source: IniError,
+        cause: IniError,
     },
     /// There is no `[core]` section.
     #[error("config file {0} has no [core] section (is it a grokmirror 1.x config? see the README on migrating)")]
@@ -150,10 +150,10 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ConfigError::NotFound(path.to_path_buf()))
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })
             }
         };
@@ -168,9 +168,9 @@ impl Config {
 
     /// Resolve config text; `path` is used for messages only.
     pub fn from_text(text: &str, path: &Path, last_modified: i64) -> Result<Config, ConfigError> {
-        let syntax = |source| ConfigError::Syntax {
+        let syntax = |cause| ConfigError::Syntax {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let mut ini = Ini::parse(text).map_err(syntax)?;
         if !ini.sections().any(|s| s == "core") {
@@ -239,10 +239,10 @@ impl Config {
         Ok(config)
     }
 
-    fn syntax(&self, source: IniError) -> ConfigError {
+    fn syntax(&self, cause: IniError) -> ConfigError {
         ConfigError::Syntax {
             path: self.path.clone(),
-            source,
+            cause,
         }
     }
 

@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Write `data` to `path` atomically: a temporary file in the same
-/// directory, flushed to disk, then renamed over `path`, then the directory
-/// entry flushed too. Readers see either the old file or the new one, never
-/// a partial one; a failure (disk full, say) leaves the old file untouched.
+/// directory, flushed to disk, then renamed over `path`. Readers see either
+/// the old file or the new one, never a partial one; a failure (disk full,
+/// say) leaves the old file untouched.
 ///
 /// The file is created with mode `0666 & !umask`, as grokmirror does.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -19,6 +19,23 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// Like [`write_atomic`], with a closure that writes the contents.
 pub fn write_atomic_with(
     path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_with(path, true, write)
+}
+
+/// Replace `path` atomically (readers see the old or the new contents) but
+/// without waiting for the disk: for the small derived files grokmirror
+/// keeps in each repository (fingerprint, timestamp, agefile), which are
+/// recomputed if lost, and where an fsync per repository would dominate a
+/// walk over thousands of them.
+pub fn replace_quickly(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace_with(path, false, |f| f.write_all(data))
+}
+
+fn replace_with(
+    path: &Path,
+    durable: bool,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let dir = match path.parent() {
@@ -38,22 +55,54 @@ pub fn write_atomic_with(
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     write(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        tmp.as_file().sync_all()?;
     }
+    // The data is on disk before the rename, so a crash can leave the old
+    // file or the new one, never a torn one. The directory entry is not
+    // fsynced: losing the rename in a crash only means the previous
+    // (complete) version is read next time, which every reader of these
+    // files handles, and the extra flush would double a hook's latency.
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
-/// Replace `path` with `data` unless it already holds exactly that. Returns
+/// Remove temporary files that an interrupted [`write_atomic`] of `path`
+/// left behind (`.<name>.*.tmp` beside it). Only call this while holding
+/// the lock that serializes writers of `path`, or a live writer's temp file
+/// could go. Returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return 0;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".tmp")
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Replace `path` with `data` (atomically, without fsync: see
+/// [`replace_quickly`]) unless it already holds exactly that. Returns
 /// whether it wrote. Saves a write (and an mtime change) on every unchanged
 /// repository during a full walk.
 pub fn write_if_changed(path: &Path, data: &[u8]) -> io::Result<bool> {
     match fs::read(path) {
         Ok(existing) if existing == data => Ok(false),
-        _ => write_atomic(path, data).map(|_| true),
+        _ => replace_quickly(path, data).map(|_| true),
     }
 }
 
@@ -159,6 +208,18 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(fs::read(&p).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.js.gz");
+        write_atomic(&p, b"x").unwrap();
+        fs::write(dir.path().join(".m.js.gz.abc123.tmp"), b"partial").unwrap();
+        fs::write(dir.path().join(".m.js.gz.lock"), b"").unwrap();
+        fs::write(dir.path().join(".other.abc.tmp"), b"").unwrap();
+        assert_eq!(remove_stale_temps(&p), 1);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]

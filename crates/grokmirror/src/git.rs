@@ -28,12 +28,12 @@ const REPO_LOCATION_VARS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     /// git could not be started at all.
-    #[error("cannot run {bin}: {source} (is git installed? set GITBIN to its path)")]
+    #[error("cannot run {bin}: {cause} (is git installed? set GITBIN to its path)")]
     Spawn {
         /// The binary we tried.
         bin: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// git ran and exited non-zero.
     #[error("git {args} failed in {repo} (exit {code}): {stderr}")]
@@ -179,9 +179,9 @@ impl Git {
         if input.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let spawn_err = |source| GitError::Spawn {
+        let spawn_err = |cause| GitError::Spawn {
             bin: self.bin.clone(),
-            source,
+            cause,
         };
         let mut child = cmd.spawn().map_err(spawn_err)?;
         if let Some(data) = input {

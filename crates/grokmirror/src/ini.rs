@@ -188,9 +188,9 @@ impl Ini {
                     text: line.to_string(),
                 });
             };
-            flush(&mut ini, current, &mut open_key, &mut pending);
             match split_option(value) {
                 Some((key, val)) if !key.is_empty() => {
+                    flush(&mut ini, current, &mut open_key, &mut pending);
                     let key = key.to_lowercase();
                     let section_name = match section {
                         None => DEFAULT_SECTION.to_string(),
@@ -211,8 +211,9 @@ impl Ini {
                     pending.push(val.to_string());
                 }
                 _ => {
-                    // configparser keeps going and reports all bad lines at
-                    // the end; reporting the first is enough for a human.
+                    // configparser keeps going (the option before a bad line
+                    // still takes continuation lines) and reports all bad
+                    // lines at the end; the first is enough for a human.
                     if errors.is_none() {
                         errors = Some(IniError::Syntax {
                             line: lineno,

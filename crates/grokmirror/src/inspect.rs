@@ -1,7 +1,8 @@
-//! Everything a manifest records about one repository, gathered with one
-//! in-process open where possible (no git process per fact).
+//! Everything a manifest records about one repository, read in-process
+//! (no git process per fact) whenever we can see exactly what git sees.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::git::{Git, GitError};
 use crate::glob::GlobList;
@@ -25,6 +26,20 @@ pub struct RepoFacts {
     pub forkgroup: Option<String>,
 }
 
+/// `gitweb.owner` from the user's and the system's git config, read once:
+/// git consults them too when a repository sets no owner.
+fn global_owner() -> Option<String> {
+    static OWNER: OnceLock<Option<String>> = OnceLock::new();
+    OWNER
+        .get_or_init(|| {
+            refs::init_libgit2();
+            git2::Config::open_default()
+                .ok()
+                .and_then(|c| c.get_string("gitweb.owner").ok())
+        })
+        .clone()
+}
+
 /// Gather the facts about `path`. `want_dates` finds the newest commit date
 /// (not needed when the caller records "now").
 pub fn inspect(
@@ -33,20 +48,18 @@ pub fn inspect(
     ignore_refs: &GlobList,
     want_dates: bool,
 ) -> Result<RepoFacts, GitError> {
-    let handle = refs::open(path);
-    let snapshot = match handle
+    let local = refs::RepoConfig::read(path);
+    let in_process = local
         .as_ref()
-        .and_then(|h| refs::snapshot_in_process(h, ignore_refs, want_dates))
-    {
+        .filter(|c| c.readable)
+        .and_then(|_| refs::snapshot_in_process(path, ignore_refs, want_dates));
+    let snapshot = match in_process {
         Some(s) => s,
         None => refs::snapshot_cli(git, path, ignore_refs, want_dates)?,
     };
-    let owner = match &handle {
-        Some(h) => h
-            .config()
-            .ok()
-            .and_then(|c| c.get_string("gitweb.owner").ok()),
-        None => {
+    let owner = match local {
+        Some(c) if c.readable => c.owner.or_else(global_owner),
+        _ => {
             let out = git.run(Some(path), ["config", "--get", "gitweb.owner"])?;
             out.success().then(|| out.stdout_str())
         }

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alternates;
 pub mod config;
 pub mod discovery;
 pub mod fsutil;
@@ -22,9 +23,11 @@ pub mod objects;
 pub mod objstore;
 pub mod refs;
 pub mod remote;
+pub mod repack;
 pub mod repo;
 pub mod staging;
 pub mod state;
+pub mod status;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";

@@ -19,20 +19,20 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// The lock file (or its directory) could not be created or opened.
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}: {cause}")]
     Open {
         /// The lock file.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The lock could not be taken for a reason other than contention.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {cause}")]
     Lock {
         /// The lock file.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// Another process held the lock for longer than we were willing to wait.
     #[error("timed out after {waited:?} waiting for the lock on {path}")]
@@ -104,9 +104,9 @@ impl FileLock {
     fn open(path: &Path) -> Result<File, LockError> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|source| LockError::Open {
+                std::fs::create_dir_all(parent).map_err(|cause| LockError::Open {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })?;
             }
         }
@@ -116,18 +116,18 @@ impl FileLock {
             .truncate(false)
             .mode(0o666)
             .open(path)
-            .map_err(|source| LockError::Open {
+            .map_err(|cause| LockError::Open {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })
     }
 
     /// Take the lock, waiting as long as it takes.
     pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
         let file = Self::open(path)?;
-        ofd_lock(&file, true).map_err(|source| LockError::Lock {
+        ofd_lock(&file, true).map_err(|cause| LockError::Lock {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Ok(FileLock {
             file,
@@ -138,9 +138,9 @@ impl FileLock {
     /// Take the lock if nobody holds it; `Ok(None)` when somebody does.
     pub fn try_acquire(path: &Path) -> Result<Option<FileLock>, LockError> {
         let file = Self::open(path)?;
-        let got = ofd_lock(&file, false).map_err(|source| LockError::Lock {
+        let got = ofd_lock(&file, false).map_err(|cause| LockError::Lock {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Ok(got.then(|| FileLock {
             file,

@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -77,6 +77,33 @@ impl WatchedFile {
     /// The log file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Something that shows stderr lines itself (a progress bar that must
+/// redraw around them).
+pub type StderrSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+static STDERR_SINK: RwLock<Option<StderrSink>> = RwLock::new(None);
+
+/// Route the lines meant for stderr through `sink` (for example a progress
+/// bar's `println`) until [`clear_stderr_sink`] is called.
+pub fn set_stderr_sink(sink: StderrSink) {
+    *STDERR_SINK.write().expect("stderr sink poisoned") = Some(sink);
+}
+
+/// Write stderr lines straight to stderr again.
+pub fn clear_stderr_sink() {
+    *STDERR_SINK.write().expect("stderr sink poisoned") = None;
+}
+
+fn write_stderr(text: &str) {
+    let sink = STDERR_SINK.read().expect("stderr sink poisoned").clone();
+    match sink {
+        Some(sink) => sink(text),
+        None => {
+            let _ = writeln!(io::stderr().lock(), "{text}");
+        }
     }
 }
 
@@ -169,7 +196,7 @@ impl<S: Subscriber> Layer<S> for GrokLayer {
         event.record(&mut v);
         let text = format!("{}{}", v.message, v.fields);
         if to_stderr {
-            let _ = writeln!(io::stderr().lock(), "{text}");
+            write_stderr(&text);
         }
         if let (true, Some((file, _))) = (to_file, &self.file) {
             let now = chrono::Local::now();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::fsutil;
-use crate::json;
+use crate::json::{Emitter, PyJson};
 use crate::lock::{file_lock_path, FileLock, LockError};
 
 /// The first two bytes of every gzip stream.
@@ -22,7 +22,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 ///
 /// Fields are declared in key order; `extra` keeps keys we don't know so a
 /// newer writer's additions survive a rewrite by us.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RepoEntry {
     /// `description` file contents, unless empty or git's placeholder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,7 +37,6 @@ pub struct RepoEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
     /// Newest committer date among the refs, Unix seconds.
-    #[serde(default, deserialize_with = "lenient_seconds")]
     pub modified: i64,
     /// `gitweb.owner`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,17 +55,98 @@ pub struct RepoEntry {
 
 /// `modified` is an integer, but accept a float (or null) from other
 /// writers rather than throwing the whole manifest away.
-fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let v = Value::deserialize(d)?;
+fn lenient_seconds<E: serde::de::Error>(v: Value) -> Result<i64, E> {
     match v {
         Value::Null => Ok(0),
         Value::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().map(|f| f as i64))
-            .ok_or_else(|| serde::de::Error::custom("modified is out of range")),
-        other => Err(serde::de::Error::custom(format!(
-            "modified must be a number, not {other}"
-        ))),
+            .ok_or_else(|| E::custom("modified is out of range")),
+        other => Err(E::custom(format!("modified must be a number, not {other}"))),
+    }
+}
+
+// Written by hand rather than derived: `#[serde(flatten)]` buffers every
+// entry before decoding it, which doubled the time a hook spends reading a
+// large manifest. Later keys win over earlier duplicates, as in Python.
+impl<'de> Deserialize<'de> for RepoEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+            type Value = RepoEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a repository entry (a JSON object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RepoEntry, A::Error> {
+                let mut e = RepoEntry::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "description" => e.description = map.next_value()?,
+                        "fingerprint" => e.fingerprint = map.next_value()?,
+                        "forkgroup" => e.forkgroup = map.next_value()?,
+                        "head" => e.head = map.next_value()?,
+                        "modified" => e.modified = lenient_seconds(map.next_value()?)?,
+                        "owner" => e.owner = map.next_value()?,
+                        "reference" => e.reference = map.next_value()?,
+                        "symlinks" => {
+                            e.symlinks =
+                                map.next_value::<Option<Vec<String>>>()?.unwrap_or_default()
+                        }
+                        _ => {
+                            let v: Value = map.next_value()?;
+                            e.extra.insert(key, v);
+                        }
+                    }
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(EntryVisitor)
+    }
+}
+
+impl PyJson for RepoEntry {
+    fn emit(&self, e: &mut Emitter, level: usize) {
+        let mut fields: Vec<(&str, &dyn PyJson)> = Vec::with_capacity(8 + self.extra.len());
+        if let Some(v) = &self.description {
+            fields.push(("description", v));
+        }
+        fields.push(("fingerprint", &self.fingerprint));
+        if let Some(v) = &self.forkgroup {
+            fields.push(("forkgroup", v));
+        }
+        if let Some(v) = &self.head {
+            fields.push(("head", v));
+        }
+        fields.push(("modified", &self.modified));
+        if let Some(v) = &self.owner {
+            fields.push(("owner", v));
+        }
+        fields.push(("reference", &self.reference));
+        if !self.symlinks.is_empty() {
+            fields.push(("symlinks", &self.symlinks));
+        }
+        for (k, v) in &self.extra {
+            if !fields.iter().any(|(known, _)| known == k) {
+                fields.push((k.as_str(), v));
+            }
+        }
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        e.object(level, fields.into_iter());
+    }
+}
+
+impl PyJson for Manifest {
+    fn emit(&self, e: &mut Emitter, level: usize) {
+        e.object(
+            level,
+            self.repos
+                .iter()
+                .map(|(k, v)| (k.as_str(), v as &dyn PyJson)),
+        );
     }
 }
 
@@ -81,20 +161,20 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}: {cause}")]
     Read {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The data looked like gzip but did not decompress.
-    #[error("cannot decompress manifest {path}: {source}")]
+    #[error("manifest {path} is not a valid gzip stream: {cause}")]
     Decompress {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The (decompressed) data is larger than the configured cap.
     #[error("manifest {path} is larger than the {limit}-byte limit; refusing to read it (raise the limit if it is genuine)")]
@@ -105,20 +185,20 @@ pub enum ManifestError {
         limit: u64,
     },
     /// The data is not a JSON object of the expected shape.
-    #[error("cannot parse manifest {path}: {source}")]
+    #[error("cannot parse manifest {path}: {cause}")]
     Parse {
         /// Path or URL.
         path: String,
         /// The underlying error.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The new manifest could not be written; the old one is untouched.
-    #[error("cannot write manifest {path} (the previous manifest is unchanged): {source}")]
+    #[error("cannot write manifest {path} (the previous manifest is unchanged): {cause}")]
     Write {
         /// The manifest path.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The manifest lock could not be taken.
     #[error(transparent)]
@@ -150,9 +230,9 @@ pub fn decode_bytes(
     decoder
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|source| ManifestError::Decompress {
+        .map_err(|cause| ManifestError::Decompress {
             path: what.to_string(),
-            source,
+            cause,
         })?;
     if let Some(limit) = limit {
         if out.len() as u64 > limit {
@@ -181,9 +261,9 @@ impl Manifest {
     /// Parse JSON text (already decompressed) with every entry well-formed.
     pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, ManifestError> {
         let repos: BTreeMap<String, RepoEntry> =
-            serde_json::from_slice(data).map_err(|source| ManifestError::Parse {
+            serde_json::from_slice(data).map_err(|cause| ManifestError::Parse {
                 path: what.to_string(),
-                source,
+                cause,
             })?;
         Ok(Manifest { repos })
     }
@@ -195,12 +275,10 @@ impl Manifest {
 
     /// JSON text as grokmirror writes it (`pretty`: indented, sorted).
     pub fn to_json(&self, pretty: bool) -> String {
-        let v = self.to_value();
-        if pretty {
-            json::to_python_pretty(&v)
-        } else {
-            json::to_python_compact(&v)
-        }
+        // About 180 bytes an entry; reserve once.
+        let mut e = Emitter::new(pretty.then_some(2), 64 + self.repos.len() * 200);
+        self.emit(&mut e, 0);
+        e.finish()
     }
 
     /// Read a manifest file (plain or gzip, detected by content). `Ok(None)`
@@ -210,20 +288,22 @@ impl Manifest {
         let raw = match std::fs::read(path) {
             Ok(raw) => raw,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ManifestError::Read { path: what, source }),
+            Err(cause) => return Err(ManifestError::Read { path: what, cause }),
         };
         let data = decode_bytes(raw, None, &what)?;
         Manifest::from_json_slice(&data, &what).map(Some)
     }
 
     /// Read our own local manifest the way grokmirror does: missing means
-    /// empty, and an unparseable one is logged loudly and treated as empty so
-    /// that it gets regenerated. A read error (permissions, I/O) is returned.
+    /// empty, and one that is not valid JSON is logged loudly and treated as
+    /// empty so that it gets regenerated. A file we cannot read or
+    /// decompress (a truncated gzip, say) is an error instead: rewriting it
+    /// would hide whatever damaged it, so it is left for the operator.
     pub fn read_local(path: &Path) -> Result<Manifest, ManifestError> {
         match Manifest::read(path) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Ok(Manifest::new()),
-            Err(e @ (ManifestError::Parse { .. } | ManifestError::Decompress { .. })) => {
+            Err(e @ ManifestError::Parse { .. }) => {
                 tracing::error!("{e}; treating it as empty, it will be regenerated");
                 Ok(Manifest::new())
             }
@@ -244,9 +324,9 @@ impl Manifest {
                 file.write_all(text.as_bytes())
             }
         })
-        .map_err(|source| ManifestError::Write {
+        .map_err(|cause| ManifestError::Write {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 }

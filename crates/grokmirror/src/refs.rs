@@ -1,10 +1,11 @@
 //! Reading a repository's refs: the fingerprint (SPEC §1.2) and the newest
-//! committer date, in-process through libgit2 where it can open the repo,
-//! through the git CLI where it cannot (reftable ref storage, SHA-256
-//! objects, unknown extensions) or where anything looks irregular, so that
-//! the result always equals what `git show-ref | sha1sum` gives.
+//! committer date. In-process where we can be sure to see what git sees
+//! (refs read from the files backend, objects through libgit2's object
+//! database), through the git CLI otherwise (reftable ref storage, SHA-256
+//! objects, unknown extensions, anything irregular), so that the result
+//! always equals what `git show-ref | sha1sum` gives.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Once;
 
@@ -43,7 +44,7 @@ pub(crate) fn init_libgit2() {
     INIT.call_once(|| {
         // SAFETY: called once, before any other libgit2 use in this process
         // can race with it (every libgit2 entry point here goes through
-        // `open`, which calls this first).
+        // this first).
         unsafe {
             let _ = git2::opts::set_verify_owner_validation(false);
             let _ = git2::opts::set_extensions(&["preciousobjects"]);
@@ -67,6 +68,51 @@ pub fn open(repo: &Path) -> Option<git2::Repository> {
         std::iter::empty::<&std::ffi::OsStr>(),
     )
     .ok()
+}
+
+/// Repository extensions that change nothing about how refs and objects are
+/// read (or whose effect we detect some other way: SHA-256 ids, reftable).
+const HARMLESS_EXTENSIONS: &[&str] = &[
+    "preciousobjects",
+    "noop",
+    "worktreeconfig",
+    "partialclone",
+    "objectformat",
+    "refstorage",
+];
+
+/// What we need from the repository's own config file.
+pub(crate) struct RepoConfig {
+    /// `gitweb.owner` as set in the repository.
+    pub(crate) owner: Option<String>,
+    /// Every extension it declares is one we can read past.
+    pub(crate) readable: bool,
+}
+
+impl RepoConfig {
+    /// Read `config` of the repo with libgit2's parser (quoting, includes);
+    /// `None` when it can't be read.
+    pub(crate) fn read(repo: &Path) -> Option<RepoConfig> {
+        init_libgit2();
+        let cfg = git2::Config::open(&repo.join("config")).ok()?;
+        let owner = cfg.get_string("gitweb.owner").ok();
+        let mut readable = true;
+        if let Ok(mut entries) = cfg.entries(Some("extensions\\..*")) {
+            while let Some(Ok(entry)) = entries.next() {
+                let key = entry.name().unwrap_or_default().to_ascii_lowercase();
+                let value = entry.value().unwrap_or_default().to_ascii_lowercase();
+                let known = key
+                    .strip_prefix("extensions.")
+                    .is_some_and(|k| HARMLESS_EXTENSIONS.contains(&k));
+                let unusual_value = (key == "extensions.objectformat" && value != "sha1")
+                    || (key == "extensions.refstorage" && value != "files");
+                if !known || unusual_value {
+                    readable = false;
+                }
+            }
+        }
+        Some(RepoConfig { owner, readable })
+    }
 }
 
 /// Hash `git show-ref` output the way grokmirror does, leaving out lines
@@ -99,46 +145,160 @@ pub fn snapshot(
     ignore: &GlobList,
     want_dates: bool,
 ) -> Result<RefsSnapshot, GitError> {
-    if let Some(handle) = open(repo) {
-        if let Some(snap) = snapshot_in_process(&handle, ignore, want_dates) {
-            return Ok(snap);
-        }
+    let readable = RepoConfig::read(repo).is_some_and(|c| c.readable);
+    let in_process = readable
+        .then(|| snapshot_in_process(repo, ignore, want_dates))
+        .flatten();
+    match in_process {
+        Some(snap) => Ok(snap),
+        None => snapshot_cli(git, repo, ignore, want_dates),
     }
-    snapshot_cli(git, repo, ignore, want_dates)
 }
 
-/// Take a snapshot with an already opened repository; `None` means "ask
-/// git instead" (something libgit2 sees differently from git, or an error).
+/// What a loose or packed ref holds.
+enum Target {
+    /// An object id (hex).
+    Object(String),
+    /// Another ref's name.
+    Symbolic(String),
+}
+
+/// A SHA-1 object id in hex: exactly 40 lowercase hex digits.
+fn is_sha1_hex(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Read the refs of a repository that uses the files backend straight from
+/// `packed-refs` and `refs/`, with loose refs winning over packed ones and
+/// symbolic refs resolved, sorted by name as git lists them. `None` when
+/// anything is unusual (reftable, SHA-256 ids, a malformed or oddly named
+/// ref, a symlink in `refs/`): git then decides.
+fn read_files_refs(repo: &Path) -> Option<Vec<(String, String)>> {
+    if repo.join("reftable").exists() {
+        return None;
+    }
+    let mut refs: BTreeMap<String, Target> = BTreeMap::new();
+    match std::fs::read_to_string(repo.join("packed-refs")) {
+        Ok(text) => {
+            for line in text.lines() {
+                if line.starts_with('#') || line.starts_with('^') || line.is_empty() {
+                    continue;
+                }
+                let (oid, name) = line.split_once(' ')?;
+                if !is_sha1_hex(oid) {
+                    return None;
+                }
+                refs.insert(name.to_string(), Target::Object(oid.to_string()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => return None,
+    }
+    read_loose_dir(&repo.join("refs"), "refs", &mut refs)?;
+
+    let mut resolved = Vec::with_capacity(refs.len());
+    for (name, target) in &refs {
+        if !git2::Reference::is_valid_name(name) {
+            return None;
+        }
+        let mut current = target;
+        let mut depth = 0;
+        let oid = loop {
+            match current {
+                Target::Object(oid) => break Some(oid.clone()),
+                Target::Symbolic(next) if depth < 5 => {
+                    depth += 1;
+                    match refs.get(next) {
+                        Some(t) => current = t,
+                        // Dangling: git leaves it out silently.
+                        None if next.starts_with("refs/") => break None,
+                        None => return None,
+                    }
+                }
+                Target::Symbolic(_) => return None,
+            }
+        };
+        if let Some(oid) = oid {
+            resolved.push((name.clone(), oid));
+        }
+    }
+    // BTreeMap order is byte order of the names: git's order.
+    Some(resolved)
+}
+
+/// Add the loose refs under `dir` (named `prefix/...`) to `refs`.
+fn read_loose_dir(dir: &Path, prefix: &str, refs: &mut BTreeMap<String, Target>) -> Option<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(()),
+        Err(_) => return None,
+    };
+    for entry in entries {
+        let entry = entry.ok()?;
+        let name = entry.file_name().into_string().ok()?;
+        // git skips these while iterating loose refs.
+        if name.starts_with('.') || name.ends_with(".lock") {
+            continue;
+        }
+        let full = format!("{prefix}/{name}");
+        let kind = entry.file_type().ok()?;
+        if kind.is_dir() {
+            read_loose_dir(&entry.path(), &full, refs)?;
+        } else if kind.is_file() {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let text = text.trim_end_matches(['\n', '\r', ' ', '\t']);
+            let target = match text.strip_prefix("ref: ") {
+                Some(t) => Target::Symbolic(t.trim().to_string()),
+                None if is_sha1_hex(text) => Target::Object(text.to_string()),
+                None => return None,
+            };
+            refs.insert(full, target);
+        } else {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// The object database of `repo` (its `objects` directory and whatever it
+/// borrows through alternates), without opening the repository itself:
+/// opening a repository reads and re-stats the user's and system's git
+/// config every time, which dominated a walk over thousands of repos.
+fn open_odb(repo: &Path) -> Option<git2::Odb<'static>> {
+    init_libgit2();
+    let odb = git2::Odb::new().ok()?;
+    odb.add_disk_alternate(repo.join("objects").to_str()?)
+        .ok()?;
+    Some(odb)
+}
+
+/// The committer timestamp in a raw commit object.
+fn committer_time(data: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(data).ok()?;
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(ident) = line.strip_prefix("committer ") {
+            let after = &ident[ident.rfind('>')? + 1..];
+            return after.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Take a snapshot in-process; `None` means "ask git instead" (something we
+/// might see differently from git, or an error). The caller has checked
+/// that the repository declares no extension we can't read past
+/// ([`snapshot`] does).
 pub fn snapshot_in_process(
-    repo: &git2::Repository,
+    repo: &Path,
     ignore: &GlobList,
     want_dates: bool,
 ) -> Option<RefsSnapshot> {
-    let mut refs: Vec<(Vec<u8>, git2::Oid)> = Vec::new();
-    for reference in repo.references().ok()? {
-        let reference = reference.ok()?;
-        let name = reference.name_bytes();
-        if !name.starts_with(b"refs/") {
-            continue;
-        }
-        // git skips refs with names it considers invalid (with a warning);
-        // let git decide those cases.
-        let valid = std::str::from_utf8(name)
-            .map(git2::Reference::is_valid_name)
-            .unwrap_or(false);
-        if !valid {
-            return None;
-        }
-        let target = match reference.kind()? {
-            git2::ReferenceType::Direct => reference.target()?,
-            git2::ReferenceType::Symbolic => match reference.resolve() {
-                Ok(resolved) => resolved.target()?,
-                // A dangling symbolic ref: git leaves it out silently.
-                Err(_) => continue,
-            },
-        };
-        refs.push((name.to_vec(), target));
-    }
+    let refs = read_files_refs(repo)?;
     if refs.is_empty() {
         return Some(RefsSnapshot {
             fingerprint: None,
@@ -146,32 +306,30 @@ pub fn snapshot_in_process(
             source: SnapshotSource::InProcess,
         });
     }
-    refs.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let odb = repo.odb().ok()?;
-    let mut unique: HashSet<git2::Oid> = HashSet::with_capacity(refs.len());
+    let odb = open_odb(repo)?;
+    let mut unique: HashSet<&str> = HashSet::with_capacity(refs.len());
     let mut newest: Option<i64> = None;
     for (_, oid) in &refs {
-        if !unique.insert(*oid) {
+        if !unique.insert(oid) {
             continue;
         }
+        let id = git2::Oid::from_str(oid).ok()?;
         // git refuses to list a ref to a missing object; reproduce exactly
         // whatever it does by asking it.
-        let Ok((_, kind)) = odb.read_header(*oid) else {
+        let Ok((_, kind)) = odb.read_header(id) else {
             return None;
         };
         if want_dates && kind == git2::ObjectType::Commit {
-            let commit = repo.find_commit(*oid).ok()?;
-            let when = commit.committer().when().seconds();
+            let object = odb.read(id).ok()?;
+            let when = committer_time(object.data())?;
             newest = Some(newest.map_or(when, |n: i64| n.max(when)));
         }
     }
-
     let mut text = Vec::with_capacity(refs.len() * 64);
     for (name, oid) in &refs {
-        text.extend_from_slice(oid.to_string().as_bytes());
+        text.extend_from_slice(oid.as_bytes());
         text.push(b' ');
-        text.extend_from_slice(name);
+        text.extend_from_slice(name.as_bytes());
         text.push(b'\n');
     }
     Some(RefsSnapshot {

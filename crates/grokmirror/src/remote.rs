@@ -240,9 +240,9 @@ pub fn parse_untrusted(
     what: &str,
     rules: &Rules,
 ) -> Result<RemoteManifest, ManifestError> {
-    let parse_err = |source| ManifestError::Parse {
+    let parse_err = |cause| ManifestError::Parse {
         path: what.to_string(),
-        source,
+        cause,
     };
     let doc: Value = serde_json::from_slice(data).map_err(parse_err)?;
     let Value::Object(map) = doc else {

@@ -180,12 +180,12 @@ pub enum RepoError {
     #[error(transparent)]
     Git(#[from] GitError),
     /// A file inside the repository could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -213,9 +213,9 @@ pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), RepoError> {
     git.run_ok(Some(path), ["config", "gc.auto", "0"])?;
     let fetch_head = path.join("FETCH_HEAD");
     let _ = fs::remove_file(&fetch_head);
-    std::os::unix::fs::symlink("/dev/null", &fetch_head).map_err(|source| RepoError::Io {
+    std::os::unix::fs::symlink("/dev/null", &fetch_head).map_err(|cause| RepoError::Io {
         path: fetch_head.clone(),
-        source,
+        cause,
     })?;
     Ok(())
 }

@@ -1,0 +1,417 @@
+//! The git work on one repository: repack (with reflog expiry, commit-graph,
+//! pack-refs and prune around it), prune alone, and `git fsck`; and what
+//! happens with their complaints (ignored, logged and reported, kept in
+//! `grokmirror.fsck.err`, turned into a re-clone request).
+//!
+//! The caller holds the repository's lock for all of it.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use grokmirror::alternates::{AltMap, RepoRole};
+use grokmirror::fsutil;
+use grokmirror::git::{Git, GitOutput};
+use grokmirror::objects::{self, RepackLevel};
+use grokmirror::repack::{self, Precious};
+use grokmirror::repo::{FSCK_ERR_FILE, RECLONE_FILE};
+use tracing::{debug, info, warn};
+
+use crate::report::Report;
+use crate::settings::Settings;
+
+/// How many lines of one complaint go into the log and the report; the
+/// rest are in `grokmirror.fsck.err`.
+const SHOWN_LINES: usize = 10;
+
+/// What a worker needs to work on repositories.
+pub struct Ctx<'a> {
+    /// The git runner.
+    pub git: &'a Git,
+    /// The settings.
+    pub settings: &'a Settings,
+    /// The report of critical errors.
+    pub report: &'a Report,
+    /// Who borrows objects from whom.
+    pub altmap: &'a AltMap,
+    /// Whether this git can write commit-graphs (2.18+).
+    pub commit_graph_supported: bool,
+    /// Today, for `grokmirror.fsck.err`.
+    pub today: NaiveDate,
+}
+
+/// Lines of git's output split into the ones `ignore_errors` covers and the
+/// ones that matter.
+fn split_ignored<'l>(lines: &[&'l str], ignore: &[String]) -> (Vec<&'l str>, Vec<&'l str>) {
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .partition(|l| ignore.iter().any(|pat| l.contains(pat.as_str())))
+}
+
+impl Ctx<'_> {
+    fn run(&self, repo: &Path, args: &[String]) -> Option<GitOutput> {
+        match self.git.run(Some(repo), args) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                self.report.critical(format!(
+                    "{}: cannot run git {}: {e}",
+                    repo.display(),
+                    args.join(" ")
+                ));
+                None
+            }
+        }
+    }
+
+    /// Judge what a git command printed. Returns whether it succeeded:
+    /// no complaints outside `ignore_errors` and (when `exit_matters`) a
+    /// zero exit.
+    fn judge(
+        &self,
+        repo: &Path,
+        role: &RepoRole,
+        args: &[String],
+        out: &GitOutput,
+        exit_matters: bool,
+        include_stdout: bool,
+    ) -> bool {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut lines: Vec<&str> = Vec::new();
+        if include_stdout {
+            lines.extend(stdout.lines());
+        }
+        lines.extend(stderr.lines());
+        let (ignored, kept) = split_ignored(&lines, &self.settings.ignore_errors);
+        if !ignored.is_empty() {
+            debug!("{}: ignored: {}", repo.display(), ignored.join(" / "));
+        }
+        if !kept.is_empty() {
+            self.log_errors(repo, args, &kept);
+            self.check_reclone(repo, role, &kept);
+            return false;
+        }
+        if exit_matters && !out.success() {
+            if ignored.is_empty() {
+                self.report.critical(format!(
+                    "{}: git {} exited with code {} and printed nothing",
+                    repo.display(),
+                    args.join(" "),
+                    out.code()
+                ));
+            } else {
+                warn!(
+                    "{}: git {} exited with code {}; all it said is in ignore_errors",
+                    repo.display(),
+                    args.join(" "),
+                    out.code()
+                );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Log and report a repository's errors and keep them (all of them) in
+    /// `grokmirror.fsck.err`.
+    fn log_errors(&self, repo: &Path, args: &[String], lines: &[&str]) {
+        let mut block = vec![format!("{} reports errors:", repo.display())];
+        block.extend(lines.iter().take(SHOWN_LINES).map(|l| format!("\t{l}")));
+        if lines.len() > SHOWN_LINES {
+            let name = repo.file_name().unwrap_or_default().to_string_lossy();
+            block.push(format!(
+                "\t [ {} more lines skipped ]",
+                lines.len() - SHOWN_LINES
+            ));
+            block.push(format!("\t [ see {name}/{FSCK_ERR_FILE} ]"));
+        }
+        self.report.critical_block(&block);
+        let mut text = format!(
+            "# Date: {}\n# Cmd : git {}\n",
+            grokmirror::status::format_date(self.today),
+            args.join(" ")
+        );
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        if let Err(e) = fsutil::write_atomic(&repo.join(FSCK_ERR_FILE), text.as_bytes()) {
+            warn!("cannot write {}: {e}", repo.join(FSCK_ERR_FILE).display());
+        }
+    }
+
+    /// Ask grok-pull to re-clone the repository when an error matches
+    /// `reclone_on_errors`, unless others borrow objects from it (a
+    /// re-clone would pull them out from under the borrowers).
+    fn check_reclone(&self, repo: &Path, role: &RepoRole, lines: &[&str]) {
+        let patterns = &self.settings.reclone_on_errors;
+        let Some(line) = lines
+            .iter()
+            .find(|l| patterns.iter().any(|p| l.contains(p.as_str())))
+        else {
+            return;
+        };
+        if role.lends_objects() || self.altmap.is_borrowed(repo) {
+            self.report
+                .critical("\tused for alternates, not requesting auto-reclone");
+            return;
+        }
+        request_reclone(
+            repo,
+            &format!("Requested by grok-fsck due to error: {line}"),
+        );
+        self.report.critical("\trequested auto-reclone");
+    }
+
+    fn set_precious(&self, repo: &Path, on: bool) -> bool {
+        match objects::set_precious(self.git, repo, on) {
+            Ok(()) => true,
+            Err(e) => {
+                self.report.critical(format!(
+                    "{}: cannot set extensions.preciousObjects={on}: {e}",
+                    repo.display()
+                ));
+                false
+            }
+        }
+    }
+
+    /// Repack `repo` at `level` the way its role allows, then write its
+    /// commit-graph, pack its refs and prune it where safe. Returns whether
+    /// everything went cleanly.
+    pub fn repack(&self, repo: &Path, role: &RepoRole, level: RepackLevel) -> bool {
+        let plan = repack::plan(role, level, &self.settings.policy);
+        if plan.chained {
+            warn!(
+                " warning : {} uses alternates and others use it for alternates",
+                repo.display()
+            );
+            warn!("         : objects it drops may be missed further down the chain");
+        }
+        let was_precious = objects::is_precious(repo);
+        let precious_in_the_end = plan.precious_after || was_precious;
+        // Lift preciousObjects while we repack (git refuses `-d` with it),
+        // unless precious = always.
+        if plan.precious_during != was_precious && !self.set_precious(repo, plan.precious_during) {
+            return false;
+        }
+        let ok = self.repack_steps(repo, role, level, &plan);
+        if precious_in_the_end != plan.precious_during {
+            self.set_precious(repo, precious_in_the_end);
+        }
+        ok
+    }
+
+    fn repack_steps(
+        &self,
+        repo: &Path,
+        role: &RepoRole,
+        level: RepackLevel,
+        plan: &repack::RepackPlan,
+    ) -> bool {
+        if repo.join("logs").is_dir() {
+            info!("   reflog: expiring reflogs");
+            let args = strings(&["reflog", "expire", "--all", "--stale-fix"]);
+            if let Some(out) = self.run(repo, &args) {
+                if !out.success() {
+                    debug!("{}: reflog expire: {}", repo.display(), out.stderr_str());
+                }
+            }
+        }
+        if level == RepackLevel::Full {
+            info!("   repack: full repack, recomputing deltas");
+        }
+        info!("   repack: repacking with \"{}\"", plan.args.join(" "));
+        let mut args = vec!["repack".to_string()];
+        args.extend(plan.args.iter().cloned());
+        args.push("-q".into());
+        let Some(out) = self.run(repo, &args) else {
+            return false;
+        };
+        if !self.judge(repo, role, &args, &out, true, false) {
+            return false;
+        }
+        if plan.commit_graph && self.commit_graph_supported {
+            self.write_commit_graph(repo);
+        }
+        let mut refs_args = strings(&["pack-refs"]);
+        if plan.pack_all_refs {
+            info!(" packrefs: packing all refs");
+            refs_args.push("--all".into());
+        } else {
+            info!(" packrefs: packing refs");
+        }
+        let Some(out) = self.run(repo, &refs_args) else {
+            return false;
+        };
+        if !self.judge(repo, role, &refs_args, &out, true, false) {
+            return false;
+        }
+        if plan.prune {
+            return self.prune_now(repo, role);
+        }
+        true
+    }
+
+    fn write_commit_graph(&self, repo: &Path) {
+        if objects::config_bool(repo, "core.commitGraph") != Some(true) {
+            let args = strings(&["config", "core.commitgraph", "true"]);
+            if let Some(out) = self.run(repo, &args) {
+                if !out.success() {
+                    warn!(
+                        "{}: cannot set core.commitgraph: {}",
+                        repo.display(),
+                        out.stderr_str()
+                    );
+                }
+            }
+        }
+        info!("    graph: writing commit-graph");
+        let args = strings(&["commit-graph", "write"]);
+        if let Some(out) = self.run(repo, &args) {
+            if !out.success() {
+                warn!(
+                    "{}: commit-graph write failed: {}",
+                    repo.display(),
+                    out.stderr_str()
+                );
+            }
+        }
+    }
+
+    /// `git prune --expire=yesterday` (objects younger than a day are left
+    /// alone: a push or fetch may be about to reference them).
+    fn prune_now(&self, repo: &Path, role: &RepoRole) -> bool {
+        info!("    prune: pruning");
+        let precious = objects::is_precious(repo);
+        if precious && !self.set_precious(repo, false) {
+            return false;
+        }
+        let args = strings(&["prune", "--expire=yesterday"]);
+        let ok = match self.run(repo, &args) {
+            Some(out) => self.judge(repo, role, &args, &out, true, false),
+            None => false,
+        };
+        if precious {
+            self.set_precious(repo, true);
+        }
+        ok
+    }
+
+    /// Prune a repository whose object store holds garbage, where pruning
+    /// is allowed and safe for its role.
+    pub fn prune_if_safe(&self, repo: &Path, role: &RepoRole) -> bool {
+        let policy = &self.settings.policy;
+        if !policy.prune || policy.precious == Precious::Always || !repack::prune_is_safe(role) {
+            return false;
+        }
+        if self.altmap.is_borrowed(repo) {
+            return false;
+        }
+        self.prune_now(repo, role)
+    }
+
+    /// `git fsck` (connectivity only when asked, and always for
+    /// object-storage members, whose objects are checked in their object
+    /// storage). Returns whether it came out clean.
+    pub fn fsck(&self, repo: &Path, role: &RepoRole, connectivity_only: bool) -> bool {
+        let mut args = strings(&["fsck", "--no-progress", "--no-dangling", "--no-reflogs"]);
+        let uses_objstore = matches!(role, RepoRole::ObjstoreMember { .. })
+            || grokmirror::objstore::objstore_of(repo).is_some();
+        if connectivity_only || uses_objstore {
+            args.push("--connectivity-only".into());
+            info!("     fsck: checking connectivity");
+        } else {
+            info!("     fsck: running full checks");
+        }
+        match self.run(repo, &args) {
+            // git fsck's exit code follows its messages; the messages are
+            // what ignore_errors speaks about.
+            Some(out) => {
+                let clean = self.judge(repo, role, &args, &out, false, true);
+                if clean && out.code() < 0 {
+                    self.report
+                        .critical(format!("{}: git fsck was killed", repo.display()));
+                    return false;
+                }
+                clean
+            }
+            None => false,
+        }
+    }
+}
+
+/// Write `grokmirror.reclone` (unless a request is already there) for
+/// grok-pull to act on.
+pub fn request_reclone(repo: &Path, reason: &str) {
+    let file = repo.join(RECLONE_FILE);
+    if file.exists() {
+        debug!("{} already asks for a re-clone", repo.display());
+        return;
+    }
+    if let Err(e) = fsutil::write_atomic(&file, reason.as_bytes()) {
+        warn!("cannot write {}: {e}", file.display());
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Make `FETCH_HEAD` a symlink to `/dev/null`: nothing reads it, and git
+/// would otherwise rewrite it (with every ref) on each fetch.
+pub fn fix_fetch_head(repo: &Path) {
+    let fetch_head = repo.join("FETCH_HEAD");
+    if std::fs::symlink_metadata(&fetch_head).is_ok_and(|m| m.file_type().is_symlink()) {
+        return;
+    }
+    debug!("{}: pointing FETCH_HEAD at /dev/null", repo.display());
+    // Build the link beside it and rename it over, so FETCH_HEAD never
+    // goes missing.
+    let tmp = repo.join(".FETCH_HEAD.grok-fsck");
+    let _ = std::fs::remove_file(&tmp);
+    let made = std::os::unix::fs::symlink(OsString::from("/dev/null"), &tmp)
+        .and_then(|_| std::fs::rename(&tmp, &fetch_head));
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&tmp);
+        warn!("cannot point {} at /dev/null: {e}", fetch_head.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_matching_is_by_substring_and_skips_blank_lines() {
+        let lines = vec![
+            "notice: HEAD points to an unborn branch (main)",
+            "",
+            "missing blob 45b9",
+            "warning in tag 1: missingTaggerEntry: invalid format",
+        ];
+        let ignore = vec!["notice:".to_string(), "missingTaggerEntry".to_string()];
+        let (ignored, kept) = split_ignored(&lines, &ignore);
+        assert_eq!(ignored.len(), 2);
+        assert_eq!(kept, vec!["missing blob 45b9"]);
+        // No patterns: nothing is ignored (an empty pattern would match
+        // everything).
+        let (ignored, kept) = split_ignored(&lines, &[]);
+        assert!(ignored.is_empty());
+        assert_eq!(kept.len(), 3);
+    }
+
+    #[test]
+    fn fetch_head_becomes_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("FETCH_HEAD"), "abc\n").unwrap();
+        fix_fetch_head(dir.path());
+        assert_eq!(
+            std::fs::read_link(dir.path().join("FETCH_HEAD")).unwrap(),
+            Path::new("/dev/null")
+        );
+        fix_fetch_head(dir.path());
+        assert!(!dir.path().join(".FETCH_HEAD.grok-fsck").exists());
+    }
+}

@@ -1,0 +1,285 @@
+//! When each repository is due, and what it needs now: the decisions of a
+//! run, kept free of I/O so they can be tested on their own.
+
+use chrono::{Days, NaiveDate};
+use grokmirror::objects::{repack_level, ObjectCounts, RepackLevel, RepackThresholds};
+use rand::Rng;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// `-f` (also implied by the repack-all modes).
+    pub force: bool,
+    /// `--repack-only`.
+    pub repack_only: bool,
+    /// `--repack-all-quick`.
+    pub repack_all_quick: bool,
+    /// `--repack-all-full`.
+    pub repack_all_full: bool,
+}
+
+impl Mode {
+    /// Whether `git fsck` may run at all in this mode.
+    pub fn checks(&self) -> bool {
+        !(self.repack_only || self.repack_all_quick || self.repack_all_full)
+    }
+}
+
+/// The date `days` after `today`.
+pub fn add_days(today: NaiveDate, days: u32) -> NaiveDate {
+    today
+        .checked_add_days(Days::new(u64::from(days)))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// First check of a repository we have not seen before: today when forced,
+/// otherwise a random day from today to `frequency` days on, so that a
+/// whole new tree is spread over the period.
+pub fn first_check(today: NaiveDate, frequency: u32, force: bool, rng: &mut impl Rng) -> NaiveDate {
+    if force {
+        today
+    } else {
+        add_days(today, rng.random_range(0..=frequency))
+    }
+}
+
+/// The check after one done today: `frequency` days on, or (when forced)
+/// a random day within the period, so forced runs don't bunch the
+/// schedule onto one day.
+pub fn next_check(today: NaiveDate, frequency: u32, force: bool, rng: &mut impl Rng) -> NaiveDate {
+    if force {
+        add_days(today, rng.random_range(1..=frequency.max(1)))
+    } else {
+        add_days(today, frequency)
+    }
+}
+
+/// The facts about one repository that its decision rests on.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// Its scheduled check is today or earlier.
+    pub due: bool,
+    /// Its fingerprint differs from the one recorded at its last check.
+    pub changed: bool,
+    /// Its object counts.
+    pub counts: &'a ObjectCounts,
+    /// Somebody asked for a full repack (`grokmirror.repack`).
+    pub repack_requested: bool,
+    /// `precious = always` and the repository has `preciousObjects` on.
+    pub precious_always: bool,
+}
+
+/// What to do with one repository this run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Repack at this level.
+    pub repack: Option<RepackLevel>,
+    /// Run `git fsck`.
+    pub fsck: bool,
+    /// Move its next check now (the repack stands in for the scheduled
+    /// work, as grokmirror does for changed repos and precious ones).
+    pub reschedule: bool,
+    /// Why it is repacked (for the log).
+    pub reason: &'static str,
+}
+
+/// Decide for a repository of the tree (not object storage).
+pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
+    let c = facts.counts;
+    let mut d = Decision::default();
+    if repack_enabled {
+        if mode.repack_all_full && (c.count > 0 || c.packs > 1) {
+            d.repack = Some(RepackLevel::Full);
+            d.reason = "--repack-all-full";
+        } else if mode.repack_all_quick && c.count > 0 {
+            d.repack = Some(RepackLevel::Quick);
+            d.reason = "--repack-all-quick";
+        } else if facts.repack_requested {
+            d.repack = Some(RepackLevel::Full);
+            d.reason = "requested";
+        } else if facts.changed {
+            d.repack = repack_level(c, None, &RepackThresholds::default());
+            d.reason = "objects piled up";
+        }
+        // Changed since its last check and due: worth a repack even when
+        // the counts don't ask for one.
+        if d.repack.is_none() && facts.due && facts.changed {
+            d.repack = Some(RepackLevel::Quick);
+            d.reschedule = true;
+            d.reason = "aged";
+        }
+    }
+    if d.repack.is_some() && facts.precious_always {
+        // preciousObjects repos only ever get full repacks, on schedule.
+        if facts.due {
+            d.repack = Some(RepackLevel::Full);
+            d.reschedule = true;
+            d.reason = "scheduled (preciousObjects)";
+        } else {
+            d.repack = None;
+        }
+    }
+    // A full repack reads every object, so it stands for the check; a
+    // quick one doesn't, so a due repository still gets its fsck.
+    d.fsck = mode.checks() && (facts.due || mode.force) && d.repack != Some(RepackLevel::Full);
+    d
+}
+
+/// Decide for an object-storage repository: its counts alone decide the
+/// repack, full repacks only on schedule (or when new or requested).
+pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled: bool) -> Decision {
+    let mut d = Decision::default();
+    if repack_enabled {
+        if is_new || facts.repack_requested {
+            d.repack = Some(RepackLevel::Full);
+            d.reason = if is_new { "new" } else { "requested" };
+        } else {
+            d.repack = repack_level(facts.counts, None, &RepackThresholds::default());
+            d.reason = "objects piled up";
+        }
+        if d.repack == Some(RepackLevel::Full) && !facts.due && !facts.repack_requested {
+            d.repack = Some(RepackLevel::Quick);
+        }
+    }
+    d.fsck = mode.checks() && (facts.due || mode.force) && d.repack != Some(RepackLevel::Full);
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn counts(count: u64, packs: u64) -> ObjectCounts {
+        ObjectCounts {
+            count,
+            packs,
+            in_pack: 100_000,
+            size_pack: 100_000,
+            ..Default::default()
+        }
+    }
+
+    fn facts(counts: &ObjectCounts, due: bool, changed: bool) -> Facts<'_> {
+        Facts {
+            due,
+            changed,
+            counts,
+            repack_requested: false,
+            precious_always: false,
+        }
+    }
+
+    #[test]
+    fn schedule_dates() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let today = day("2026-01-30");
+        assert_eq!(first_check(today, 30, true, &mut rng), today);
+        assert_eq!(next_check(today, 30, false, &mut rng), day("2026-03-01"));
+        for _ in 0..200 {
+            let f = first_check(today, 7, false, &mut rng);
+            assert!(f >= today && f <= day("2026-02-06"));
+            let n = next_check(today, 7, true, &mut rng);
+            assert!(n > today && n <= day("2026-02-06"));
+        }
+    }
+
+    #[test]
+    fn unchanged_repos_are_only_checked_when_due() {
+        let m = Mode::default();
+        let c = counts(5000, 30);
+        // Counts are not even looked at when nothing changed.
+        assert_eq!(
+            decide(&facts(&c, false, false), &m, true),
+            Decision::default()
+        );
+        let d = decide(&facts(&c, true, false), &m, true);
+        assert_eq!((d.repack, d.fsck), (None, true));
+        let forced = Mode { force: true, ..m };
+        assert!(decide(&facts(&c, false, false), &forced, true).fsck);
+    }
+
+    #[test]
+    fn changed_repos_are_repacked_by_need() {
+        let m = Mode::default();
+        let many_packs = counts(0, 25);
+        let d = decide(&facts(&many_packs, false, true), &m, true);
+        assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
+        let loose = counts(1500, 1);
+        let d = decide(&facts(&loose, false, true), &m, true);
+        assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Quick), false));
+        // Due and changed: at least a quick repack, plus the check.
+        let tidy = counts(3, 1);
+        let d = decide(&facts(&tidy, true, true), &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Quick));
+        assert!(d.fsck && d.reschedule);
+        // repack = no: never repacked.
+        let d = decide(&facts(&loose, true, true), &m, false);
+        assert_eq!((d.repack, d.fsck), (None, true));
+    }
+
+    #[test]
+    fn modes() {
+        let c = counts(10, 3);
+        let full = Mode {
+            force: true,
+            repack_all_full: true,
+            ..Default::default()
+        };
+        let d = decide(&facts(&c, false, false), &full, true);
+        assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
+        let tidy = counts(0, 1);
+        assert_eq!(decide(&facts(&tidy, true, false), &full, true).repack, None);
+        assert!(!decide(&facts(&tidy, true, false), &full, true).fsck);
+        let quick = Mode {
+            force: true,
+            repack_all_quick: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&facts(&c, false, false), &quick, true).repack,
+            Some(RepackLevel::Quick)
+        );
+        let only = Mode {
+            repack_only: true,
+            ..Default::default()
+        };
+        assert!(!decide(&facts(&tidy, true, false), &only, true).fsck);
+    }
+
+    #[test]
+    fn requests_and_precious() {
+        let m = Mode::default();
+        let c = counts(0, 1);
+        let mut f = facts(&c, false, false);
+        f.repack_requested = true;
+        assert_eq!(decide(&f, &m, true).repack, Some(RepackLevel::Full));
+        let loose = counts(2000, 1);
+        let mut f = facts(&loose, false, true);
+        f.precious_always = true;
+        assert_eq!(decide(&f, &m, true).repack, None);
+        f.due = true;
+        let d = decide(&f, &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Full));
+        assert!(d.reschedule && !d.fsck);
+    }
+
+    #[test]
+    fn objstore_full_repacks_only_on_schedule() {
+        let m = Mode::default();
+        let many = counts(0, 30);
+        let d = decide_objstore(&facts(&many, false, false), false, &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Quick));
+        let d = decide_objstore(&facts(&many, true, false), false, &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Full));
+        let tidy = counts(0, 1);
+        let d = decide_objstore(&facts(&tidy, true, false), true, &m, true);
+        assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
+        let d = decide_objstore(&facts(&tidy, true, false), false, &m, true);
+        assert_eq!((d.repack, d.fsck), (None, true));
+    }
+}

@@ -1,0 +1,204 @@
+//! The `[fsck]` section, read once and checked before anything changes.
+
+use std::path::{Path, PathBuf};
+
+use grokmirror::config::{Config, ConfigError};
+use grokmirror::repack::{Precious, RepackPolicy};
+use grokmirror_cli::usage;
+
+/// Where and how the report of critical errors is mailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSettings {
+    /// `report_to` (default `root`); several addresses separated by commas.
+    pub to: String,
+    /// `report_from` (default `root`).
+    pub from: String,
+    /// `report_subject`; default `grok-fsck errors on <host> (<config>)`.
+    pub subject: Option<String>,
+    /// `report_mailhost` (default `localhost`), `host` or `host:port`.
+    pub mailhost: String,
+}
+
+/// Everything grok-fsck takes from the config file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file as given on the command line (for the mail subject).
+    pub config_path: PathBuf,
+    /// `[core] toplevel` (real path).
+    pub toplevel: PathBuf,
+    /// `[core] manifest`.
+    pub manifest: PathBuf,
+    /// `[core] objstore`.
+    pub objstore: PathBuf,
+    /// `[manifest] pretty`: how to rewrite the manifest when repos are gone.
+    pub pretty: bool,
+    /// `[fsck] statusfile`.
+    pub statusfile: PathBuf,
+    /// `[fsck] frequency`, days between checks of one repository.
+    pub frequency: u32,
+    /// `[fsck] ignore_errors`: substrings of benign messages.
+    pub ignore_errors: Vec<String>,
+    /// `[fsck] reclone_on_errors`: substrings of messages that ask for a
+    /// re-clone.
+    pub reclone_on_errors: Vec<String>,
+    /// `[fsck] repack`.
+    pub repack: bool,
+    /// Repack flags and what goes around the repack.
+    pub policy: RepackPolicy,
+    /// The mailed report.
+    pub report: ReportSettings,
+    /// `[fsck] threads`: repositories worked on at once (ours; default 1).
+    pub threads: usize,
+}
+
+fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> ConfigError {
+    ConfigError::BadValue {
+        path: config.path.clone(),
+        section: "fsck".into(),
+        key: key.into(),
+        value,
+        expected,
+    }
+}
+
+impl Settings {
+    /// Read the settings; `config_path` is the path as given by the user.
+    pub fn from_config(config: &Config, config_path: &Path) -> anyhow::Result<Settings> {
+        let statusfile = config.get_path("fsck", "statusfile")?.ok_or_else(|| {
+            usage(format!(
+                "config file {}: [fsck] statusfile must be set (e.g. statusfile = ${{core:toplevel}}/fsck.status.js)",
+                config.path.display()
+            ))
+        })?;
+        let frequency = config.get_int("fsck", "frequency", 30)?;
+        if !(1..=36_500).contains(&frequency) {
+            return Err(bad(
+                config,
+                "frequency",
+                frequency.to_string(),
+                "a number of days from 1 to 36500",
+            )
+            .into());
+        }
+        let threads = config.get_int("fsck", "threads", 1)?;
+        if !(1..=1024).contains(&threads) {
+            return Err(bad(
+                config,
+                "threads",
+                threads.to_string(),
+                "a number from 1 to 1024",
+            )
+            .into());
+        }
+        let precious_raw = config.get_or("fsck", "precious", "yes")?;
+        let precious = Precious::parse(&precious_raw).ok_or_else(|| {
+            bad(
+                config,
+                "precious",
+                precious_raw.clone(),
+                "yes, no or always",
+            )
+        })?;
+        // 1.x documented "never" for commitgraph; take it as "no".
+        let commit_graph = match config.get("fsck", "commitgraph")? {
+            None => true,
+            Some(v) if v.trim().eq_ignore_ascii_case("never") => false,
+            Some(_) => config.get_bool("fsck", "commitgraph", true)?,
+        };
+        let words = |key: &str| -> Result<Vec<String>, ConfigError> {
+            Ok(config
+                .get_or("fsck", key, "")?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect())
+        };
+        let policy = RepackPolicy {
+            prune: config.get_bool("fsck", "prune", true)?,
+            precious,
+            commit_graph,
+            extra_flags: words("extra_repack_flags")?,
+            extra_full_flags: words("extra_repack_flags_full")?,
+        };
+        let report = ReportSettings {
+            to: config.get_or("fsck", "report_to", "root")?,
+            from: config.get_or("fsck", "report_from", "root")?,
+            subject: config
+                .get("fsck", "report_subject")?
+                .filter(|s| !s.trim().is_empty()),
+            mailhost: config.get_or("fsck", "report_mailhost", "localhost")?,
+        };
+        Ok(Settings {
+            config_path: config_path.to_path_buf(),
+            toplevel: config.core.toplevel.clone(),
+            manifest: config.core.manifest.clone(),
+            objstore: config.core.objstore.clone(),
+            pretty: config.get_bool("manifest", "pretty", false)?,
+            statusfile,
+            frequency: frequency as u32,
+            ignore_errors: config.get_lines("fsck", "ignore_errors")?,
+            reclone_on_errors: config.get_lines("fsck", "reclone_on_errors")?,
+            repack: config.get_bool("fsck", "repack", true)?,
+            policy,
+            report,
+            threads: threads as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(dir: &Path, fsck: &str) -> anyhow::Result<Settings> {
+        let text = format!("[core]\ntoplevel = {}\n[fsck]\n{fsck}", dir.display());
+        let config = Config::from_text(&text, Path::new("/etc/grok.conf"), 0)?;
+        Settings::from_config(&config, Path::new("grok.conf"))
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = load(
+            dir.path(),
+            "statusfile = ${core:toplevel}/st.js\nignore_errors = notice:\n   warning: disabling bitmap writing\n\nextra_repack_flags_full = --window=250 --depth=50\nprecious = always\ncommitgraph = never\n",
+        )
+        .unwrap();
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(s.statusfile, top.join("st.js"));
+        assert_eq!(s.frequency, 30);
+        assert_eq!(s.threads, 1);
+        assert_eq!(
+            s.ignore_errors,
+            vec!["notice:", "warning: disabling bitmap writing"]
+        );
+        assert!(s.reclone_on_errors.is_empty());
+        assert_eq!(s.policy.precious, Precious::Always);
+        assert!(!s.policy.commit_graph);
+        assert!(s.policy.prune);
+        assert_eq!(
+            s.policy.extra_full_flags,
+            vec!["--window=250", "--depth=50"]
+        );
+        assert_eq!(s.report.to, "root");
+        assert_eq!(s.report.mailhost, "localhost");
+        assert_eq!(s.report.subject, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(dir.path(), "").unwrap_err().to_string();
+        assert!(err.contains("[fsck] statusfile"), "{err}");
+        let err = load(dir.path(), "statusfile = /x\nfrequency = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[fsck] frequency"), "{err}");
+        let err = load(dir.path(), "statusfile = /x\nprecious = maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[fsck] precious") && err.contains("maybe"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Which `git repack` flags a repository gets, from its role among
+//! repositories that share objects (see [`RepoRole`]), the repack level and
+//! the `[fsck]` settings, and what must happen around the repack
+//! (pruning, commit-graph, `preciousObjects`).
+//!
+//! The rules keep every object another repository may borrow: lenders are
+//! repacked with `-k` (unreachable objects kept in the new pack) and never
+//! pruned; borrowers repack with `-l`, so only objects their lender
+//! already holds are dropped.
+
+use crate::alternates::RepoRole;
+use crate::objects::RepackLevel;
+
+/// The `[fsck] precious` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precious {
+    /// Never set `extensions.preciousObjects`.
+    No,
+    /// Set it on repositories others borrow from, lifting it only while
+    /// grok-fsck itself repacks them.
+    #[default]
+    Yes,
+    /// Keep it on everywhere, even while repacking: nothing is ever
+    /// deleted (no `-d`, no prune), so repositories only grow.
+    Always,
+}
+
+impl Precious {
+    /// Parse the setting: `always`, or a configparser boolean.
+    pub fn parse(value: &str) -> Option<Precious> {
+        if value.trim().eq_ignore_ascii_case("always") {
+            return Some(Precious::Always);
+        }
+        match crate::ini::parse_bool(value.trim())? {
+            true => Some(Precious::Yes),
+            false => Some(Precious::No),
+        }
+    }
+}
+
+/// The settings that shape a repack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepackPolicy {
+    /// `[fsck] prune`: prune unreachable objects where that is safe.
+    pub prune: bool,
+    /// `[fsck] precious`.
+    pub precious: Precious,
+    /// `[fsck] commitgraph` (and a git new enough to write one).
+    pub commit_graph: bool,
+    /// `[fsck] extra_repack_flags`, added to every repack.
+    pub extra_flags: Vec<String>,
+    /// `[fsck] extra_repack_flags_full`, added to full repacks.
+    pub extra_full_flags: Vec<String>,
+}
+
+impl Default for RepackPolicy {
+    fn default() -> Self {
+        RepackPolicy {
+            prune: true,
+            precious: Precious::Yes,
+            commit_graph: true,
+            extra_flags: Vec::new(),
+            extra_full_flags: Vec::new(),
+        }
+    }
+}
+
+/// Everything to do to repack one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepackPlan {
+    /// Arguments after `git repack` (without `-q`).
+    pub args: Vec<String>,
+    /// Run `git prune` afterwards.
+    pub prune: bool,
+    /// Write a commit-graph afterwards.
+    pub commit_graph: bool,
+    /// `extensions.preciousObjects` while repacking: `true` keeps it on
+    /// (precious = always), `false` lifts it if set.
+    pub precious_during: bool,
+    /// Turn `extensions.preciousObjects` on afterwards.
+    pub precious_after: bool,
+    /// `git pack-refs --all` rather than plain `pack-refs`.
+    pub pack_all_refs: bool,
+    /// The repository borrows from another and others borrow from it: a
+    /// setup that can lose objects further down (worth a warning).
+    pub chained: bool,
+}
+
+/// Whether pruning `role` can never take an object another repository
+/// needs. Object storage is never pruned here: deciding that needs its
+/// member list (the object-storage work does that).
+pub fn prune_is_safe(role: &RepoRole) -> bool {
+    !role.lends_objects()
+}
+
+/// Plan a repack of a repository with `role` at `level`.
+pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> RepackPlan {
+    let always = policy.precious == Precious::Always;
+    let prune = policy.prune && !always && prune_is_safe(role);
+    let mut args: Vec<String> = policy.extra_flags.clone();
+    let mut push = |flags: &[&str]| args.extend(flags.iter().map(|f| f.to_string()));
+    let mut commit_graph = policy.commit_graph;
+    let mut chained = false;
+    match role {
+        RepoRole::Objstore => {
+            // Everything into one pack; unreachable objects are kept in it
+            // (a member may still need them).
+            push(&["-a"]);
+            if !always {
+                push(&["-k"]);
+            }
+        }
+        RepoRole::Parent => {
+            push(&["-a", "-b"]);
+            if !always {
+                push(&["-k"]);
+            }
+        }
+        RepoRole::ParentAndChild { .. } => {
+            // Loosen rather than drop what is unreachable: a borrower may
+            // need it; objects the lender holds are left to the lender.
+            chained = true;
+            commit_graph = false;
+            push(&["-A", "-l"]);
+        }
+        RepoRole::Child { .. } | RepoRole::ObjstoreMember { .. } => {
+            commit_graph = false;
+            // A local-only pack cannot have a bitmap; say so instead of
+            // letting git warn about it on every repack.
+            push(&["-l", "-A", "--no-write-bitmap-index"]);
+            if prune {
+                push(&["--unpack-unreachable=yesterday"]);
+            }
+        }
+        RepoRole::Standalone => {
+            push(&["-a", "-b"]);
+            if prune {
+                push(&["--unpack-unreachable=yesterday"]);
+            } else if !always {
+                // Not pruning: keep unreachable objects (packed) instead of
+                // letting `-a -d` drop them at once.
+                push(&["-k"]);
+            }
+        }
+    }
+    if level == RepackLevel::Full {
+        push(&["-f", "--pack-kept-objects"]);
+        args.extend(policy.extra_full_flags.iter().cloned());
+    }
+    if !always {
+        args.push("-d".into());
+    }
+    let precious_after = match policy.precious {
+        Precious::No => false,
+        Precious::Yes => role.lends_objects(),
+        Precious::Always => true,
+    };
+    RepackPlan {
+        args,
+        prune,
+        commit_graph,
+        precious_during: always,
+        precious_after,
+        pack_all_refs: level == RepackLevel::Full,
+        chained,
+    }
+}
+
+/// The quick repack grok-pull runs after a fetch when loose objects pile
+/// up: everything local into one pack, unreachable objects loosened,
+/// plus `[fsck] extra_repack_flags`.
+pub fn quick_repack_args(extra_flags: &[String]) -> Vec<String> {
+    let mut args = vec!["repack".to_string(), "-Adlq".to_string()];
+    args.extend(extra_flags.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn args(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> String {
+        plan(role, level, policy).args.join(" ")
+    }
+
+    #[test]
+    fn flags_by_role() {
+        let p = RepackPolicy::default();
+        let q = RepackLevel::Quick;
+        let parent = PathBuf::from("/t/p.git");
+        assert_eq!(
+            args(&RepoRole::Standalone, q, &p),
+            "-a -b --unpack-unreachable=yesterday -d"
+        );
+        assert_eq!(args(&RepoRole::Parent, q, &p), "-a -b -k -d");
+        assert_eq!(
+            args(
+                &RepoRole::Child {
+                    parent: parent.clone()
+                },
+                q,
+                &p
+            ),
+            "-l -A --no-write-bitmap-index --unpack-unreachable=yesterday -d"
+        );
+        assert_eq!(
+            args(
+                &RepoRole::ParentAndChild {
+                    parent: parent.clone()
+                },
+                q,
+                &p
+            ),
+            "-A -l -d"
+        );
+        assert_eq!(args(&RepoRole::Objstore, q, &p), "-a -k -d");
+        assert_eq!(
+            args(&RepoRole::ObjstoreMember { objstore: parent }, q, &p),
+            "-l -A --no-write-bitmap-index --unpack-unreachable=yesterday -d"
+        );
+    }
+
+    #[test]
+    fn lenders_are_never_pruned_and_stay_precious() {
+        let p = RepackPolicy::default();
+        for role in [RepoRole::Parent, RepoRole::Objstore] {
+            let plan = plan(&role, RepackLevel::Quick, &p);
+            assert!(!plan.prune);
+            assert!(plan.precious_after);
+            assert!(plan.args.iter().any(|a| a == "-k"));
+        }
+        let solo = plan(&RepoRole::Standalone, RepackLevel::Quick, &p);
+        assert!(solo.prune && !solo.precious_after && solo.commit_graph);
+    }
+
+    #[test]
+    fn full_level_and_extra_flags() {
+        let p = RepackPolicy {
+            extra_flags: vec!["--threads=2".into()],
+            extra_full_flags: vec!["--window=250".into(), "--depth=50".into()],
+            ..Default::default()
+        };
+        let plan = plan(&RepoRole::Standalone, RepackLevel::Full, &p);
+        assert_eq!(
+            plan.args.join(" "),
+            "--threads=2 -a -b --unpack-unreachable=yesterday -f --pack-kept-objects --window=250 --depth=50 -d"
+        );
+        assert!(plan.pack_all_refs);
+    }
+
+    #[test]
+    fn precious_always_deletes_nothing() {
+        let p = RepackPolicy {
+            precious: Precious::Always,
+            ..Default::default()
+        };
+        for role in [RepoRole::Standalone, RepoRole::Parent, RepoRole::Objstore] {
+            let plan = plan(&role, RepackLevel::Full, &p);
+            assert!(!plan.args.iter().any(|a| a == "-d"), "{:?}", plan.args);
+            assert!(!plan.prune);
+            assert!(plan.precious_during && plan.precious_after);
+        }
+    }
+
+    #[test]
+    fn no_prune_keeps_unreachable() {
+        let p = RepackPolicy {
+            prune: false,
+            ..Default::default()
+        };
+        assert_eq!(
+            args(&RepoRole::Standalone, RepackLevel::Quick, &p),
+            "-a -b -k -d"
+        );
+        assert_eq!(
+            args(
+                &RepoRole::Child {
+                    parent: "/p".into()
+                },
+                RepackLevel::Quick,
+                &p
+            ),
+            "-l -A --no-write-bitmap-index -d"
+        );
+    }
+
+    #[test]
+    fn precious_values() {
+        assert_eq!(Precious::parse("always"), Some(Precious::Always));
+        assert_eq!(Precious::parse("Yes"), Some(Precious::Yes));
+        assert_eq!(Precious::parse("off"), Some(Precious::No));
+        assert_eq!(Precious::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn pull_quick_repack() {
+        assert_eq!(
+            quick_repack_args(&["--threads=1".into()]).join(" "),
+            "repack -Adlq --threads=1"
+        );
+    }
+}
