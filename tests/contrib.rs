@@ -655,7 +655,40 @@ fn reference_grok_pull_mirrors_through_the_gitolite_command() {
         second_run.iter().any(|l| l.contains("manifest: unchanged")),
         "{log}"
     );
-    // TODO(lead): run our grok-pull the same way once it exists.
+    // Ours, the same way. The command's state already says "unchanged",
+    // so the first run asks with -n, which passes --force.
+    let ours = tmp.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let ours_config = support::write_config(
+        tmp.path(),
+        "ours.conf",
+        &format!(
+            "[core]\ntoplevel = {}\nlog = {}/ours.log\n[remote]\nsite = file://{}\n\
+             manifest_command = {}\n[pull]\ninclude = *\npull_threads = 1\n",
+            ours.display(),
+            tmp.path().display(),
+            origin.top.display(),
+            wrapper.display()
+        ),
+    );
+    let out = run(support::grok("grok-pull")
+        .arg("-n")
+        .arg("-c")
+        .arg(&ours_config));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        show_ref_sha1(&ours.join("pub/project.git")),
+        show_ref_sha1(&origin.top.join("pub/project.git")),
+        "not mirrored by ours:\n{}",
+        output_text(&out)
+    );
+    let out = run(support::grok("grok-pull").arg("-c").arg(&ours_config));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        read(&tmp.path().join("ours.log")).contains("manifest: unchanged"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 // ---------------------------------------------------------------- kubernetes

@@ -554,3 +554,93 @@ fn http_credentials_from_netrc_and_proxy_from_the_environment() {
         "Grokmirror",
     );
 }
+
+/// Wait for a child, failing (instead of hanging the suite) past a
+/// generous deadline.
+fn wait_bounded(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("grok-pull did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exits_after_a_multiple_of_100_repos_and_writes_every_100() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    for i in 0..100 {
+        origin.project(&format!("/batch1/r{i:03}.git"), 1, 1_600_000_000 + i);
+    }
+    origin.manifest();
+    let site = origin.root.display().to_string();
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &site,
+        &format!("file://{}", origin.manifest.display()),
+        "",
+    );
+    let log = dir.join("replica.log");
+    let pull = || {
+        let mut cmd = support::grok("grok-pull");
+        mirror::no_proxy(&mut cmd);
+        cmd.arg("-c").arg(&replica.config);
+        let mut child = cmd.spawn().unwrap();
+        wait_bounded(&mut child, 300)
+    };
+    // The reference never exits here: 100 finished repositories.
+    assert!(
+        pull().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("(100 entries)").count(), 1, "{text}");
+    assert!(text.contains("100 cloned, 0 updated"), "{text}");
+    assert_eq!(
+        read_manifest_json(&replica.manifest())
+            .as_object()
+            .unwrap()
+            .len(),
+        100
+    );
+
+    // 101 more: the local manifest is written at 100 finished and at the end.
+    for i in 0..101 {
+        origin.project(&format!("/batch2/r{i:03}.git"), 1, 1_600_000_000 + i);
+    }
+    origin.manifest();
+    origin.age_manifest(5);
+    let before = text.len();
+    assert!(
+        pull().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let text = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    let first = text
+        .find("(200 entries)")
+        .expect("a write after 100 repositories");
+    let last = text.find("(201 entries)").expect("a write at the end");
+    assert!(first < last, "{text}");
+    assert_eq!(
+        read_manifest_json(&replica.manifest())
+            .as_object()
+            .unwrap()
+            .len(),
+        201
+    );
+    assert_mirrored(
+        &origin.path("/batch2/r100.git"),
+        &replica.path("/batch2/r100.git"),
+        "Grokmirror",
+    );
+}

@@ -118,7 +118,8 @@ impl Done {
         }
     }
 
-    fn failed(job: Job, why: impl Into<String>) -> Done {
+    /// A failed job.
+    pub fn failed(job: Job, why: impl Into<String>) -> Done {
         Done::new(job, Outcome::Failed(why.into()))
     }
 }

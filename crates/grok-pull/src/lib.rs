@@ -179,7 +179,7 @@ impl Puller {
         let mut record_error: Option<anyhow::Error> = None;
         let clone_hook = self.settings.post_clone_complete_hook.clone();
         let completed = scheduler
-            .run(ctx, stop, async |finished: Finished| {
+            .run(ctx, stop, None, async |finished: Finished| {
                 if let Err(e) = recorder.done(finished.done) {
                     error!("{e:#}");
                     record_error.get_or_insert(e);

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
@@ -123,11 +124,20 @@ impl Scheduler {
         self.waiting = still;
     }
 
-    /// Run until every job is done, or until `stop` resolves (then running
-    /// jobs are killed: their git processes die with them, their staged
-    /// clones are removed, and they are reported as failed). `on_done` is
-    /// called for each finished job, in the order they finish.
-    pub async fn run<F, S>(&mut self, ctx: Arc<Ctx>, stop: S, mut on_done: F) -> bool
+    /// Run until every job is done (and, with `incoming`, until that
+    /// channel is closed: new jobs arriving on it are queued as they come,
+    /// which is what a daemon needs), or until `stop` resolves: then running
+    /// jobs are killed (their git processes die with them, their staged
+    /// clones are removed) and the queue is dropped. `on_done` is called for
+    /// each finished job, in the order they finish. Returns false when
+    /// stopped.
+    pub async fn run<F, S>(
+        &mut self,
+        ctx: Arc<Ctx>,
+        stop: S,
+        mut incoming: Option<&mut UnboundedReceiver<Job>>,
+        mut on_done: F,
+    ) -> bool
     where
         F: AsyncFnMut(Finished),
         S: Future<Output = ()>,
@@ -141,49 +151,50 @@ impl Scheduler {
                 if q.job.is_clone() {
                     self.running_clones += 1;
                 }
-                let ctx = ctx.clone();
-                let job = q.job.clone();
-                running.spawn(async move {
-                    let done = job::run(ctx, job).await;
-                    (q, done)
-                });
+                running.spawn(run_guarded(ctx.clone(), q));
             }
-            if running.is_empty() {
-                match self.waiting.iter().map(|(at, _)| *at).min() {
-                    None => break,
-                    Some(at) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(at.into()) => continue,
-                            _ = &mut stop => { stopped = true; break; }
-                        }
-                    }
-                }
+            let listening = incoming.is_some();
+            if running.is_empty() && self.waiting.is_empty() && !listening {
+                break;
             }
             let next_wake = self.waiting.iter().map(|(at, _)| *at).min();
-            let joined = tokio::select! {
-                j = running.join_next() => j,
+            let finished = tokio::select! {
+                Some(joined) = running.join_next(), if !running.is_empty() => joined,
                 _ = async {
                     match next_wake {
                         Some(at) => tokio::time::sleep_until(at.into()).await,
                         None => std::future::pending().await,
                     }
                 } => continue,
+                job = async {
+                    match incoming.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                }, if listening => {
+                    match job {
+                        Some(job) => {
+                            self.push(job);
+                        }
+                        None => incoming = None,
+                    }
+                    continue;
+                }
                 _ = &mut stop => { stopped = true; break; }
             };
-            let Some(joined) = joined else { continue };
-            let (mut q, done) = match joined {
+            let (mut q, done) = match finished {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // A panic in a job: no repository is named by the join
-                    // error, so it can only be reported.
-                    error!("a job failed unexpectedly: {e}");
+                    // Only an abort gets here (panics are caught by
+                    // run_guarded), and only `stop` aborts.
+                    error!("a job was cancelled: {e}");
                     continue;
                 }
             };
             if q.job.is_clone() {
                 self.running_clones -= 1;
             }
-            if done.outcome == Outcome::Busy {
+            let done = if done.outcome == Outcome::Busy {
                 q.busy_tries += 1;
                 if q.busy_tries < BUSY_TRIES {
                     self.waiting.push((Instant::now() + BUSY_PAUSE, q));
@@ -193,19 +204,13 @@ impl Scheduler {
                     "still locked by another process after {} tries",
                     q.busy_tries
                 );
-                self.queued_keys.remove(&q.job.key);
-                let done = Done {
+                Done {
                     outcome: Outcome::Failed(why),
                     ..done
-                };
-                let clones_pending = self.clones_pending();
-                on_done(Finished {
-                    done,
-                    clones_pending,
-                })
-                .await;
-                continue;
-            }
+                }
+            } else {
+                done
+            };
             self.queued_keys.remove(&q.job.key);
             let clones_pending = self.clones_pending();
             on_done(Finished {
@@ -226,6 +231,31 @@ impl Scheduler {
         }
         !stopped
     }
+}
+
+/// Aborts a task when dropped, so cancelling the outer job task also
+/// cancels the job inside it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Run a job in its own task so that a panic in it becomes a failure of
+/// that repository (reported and counted) instead of a lost job.
+async fn run_guarded(ctx: Arc<Ctx>, q: Queued) -> (Queued, Done) {
+    let job = q.job.clone();
+    let mut inner = AbortOnDrop(tokio::spawn(job::run(ctx, q.job.clone())));
+    let done = match (&mut inner.0).await {
+        Ok(done) => done,
+        Err(e) => {
+            error!("the job for {} crashed: {e}", job.key);
+            Done::failed(job, format!("crashed: {e}"))
+        }
+    };
+    (q, done)
 }
 
 #[cfg(test)]
@@ -291,5 +321,60 @@ mod tests {
             vec!["/c1.git", "/c2.git", "/u2.git"],
             "one update beside the clones, no more"
         );
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+    use crate::plan::Action;
+    use crate::settings::Settings;
+    use grokmirror::config::Config;
+
+    #[tokio::test]
+    async fn jobs_arriving_on_the_channel_run_until_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[core]\ntoplevel = {}\n[remote]\nsite = /nowhere\nmanifest = file:///nowhere/m.js\n",
+            dir.path().display()
+        );
+        let config = Config::from_text(&text, std::path::Path::new("t.conf"), 0).unwrap();
+        let ctx = Arc::new(Ctx {
+            settings: Settings::from_config(config, false).unwrap(),
+            git: grokmirror::git::Git::from_env(),
+            culled: Default::default(),
+            borrowed: Default::default(),
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let purge = |key: &str| Job {
+            key: key.into(),
+            action: Action::Purge,
+            entry: None,
+        };
+        tx.send(purge("/a.git")).unwrap();
+        tx.send(purge("/b.git")).unwrap();
+        let feeder = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.send(purge("/c.git")).unwrap();
+            // Dropping tx closes the channel: the scheduler then drains
+            // and returns.
+        });
+        let mut s = Scheduler::new(2);
+        let mut seen = Vec::new();
+        let completed = s
+            .run(
+                ctx,
+                std::future::pending(),
+                Some(&mut rx),
+                async |f: Finished| {
+                    assert_eq!(f.done.outcome, Outcome::Purged);
+                    seen.push(f.done.job.key);
+                },
+            )
+            .await;
+        feeder.await.unwrap();
+        assert!(completed);
+        seen.sort();
+        assert_eq!(seen, vec!["/a.git", "/b.git", "/c.git"]);
     }
 }
