@@ -644,3 +644,127 @@ fn exits_after_a_multiple_of_100_repos_and_writes_every_100() {
         "Grokmirror",
     );
 }
+
+#[test]
+fn purge_spares_what_it_must_and_projects_list_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/pub/a.git", 1, 1_600_000_000);
+    origin.project("/pub/b.git", 1, 1_600_000_000);
+    std::os::unix::fs::symlink(origin.path("/pub/b.git"), origin.path("/pub/b-alias.git")).unwrap();
+    origin.manifest();
+    let site = origin.root.display().to_string();
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &site,
+        &format!("file://{}", origin.manifest.display()),
+        "nopurge = /local/keep*\nffonly = /local/ff.git\nprojectslist_trimtop = /pub/\nprojectslist_symlinks = yes\n",
+    );
+    // Local-only repositories: one others borrow from, one protected by
+    // nopurge, one by ffonly, one plain (and a symlink to it).
+    for key in [
+        "/local/lender.git",
+        "/local/keep.git",
+        "/local/ff.git",
+        "/local/gone.git",
+    ] {
+        fixture::project(&replica.path(key), 1, 1_600_000_000);
+    }
+    std::os::unix::fs::symlink(
+        replica.path("/local/gone.git"),
+        replica.path("/local/gone-link.git"),
+    )
+    .unwrap();
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        replica.path("/local/gone.git").is_dir(),
+        "no purge unless asked"
+    );
+    // /pub/a.git borrows objects from the lender (as grok-fsck's object
+    // sharing would arrange), then a purge run.
+    let alternates = replica.path("/pub/a.git").join("objects/info/alternates");
+    std::fs::write(
+        &alternates,
+        format!("{}/objects\n", replica.path("/local/lender.git").display()),
+    )
+    .unwrap();
+    let out = replica.pull(&["-n", "-p", "--force-purge"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 purged"),
+        "the repository and the symlink to it: {}",
+        output_text(&out)
+    );
+    assert!(std::fs::symlink_metadata(replica.path("/local/gone-link.git")).is_err());
+    assert!(
+        err.contains("Refusing to purge ffonly repo /local/ff.git"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(
+        err.contains("not purging /local/lender.git"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(!replica.path("/local/gone.git").exists());
+    for key in [
+        "/local/lender.git",
+        "/local/keep.git",
+        "/local/ff.git",
+        "/pub/a.git",
+        "/pub/b.git",
+    ] {
+        assert!(replica.path(key).is_dir(), "{key} was purged");
+    }
+    assert_eq!(
+        std::fs::read_link(replica.path("/pub/b-alias.git")).unwrap(),
+        replica.path("/pub/b.git"),
+        "symlinks in the manifest are never purged"
+    );
+    assert_eq!(
+        std::fs::read_to_string(replica.top.join("projects.list")).unwrap(),
+        "a.git\nb.git\nb-alias.git\n"
+    );
+}
+
+#[test]
+fn loose_objects_after_a_fetch_get_a_quick_repack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    // 200 commits (600 objects): the clone keeps git's pack.
+    let repo = origin.project("/big.git", 200, 1_600_000_000);
+    origin.manifest();
+    let site = origin.root.display().to_string();
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &site,
+        &format!("file://{}", origin.manifest.display()),
+        "",
+    );
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    // 30 more commits (90 objects) arrive loose: over 10% of the objects.
+    fixture::commits(&repo, "main", 30, 1_700_000_000);
+    origin.manifest();
+    origin.age_manifest(5);
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("spa: /big.git (repack)"),
+        "{}",
+        output_text(&out)
+    );
+    let counts = git(Some(&replica.path("/big.git")), &["count-objects", "-v"]);
+    assert!(counts.contains("count: 0\n"), "{counts}");
+    assert_mirrored(
+        &origin.path("/big.git"),
+        &replica.path("/big.git"),
+        "Grokmirror",
+    );
+}
