@@ -7,6 +7,8 @@
 //! [`job`]) while the done step ([`record`]) keeps the local manifest in
 //! step.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod gitio;
 pub mod hooks;
