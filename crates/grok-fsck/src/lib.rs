@@ -56,7 +56,7 @@ pub use settings::Settings;
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    grokmirror_cli::finish("grok-fsck", run(&cli))
+    grokmirror_cli::run_main("grok-fsck", || run(&cli))
 }
 
 /// Run grok-fsck with parsed flags. Exit status: 0 when all went well (or

@@ -34,7 +34,7 @@ pub use cli::Cli;
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    grokmirror_cli::finish("grok-manifest", run(&cli))
+    grokmirror_cli::run_main("grok-manifest", || run(&cli))
 }
 
 /// Everything a run needs, with config values filled in where flags are

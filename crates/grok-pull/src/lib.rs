@@ -46,7 +46,7 @@ use crate::source::Poll;
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    grokmirror_cli::finish("grok-pull", run(&cli))
+    grokmirror_cli::run_main("grok-pull", || run(&cli))
 }
 
 /// Run grok-pull with parsed flags; returns the exit status.

@@ -69,3 +69,58 @@ pub fn init_logging(
     };
     logging::init(&settings).map_err(|e| usage(e.to_string()))
 }
+
+/// Report a panic (always a bug) as one line on stderr and in the log,
+/// instead of Rust's default text that asks for `RUST_BACKTRACE`.
+pub fn install_panic_hook(program: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!(
+            "{program}: internal error: {what}{at}; this is a bug, please report it with the log"
+        );
+        // With logging set up, the logger prints errors on stderr and into
+        // the log file; before that, stderr is all there is.
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }));
+}
+
+/// Run a program's body: panics are reported as one line (see
+/// [`install_panic_hook`]) and become exit status 1, errors become one line
+/// and status 1 or 2 (see [`finish`]).
+pub fn run_main(program: &'static str, body: impl FnOnce() -> anyhow::Result<i32>) -> i32 {
+    install_panic_hook(program);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => finish(program, result),
+        Err(_) => EXIT_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(run_main("t", || Ok(0)), EXIT_OK);
+        assert_eq!(run_main("t", || Err(usage("bad flag"))), EXIT_USAGE);
+        assert_eq!(
+            run_main("t", || Err(anyhow::anyhow!("disk full"))),
+            EXIT_FAILURE
+        );
+        assert_eq!(run_main("t", || panic!("a bug")), EXIT_FAILURE);
+        let _ = std::panic::take_hook();
+    }
+}
