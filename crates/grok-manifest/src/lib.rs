@@ -582,7 +582,9 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>) {
                     repo_path.display(),
                     obst.file_name().unwrap_or_default().to_string_lossy()
                 );
-                if let Err(e) = objstore::fetch_member(git, &obst, repo_path) {
+                if let Err(e) =
+                    objstore::fetch_member(git, &obst, repo_path, objstore::FetchMethod::Porcelain)
+                {
                     warn!(
                         " manifest: cannot fetch {} into {}: {e}",
                         repo_path.display(),

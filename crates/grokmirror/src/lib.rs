@@ -25,6 +25,8 @@ pub mod refs;
 pub mod remote;
 pub mod repack;
 pub mod repo;
+pub mod roots;
+pub mod siblings;
 pub mod staging;
 pub mod state;
 pub mod status;
