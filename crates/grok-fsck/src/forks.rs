@@ -50,6 +50,13 @@ use tracing::{debug, info, warn};
 use crate::report::Report;
 use crate::settings::{MergeStrategy, Settings};
 
+/// Whether the repository opted out of object storage
+/// (`grokmirror.do-not-objstore`): it is never rewired, never fetched
+/// from.
+fn opted_out(path: &Path) -> bool {
+    path.join(repo::DO_NOT_OBJSTORE_FILE).exists()
+}
+
 /// What the object-storage work leaves for the rest of the run.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -303,13 +310,12 @@ impl<'a> Forks<'a> {
 
     /// Look at one repository of the tree.
     fn place(&mut self, path: &Path) {
+        if opted_out(path) {
+            return;
+        }
         let alt = repo::alternate_repo(path);
         match alt {
-            None => {
-                if !path.join(repo::DO_NOT_OBJSTORE_FILE).exists() {
-                    self.place_standalone(path);
-                }
-            }
+            None => self.place_standalone(path),
             // Its lender is gone: grok-fsck asks for a re-clone elsewhere.
             Some(alt) if !alt.is_dir() => {}
             Some(alt) if !alt.starts_with(&self.objstore_dir) => self.migrate(path, &alt),
@@ -350,15 +356,12 @@ impl<'a> Forks<'a> {
             let Some(_o) = self.lock_objstore(&obst) else {
                 return;
             };
-            if !private {
-                // Step 1: the object storage gets our objects (a failure
-                // only means our repack keeps them).
-                self.copy_into(
-                    &obst,
-                    path,
-                    self.settings.objstore_settings.fetch_method,
-                    "",
-                );
+            // Step 1: the object storage gets our objects. When that fails
+            // (a damaged repository, say) we stay as we are: borrowing
+            // would only hide the damage from full checks.
+            let method = self.settings.objstore_settings.fetch_method;
+            if !private && !self.copy_into(&obst, path, method, "") {
+                return;
             }
             // Step 2: borrow from it (only adds a lender).
             self.attach(path, &obst);
@@ -374,7 +377,10 @@ impl<'a> Forks<'a> {
         // Whose objects seed the new object storage: ours, or (for a
         // private repository) a public sibling's.
         let seed = if private {
-            match siblings.iter().find(|s| !self.is_private(s)) {
+            match siblings
+                .iter()
+                .find(|s| !self.is_private(s) && !opted_out(s))
+            {
                 Some(s) => s.clone(),
                 None => return,
             }
@@ -394,8 +400,9 @@ impl<'a> Forks<'a> {
         } else {
             FetchMethod::Porcelain
         };
-        self.copy_into(&obst, &seed, method, "");
-        self.attach(path, &obst);
+        if self.copy_into(&obst, &seed, method, "") {
+            self.attach(path, &obst);
+        }
     }
 
     /// A repository borrowing from a plain repository (grokmirror 1.x):
@@ -411,7 +418,9 @@ impl<'a> Forks<'a> {
             return;
         };
         let private = self.is_private(path);
-        let lender_private = self.is_private(lender);
+        // An opted-out lender is never rewired; a private one is never
+        // fetched from.
+        let lender_private = self.is_private(lender) || opted_out(lender);
         let Some(_me) = self.try_lock(path) else {
             return;
         };
