@@ -10,6 +10,7 @@
 pub mod alternates;
 pub mod config;
 pub mod discovery;
+pub mod forkgroups;
 pub mod fsutil;
 pub mod git;
 pub mod glob;

@@ -192,6 +192,11 @@ pub fn is_populated(obstrepo: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// A name for a new fork group (a random UUID, as grokmirror makes them).
+pub fn new_forkgroup_name() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The temporary name a new object-storage repo is built under.
 fn building_name(name: &str) -> String {
     format!(".{name}.git.{}.building", std::process::id())
@@ -211,7 +216,7 @@ pub fn create(
 ) -> Result<PathBuf, ObjstoreError> {
     let name = match name {
         Some(n) => n.to_string(),
-        None => uuid::Uuid::new_v4().to_string(),
+        None => new_forkgroup_name(),
     };
     fs::create_dir_all(objstore_dir).map_err(io_err(objstore_dir))?;
     let objstore_dir = fs::canonicalize(objstore_dir).map_err(io_err(objstore_dir))?;
@@ -567,7 +572,19 @@ pub fn fetch_member(
         }
     }
     if !done {
-        git.run_ok(Some(obstrepo), ["fetch", "-q", v.as_str(), "--prune"])?;
+        // Always keep what arrives as a pack: members drop their loose
+        // copies of packed objects only (`git prune-packed`).
+        git.run_ok(
+            Some(obstrepo),
+            [
+                "-c",
+                "fetch.unpackLimit=1",
+                "fetch",
+                "-q",
+                v.as_str(),
+                "--prune",
+            ],
+        )?;
     }
     record_fingerprint(obstrepo, member, &v);
     Ok(true)
@@ -596,7 +613,9 @@ pub fn fetch_member_from(
     git.run_ok(
         Some(obstrepo),
         [
-            std::ffi::OsStr::new("fetch"),
+            std::ffi::OsStr::new("-c"),
+            "fetch.unpackLimit=1".as_ref(),
+            "fetch".as_ref(),
             "-q".as_ref(),
             "--no-tags".as_ref(),
             "--prune".as_ref(),
