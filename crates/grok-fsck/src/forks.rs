@@ -57,6 +57,17 @@ fn opted_out(path: &Path) -> bool {
     path.join(repo::DO_NOT_OBJSTORE_FILE).exists()
 }
 
+/// Ask for a full repack of `repo` (`grokmirror.repack`, removed by the
+/// repack).
+fn request_repack(repo: &Path) {
+    let file = repo.join(repo::REPACK_FILE);
+    if !file.exists() {
+        if let Err(e) = fsutil::write_atomic(&file, b"") {
+            warn!("cannot write {}: {e}", file.display());
+        }
+    }
+}
+
 /// What the object-storage work leaves for the rest of the run.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -248,6 +259,7 @@ impl<'a> Forks<'a> {
             Ok(o) => {
                 info!("     init: new objstore repo {}", Self::name(&o));
                 self.outcome.changed = true;
+                self.rebuild(&o);
                 Some(o)
             }
             Err(e) => {
@@ -292,9 +304,12 @@ impl<'a> Forks<'a> {
         }
     }
 
-    /// Point `path` (which borrows from nothing) at `obst`. Only adds a
-    /// lender, so it is always safe. Caller holds `path`'s lock.
+    /// Point `path` at `obst` (the caller made sure that is safe and holds
+    /// `path`'s lock), asking first for the repack that drops what `obst`
+    /// holds: the request (`grokmirror.repack`) survives a crash, so the
+    /// next run still does it.
     fn attach(&mut self, path: &Path, obst: &Path) -> bool {
+        request_repack(path);
         match objstore::point_at(path, obst) {
             Ok(()) => {
                 self.outcome.repack.insert(path.to_path_buf());
@@ -306,6 +321,14 @@ impl<'a> Forks<'a> {
                 false
             }
         }
+    }
+
+    /// An object storage changed shape (new, merged into, trimmed,
+    /// re-islanded): ask for its full repack, in a way that survives a
+    /// crash (grokmirror honours the same request file).
+    fn rebuild(&mut self, obst: &Path) {
+        request_repack(obst);
+        self.outcome.full_repack.insert(obst.to_path_buf());
     }
 
     /// Look at one repository of the tree.
@@ -436,7 +459,6 @@ impl<'a> Forks<'a> {
                         return;
                     }
                     self.copied_lenders.insert(lender.to_path_buf());
-                    self.outcome.repack.insert(lender.to_path_buf());
                 }
                 obst
             }
@@ -462,11 +484,8 @@ impl<'a> Forks<'a> {
                     // other borrowers off); we keep reaching its objects
                     // through it meanwhile.
                     if lender_lock.is_some() && repo::alternate_repo(lender).is_none() {
-                        if let Err(e) = objstore::point_at(lender, &obst) {
-                            self.report.critical(format!("{e}"));
-                        }
+                        self.attach(lender, &obst);
                     }
-                    self.outcome.repack.insert(lender.to_path_buf());
                 }
                 obst
             }
@@ -502,13 +521,7 @@ impl<'a> Forks<'a> {
         }
         // Step 2: the object storage (or our own packs) now hold all we
         // reach: swap lenders.
-        match objstore::point_at(path, &obst) {
-            Ok(()) => {
-                self.outcome.repack.insert(path.to_path_buf());
-                self.outcome.changed = true;
-            }
-            Err(e) => self.report.critical(format!("{e}")),
-        }
+        self.attach(path, &obst);
     }
 
     /// The repositories borrowing from each object storage.
@@ -665,12 +678,10 @@ impl<'a> Forks<'a> {
                         continue;
                     }
                     // Step 2: swap lenders.
-                    if let Err(e) = objstore::point_at(&child, &dest) {
-                        self.report.critical(format!("{e}"));
+                    if !self.attach(&child, &dest) {
                         continue;
                     }
                 }
-                self.outcome.repack.insert(child.clone());
                 if let Some(u) = self.users.get_mut(from) {
                     u.remove(&child);
                 }
@@ -687,7 +698,7 @@ impl<'a> Forks<'a> {
                 }
             }
         }
-        self.outcome.full_repack.insert(dest.clone());
+        self.rebuild(&dest);
         self.outcome.changed = true;
         if let Some(r) = roots::get(self.git, &dest, true) {
             self.obst_roots.insert(dest, r);
@@ -705,6 +716,14 @@ impl<'a> Forks<'a> {
         }
         let forkgroup = objstore::forkgroup_name(obst).unwrap_or_default();
         let remotes = objstore::list_remotes(self.git, obst).unwrap_or_default();
+        // Half-written remotes (no URL) of an interrupted run.
+        for name in objstore::remote_names(obst) {
+            if !remotes.iter().any(|(n, _)| *n == name) {
+                if let Err(e) = objstore::remove_member(self.git, obst, &name) {
+                    warn!("{e}");
+                }
+            }
+        }
         let os = &self.settings.objstore_settings;
         let mut valid = BTreeSet::new();
         let mut first: Option<String> = None;
@@ -761,7 +780,7 @@ impl<'a> Forks<'a> {
                 match objstore::set_config(self.git, obst, "pack.islandCore", virtref) {
                     Ok(true) => {
                         info!(" reconfig: {} (islandCore to {virtref})", Self::name(obst));
-                        self.outcome.full_repack.insert(obst.to_path_buf());
+                        self.rebuild(obst);
                     }
                     Ok(false) => {}
                     Err(e) => warn!("{e}"),
@@ -799,9 +818,7 @@ impl<'a> Forks<'a> {
                 for stale in present.difference(&valid) {
                     info!("     trim: stale virtref {stale}");
                     match objstore::trim_virtref(self.git, obst, stale) {
-                        Ok(_) => {
-                            self.outcome.full_repack.insert(obst.to_path_buf());
-                        }
+                        Ok(_) => self.rebuild(obst),
                         Err(e) => warn!("{e}"),
                     }
                 }
@@ -872,5 +889,41 @@ impl<'a> Forks<'a> {
             m.write(path, self.settings.pretty)?;
         }
         Ok(())
+    }
+}
+
+/// Write `<outdir>/<forkgroup>.bundle` with every ref of an object storage
+/// (`[fsck] preload_bundle_outdir`), for replicas to seed new object
+/// storage from (`[remote] preload_bundle_url`). Written beside and renamed
+/// into place, so a replica never downloads half a bundle.
+pub fn write_preload_bundle(git: &Git, obst: &Path, outdir: &Path, report: &Report) {
+    let Some(name) = objstore::forkgroup_name(obst) else {
+        return;
+    };
+    if let Err(e) = std::fs::create_dir_all(outdir) {
+        report.critical(format!("cannot create {}: {e}", outdir.display()));
+        return;
+    }
+    let target = outdir.join(format!("{name}.bundle"));
+    let tmp = outdir.join(format!(".{name}.bundle.{}.tmp", std::process::id()));
+    info!(" bundling: {name}.bundle");
+    let made = git.run(
+        Some(obst),
+        [
+            std::ffi::OsStr::new("bundle"),
+            "create".as_ref(),
+            "-q".as_ref(),
+            tmp.as_os_str(),
+            "--all".as_ref(),
+        ],
+    );
+    let result = match made {
+        Ok(out) if out.success() => std::fs::rename(&tmp, &target).map_err(|e| e.to_string()),
+        Ok(out) => Err(out.stderr_str()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        report.critical(format!("cannot write {}: {e}", target.display()));
     }
 }

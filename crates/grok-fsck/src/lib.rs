@@ -788,6 +788,11 @@ impl Fsck<'_> {
         if job.fsck {
             ctx.fsck(&job.path, &job.role, self.connectivity_only);
         }
+        if job.repack == Some(RepackLevel::Full) && job.role == RepoRole::Objstore {
+            if let Some(outdir) = &self.settings.objstore_settings.preload_bundle_outdir {
+                forks::write_preload_bundle(&self.git, &job.path, outdir, self.report);
+            }
+        }
         let elapsed = started.elapsed().as_secs();
         let fingerprint = if job.role == RepoRole::Objstore {
             repo::read_fingerprint(&job.path)

@@ -334,6 +334,28 @@ fn remote_is_right(cfg: &git2::Config, virtref: &str, url: &str) -> bool {
         && all_values(cfg, &key("tagopt")) == ["--no-tags"]
 }
 
+/// Every remote name of `obstrepo`'s config, URL or not (a crash while a
+/// remote was written can leave one without).
+pub fn remote_names(obstrepo: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let Ok(cfg) = open_config(obstrepo) else {
+        return names;
+    };
+    if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.")) {
+        while let Some(Ok(e)) = entries.next() {
+            let Some(name) = e.name() else {
+                continue;
+            };
+            if let Some(rest) = name.strip_prefix("remote.") {
+                if let Some((remote, _)) = rest.rsplit_once('.') {
+                    names.insert(remote.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
 /// Whether `member` is a remote of `obstrepo` (by name and URL).
 pub fn is_member(obstrepo: &Path, member: &Path) -> bool {
     let Ok(cfg) = open_config(obstrepo) else {
