@@ -33,11 +33,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use grokmirror::alternates::AltMap;
 use grokmirror::discovery::{self, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::Git;
+use grokmirror::gitlocks;
 use grokmirror::lock::{self, FileLock};
 use grokmirror::manifest::{self, Manifest};
 use grokmirror::objstore::{self, FetchMethod};
@@ -102,6 +104,8 @@ pub struct Forks<'a> {
     /// Manifest `reference` and `forkgroup` of members, by key.
     manifest_updates: BTreeMap<String, (Option<String>, String)>,
     outcome: Outcome,
+    /// When the run started (see [`gitlocks::clear_stale`]).
+    started: SystemTime,
 }
 
 impl<'a> Forks<'a> {
@@ -113,6 +117,7 @@ impl<'a> Forks<'a> {
         report: &'a Report,
         objstore_dir: &Path,
         repos: &[PathBuf],
+        started: SystemTime,
     ) -> Forks<'a> {
         let toplevel = settings.toplevel.clone();
         let in_manifest = repos
@@ -133,6 +138,7 @@ impl<'a> Forks<'a> {
             users: BTreeMap::new(),
             manifest_updates: BTreeMap::new(),
             outcome: Outcome::default(),
+            started,
         }
     }
 
@@ -206,7 +212,10 @@ impl<'a> Forks<'a> {
     /// A member's lock, if free now (busy members wait for the next run).
     fn try_lock(&self, path: &Path) -> Option<FileLock> {
         match lock::try_lock_repo(path) {
-            Ok(Some(l)) => Some(l),
+            Ok(Some(l)) => {
+                gitlocks::clear_stale(path, self.started);
+                Some(l)
+            }
             Ok(None) => {
                 info!(
                     "     busy: {} is locked; leaving it for the next run",
@@ -230,7 +239,10 @@ impl<'a> Forks<'a> {
                 Self::name(obst)
             )
         }) {
-            Ok(l) => Some(l),
+            Ok(l) => {
+                gitlocks::clear_stale(obst, self.started);
+                Some(l)
+            }
             Err(e) => {
                 self.report.critical(format!("{}: {e}", obst.display()));
                 None
@@ -692,6 +704,7 @@ impl<'a> Forks<'a> {
                 // Step 3: the old object storage stops tracking it (its
                 // objects stay for any private member).
                 if let Ok(Some(_f)) = lock::try_lock_repo(from) {
+                    gitlocks::clear_stale(from, self.started);
                     if let Err(e) = objstore::remove_member(self.git, from, &virtref) {
                         self.report.critical(format!("{e}"));
                     }

@@ -105,6 +105,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         today: chrono::Local::now().date_naive(),
         terminal: std::io::stderr().is_terminal(),
         status_write_failed: AtomicBool::new(false),
+        started: std::time::SystemTime::now(),
     };
     let result = fsck.run();
     if let Err(e) = &result {
@@ -228,6 +229,9 @@ struct Fsck<'a> {
     today: NaiveDate,
     terminal: bool,
     status_write_failed: AtomicBool,
+    /// When this run started: git lock files older than that, found
+    /// under our lock, were left by a git that died.
+    started: std::time::SystemTime,
 }
 
 impl Fsck<'_> {
@@ -243,8 +247,15 @@ impl Fsck<'_> {
             .map(PathBuf::from)
             .filter(|p| !self.is_objstore_path(p, &objstore_dir))
             .collect();
-        let forks = forks::Forks::new(&self.git, self.settings, self.report, &objstore_dir, &repos)
-            .run(&repos);
+        let forks = forks::Forks::new(
+            &self.git,
+            self.settings,
+            self.report,
+            &objstore_dir,
+            &repos,
+            self.started,
+        )
+        .run(&repos);
         info!("   search: finding all repos using alternates");
         let altmap = AltMap::scan(&[&self.settings.toplevel, &objstore_dir]);
         let commit_graph_supported = self.commit_graph_supported();
@@ -752,6 +763,7 @@ impl Fsck<'_> {
                 }
             };
             if let Some(_guard) = guard {
+                grokmirror::gitlocks::clear_stale(&job.path, self.started);
                 self.work(ctx, &job, status, progress);
             } else {
                 progress.finish_one(0);

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod forkgroups;
 pub mod fsutil;
 pub mod git;
+pub mod gitlocks;
 pub mod glob;
 pub mod ini;
 pub mod inspect;
