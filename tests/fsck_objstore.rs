@@ -214,3 +214,329 @@ fn killed_anywhere_every_repo_stays_valid_and_a_rerun_completes() {
         assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
     }
 }
+
+/// Put `members` into a new object storage by hand (as another tool, or
+/// an older grouping, might have), returning it.
+fn objstore_of(tree: &Tree, members: &[&str]) -> std::path::PathBuf {
+    use grokmirror::objstore;
+    let git = grokmirror::git::Git::with_binary(support::git_binary());
+    let obst = objstore::create(&git, &tree.objstore(), None).unwrap();
+    for key in members {
+        let m = tree.repo(key);
+        objstore::add_member(&obst, &m).unwrap();
+        objstore::fetch_member(&git, &obst, &m, objstore::FetchMethod::Porcelain).unwrap();
+        objstore::point_at(&m, &obst).unwrap();
+    }
+    grokmirror::roots::get(&git, &obst, true);
+    obst
+}
+
+/// A project and forks of it, with one extra fork whose history also has
+/// a second, unrelated root.
+fn merge_tree(fsck: &str) -> Tree {
+    let tree = Tree::new("", fsck);
+    let spec = Spec {
+        projects: 1,
+        forks: 5,
+        private_every: 0,
+        chain: false,
+        unrelated: false,
+        base_commits: 15,
+    };
+    forks::build(&tree.top, &spec);
+    tree.manifest();
+    tree
+}
+
+fn members_of(layout: &forks::Layout) -> Vec<Vec<String>> {
+    layout
+        .stores
+        .keys()
+        .map(|m| m.iter().cloned().collect())
+        .collect()
+}
+
+#[test]
+fn redundant_object_storage_is_merged_and_the_emptied_one_deleted() {
+    let tree = merge_tree("");
+    let o1 = objstore_of(&tree, &["/proj0/base.git", "/proj0/fork01.git"]);
+    let o2 = objstore_of(
+        &tree,
+        &[
+            "/proj0/fork02.git",
+            "/proj0/fork03.git",
+            "/proj0/fork04.git",
+        ],
+    );
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("merging into"), "{log}");
+    // The one with more members takes the others in.
+    assert!(o2.is_dir() && !o1.exists(), "{log}");
+    let layout = forks::layout(&tree.top);
+    assert_eq!(
+        members_of(&layout),
+        vec![vec![
+            "proj0/base.git".to_string(),
+            "proj0/fork01.git".into(),
+            "proj0/fork02.git".into(),
+            "proj0/fork03.git".into(),
+            "proj0/fork04.git".into(),
+        ]]
+    );
+    let store = layout.stores.values().next().unwrap();
+    assert!(store.stray_virtual.is_empty(), "{store:?}");
+    assert_eq!(store.fingerprinted.len(), 5);
+    let bad = forks::fsck_all(&tree.top, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // The reference agrees there is nothing left to do.
+    let out = tree.oracle_fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(forks::rewiring(&log).is_empty(), "{log}");
+    assert!(forks::layout(&tree.top).diff(&layout).is_empty());
+}
+
+#[test]
+fn merge_strategies_decide_how_alike_object_storage_must_be() {
+    for (strategy, merged) in [("exact", false), ("loose", true)] {
+        let tree = merge_tree(&format!("obstrepo_merge_strategy = {strategy}"));
+        // fork04 also carries an unrelated history: its object storage
+        // has one root more than the other.
+        let extra = tree.repo("/proj0/fork04.git");
+        support::git(Some(&extra), &["branch", "-f", "other", "main"]);
+        support::git(Some(&extra), &["update-ref", "-d", "refs/heads/other"]);
+        support::fixture::commits(&extra, "unrelated", 3, 1_700_000_000);
+        objstore_of(&tree, &["/proj0/base.git", "/proj0/fork01.git"]);
+        objstore_of(&tree, &["/proj0/fork03.git", "/proj0/fork04.git"]);
+        let out = tree.fsck(&[]);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        let stores = forks::layout(&tree.top).stores.len();
+        assert_eq!(stores, if merged { 1 } else { 2 }, "{strategy}: {log}");
+        let bad = forks::fsck_all(&tree.top, true);
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+}
+
+#[test]
+fn blobs_strategy_merges_rewritten_histories_with_the_same_files() {
+    let tree = Tree::new("", "obstrepo_merge_strategy = blobs");
+    // The same files in a rewritten history (every commit by someone
+    // else): no shared root, the same blobs.
+    let one = support::fixture::init_bare(&tree.repo("/a/one.git"));
+    support::fixture::commits(&one, "main", 12, 1_600_000_000);
+    let stream = support::git(Some(&one), &["fast-export", "--all"]);
+    let stream = stream.replace("Test Committer", "Someone Else") + "\n";
+    let three = support::fixture::init_bare(&tree.repo("/b/three.git"));
+    support::git_stdin(Some(&three), &["fast-import", "--quiet"], stream.as_bytes());
+    tree.manifest();
+    objstore_of(&tree, &["/a/one.git"]);
+    objstore_of(&tree, &["/b/three.git"]);
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("merging into"), "{log}");
+    assert_eq!(forks::layout(&tree.top).stores.len(), 1, "{log}");
+    let bad = forks::fsck_all(&tree.top, true);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+fn small_spec() -> Spec {
+    Spec {
+        projects: 2,
+        forks: 5,
+        private_every: 4,
+        chain: false,
+        unrelated: false,
+        base_commits: 10,
+    }
+}
+
+/// `baselines` and `islandcores` end up in the same settings as with the
+/// reference: `core.alternateRefsPrefixes` on every member, naming the
+/// baseline members' branches, and `pack.islandCore` naming the core.
+#[test]
+fn baselines_and_island_cores_configured_like_the_reference() {
+    let fsck = "baselines = */fork02.git\nislandcores = */proj1/fork03.git";
+    let ours = Tree::new("", fsck);
+    let theirs = Tree::new("", fsck);
+    forks::build(&ours.top, &small_spec());
+    forks::build(&theirs.top, &small_spec());
+    ours.manifest();
+    theirs.manifest();
+    let out = ours.fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = theirs.oracle_fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let layout = forks::layout(&ours.top);
+    let diff = layout
+        .anonymous()
+        .diff(&forks::layout(&theirs.top).anonymous());
+    assert!(diff.is_empty(), "{diff:#?}");
+    assert_eq!(
+        layout
+            .alternate_refs
+            .get("proj0/fork01.git")
+            .map(String::as_str),
+        Some("refs/virtual/<proj0/fork02.git>/heads/")
+    );
+    let island: Vec<_> = layout
+        .stores
+        .values()
+        .flat_map(|s| s.config.iter())
+        .filter(|(k, _)| k == "pack.islandcore")
+        .collect();
+    assert_eq!(island.len(), 1, "{island:?}");
+    assert_eq!(island[0].1, "<proj1/fork03.git>");
+}
+
+/// A member that is gone is dropped from its object storage
+/// (remote, refs, fingerprint), refs of nobody are trimmed, and the object
+/// storage gets its full repack; the reference does the same.
+#[test]
+fn departed_members_and_stale_virtual_refs_are_trimmed_like_the_reference() {
+    let ours = Tree::new("", "");
+    let theirs = Tree::new("", "");
+    for t in [&ours, &theirs] {
+        forks::build(&t.top, &small_spec());
+        t.manifest();
+        let out = t.fsck(&[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // fork01 is gone (purged); the manifest follows.
+        std::fs::remove_dir_all(t.repo("/proj0/fork01.git")).unwrap();
+        t.manifest();
+        // Refs of a member nobody knows.
+        let obst = support::mirror::repos_under(&t.objstore())[0].clone();
+        let obst = t.objstore().join(obst.trim_start_matches('/'));
+        let tip = support::git(
+            Some(&obst),
+            &["for-each-ref", "--count=1", "--format=%(objectname)"],
+        );
+        support::git(
+            Some(&obst),
+            &["update-ref", "refs/virtual/0123456789ab/heads/x", &tip],
+        );
+    }
+    let out = ours.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("trim: stale virtref 0123456789ab"), "{log}");
+    let out = theirs.oracle_fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let layout = forks::layout(&ours.top);
+    let diff = layout
+        .anonymous()
+        .diff(&forks::layout(&theirs.top).anonymous());
+    assert!(diff.is_empty(), "{diff:#?}");
+    for store in layout.stores.values() {
+        assert!(store.stray_virtual.is_empty(), "{store:?}");
+        assert!(!store.remotes.contains_key("proj0/fork01.git"));
+    }
+    let bad = forks::fsck_all(&ours.top, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Object storage nobody borrows from is deleted, but not while a clone
+/// being built by grok-pull (in its staging area) points at it.
+#[test]
+fn unused_object_storage_is_deleted_unless_a_staged_clone_uses_it() {
+    let tree = Tree::new("", "");
+    forks::build(&tree.top, &small_spec());
+    tree.manifest();
+    let git = grokmirror::git::Git::with_binary(support::git_binary());
+    let lonely = grokmirror::objstore::create(&git, &tree.objstore(), None).unwrap();
+    let staged = tree.top.join(".grok-pull.staging/0123.git");
+    std::fs::create_dir_all(staged.join("objects.staging/info")).unwrap();
+    std::fs::write(
+        staged.join("objects.staging/info/alternates"),
+        format!("{}/objects\n", lonely.display()),
+    )
+    .unwrap();
+    // The staged clone's lock is held, as grok-pull holds it.
+    let _held = grokmirror::lock::lock_repo(&staged).unwrap();
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(lonely.is_dir(), "deleted while in use: {log}");
+    std::fs::remove_dir_all(&staged).unwrap();
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!lonely.exists(), "{log}");
+    assert!(
+        log.contains("deleting (no longer used by anything)"),
+        "{log}"
+    );
+    assert_eq!(forks::layout(&tree.top).stores.len(), 2);
+}
+
+/// `grokmirror.do-not-objstore` keeps a fork out; `preload_bundle_outdir`
+/// gets a bundle of every object storage after its full repack.
+#[test]
+fn opted_out_forks_stay_out_and_preload_bundles_are_written() {
+    let bundles = tempfile::tempdir().unwrap();
+    let tree = Tree::new(
+        "",
+        &format!("preload_bundle_outdir = {}", bundles.path().display()),
+    );
+    forks::build(&tree.top, &small_spec());
+    std::fs::write(
+        tree.repo("/proj0/fork02.git/grokmirror.do-not-objstore"),
+        "",
+    )
+    .unwrap();
+    tree.manifest();
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let layout = forks::layout(&tree.top);
+    assert_eq!(layout.borrows["proj0/fork02.git"], "");
+    assert_eq!(layout.stores.len(), 2);
+    for store in layout.stores.values() {
+        let bundle = bundles
+            .path()
+            .join(format!("{}.bundle", store.name.trim_end_matches(".git")));
+        assert!(bundle.is_file(), "{}: {log}", bundle.display());
+        let heads = support::git(None, &["bundle", "list-heads", bundle.to_str().unwrap()]);
+        let refs: usize = store.virtual_refs.values().map(|r| r.len()).sum();
+        assert_eq!(heads.lines().count(), refs, "{heads}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(bundles.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// With `objstore_uses_plumbing`, new objects reach object storage by hard
+/// links and a ref update, and everything stays valid.
+#[test]
+fn plumbing_copies_new_objects_into_object_storage() {
+    let tree = Tree::new("objstore_uses_plumbing = yes", "");
+    forks::build(&tree.top, &small_spec());
+    tree.manifest();
+    let out = tree.fsck(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fork = tree.repo("/proj1/fork03.git");
+    let tip = support::fixture::commits(&fork, "more", 4, 1_690_000_000);
+    tree.manifest();
+    let out = tree.fsck(&[]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("fetch: /proj1/fork03.git"), "{log}");
+    let layout = forks::layout(&tree.top);
+    let store = layout
+        .stores
+        .iter()
+        .find(|(m, _)| m.contains("proj1/fork03.git"))
+        .unwrap()
+        .1;
+    assert!(store.virtual_refs["proj1/fork03.git"].contains("heads/more"));
+    let obst = tree.objstore().join(&store.name);
+    assert!(support::replica::has_object(&obst, &tip));
+    let bad = forks::fsck_all(&tree.top, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+}

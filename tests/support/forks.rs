@@ -253,6 +253,9 @@ pub struct Layout {
     /// Every repository of the tree (relative) -> the object storage it
     /// borrows from (by name), or the repository it borrows from, or "".
     pub borrows: BTreeMap<String, String>,
+    /// `core.alternateRefsPrefixes` of repositories that have it, member
+    /// names in place of virtrefs.
+    pub alternate_refs: BTreeMap<String, String>,
 }
 
 fn rel(top: &Path, p: &str) -> String {
@@ -277,6 +280,7 @@ fn own_config(repo: &Path) -> Vec<(String, String)> {
 /// Describe the object storage of `top`.
 pub fn layout(top: &Path) -> Layout {
     let mut layout = Layout::default();
+    let mut virtrefs: BTreeMap<String, String> = BTreeMap::new();
     let obst_dir = top.join("objstore");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&obst_dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -354,6 +358,17 @@ pub fn layout(top: &Path) -> Layout {
                 }
             }
         }
+        // Values naming a member by virtref (pack.islandCore) name it by
+        // path instead.
+        store.config = store
+            .config
+            .into_iter()
+            .map(|(k, v)| match by_virtref.get(&v) {
+                Some(member) => (k, format!("<{member}>")),
+                None => (k, v),
+            })
+            .collect();
+        virtrefs.extend(by_virtref.clone());
         let members: BTreeSet<String> = by_virtref.values().cloned().collect();
         layout.stores.insert(members, store);
     }
@@ -370,6 +385,16 @@ pub fn layout(top: &Path) -> Layout {
         } else {
             rel(top, alt)
         };
+        let prefixes = own_config(&path)
+            .into_iter()
+            .find(|(k, _)| k == "core.alternaterefsprefixes")
+            .map(|(_, v)| v);
+        if let Some(mut v) = prefixes {
+            for (virtref, member) in &virtrefs {
+                v = v.replace(&format!("/{virtref}/"), &format!("/<{member}>/"));
+            }
+            layout.alternate_refs.insert(repo.clone(), v);
+        }
         layout.borrows.insert(repo, lender);
     }
     layout
@@ -401,6 +426,12 @@ impl Layout {
             if !self.borrows.contains_key(repo) {
                 out.push(format!("only right: {repo}"));
             }
+        }
+        if self.alternate_refs != other.alternate_refs {
+            out.push(format!(
+                "alternateRefsPrefixes: {:?} / {:?}",
+                self.alternate_refs, other.alternate_refs
+            ));
         }
         out
     }
