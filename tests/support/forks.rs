@@ -287,7 +287,7 @@ pub fn layout(top: &Path) -> Layout {
         .unwrap_or_default();
     names.sort();
     for o in names {
-        if !o.extension().is_some_and(|x| x == "git") || !o.join("HEAD").exists() {
+        if o.extension().is_none_or(|x| x != "git") || !o.join("HEAD").exists() {
             continue;
         }
         let mut store = Store {
