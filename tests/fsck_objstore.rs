@@ -540,3 +540,50 @@ fn plumbing_copies_new_objects_into_object_storage() {
     let bad = forks::fsck_all(&tree.top, false);
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// Object storage drops objects nobody reaches any more (a deleted branch
+/// of a member) only when every borrower is a member whose refs it holds
+/// up to date; with a private borrower, whose needs it cannot see, it
+/// keeps everything.
+#[test]
+fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
+    for private_every in [0, 4] {
+        let tree = Tree::new("", "");
+        let spec = Spec {
+            projects: 1,
+            forks: 5,
+            private_every,
+            chain: false,
+            unrelated: false,
+            base_commits: 10,
+        };
+        forks::build(&tree.top, &spec);
+        let fork = tree.repo("/proj0/fork01.git");
+        support::git(Some(&fork), &["branch", "doomed", "main"]);
+        let doomed = support::fixture::commits(&fork, "doomed", 3, 1_620_000_000);
+        tree.manifest();
+        let out = tree.fsck(&[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let layout = forks::layout(&tree.top);
+        let store = layout.stores.values().next().unwrap();
+        let obst = tree.objstore().join(&store.name);
+        assert!(support::replica::has_object(&obst, &doomed));
+
+        support::git(Some(&fork), &["update-ref", "-d", "refs/heads/doomed"]);
+        tree.manifest();
+        std::fs::write(obst.join("grokmirror.repack"), "").unwrap();
+        let out = tree.fsck(&[]);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        let kept = support::replica::has_object(&obst, &doomed);
+        if private_every == 0 {
+            assert!(log.contains("prune: pruning"), "{log}");
+            assert!(!kept, "unreachable objects stay: {log}");
+        } else {
+            assert!(!log.contains("prune: pruning"), "{log}");
+            assert!(kept, "pruned under a private borrower: {log}");
+        }
+        let bad = forks::fsck_all(&tree.top, false);
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+}

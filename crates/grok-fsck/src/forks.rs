@@ -940,3 +940,59 @@ pub fn write_preload_bundle(git: &Git, obst: &Path, outdir: &Path, report: &Repo
         report.critical(format!("cannot write {}: {e}", target.display()));
     }
 }
+
+/// Whether object storage may lose unreachable objects in this repack,
+/// and the member locks that keep it so until the repack is done: every
+/// repository borrowing from it (a fresh look at the tree, and no staged
+/// clone) is one of its members, none is private, and it holds each
+/// member's current refs, so everything any borrower reaches is reachable
+/// in it. `None` (keep everything) when any of that fails or a member is
+/// busy. Caller holds `obst`'s lock.
+pub fn freeze_for_prune(
+    git: &Git,
+    obst: &Path,
+    settings: &Settings,
+    objstore_dir: &Path,
+) -> Option<Vec<FileLock>> {
+    let remotes = objstore::list_remotes(git, obst).ok()?;
+    let members: BTreeSet<PathBuf> = remotes.iter().map(|(_, url)| PathBuf::from(url)).collect();
+    if members.is_empty() || objstore::staged_clones_use(&settings.toplevel, obst) {
+        return None;
+    }
+    let private = &settings.objstore_settings.private;
+    let toplevel = &settings.toplevel;
+    if members.iter().any(|m| {
+        private.is_match(&fsutil::manifest_style(toplevel, m))
+            || private.is_match(&m.to_string_lossy())
+    }) {
+        return None;
+    }
+    let borrowers = AltMap::scan(&[toplevel, objstore_dir]).borrowers_of(obst);
+    if borrowers != members {
+        debug!(
+            "{}: kept whole: {} borrowers, {} members",
+            obst.display(),
+            borrowers.len(),
+            members.len()
+        );
+        return None;
+    }
+    let mut locks = Vec::new();
+    for m in &members {
+        // Out of lock order (we hold the object storage's): only tried.
+        let Ok(Some(l)) = lock::try_lock_repo(m) else {
+            debug!("{}: kept whole: {} is busy", obst.display(), m.display());
+            return None;
+        };
+        locks.push(l);
+        if !objstore::member_refs_match(git, obst, m).unwrap_or(false) {
+            debug!(
+                "{}: kept whole: its refs of {} are not current",
+                obst.display(),
+                m.display()
+            );
+            return None;
+        }
+    }
+    Some(locks)
+}

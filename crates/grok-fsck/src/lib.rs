@@ -790,8 +790,27 @@ impl Fsck<'_> {
         };
         let before = size(&job.path);
         let started = Instant::now();
+        // Object storage loses unreachable objects only while nothing can
+        // need them (its members held still).
+        let frozen = match (&job.role, job.repack) {
+            (RepoRole::Objstore, Some(_)) if self.settings.policy.prune => forks::freeze_for_prune(
+                &self.git,
+                &job.path,
+                self.settings,
+                &real_path(&self.settings.objstore),
+            ),
+            _ => None,
+        };
         if let Some(level) = job.repack {
-            if !ctx.repack(&job.path, &job.role, level) {
+            let done = match &frozen {
+                Some(_) => {
+                    let plan =
+                        grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
+                    ctx.repack_with_plan(&job.path, &job.role, level, plan)
+                }
+                None => ctx.repack(&job.path, &job.role, level),
+            };
+            if !done {
                 warn!("Repacking {} was unsuccessful", job.key);
                 progress.finish_one(0);
                 return;
@@ -800,6 +819,7 @@ impl Fsck<'_> {
         if job.fsck {
             ctx.fsck(&job.path, &job.role, self.connectivity_only);
         }
+        drop(frozen);
         if job.repack == Some(RepackLevel::Full) && job.role == RepoRole::Objstore {
             if let Some(outdir) = &self.settings.objstore_settings.preload_bundle_outdir {
                 forks::write_preload_bundle(&self.git, &job.path, outdir, self.report);

@@ -838,6 +838,45 @@ pub fn delete(obstrepo: &Path) -> Result<(), ObjstoreError> {
     fs::remove_dir_all(&trash).map_err(io_err(&trash))
 }
 
+/// Whether a clone grok-pull is building (in its staging area) points at
+/// `obstrepo`.
+pub fn staged_clones_use(toplevel: &Path, obstrepo: &Path) -> bool {
+    let wanted =
+        fs::canonicalize(obstrepo.join("objects")).unwrap_or_else(|_| obstrepo.join("objects"));
+    let Ok(entries) = fs::read_dir(crate::staging::staging_root(toplevel)) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        ["objects", crate::staging::STAGED_OBJECTS_DIR]
+            .iter()
+            .any(|o| crate::objects::read_alternates(&entry.path().join(o)).contains(&wanted))
+    })
+}
+
+/// Whether `obstrepo` holds, under `refs/virtual/<virtref>/`, exactly the
+/// refs `member` has now (same names, same objects).
+pub fn member_refs_match(git: &Git, obstrepo: &Path, member: &Path) -> Result<bool, ObjstoreError> {
+    let prefix = virtual_prefix(&virtref(member));
+    let list = |repo: &Path, pattern: &str| -> Result<BTreeSet<(String, String)>, ObjstoreError> {
+        let out = git.run_ok(
+            Some(repo),
+            ["for-each-ref", "--format=%(objectname) %(refname)", pattern],
+        )?;
+        Ok(out
+            .stdout_str()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(oid, name)| (name.to_string(), oid.to_string()))
+            .collect())
+    };
+    let theirs = list(member, "refs/")?;
+    let ours: BTreeSet<(String, String)> = list(obstrepo, &prefix)?
+        .into_iter()
+        .filter_map(|(name, oid)| Some((format!("refs/{}", name.strip_prefix(&prefix)?), oid)))
+        .collect();
+    Ok(theirs == ours)
+}
+
 /// Which of `candidates` (object-storage repos) some repository borrows
 /// objects from right now: staged clones of grok-pull first (they move
 /// into the tree, never back), then every repository of the tree and of
