@@ -352,23 +352,20 @@ pub async fn after_clone(
 /// object storage now if nobody else is working on it (grok-fsck catches
 /// up otherwise). Caller holds the member's lock.
 pub async fn after_update(ctx: Arc<Objstore>, git: Git, member: PathBuf, key: String) {
-    let Some(obst) = objstore::objstore_of(&member) else {
-        return;
-    };
-    if ctx.is_private(&key, &member) || !objstore::is_member(&obst, &member) {
+    if ctx.is_private(&key, &member) {
         return;
     }
     let _ = tokio::task::spawn_blocking(move || {
-        let Ok(Some(_o)) = lock::try_lock_repo(&obst) else {
-            debug!(
-                "{} is busy; grok-fsck will fetch {key} into it",
-                obst.display()
-            );
-            return;
-        };
-        info!(" objstore: {key}");
-        if let Err(e) = objstore::fetch_member(&git, &obst, &member, ctx.method) {
-            warn!(" objstore: cannot fetch {key} into {}: {e}", obst.display());
+        match objstore::update_objstore_of(&git, &member, ctx.method) {
+            Ok(objstore::Updated::Fetched(_)) => info!(" objstore: {key}"),
+            Ok(objstore::Updated::Busy(obst)) => {
+                debug!(
+                    "{} is busy; grok-fsck will fetch {key} into it",
+                    obst.display()
+                )
+            }
+            Ok(objstore::Updated::NotAMember) => {}
+            Err(e) => warn!(" objstore: cannot fetch {key} into its object storage: {e}"),
         }
     })
     .await;

@@ -119,20 +119,33 @@ pub fn forkgroup_name(obstrepo: &Path) -> Option<String> {
 }
 
 /// The remotes of an object-storage repo as `(name, url)`, sorted by name
-/// (the order `git remote -v` prints), each listed once.
-pub fn list_remotes(git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, GitError> {
-    let out = git.run(Some(obstrepo), ["remote", "-v"])?;
-    let mut remotes: Vec<(String, String)> = Vec::new();
-    for line in out.stdout_str().lines() {
-        let mut parts = line.split_whitespace();
-        if let (Some(name), Some(url)) = (parts.next(), parts.next()) {
-            let entry = (name.to_string(), url.to_string());
-            if !remotes.contains(&entry) {
-                remotes.push(entry);
-            }
+/// (the order `git remote -v` prints, which grokmirror relies on), read
+/// from its config file in-process (grok-pull reads every object storage's
+/// remotes on each run). Remotes without a URL are left out.
+pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, ObjstoreError> {
+    let cfg = open_config(obstrepo)?;
+    let mut remotes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.url$")) {
+        while let Some(Ok(e)) = entries.next() {
+            let (Some(name), Some(url)) = (e.name(), e.value()) else {
+                continue;
+            };
+            let Some(remote) = name
+                .strip_prefix("remote.")
+                .and_then(|r| r.strip_suffix(".url"))
+            else {
+                continue;
+            };
+            remotes
+                .entry(remote.to_string())
+                .or_default()
+                .insert(url.to_string());
         }
     }
-    Ok(remotes)
+    Ok(remotes
+        .into_iter()
+        .flat_map(|(name, urls)| urls.into_iter().map(move |u| (name.clone(), u)))
+        .collect())
 }
 
 /// The object-storage repo `repo` borrows from, if its alternate is one.
@@ -610,6 +623,43 @@ pub fn fetch_member(
     }
     record_fingerprint(obstrepo, member, &v);
     Ok(true)
+}
+
+/// What [`update_objstore_of`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Updated {
+    /// The repository is not a (fetched-into) member of an object storage.
+    NotAMember,
+    /// Its object storage is locked by somebody else; grok-fsck catches up.
+    Busy(PathBuf),
+    /// Fetched into this object storage.
+    Fetched(PathBuf),
+}
+
+/// After new objects arrived in `member` (a fetch, a push): copy them into
+/// its object storage now, if it is a member and nobody else holds the
+/// object storage (the lazy objstore fetch of grok-pull and its
+/// housekeeping). Private repositories are never members, so never
+/// fetched.
+///
+/// Caller holds `member`'s lock (taken before the object storage's, as
+/// everywhere); the object storage's lock is only tried.
+pub fn update_objstore_of(
+    git: &Git,
+    member: &Path,
+    method: FetchMethod,
+) -> Result<Updated, ObjstoreError> {
+    let Some(obst) = objstore_of(member) else {
+        return Ok(Updated::NotAMember);
+    };
+    if !is_member(&obst, member) {
+        return Ok(Updated::NotAMember);
+    }
+    let Ok(Some(_guard)) = lock::try_lock_repo(&obst) else {
+        return Ok(Updated::Busy(obst));
+    };
+    fetch_member(git, &obst, member, method)?;
+    Ok(Updated::Fetched(obst))
 }
 
 fn record_fingerprint(obstrepo: &Path, member: &Path, virtref: &str) {
