@@ -587,3 +587,47 @@ fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
         assert!(bad.is_empty(), "{bad:#?}");
     }
 }
+
+/// `grok-manifest -o` (the origin's post-receive hook) copies a pushed
+/// member's new objects into its object storage, by fetch or by the
+/// plumbing copy; the reference grok-manifest does it on our layout too.
+#[test]
+fn manifest_hook_fetches_into_object_storage() {
+    for (core, ours) in [("", true), ("objstore_uses_plumbing = yes", true), ("", false)] {
+        let tree = Tree::new(core, "");
+        forks::build(&tree.top, &small_spec());
+        tree.manifest();
+        let out = tree.fsck(&[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let fork = tree.repo("/proj0/fork02.git");
+        let tip = support::fixture::commits(&fork, "pushed", 2, 1_695_000_000);
+        let mut cmd = if ours {
+            support::grok("grok-manifest")
+        } else {
+            support::oracle("grok-manifest")
+        };
+        let out = support::run(
+            cmd.arg("--cfgfile")
+                .arg(&tree.config)
+                .arg("-o")
+                .arg("-v")
+                .arg(&fork),
+        );
+        let log = stderr(&out);
+        assert!(out.status.success(), "{core} ours={ours}: {log}");
+        let layout = forks::layout(&tree.top);
+        let (_, store) = layout
+            .stores
+            .iter()
+            .find(|(m, _)| m.contains("proj0/fork02.git"))
+            .unwrap();
+        assert!(
+            store.virtual_refs["proj0/fork02.git"].contains("heads/pushed"),
+            "{core} ours={ours}: {log}"
+        );
+        let obst = tree.objstore().join(&store.name);
+        assert!(support::replica::has_object(&obst, &tip));
+        let bad = forks::fsck_all(&tree.top, false);
+        assert!(bad.is_empty(), "{core} ours={ours}: {bad:#?}");
+    }
+}
