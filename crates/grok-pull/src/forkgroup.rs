@@ -153,18 +153,19 @@ pub async fn prepare(
         let ctx = ctx.clone();
         let git = git.clone();
         let obst = obst.clone();
-        tokio::task::spawn_blocking(move || -> Result<(FileLock, bool), String> {
+        tokio::task::spawn_blocking(move || -> Result<(FileLock, PathBuf, bool), String> {
             let guard = lock_patiently(&obst)?;
             if repo::is_objstore_repo(&obst) {
-                return Ok((guard, false));
+                let real = std::fs::canonicalize(&obst).unwrap_or(obst);
+                return Ok((guard, real, false));
             }
             let made = objstore::create(&git, &ctx.dir, Some(&group)).map_err(|e| e.to_string())?;
             info!(" objstore: new objstore repo {}", made.display());
             let seeded = seed_from_sibling(&ctx, &git, &group, &made, &target);
-            Ok((guard, !seeded))
+            Ok((guard, made, !seeded))
         })
     };
-    let (guard, empty) = setup
+    let (guard, obst, empty) = setup
         .await
         .map_err(|e| format!("object storage setup stopped: {e}"))??;
     if empty {
