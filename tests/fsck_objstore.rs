@@ -593,7 +593,11 @@ fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
 /// plumbing copy; the reference grok-manifest does it on our layout too.
 #[test]
 fn manifest_hook_fetches_into_object_storage() {
-    for (core, ours) in [("", true), ("objstore_uses_plumbing = yes", true), ("", false)] {
+    for (core, ours) in [
+        ("", true),
+        ("objstore_uses_plumbing = yes", true),
+        ("", false),
+    ] {
         let tree = Tree::new(core, "");
         forks::build(&tree.top, &small_spec());
         tree.manifest();
@@ -630,4 +634,69 @@ fn manifest_hook_fetches_into_object_storage() {
         let bad = forks::fsck_all(&tree.top, false);
         assert!(bad.is_empty(), "{core} ours={ours}: {bad:#?}");
     }
+}
+
+/// grokmirror 1.x alternates (forks borrowing straight from their parent)
+/// move into object storage without a borrower ever missing an object:
+/// also objects only its old parent had, unreachable there (a branch the
+/// parent deleted); a private borrower takes a copy of what it borrowed
+/// instead of giving its own objects to the object storage.
+#[test]
+fn legacy_alternates_migrate_without_breaking_borrowers() {
+    let tree = Tree::new("", "");
+    let parent = support::fixture::init_bare(&tree.repo("/pub/parent.git"));
+    support::fixture::commits(&parent, "main", 20, 1_600_000_000);
+    let topic = support::fixture::commits(&parent, "topic", 5, 1_600_100_000);
+    let mut kids = Vec::new();
+    for name in ["/pub/kid.git", "/pub/private/secret.git"] {
+        let kid = tree.repo(name);
+        support::git(
+            None,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                "--shared",
+                parent.to_str().unwrap(),
+                kid.to_str().unwrap(),
+            ],
+        );
+        support::git(Some(&kid), &["remote", "remove", "origin"]);
+        support::git(Some(&kid), &["branch", "mine", "topic"]);
+        kids.push((
+            kid.clone(),
+            support::fixture::commits(&kid, "mine", 2, 1_600_300_000),
+        ));
+    }
+    // The parent drops the branch both kids build on; its objects are now
+    // unreachable there, old, and only there.
+    support::git(Some(&parent), &["update-ref", "-d", "refs/heads/topic"]);
+    support::replica::explode(&parent);
+    support::replica::age_loose_objects(&parent, 30);
+    tree.manifest();
+
+    let out = tree.fsck(&["-f"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("migrating to"), "{log}");
+    let layout = forks::layout(&tree.top);
+    for repo in ["pub/parent.git", "pub/kid.git", "pub/private/secret.git"] {
+        assert!(
+            layout.borrows[repo].starts_with("objstore/"),
+            "{repo}: {log}"
+        );
+    }
+    for (kid, tip) in &kids {
+        assert!(support::replica::has_object(kid, &topic));
+        assert!(support::replica::has_object(kid, tip));
+    }
+    let secret_tip = &kids[1].1;
+    assert!(!forks::in_any_objstore(&tree.top, secret_tip));
+    let bad = forks::fsck_all(&tree.top, false);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // And again, now that nothing borrows from the parent: still whole.
+    let out = tree.fsck(&["-f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = forks::fsck_all(&tree.top, false);
+    assert!(bad.is_empty(), "{bad:#?}");
 }
