@@ -284,6 +284,8 @@ fn an_existing_sibling_seeds_new_object_storage() {
     let out = origin.fsck(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     origin.manifest();
+    // A newer manifest than the one pulled (file:// mtimes count seconds).
+    support::mirror::bump_mtime(&origin.top.join("manifest.js.gz"), 5);
 
     let out = replica.pull();
     let log = output_text(&out);
@@ -373,6 +375,7 @@ fn updates_reach_object_storage() {
         let fork = origin.repo("/proj1/fork02.git");
         let tip = support::fixture::commits(&fork, "later", 3, 1_690_000_000);
         origin.manifest();
+        support::mirror::bump_mtime(&origin.top.join("manifest.js.gz"), 5);
         let out = replica.pull();
         let log = output_text(&out);
         assert!(out.status.success(), "{log}");
