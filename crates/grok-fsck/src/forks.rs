@@ -79,8 +79,6 @@ pub struct Outcome {
     /// Object storage to repack fully now (new, merged into, re-islanded,
     /// trimmed).
     pub full_repack: BTreeSet<PathBuf>,
-    /// Anything was rewired.
-    pub changed: bool,
 }
 
 /// The object-storage work of one run.
@@ -270,7 +268,6 @@ impl<'a> Forks<'a> {
         match objstore::create(self.git, &self.objstore_dir, None) {
             Ok(o) => {
                 info!("     init: new objstore repo {}", Self::name(&o));
-                self.outcome.changed = true;
                 self.rebuild(&o);
                 Some(o)
             }
@@ -303,7 +300,6 @@ impl<'a> Forks<'a> {
                         text.join("\n").as_bytes(),
                     );
                 }
-                self.outcome.changed = true;
                 true
             }
             Err(e) => {
@@ -325,7 +321,6 @@ impl<'a> Forks<'a> {
         match objstore::point_at(path, obst) {
             Ok(()) => {
                 self.outcome.repack.insert(path.to_path_buf());
-                self.outcome.changed = true;
                 true
             }
             Err(e) => {
@@ -366,7 +361,6 @@ impl<'a> Forks<'a> {
                                 self.gitdir(path),
                                 Self::name(&alt)
                             );
-                            self.outcome.changed = true;
                         }
                         Err(e) => self.report.critical(format!("{e}")),
                     }
@@ -712,7 +706,6 @@ impl<'a> Forks<'a> {
             }
         }
         self.rebuild(&dest);
-        self.outcome.changed = true;
         if let Some(r) = roots::get(self.git, &dest, true) {
             self.obst_roots.insert(dest, r);
         }
@@ -757,7 +750,6 @@ impl<'a> Forks<'a> {
                     ),
                     Err(e) => self.report.critical(format!("{e}")),
                 }
-                self.outcome.changed = true;
                 continue;
             }
             valid.insert(virtref.clone());
@@ -863,11 +855,9 @@ impl<'a> Forks<'a> {
                 "{}: deleting (no longer used by anything)",
                 Self::name(obst)
             );
-            match objstore::delete(obst) {
-                Ok(()) => self.outcome.changed = true,
-                Err(e) => self
-                    .report
-                    .critical(format!("cannot delete {}: {e}", obst.display())),
+            if let Err(e) = objstore::delete(obst) {
+                self.report
+                    .critical(format!("cannot delete {}: {e}", obst.display()));
             }
         }
         for obst in &in_use {
