@@ -104,6 +104,49 @@ pub struct Forks<'a> {
     outcome: Outcome,
     /// When the run started (see [`gitlocks::clear_stale`]).
     started: SystemTime,
+    /// Rewirings decided, not done yet.
+    plans: Vec<Plan>,
+    /// Roots of each object storage before this run's rewirings.
+    roots_before: BTreeMap<PathBuf, Roots>,
+}
+
+/// One step of a rewiring. The steps of a [`Plan`] run in order under the
+/// object storage's lock; a failing step ends its plan, as every later
+/// step relies on it.
+#[derive(Debug)]
+enum Step {
+    /// Make the repository a remote of the object storage and fetch its
+    /// objects in.
+    Copy {
+        member: PathBuf,
+        method: FetchMethod,
+        what: &'static str,
+    },
+    /// Give a private repository a copy of everything it borrows (it can't
+    /// put its objects in the object storage).
+    Restore { member: PathBuf },
+    /// Point the repository at the object storage, asking first for the
+    /// repack that drops what it holds (`grokmirror.repack` survives a
+    /// crash, so the next run still does it). Only ever after the steps
+    /// that make it safe.
+    Attach { member: PathBuf },
+}
+
+/// The rewiring of one repository (with its 1.x lender, when it has one)
+/// into one object storage, and the member locks it needs, held from the
+/// decision to the end.
+#[derive(Debug)]
+struct Plan {
+    obst: PathBuf,
+    steps: Vec<Step>,
+    locks: Vec<FileLock>,
+}
+
+/// What carrying out the plans of one object storage did.
+#[derive(Debug, Default)]
+struct Done {
+    attached: Vec<PathBuf>,
+    copied: Vec<PathBuf>,
 }
 
 impl<'a> Forks<'a> {
@@ -137,6 +180,8 @@ impl<'a> Forks<'a> {
             manifest_updates: BTreeMap::new(),
             outcome: Outcome::default(),
             started,
+            plans: Vec::new(),
+            roots_before: BTreeMap::new(),
         }
     }
 
@@ -149,11 +194,13 @@ impl<'a> Forks<'a> {
         info!("   search: getting root commits of all repos, may take a while");
         self.load_roots();
         self.altmap = AltMap::scan(&[&self.toplevel, &self.objstore_dir]);
+        self.roots_before = self.obst_roots.clone();
         for path in repos {
             if path.is_dir() && !path.starts_with(&self.objstore_dir) {
                 self.place(path);
             }
         }
+        self.carry_out();
         // Who uses what, after the moves above.
         self.altmap = AltMap::scan(&[&self.toplevel, &self.objstore_dir]);
         self.tend_objstores();
@@ -281,27 +328,106 @@ impl<'a> Forks<'a> {
         }
     }
 
+    /// Decide a rewiring into `obst`. Later decisions see `obst` with the
+    /// roots of every repository copied into it (as if the plan had run;
+    /// a failure only makes the next run decide again).
+    fn plan(&mut self, obst: &Path, steps: Vec<Step>, locks: Vec<FileLock>) {
+        for step in &steps {
+            if let Step::Copy { member, .. } = step {
+                if let Some(r) = self.roots_of(member) {
+                    self.obst_roots
+                        .entry(obst.to_path_buf())
+                        .or_default()
+                        .extend(r);
+                }
+            }
+        }
+        self.plans.push(Plan {
+            obst: obst.to_path_buf(),
+            steps,
+            locks,
+        });
+    }
+
+    /// Carry out the plans: those of one object storage in order, different
+    /// object storage at the same time.
+    fn carry_out(&mut self) {
+        let mut by_obst: BTreeMap<PathBuf, Vec<Plan>> = BTreeMap::new();
+        for plan in std::mem::take(&mut self.plans) {
+            by_obst.entry(plan.obst.clone()).or_default().push(plan);
+        }
+        let done: Vec<(PathBuf, Done)> = by_obst
+            .into_par_iter()
+            .map(|(obst, plans)| {
+                let done = self.carry_out_on(&obst, plans);
+                (obst, done)
+            })
+            .collect();
+        for (obst, done) in done {
+            self.outcome.repack.extend(done.attached);
+            // Record the roots the object storage reaches now.
+            let mut roots = self.roots_before.get(&obst).cloned().unwrap_or_default();
+            for member in &done.copied {
+                if let Some(r) = self.top_roots.get(member) {
+                    roots.extend(r.iter().cloned());
+                }
+            }
+            if !roots.is_empty() {
+                let text: Vec<&str> = roots.iter().map(String::as_str).collect();
+                let _ =
+                    fsutil::write_atomic(&obst.join(repo::ROOTS_FILE), text.join("\n").as_bytes());
+            }
+            self.obst_roots.insert(obst, roots);
+        }
+    }
+
+    /// The plans of one object storage, under its lock.
+    fn carry_out_on(&self, obst: &Path, plans: Vec<Plan>) -> Done {
+        let mut done = Done::default();
+        let Some(_o) = self.lock_objstore(obst) else {
+            return done;
+        };
+        for plan in plans {
+            for step in &plan.steps {
+                let ok = match step {
+                    Step::Copy {
+                        member,
+                        method,
+                        what,
+                    } => {
+                        let ok = self.copy_into(obst, member, *method, what);
+                        if ok {
+                            done.copied.push(member.clone());
+                        }
+                        ok
+                    }
+                    Step::Restore { member } => self.restore_private(member),
+                    Step::Attach { member } => {
+                        let ok = self.attach(member, obst);
+                        if ok {
+                            done.attached.push(member.clone());
+                        }
+                        ok
+                    }
+                };
+                if !ok {
+                    break;
+                }
+            }
+            drop(plan.locks);
+        }
+        done
+    }
+
     /// Copy `member`'s objects into `obst` as one of its remotes. Caller
     /// holds `obst`'s lock. Returns whether it worked.
-    fn copy_into(&mut self, obst: &Path, member: &Path, method: FetchMethod, what: &str) -> bool {
+    fn copy_into(&self, obst: &Path, member: &Path, method: FetchMethod, what: &str) -> bool {
         let gitdir = self.gitdir(member);
         info!("    fetch: {gitdir}{what} -> {}", Self::name(obst));
         let done = objstore::add_member(obst, member)
             .and_then(|_| objstore::fetch_member(self.git, obst, member, method));
         match done {
-            Ok(_) => {
-                // The object storage now also reaches the member's roots.
-                if let Some(r) = self.roots_of(member) {
-                    let mine = self.obst_roots.entry(obst.to_path_buf()).or_default();
-                    mine.extend(r);
-                    let text: Vec<&str> = mine.iter().map(String::as_str).collect();
-                    let _ = fsutil::write_atomic(
-                        &obst.join(repo::ROOTS_FILE),
-                        text.join("\n").as_bytes(),
-                    );
-                }
-                true
-            }
+            Ok(_) => true,
             Err(e) => {
                 self.report.critical(format!(
                     "cannot fetch {gitdir} into {}: {e}",
@@ -312,17 +438,35 @@ impl<'a> Forks<'a> {
         }
     }
 
-    /// Point `path` at `obst` (the caller made sure that is safe and holds
+    /// `git repack -a` in a private repository: it then holds everything
+    /// it reaches itself, whatever it borrowed before.
+    fn restore_private(&self, member: &Path) -> bool {
+        let gitdir = self.gitdir(member);
+        info!("    fetch: restoring private repo {gitdir}");
+        match self.git.run(Some(member), ["repack", "-a", "-q"]) {
+            Ok(o) if o.success() => true,
+            Ok(o) => {
+                self.report.critical(format!(
+                    "{gitdir}: cannot copy borrowed objects: {}",
+                    o.stderr_str()
+                ));
+                false
+            }
+            Err(e) => {
+                self.report.critical(format!("{gitdir}: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Point `path` at `obst` (the plan made sure that is safe and holds
     /// `path`'s lock), asking first for the repack that drops what `obst`
     /// holds: the request (`grokmirror.repack`) survives a crash, so the
     /// next run still does it.
-    fn attach(&mut self, path: &Path, obst: &Path) -> bool {
+    fn attach(&self, path: &Path, obst: &Path) -> bool {
         request_repack(path);
         match objstore::point_at(path, obst) {
-            Ok(()) => {
-                self.outcome.repack.insert(path.to_path_buf());
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 self.report.critical(format!("{e}"));
                 false
@@ -377,61 +521,69 @@ impl<'a> Forks<'a> {
         };
         let gitdir = self.gitdir(path);
         let private = self.is_private(path);
+        let method = self.settings.objstore_settings.fetch_method;
         if let Some(obst) = self.best_objstore(&my_roots) {
             info!("{gitdir}: can use {}", Self::name(&obst));
-            let Some(_me) = self.try_lock(path) else {
-                return;
-            };
-            let Some(_o) = self.lock_objstore(&obst) else {
+            let Some(me) = self.try_lock(path) else {
                 return;
             };
             // Step 1: the object storage gets our objects. When that fails
             // (a damaged repository, say) we stay as we are: borrowing
-            // would only hide the damage from full checks.
-            let method = self.settings.objstore_settings.fetch_method;
-            if !private && !self.copy_into(&obst, path, method, "") {
-                return;
+            // would only hide the damage from full checks. Step 2: borrow
+            // from it (it only adds a lender). Always by fetch: linking
+            // our packs would copy everything the object storage already
+            // has once more, until its next repack.
+            let mut steps = Vec::new();
+            if !private {
+                steps.push(Step::Copy {
+                    member: path.to_path_buf(),
+                    method: FetchMethod::Porcelain,
+                    what: "",
+                });
             }
-            // Step 2: borrow from it (only adds a lender).
-            self.attach(path, &obst);
+            steps.push(Step::Attach {
+                member: path.to_path_buf(),
+            });
+            self.plan(&obst, steps, vec![me]);
             return;
         }
         let siblings = siblings::find_siblings(path, &my_roots, &self.top_roots, false);
         if siblings.is_empty() {
             return;
         }
-        let Some(_me) = self.try_lock(path) else {
+        let Some(me) = self.try_lock(path) else {
             return;
         };
-        // Whose objects seed the new object storage: ours, or (for a
-        // private repository) a public sibling's.
-        let seed = if private {
+        // Whose objects seed the new (empty) object storage: ours (linked
+        // with plumbing, when configured), or (for a private repository) a
+        // public sibling's, which may borrow from elsewhere (only fetch
+        // sees all it reaches).
+        let (seed, method) = if private {
             match siblings
                 .iter()
                 .find(|s| !self.is_private(s) && !opted_out(s))
             {
-                Some(s) => s.clone(),
+                Some(s) => (s.clone(), FetchMethod::Porcelain),
                 None => return,
             }
         } else {
-            path.to_path_buf()
+            (path.to_path_buf(), method)
         };
         let Some(obst) = self.create_objstore() else {
             return;
         };
         info!("{gitdir}: can use {}", Self::name(&obst));
-        let Some(_o) = self.lock_objstore(&obst) else {
-            return;
-        };
-        // A sibling may borrow from elsewhere: only fetch sees all it reaches.
-        let method = if seed == path {
-            self.settings.objstore_settings.fetch_method
-        } else {
-            FetchMethod::Porcelain
-        };
-        if self.copy_into(&obst, &seed, method, "") {
-            self.attach(path, &obst);
-        }
+        let steps = vec![
+            Step::Copy {
+                member: seed,
+                method,
+                what: "",
+            },
+            Step::Attach {
+                member: path.to_path_buf(),
+            },
+        ];
+        self.plan(&obst, steps, vec![me]);
     }
 
     /// A repository borrowing from a plain repository (grokmirror 1.x):
@@ -450,84 +602,61 @@ impl<'a> Forks<'a> {
         // An opted-out lender is never rewired; a private one is never
         // fetched from.
         let lender_private = self.is_private(lender) || opted_out(lender);
-        let Some(_me) = self.try_lock(path) else {
+        let Some(me) = self.try_lock(path) else {
             return;
         };
+        let mut locks = vec![me];
+        let mut steps = Vec::new();
+        let copy_lender = !lender_private && !self.copied_lenders.contains(lender);
+        if copy_lender {
+            steps.push(Step::Copy {
+                member: lender.to_path_buf(),
+                method: FetchMethod::Porcelain,
+                what: " (previous parent)",
+            });
+            self.copied_lenders.insert(lender.to_path_buf());
+        }
         let obst = match self.best_objstore(&my_roots) {
-            Some(obst) => {
-                info!("{gitdir}: migrating to {}", Self::name(&obst));
-                if !lender_private && !self.copied_lenders.contains(lender) {
-                    let Some(_o) = self.lock_objstore(&obst) else {
-                        return;
-                    };
-                    if !self.copy_into(&obst, lender, FetchMethod::Porcelain, " (previous parent)")
-                    {
-                        return;
-                    }
-                    self.copied_lenders.insert(lender.to_path_buf());
-                }
-                obst
-            }
+            Some(obst) => obst,
             None => {
                 let Some(obst) = self.create_objstore() else {
                     return;
                 };
-                info!("{gitdir}: migrating to {}", Self::name(&obst));
-                if !lender_private && !self.copied_lenders.contains(lender) {
-                    // Lock order: members (us, then the lender, tried) before
-                    // the object storage.
-                    let lender_lock = lock::try_lock_repo(lender).ok().flatten();
-                    let Some(_o) = self.lock_objstore(&obst) else {
-                        return;
-                    };
-                    if !self.copy_into(&obst, lender, FetchMethod::Porcelain, " (previous parent)")
-                    {
-                        return;
-                    }
-                    self.copied_lenders.insert(lender.to_path_buf());
-                    // The lender gains the object storage as its own lender
-                    // (only when it has none: replacing one could cut its
-                    // other borrowers off); we keep reaching its objects
-                    // through it meanwhile.
-                    if lender_lock.is_some() && repo::alternate_repo(lender).is_none() {
-                        self.attach(lender, &obst);
+                // The lender gains the new object storage as its own lender
+                // (only when it has none: replacing one could cut its other
+                // borrowers off); we keep reaching its objects through it
+                // meanwhile. Lock order: members first (the lender's only
+                // tried).
+                if copy_lender && repo::alternate_repo(lender).is_none() {
+                    if let Ok(Some(l)) = lock::try_lock_repo(lender) {
+                        locks.push(l);
+                        steps.push(Step::Attach {
+                            member: lender.to_path_buf(),
+                        });
                     }
                 }
                 obst
             }
         };
-        let Some(_o) = self.lock_objstore(&obst) else {
-            return;
-        };
-        if !private {
-            // Step 1: everything we reach (through our lender too) is
-            // fetched into the object storage.
-            if !self.copy_into(&obst, path, FetchMethod::Porcelain, "") {
-                return;
-            }
+        info!("{gitdir}: migrating to {}", Self::name(&obst));
+        // Step 1: everything we reach (through our lender too) is fetched
+        // into the object storage, or (private) copied into our own packs.
+        if private {
+            steps.push(Step::Restore {
+                member: path.to_path_buf(),
+            });
         } else {
-            // A private repository can't put its objects in there: take a
-            // copy of everything it borrows first.
-            info!("    fetch: restoring private repo {gitdir}");
-            let out = self.git.run(Some(path), ["repack", "-a", "-q"]);
-            match out {
-                Ok(o) if o.success() => {}
-                Ok(o) => {
-                    self.report.critical(format!(
-                        "{gitdir}: cannot copy borrowed objects: {}",
-                        o.stderr_str()
-                    ));
-                    return;
-                }
-                Err(e) => {
-                    self.report.critical(format!("{gitdir}: {e}"));
-                    return;
-                }
-            }
+            steps.push(Step::Copy {
+                member: path.to_path_buf(),
+                method: FetchMethod::Porcelain,
+                what: "",
+            });
         }
-        // Step 2: the object storage (or our own packs) now hold all we
-        // reach: swap lenders.
-        self.attach(path, &obst);
+        // Step 2: swap lenders.
+        steps.push(Step::Attach {
+            member: path.to_path_buf(),
+        });
+        self.plan(&obst, steps, locks);
     }
 
     /// The repositories borrowing from each object storage.
@@ -687,6 +816,7 @@ impl<'a> Forks<'a> {
                     if !self.attach(&child, &dest) {
                         continue;
                     }
+                    self.outcome.repack.insert(child.clone());
                 }
                 if let Some(u) = self.users.get_mut(from) {
                     u.remove(&child);
