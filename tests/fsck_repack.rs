@@ -108,6 +108,11 @@ fn lender_keeps_objects_its_borrowers_need() {
     explode(&parent);
     age_loose_objects(&parent, 3);
     age_loose_objects(&child, 3);
+    // Both opted out of object storage: they keep their 1.x relationship
+    // (migrating it is tested in fsck_objstore.rs).
+    for repo in [&parent, &child] {
+        std::fs::write(repo.join("grokmirror.do-not-objstore"), "").unwrap();
+    }
     r.manifest();
 
     let out = r.fsck(&["--repack-all-full"]);

@@ -8,6 +8,7 @@
 pub mod configparser;
 pub mod daemon;
 pub mod fixture;
+pub mod forks;
 pub mod http;
 pub mod mirror;
 pub mod replica;

@@ -14,13 +14,14 @@
 //! before waiting for a lock) so a crash loses next to nothing.
 
 pub mod cli;
+mod forks;
 mod maintain;
 mod progress;
 pub mod report;
 pub mod schedule;
 pub mod settings;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -104,6 +105,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         today: chrono::Local::now().date_naive(),
         terminal: std::io::stderr().is_terminal(),
         status_write_failed: AtomicBool::new(false),
+        started: std::time::SystemTime::now(),
     };
     let result = fsck.run();
     if let Err(e) = &result {
@@ -149,6 +151,18 @@ fn current_fingerprint(git: &Git, path: &Path) -> Option<String> {
         }
     }
     snap.fingerprint
+}
+
+/// The real path of `path`; for a path that does not exist yet, its
+/// parent's real path joined with its name.
+fn real_path(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => real_path(parent).join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Manifest keys we will turn into paths: no `..`, no empty or NUL
@@ -215,6 +229,9 @@ struct Fsck<'a> {
     today: NaiveDate,
     terminal: bool,
     status_write_failed: AtomicBool,
+    /// When this run started: git lock files older than that, found
+    /// under our lock, were left by a git that died.
+    started: std::time::SystemTime,
 }
 
 impl Fsck<'_> {
@@ -222,9 +239,24 @@ impl Fsck<'_> {
         let Some(mut status) = self.reconcile()? else {
             return Ok(());
         };
+        let objstore_dir = real_path(&self.settings.objstore);
+        // Object storage first: it decides every repository's role.
+        let repos: Vec<PathBuf> = status
+            .repos
+            .keys()
+            .map(PathBuf::from)
+            .filter(|p| !self.is_objstore_path(p, &objstore_dir))
+            .collect();
+        let forks = forks::Forks::new(
+            &self.git,
+            self.settings,
+            self.report,
+            &objstore_dir,
+            &repos,
+            self.started,
+        )
+        .run(&repos);
         info!("   search: finding all repos using alternates");
-        let objstore_dir = std::fs::canonicalize(&self.settings.objstore)
-            .unwrap_or_else(|_| self.settings.objstore.clone());
         let altmap = AltMap::scan(&[&self.settings.toplevel, &objstore_dir]);
         let commit_graph_supported = self.commit_graph_supported();
         let ctx = Ctx {
@@ -235,14 +267,19 @@ impl Fsck<'_> {
             commit_graph_supported,
             today: self.today,
         };
-        let mut jobs = self.analyze_tree(&ctx, &mut status, &objstore_dir);
-        jobs.extend(self.analyze_objstore(&ctx, &mut status, &objstore_dir));
+        let mut jobs = self.analyze_tree(&ctx, &mut status, &objstore_dir, &forks.repack);
+        jobs.extend(self.analyze_objstore(&ctx, &mut status, &objstore_dir, &forks.full_repack));
         self.write_status(&status);
         if jobs.is_empty() {
             info!("No repos need attention.");
             return Ok(());
         }
-        jobs.sort_by(|a, b| a.key.cmp(&b.key));
+        // Object storage first: its members' repacks then drop more (loose
+        // objects only go once their object storage has them packed).
+        jobs.sort_by(|a, b| {
+            let obst = |j: &Job| j.role != RepoRole::Objstore;
+            (obst(a), &a.key).cmp(&(obst(b), &b.key))
+        });
         self.process(&ctx, jobs, status);
         Ok(())
     }
@@ -394,7 +431,13 @@ impl Fsck<'_> {
     }
 
     /// Decide what every repository of the tree needs.
-    fn analyze_tree(&self, ctx: &Ctx, status: &mut Status, objstore_dir: &Path) -> Vec<Job> {
+    fn analyze_tree(
+        &self,
+        ctx: &Ctx,
+        status: &mut Status,
+        objstore_dir: &Path,
+        rewired: &BTreeSet<PathBuf>,
+    ) -> Vec<Job> {
         let entries: Vec<(String, RepoStatus)> = status
             .repos
             .iter()
@@ -412,7 +455,8 @@ impl Fsck<'_> {
         let results: Vec<Analysis> = entries
             .par_iter()
             .map(|(key, entry)| {
-                let result = self.analyze_one(ctx, key, entry, objstore_dir);
+                let rewired = rewired.contains(Path::new(key));
+                let result = self.analyze_one(ctx, key, entry, objstore_dir, rewired);
                 let n = analyzed.fetch_add(1, Ordering::Relaxed) + 1;
                 if result.job.is_some() {
                     queued.fetch_add(1, Ordering::Relaxed);
@@ -454,6 +498,7 @@ impl Fsck<'_> {
         key: &str,
         entry: &RepoStatus,
         objstore_dir: &Path,
+        rewired: bool,
     ) -> Analysis {
         let nothing = Analysis {
             key: key.to_string(),
@@ -498,7 +543,13 @@ impl Fsck<'_> {
             precious_always: self.settings.policy.precious == Precious::Always
                 && objects::is_precious(&path),
         };
-        let decision = schedule::decide(&facts, &self.mode, self.settings.repack);
+        let mut decision = schedule::decide(&facts, &self.mode, self.settings.repack);
+        if rewired && decision.repack.is_none() {
+            // It just joined (or lent to) object storage: a repack drops
+            // what that now holds.
+            decision.repack = Some(RepackLevel::Quick);
+            decision.reason = "object storage";
+        }
         let reschedule = decision.reschedule.then(|| {
             schedule::next_check(
                 self.today,
@@ -564,7 +615,13 @@ impl Fsck<'_> {
     /// Object-storage repositories: repacked by their counts (full repacks
     /// on schedule), checked on schedule. Merging, creating and deleting
     /// them is the object-storage work's, not done here.
-    fn analyze_objstore(&self, ctx: &Ctx, status: &mut Status, objstore_dir: &Path) -> Vec<Job> {
+    fn analyze_objstore(
+        &self,
+        ctx: &Ctx,
+        status: &mut Status,
+        objstore_dir: &Path,
+        full: &BTreeSet<PathBuf>,
+    ) -> Vec<Job> {
         // Entries of object storage that is gone.
         status.repos.retain(|k, _| {
             let p = Path::new(k);
@@ -593,6 +650,13 @@ impl Fsck<'_> {
                     .repos
                     .insert(key.clone(), RepoStatus::new_repo(self.today, None));
             }
+            // New, merged into, trimmed or re-islanded: a full repack now.
+            let rebuilt = is_new || full.contains(&path);
+            if rebuilt {
+                if let Some(e) = status.repos.get_mut(&key) {
+                    e.set_nextcheck(self.today);
+                }
+            }
             if !ctx.altmap.is_borrowed(&path) {
                 debug!("{key} is used by no repository (left for object-storage maintenance)");
             }
@@ -612,7 +676,7 @@ impl Fsck<'_> {
                 precious_always: false,
             };
             let decision =
-                schedule::decide_objstore(&facts, is_new, &self.mode, self.settings.repack);
+                schedule::decide_objstore(&facts, rebuilt, &self.mode, self.settings.repack);
             jobs.extend(self.job(&key, path, RepoRole::Objstore, &decision));
         }
         jobs
@@ -699,6 +763,7 @@ impl Fsck<'_> {
                 }
             };
             if let Some(_guard) = guard {
+                grokmirror::gitlocks::clear_stale(&job.path, self.started);
                 self.work(ctx, &job, status, progress);
             } else {
                 progress.finish_one(0);
@@ -725,8 +790,27 @@ impl Fsck<'_> {
         };
         let before = size(&job.path);
         let started = Instant::now();
+        // Object storage loses unreachable objects only while nothing can
+        // need them (its members held still).
+        let frozen = match (&job.role, job.repack) {
+            (RepoRole::Objstore, Some(_)) if self.settings.policy.prune => forks::freeze_for_prune(
+                &self.git,
+                &job.path,
+                self.settings,
+                &real_path(&self.settings.objstore),
+            ),
+            _ => None,
+        };
         if let Some(level) = job.repack {
-            if !ctx.repack(&job.path, &job.role, level) {
+            let done = match &frozen {
+                Some(_) => {
+                    let plan =
+                        grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
+                    ctx.repack_with_plan(&job.path, &job.role, level, plan)
+                }
+                None => ctx.repack(&job.path, &job.role, level),
+            };
+            if !done {
                 warn!("Repacking {} was unsuccessful", job.key);
                 progress.finish_one(0);
                 return;
@@ -734,6 +818,12 @@ impl Fsck<'_> {
         }
         if job.fsck {
             ctx.fsck(&job.path, &job.role, self.connectivity_only);
+        }
+        drop(frozen);
+        if job.repack == Some(RepackLevel::Full) && job.role == RepoRole::Objstore {
+            if let Some(outdir) = &self.settings.objstore_settings.preload_bundle_outdir {
+                forks::write_preload_bundle(&self.git, &job.path, outdir, self.report);
+            }
         }
         let elapsed = started.elapsed().as_secs();
         let fingerprint = if job.role == RepoRole::Objstore {

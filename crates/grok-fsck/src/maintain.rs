@@ -182,6 +182,18 @@ impl Ctx<'_> {
     /// everything went cleanly.
     pub fn repack(&self, repo: &Path, role: &RepoRole, level: RepackLevel) -> bool {
         let plan = repack::plan(role, level, &self.settings.policy);
+        self.repack_with_plan(repo, role, level, plan)
+    }
+
+    /// [`Ctx::repack`] with a plan made elsewhere (object storage that may
+    /// be pruned).
+    pub fn repack_with_plan(
+        &self,
+        repo: &Path,
+        role: &RepoRole,
+        level: RepackLevel,
+        plan: repack::RepackPlan,
+    ) -> bool {
         if plan.chained {
             warn!(
                 " warning : {} uses alternates and others use it for alternates",

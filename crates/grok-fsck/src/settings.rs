@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use grokmirror::config::{Config, ConfigError};
+use grokmirror::glob::GlobList;
+use grokmirror::objstore::FetchMethod;
 use grokmirror::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
@@ -17,6 +19,37 @@ pub struct ReportSettings {
     pub subject: Option<String>,
     /// `report_mailhost` (default `localhost`), `host` or `host:port`.
     pub mailhost: String,
+}
+
+/// `[fsck] obstrepo_merge_strategy`: how alike two object-storage
+/// repositories must be to be merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeStrategy {
+    /// The very same root commits.
+    #[default]
+    Exact,
+    /// Shared roots, one set containing the other or differing by two at
+    /// most.
+    Loose,
+    /// Most blob bytes in common.
+    Blobs,
+}
+
+/// What object storage needs from the config.
+#[derive(Debug, Clone, Default)]
+pub struct ObjstoreSettings {
+    /// `[core] private`.
+    pub private: GlobList,
+    /// `[core] objstore_uses_plumbing`.
+    pub fetch_method: FetchMethod,
+    /// `[fsck] obstrepo_merge_strategy`.
+    pub merge_strategy: MergeStrategy,
+    /// `[fsck] baselines`.
+    pub baselines: GlobList,
+    /// `[fsck] islandcores`.
+    pub islandcores: GlobList,
+    /// `[fsck] preload_bundle_outdir`.
+    pub preload_bundle_outdir: Option<PathBuf>,
 }
 
 /// Everything grok-fsck takes from the config file.
@@ -49,6 +82,8 @@ pub struct Settings {
     pub report: ReportSettings,
     /// `[fsck] threads`: repositories worked on at once (ours; default 1).
     pub threads: usize,
+    /// Object storage.
+    pub objstore_settings: ObjstoreSettings,
 }
 
 fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> ConfigError {
@@ -119,6 +154,31 @@ impl Settings {
             extra_flags: words("extra_repack_flags")?,
             extra_full_flags: words("extra_repack_flags_full")?,
         };
+        let strategy = config.get_or("fsck", "obstrepo_merge_strategy", "exact")?;
+        let merge_strategy = match strategy.trim().to_ascii_lowercase().as_str() {
+            "" | "exact" => MergeStrategy::Exact,
+            "loose" => MergeStrategy::Loose,
+            "blobs" => MergeStrategy::Blobs,
+            _ => {
+                return Err(bad(
+                    config,
+                    "obstrepo_merge_strategy",
+                    strategy.clone(),
+                    "exact, loose or blobs",
+                )
+                .into())
+            }
+        };
+        let objstore_settings = ObjstoreSettings {
+            private: config.core.private.clone(),
+            fetch_method: FetchMethod::from_config(config.core.objstore_uses_plumbing),
+            merge_strategy,
+            baselines: config.get_globs("fsck", "baselines", "")?,
+            islandcores: config.get_globs("fsck", "islandcores", "")?,
+            preload_bundle_outdir: config
+                .get_path("fsck", "preload_bundle_outdir")?
+                .filter(|p| !p.as_os_str().is_empty()),
+        };
         let report = ReportSettings {
             to: config.get_or("fsck", "report_to", "root")?,
             from: config.get_or("fsck", "report_from", "root")?,
@@ -141,6 +201,7 @@ impl Settings {
             policy,
             report,
             threads: threads as usize,
+            objstore_settings,
         })
     }
 }

@@ -59,6 +59,8 @@ pub struct Settings {
     pub ignore_refs: GlobList,
     /// Fetch updated repos into their object storage afterwards.
     pub fetch_objstore: bool,
+    /// How (`[core] objstore_uses_plumbing`).
+    pub fetch_method: objstore::FetchMethod,
     /// Record "now" as modified.
     pub use_now: bool,
     /// Full walk with purge.
@@ -90,6 +92,7 @@ impl Settings {
             ignore_paths: GlobList::new(cli.ignore_paths.iter().map(String::as_str)),
             ignore_refs: GlobList::new(cli.ignore_refs.iter().map(String::as_str)),
             fetch_objstore: cli.fetch_objstore,
+            fetch_method: objstore::FetchMethod::Porcelain,
             use_now: cli.use_now,
             purge: cli.purge,
             remove: cli.remove,
@@ -106,6 +109,7 @@ impl Settings {
                 s.logfile = c.core.log.clone();
             }
             s.loglevel = c.core.loglevel;
+            s.fetch_method = objstore::FetchMethod::from_config(c.core.objstore_uses_plumbing);
             if c.has_section("manifest") {
                 if cli.ignore_paths.is_empty() {
                     s.ignore_paths = c.get_globs("manifest", "ignore", "")?;
@@ -334,7 +338,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     drop(guard);
 
     if s.fetch_objstore {
-        fetch_objstores(&git, &outcome.to_fetch);
+        fetch_objstores(&git, &outcome.to_fetch, s.fetch_method);
     }
     let elapsed = started.elapsed().as_secs_f64();
     if outcome.processed > 1 {
@@ -565,8 +569,10 @@ fn remove_paths(s: &Settings, manifest: &mut Manifest) {
 
 /// `--fetch-objstore`: copy new objects of updated repos into their object
 /// storage, skipping any object storage somebody else is working on (the
-/// next grok-fsck catches up).
-fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>) {
+/// next grok-fsck catches up). The plumbing copy reads the member's files,
+/// so it needs the member's lock too (taken first, as everywhere); without
+/// it the member is fetched the ordinary way.
+fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>, method: objstore::FetchMethod) {
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     for repo_path in repos {
         let Some(obst) = objstore::objstore_of(repo_path) else {
@@ -575,6 +581,15 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>) {
         if done.contains(&obst) {
             continue;
         }
+        let member_lock = match method {
+            objstore::FetchMethod::Plumbing => lock::try_lock_repo(repo_path).ok().flatten(),
+            objstore::FetchMethod::Porcelain => None,
+        };
+        let method = if member_lock.is_some() {
+            method
+        } else {
+            objstore::FetchMethod::Porcelain
+        };
         match lock::try_lock_repo(&obst) {
             Ok(Some(_guard)) => {
                 info!(
@@ -582,7 +597,7 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>) {
                     repo_path.display(),
                     obst.file_name().unwrap_or_default().to_string_lossy()
                 );
-                if let Err(e) = objstore::fetch_member(git, &obst, repo_path) {
+                if let Err(e) = objstore::fetch_member(git, &obst, repo_path, method) {
                     warn!(
                         " manifest: cannot fetch {} into {}: {e}",
                         repo_path.display(),

@@ -22,6 +22,7 @@ use grokmirror::objects;
 use grokmirror::{refs, repo};
 use tracing::{debug, info, warn};
 
+use crate::forkgroup::{self, Objstore};
 use crate::gitio;
 use crate::hooks;
 use crate::plan::{check_path_safe, Action, Job};
@@ -40,6 +41,8 @@ pub struct Ctx {
     /// Real paths of repositories others borrow objects from; found by a
     /// tree walk, done at most once per run and only when needed.
     pub borrowed: OnceLock<BTreeSet<PathBuf>>,
+    /// Object storage: settings and fork groups.
+    pub objstore: Arc<Objstore>,
 }
 
 impl Ctx {
@@ -423,16 +426,31 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         );
     }
     let entry = job.entry.clone().unwrap_or_default();
-    // A re-clone keeps borrowing from the same object storage.
-    let alternates = if reclone {
-        repo::alternate_repo(&target)
-    } else {
-        None
-    };
     let mut staged = match Staged::for_clone(&toplevel, &target, &key) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Done::new(job, Outcome::Busy),
         Err(e) => return Done::failed(job, format!("cannot create a staging directory: {e}")),
+    };
+    // A re-clone keeps borrowing from the same object storage; a fork
+    // borrows from its group's from the first fetch on.
+    let mut placement = None;
+    let alternates = if reclone {
+        repo::alternate_repo(&target)
+    } else {
+        let prepared = forkgroup::prepare(
+            ctx.objstore.clone(),
+            ctx.git.clone(),
+            key.clone(),
+            target.clone(),
+        )
+        .await;
+        match prepared {
+            Ok(p) => {
+                placement = p;
+                placement.as_ref().map(|p| p.obstrepo.clone())
+            }
+            Err(why) => return Done::failed(job, why),
+        }
     };
     if reclone {
         let reason = fs::read_to_string(target.join(repo::RECLONE_FILE)).unwrap_or_default();
@@ -441,6 +459,10 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     }
     if let Err(why) = init_staged(ctx, &staged, &key, &entry, alternates.as_deref()).await {
         return Done::failed(job, why);
+    }
+    if let Some(p) = placement.as_mut() {
+        // The staged clone points at it now (grok-fsck sees that).
+        p.guard = None;
     }
     info!("    fetch: {key} (new clone)");
     let env_owned = staged.env();
@@ -478,6 +500,9 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
     }
     maybe_repack(ctx, &path, &key).await;
+    if let Some(Err(why)) = placement.as_ref().map(forkgroup::still_there) {
+        return Done::failed(job, why);
+    }
     let placed = if reclone {
         staged.exchange(&target).map(drop)
     } else {
@@ -496,6 +521,26 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             job,
             format!("cannot move the new clone to {}: {e}", target.display()),
         );
+    }
+    // Into the object storage with it (public members only).
+    let obstrepo = match &placement {
+        Some(p) if !p.private => Some(p.obstrepo.clone()),
+        Some(_) => None,
+        None if reclone && !ctx.objstore.is_private(&key, &target) => {
+            grokmirror::objstore::objstore_of(&target)
+                .filter(|o| grokmirror::objstore::is_member(o, &target))
+        }
+        None => None,
+    };
+    if let Some(obst) = obstrepo {
+        forkgroup::after_clone(
+            ctx.objstore.clone(),
+            ctx.git.clone(),
+            obst,
+            target.clone(),
+            key.clone(),
+        )
+        .await;
     }
     hooks::post_update(&ctx.settings.post_update_hook, &target).await;
     place_symlinks(ctx, &key, &target, &entry);
@@ -598,6 +643,15 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         if let Err(e) = repo::write_fingerprint(&target, fp) {
             return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
         }
+    }
+    if fetched && after != before {
+        forkgroup::after_update(
+            ctx.objstore.clone(),
+            ctx.git.clone(),
+            target.clone(),
+            key.clone(),
+        )
+        .await;
     }
     changed |= place_symlinks(ctx, &key, &target, &entry);
     let mut recorded = entry;

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod forkgroup;
 pub mod gitio;
 pub mod hooks;
 pub mod job;
@@ -164,13 +165,18 @@ impl Puller {
         if let Some(b) = plan.borrowed {
             let _ = borrowed.set(b);
         }
+        let objstore = Arc::new(forkgroup::Objstore {
+            groups: plan.forkgroups,
+            ..forkgroup::Objstore::from_settings(&self.settings)
+        });
         let ctx = Arc::new(Ctx {
             settings: self.settings.clone(),
             git: self.git.clone(),
             culled: plan.culled,
             borrowed,
+            objstore: objstore.clone(),
         });
-        let mut scheduler = Scheduler::new(self.settings.pull_threads);
+        let mut scheduler = Scheduler::new(self.settings.pull_threads).with_objstore(objstore);
         let mut any = false;
         for job in plan.jobs {
             any |= scheduler.push(job);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use grokmirror::discovery::{self, Found, WalkOptions};
+use grokmirror::forkgroups::Forkgroups;
 use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
@@ -19,6 +20,7 @@ use grokmirror::{refs, repo};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
+use crate::forkgroup;
 use crate::settings::Settings;
 
 /// What a repository needs.
@@ -82,6 +84,8 @@ pub struct Plan {
     /// Real paths of repositories other repositories borrow objects from
     /// (filled when the tree was walked for a purge).
     pub borrowed: Option<BTreeSet<PathBuf>>,
+    /// Which repository belongs to which fork group.
+    pub forkgroups: Forkgroups,
 }
 
 /// The owner as grokmirror compares it: the manifest's, or the default.
@@ -268,14 +272,17 @@ pub fn plan(
     local: &Manifest,
     force_purge: bool,
 ) -> Plan {
-    let culled = cull(settings, remote);
+    let mut culled = cull(settings, remote);
     info!(" manifest: {} relevant entries", culled.len());
+    let objstore = forkgroup::Objstore::from_settings(settings);
+    let forkgroups = forkgroup::assign(settings, git, &objstore, &mut culled, &local.repos);
     let mut plan = Plan {
         culled: culled.keys().cloned().collect(),
         symlinks: culled
             .values()
             .flat_map(|e| e.symlinks.iter().cloned())
             .collect(),
+        forkgroups,
         ..Plan::default()
     };
     let decided: Vec<(String, Result<Option<Action>, String>)> = culled
@@ -291,7 +298,10 @@ pub fn plan(
         match decision {
             Ok(None) => plan.unchanged += 1,
             Ok(Some(action)) => {
-                let entry = entry_to_record(&culled[&key], local.repos.get(&key));
+                let mut entry = entry_to_record(&culled[&key], local.repos.get(&key));
+                if let Some(group) = plan.forkgroups.group_of(&key) {
+                    entry.forkgroup = Some(group.to_string());
+                }
                 let job = Job {
                     key,
                     action,

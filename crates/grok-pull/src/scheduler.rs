@@ -21,8 +21,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
+use crate::forkgroup::{Objstore, Seeding};
 use crate::job::{self, Ctx, Done, Outcome};
-use crate::plan::Job;
+use crate::plan::{Action, Job};
 
 /// How long to wait before retrying a locked repository.
 pub const BUSY_PAUSE: Duration = Duration::from_secs(5);
@@ -54,6 +55,10 @@ pub struct Scheduler {
     waiting: Vec<(Instant, Queued)>,
     queued_keys: BTreeSet<String>,
     running_clones: usize,
+    /// Object storage, when clones go into fork groups.
+    objstore: Option<Arc<Objstore>>,
+    /// Groups whose first clone is running.
+    seeding: Seeding,
 }
 
 impl Scheduler {
@@ -67,7 +72,55 @@ impl Scheduler {
             waiting: Vec::new(),
             queued_keys: BTreeSet::new(),
             running_clones: 0,
+            objstore: None,
+            seeding: Seeding::default(),
         }
+    }
+
+    /// Clone forks into their object storage: the first clone of a group
+    /// without populated object storage runs alone (the others then find
+    /// it populated), public clones before private ones.
+    pub fn with_objstore(mut self, objstore: Arc<Objstore>) -> Scheduler {
+        self.objstore = Some(objstore);
+        self
+    }
+
+    /// The next clone that may start (see [`Scheduler::with_objstore`]).
+    fn next_clone(&mut self) -> Option<Queued> {
+        let Some(objstore) = self.objstore.clone() else {
+            return self.clones.pop_front();
+        };
+        let group_of = |q: &Queued| -> Option<(String, bool)> {
+            let group = q.job.entry.as_ref()?.forkgroup.clone()?;
+            if q.job.action != Action::Clone {
+                return None;
+            }
+            let path = grokmirror::fsutil::key_path(&objstore.toplevel, &q.job.key);
+            Some((group, objstore.is_private(&q.job.key, &path)))
+        };
+        let mut chosen = None;
+        for (i, q) in self.clones.iter().enumerate() {
+            let Some((group, private)) = group_of(q) else {
+                chosen = Some(i);
+                break;
+            };
+            let public_waiting = || {
+                self.clones
+                    .iter()
+                    .chain(self.waiting.iter().map(|(_, w)| w))
+                    .any(|o| {
+                        o.job.key != q.job.key && group_of(o).is_some_and(|(g, p)| g == group && !p)
+                    })
+            };
+            if self
+                .seeding
+                .admit(&objstore, &q.job.key, &group, private, &public_waiting)
+            {
+                chosen = Some(i);
+                break;
+            }
+        }
+        chosen.and_then(|i| self.clones.remove(i))
     }
 
     /// Queue a job, unless a job for the same repository is already queued
@@ -102,7 +155,7 @@ impl Scheduler {
             return None;
         }
         if running < self.workers {
-            return self.clones.pop_front();
+            return self.next_clone();
         }
         None
     }
@@ -194,6 +247,7 @@ impl Scheduler {
             if q.job.is_clone() {
                 self.running_clones -= 1;
             }
+            self.seeding.finished(&q.job.key);
             let done = if done.outcome == Outcome::Busy {
                 q.busy_tries += 1;
                 if q.busy_tries < BUSY_TRIES {
@@ -344,6 +398,7 @@ mod run_tests {
             git: grokmirror::git::Git::from_env(),
             culled: Default::default(),
             borrowed: Default::default(),
+            objstore: Default::default(),
         });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let purge = |key: &str| Job {

@@ -72,6 +72,9 @@ pub struct Settings {
     pub pretty: bool,
     /// `[fsck] extra_repack_flags`, added to quick repacks.
     pub extra_repack_flags: Vec<String>,
+    /// `[remote] preload_bundle_url`: where new object storage is seeded
+    /// from.
+    pub preload_bundle_url: Option<String>,
     /// Log file and its level.
     pub log: Option<PathBuf>,
     /// Log file verbosity.
@@ -199,6 +202,9 @@ impl Settings {
             refresh,
             pretty,
             extra_repack_flags,
+            preload_bundle_url: config
+                .get("remote", "preload_bundle_url")?
+                .filter(|u| !u.trim().is_empty()),
             log: config.core.log.clone(),
             loglevel: config.core.loglevel,
             config,

@@ -207,7 +207,7 @@ async fn poll_command(
 
 /// Credentials for `host` from `$NETRC` or `~/.netrc`, as Python's requests
 /// finds them (a `default` entry applies to every host).
-fn netrc_credentials(host: &str) -> Option<(String, Option<String>)> {
+pub(crate) fn netrc_credentials(host: &str) -> Option<(String, Option<String>)> {
     let path = match std::env::var_os("NETRC") {
         Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
         _ => grokmirror::config::expand_user("~/.netrc"),
@@ -229,7 +229,7 @@ fn netrc_credentials(host: &str) -> Option<(String, Option<String>)> {
     Some((machine.login.clone(), machine.password.clone()))
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(format!(
             "grokmirror/{} (grokmirror-rs {})",

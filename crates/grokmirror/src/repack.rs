@@ -166,6 +166,21 @@ pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> Repac
     }
 }
 
+/// Plan the repack of an object-storage repository that may be pruned
+/// this time: its caller established that every repository borrowing from
+/// it is a member whose refs it holds up to date, and holds their locks
+/// for the whole repack (see grok-fsck). Unreachable objects are then
+/// dropped (`-a -d`, then `git prune`) instead of kept (`-k`), as
+/// grokmirror does for object storage only public members use.
+pub fn plan_pruned_objstore(level: RepackLevel, policy: &RepackPolicy) -> RepackPlan {
+    let mut plan = plan(&RepoRole::Objstore, level, policy);
+    if policy.prune && policy.precious != Precious::Always {
+        plan.args.retain(|a| a != "-k");
+        plan.prune = true;
+    }
+    plan
+}
+
 /// The quick repack grok-pull runs after a fetch when loose objects pile
 /// up: everything local into one pack, unreachable objects loosened,
 /// plus `[fsck] extra_repack_flags`.
@@ -283,6 +298,31 @@ mod tests {
             ),
             "-l -A --no-write-bitmap-index -d"
         );
+    }
+
+    #[test]
+    fn pruned_objstore_drops_only_when_allowed() {
+        let p = RepackPolicy::default();
+        let plan = plan_pruned_objstore(RepackLevel::Full, &p);
+        assert_eq!(plan.args.join(" "), "-a -f --pack-kept-objects -d");
+        assert!(plan.prune && plan.precious_after);
+        for policy in [
+            RepackPolicy {
+                prune: false,
+                ..Default::default()
+            },
+            RepackPolicy {
+                precious: Precious::Always,
+                ..Default::default()
+            },
+        ] {
+            let plan = plan_pruned_objstore(RepackLevel::Quick, &policy);
+            assert!(!plan.prune, "{policy:?}");
+            assert_eq!(
+                plan.args,
+                super::plan(&RepoRole::Objstore, RepackLevel::Quick, &policy).args
+            );
+        }
     }
 
     #[test]
