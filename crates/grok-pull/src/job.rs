@@ -4,7 +4,9 @@
 //! takes too). New repositories are built in the staging area and appear
 //! at their path in one rename, complete; a failed or interrupted clone
 //! leaves nothing at the path. Git settings are written in-process; git
-//! itself runs for `init`, `fetch`, `pack-refs` and `repack`.
+//! itself runs for `init` and `fetch`. What a fetch leaves to tidy up
+//! (`pack-refs`, a quick repack, the object-storage fetch) is handed to
+//! [`crate::housekeeping`] with the finished job.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::gitio;
 use crate::hooks;
+use crate::housekeeping::Actions;
 use crate::plan::{check_path_safe, Action, Job};
 use crate::settings::Settings;
 use crate::stage::{self, Staged};
@@ -106,6 +109,8 @@ pub struct Done {
     pub change: Option<Change>,
     /// The path of a brand-new clone (for `post_clone_complete_hook`).
     pub fresh_clone: Option<PathBuf>,
+    /// Housekeeping the repository needs now.
+    pub housekeeping: Actions,
 }
 
 impl Done {
@@ -115,6 +120,7 @@ impl Done {
             outcome,
             change: None,
             fresh_clone: None,
+            housekeeping: Actions::default(),
         }
     }
 
@@ -277,26 +283,28 @@ fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
     }
 }
 
-/// Quick-repack when loose objects pile up (grokmirror's rule, see
-/// [`objects::worth_quick_repack`]; never for precious repositories).
-async fn maybe_repack(ctx: &Ctx, path: &Path, key: &str) {
+/// What a repository needs after a fetch that changed its refs
+/// (grokmirror's rules): `pack-refs --all` after the first fetch; a quick
+/// repack and `pack-refs` when loose objects piled up (never for precious
+/// repositories, see [`objects::worth_quick_repack`]); for a member of an
+/// object-storage repository that is not private, fetching its new objects
+/// there.
+fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> Actions {
+    let mut actions = Actions {
+        pack_refs_all: first,
+        ..Actions::default()
+    };
     match objects::worth_quick_repack(path) {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            debug!("cannot count the objects of {key}: {e}");
-            return;
+        Ok(worth) => {
+            actions.repack = worth;
+            actions.pack_refs = worth;
         }
+        Err(e) => debug!("cannot count the objects of {key}: {e}"),
     }
-    info!("      spa: {key} (repack)");
-    let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
-    args.extend(ctx.settings.extra_repack_flags.iter().cloned());
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), &args, &[]).await {
-        debug!("cannot repack {key}: {e}");
+    if !ctx.settings.config.core.private.is_match(key) {
+        actions.objstore = grokmirror::objstore::objstore_of(path);
     }
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), ["pack-refs"], &[]).await {
-        debug!("cannot pack refs of {key}: {e}");
-    }
+    actions
 }
 
 /// Set up a freshly staged bare repository: `git init --bare` as SPEC
@@ -465,9 +473,6 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         );
     }
     let path = staged.path().to_path_buf();
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(&path), ["pack-refs", "--all"], &[]).await {
-        debug!("cannot pack refs of {key}: {e}");
-    }
     let fingerprint = fingerprint_now(&ctx.git, &path);
     if let Some(fp) = &fingerprint {
         if let Err(e) = repo::write_fingerprint(&path, fp) {
@@ -477,7 +482,6 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     if let Err(e) = repo::write_timestamp_and_agefile(&path, entry.modified) {
         return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
     }
-    maybe_repack(ctx, &path, &key).await;
     let placed = if reclone {
         staged.exchange(&target).map(drop)
     } else {
@@ -499,12 +503,14 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     }
     hooks::post_update(&ctx.settings.post_update_hook, &target).await;
     place_symlinks(ctx, &key, &target, &entry);
+    let housekeeping = housekeeping_after_fetch(ctx, &target, &key, true);
     let mut recorded = entry;
     recorded.fingerprint = fingerprint;
     Done {
         change: Some(Change::Upsert(key, recorded)),
         fresh_clone: (!reclone).then_some(target),
         outcome: Outcome::Cloned,
+        housekeeping,
         job,
     }
 }
@@ -561,7 +567,8 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     }
     let before = fingerprint_now(&ctx.git, &target);
     let mut after = before.clone();
-    let fetched = before.as_deref() != entry.fingerprint.as_deref();
+    let mut housekeeping = Actions::default();
+    let fetched = job.notified || before.as_deref() != entry.fingerprint.as_deref();
     if fetched {
         info!("    fetch: {key}");
         if let Err(why) = gitio::fetch(
@@ -579,14 +586,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         hooks::post_update(&ctx.settings.post_update_hook, &target).await;
         after = fingerprint_now(&ctx.git, &target);
         if after != before {
-            if before.is_none() {
-                if let Err(e) =
-                    gitio::run_ok(&ctx.git, Some(&target), ["pack-refs", "--all"], &[]).await
-                {
-                    debug!("cannot pack refs of {key}: {e}");
-                }
-            }
-            maybe_repack(ctx, &target, &key).await;
+            housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
         if let Err(e) = repo::write_timestamp_and_agefile(&target, entry.modified) {
             return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
@@ -605,6 +605,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     Done {
         change: Some(Change::Upsert(key, recorded)),
         fresh_clone: None,
+        housekeeping,
         outcome: if fetched || changed || adopt {
             Outcome::Updated
         } else {

@@ -11,6 +11,11 @@ use grokmirror::glob::GlobList;
 /// responses.
 pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Default `[pull] shutdown_grace`: how long running fetches may take to
+/// finish after SIGTERM, in seconds. Well inside the contrib unit's
+/// TimeoutStopSec=5min, so systemd never has to kill us.
+pub const DEFAULT_SHUTDOWN_GRACE: i64 = 60;
+
 /// Where the remote manifest comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestSource {
@@ -68,6 +73,13 @@ pub struct Settings {
     pub post_work_complete_hook: Vec<String>,
     /// `[pull] refresh` (seconds; unset means one-shot).
     pub refresh: Option<i64>,
+    /// `[pull] socket`: the push-notification socket of the daemon.
+    pub socket: Option<PathBuf>,
+    /// `[pull] metrics_file`: Prometheus text-format statistics.
+    pub metrics_file: Option<PathBuf>,
+    /// `[pull] shutdown_grace`: how long running fetches may go on after
+    /// SIGTERM/SIGINT before they are killed.
+    pub shutdown_grace: std::time::Duration,
     /// `[manifest] pretty`, for writing the local manifest.
     pub pretty: bool,
     /// `[fsck] extra_repack_flags`, added to quick repacks.
@@ -176,6 +188,22 @@ impl Settings {
             extra_repack_flags = flags.split_whitespace().map(str::to_string).collect();
         }
         let pretty = config.get_bool("manifest", "pretty", false)?;
+        let grace = config.get_int("pull", "shutdown_grace", DEFAULT_SHUTDOWN_GRACE)?;
+        if grace < 0 {
+            return Err(bad(
+                &config,
+                "pull",
+                "shutdown_grace",
+                grace.to_string(),
+                "a number of seconds, 0 or more",
+            ));
+        }
+        let socket = config
+            .get_path("pull", "socket")?
+            .filter(|p| !p.as_os_str().is_empty());
+        let metrics_file = config
+            .get_path("pull", "metrics_file")?
+            .filter(|p| !p.as_os_str().is_empty());
         Ok(Settings {
             site,
             source,
@@ -197,6 +225,9 @@ impl Settings {
             post_clone_complete_hook: config.get_lines("pull", "post_clone_complete_hook")?,
             post_work_complete_hook: config.get_lines("pull", "post_work_complete_hook")?,
             refresh,
+            socket,
+            metrics_file,
+            shutdown_grace: std::time::Duration::from_secs(grace as u64),
             pretty,
             extra_repack_flags,
             log: config.core.log.clone(),
@@ -250,6 +281,9 @@ mod tests {
         assert!(s.include.is_match("/anything.git"));
         assert_eq!(s.manifest_max_bytes, DEFAULT_MANIFEST_MAX_BYTES);
         assert_eq!(s.url_of("/a/b.git"), "https://o.example/a/b.git");
+        assert_eq!(s.shutdown_grace.as_secs(), DEFAULT_SHUTDOWN_GRACE as u64);
+        assert_eq!(s.socket, None);
+        assert_eq!(s.metrics_file, None);
 
         let s = load("[remote]\nsite = /srv/origin/\nmanifest = file:///srv/m.js\n").unwrap();
         assert_eq!(s.source, ManifestSource::File("/srv/m.js".into()));
@@ -269,5 +303,8 @@ mod tests {
         assert!(e.to_string().contains("[remote] manifest"), "{e}");
         let e = load("[remote]\nsite = x\nmanifest = file://relative/m\n").unwrap_err();
         assert!(e.to_string().contains("file:///"), "{e}");
+        let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nshutdown_grace = -1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("[pull] shutdown_grace"), "{e}");
     }
 }
