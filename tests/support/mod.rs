@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod http;
 pub mod mirror;
+pub mod pulld;
 pub mod replica;
 pub mod smtp;
 

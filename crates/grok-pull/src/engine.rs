@@ -681,11 +681,15 @@ impl Engine {
                     borrowed,
                 });
                 let keys: Vec<String> = plan.jobs.iter().map(|j| j.key.clone()).collect();
-                if !keys.is_empty() && daemon {
-                    info!(
-                        " manifest: {} to do",
-                        plural(keys.len(), "repository", "repositories")
-                    );
+                if daemon {
+                    if keys.is_empty() {
+                        self.log_stats();
+                    } else {
+                        info!(
+                            " manifest: {} to do",
+                            plural(keys.len(), "repository", "repositories")
+                        );
+                    }
                 }
                 self.batch.add(keys.into_iter(), clean, state);
                 for job in plan.jobs {
@@ -994,7 +998,7 @@ impl Engine {
             return;
         }
         let grace = self.settings().shutdown_grace;
-        warn!("{name} received: stopping");
+        info!("{name} received: stopping");
         self.service.stopping();
         self.stopping = Some(Stopping {
             signal: name,
