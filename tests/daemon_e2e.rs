@@ -344,3 +344,147 @@ fn takes_over_a_replica_the_reference_made_and_hands_it_back() {
     );
     assert_eq!(pack_inodes(&s.replica.path("/a.git")), before);
 }
+
+#[test]
+fn housekeeping_runs_at_low_priority_and_yields_to_fetches() {
+    let s = Setup::new(
+        &[],
+        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket",
+        false,
+    );
+    // 200 commits arrive as one pack; 30 more arrive as loose objects,
+    // which asks for a quick repack.
+    s.origin.project("/big.git", 200, 1_600_000_000);
+    s.origin.manifest();
+    // Every `git repack` the daemon starts says who it is and then hangs.
+    let marker = s.dir.join("repacking");
+    let gitbin = s.dir.join("git-wrapper");
+    std::fs::write(
+        &gitbin,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = repack ]; then echo $$ > {marker}; sleep 600; fi\ndone\nexec {git} \"$@\"\n",
+            marker = marker.display(),
+            git = support::git_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&gitbin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let socket = s.replica.top.join(".updater.socket");
+    let mut d = Pulld::start(&s.replica.config, &s.log(), |cmd| {
+        cmd.env("GITBIN", &gitbin);
+    });
+    s.wait_mirrored(&mut d, &["/big.git"]);
+    fixture::commits(&s.origin.path("/big.git"), "main", 30, 1_700_000_000);
+    notify(&socket, &["/big.git"]);
+    d.wait_for("the quick repack to start", |_| marker.exists());
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let nice: i64 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, 19, "housekeeping's git runs at nice 19");
+
+    // A push while the repack holds the repository: the fetch does not
+    // wait for it.
+    fixture::commits(&s.origin.path("/big.git"), "main", 1, 1_800_000_000);
+    notify(&socket, &["/big.git"]);
+    s.wait_mirrored(&mut d, &["/big.git"]);
+    let log = d.log_text();
+    assert!(
+        log.contains("spa: /big.git interrupted for a fetch"),
+        "{}",
+        d.describe()
+    );
+    assert!(!log.contains("defer: /big.git"), "{}", d.describe());
+    // The interrupted repack is gone (or a zombie about to be reaped).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|st| st[st.rfind(')').unwrap() + 2..].chars().next().unwrap())
+        .unwrap_or('X');
+    assert!(matches!(state, 'X' | 'Z'), "repack process state {state}");
+    stop(&mut d);
+}
+
+/// The first 12 hex digits of the SHA-1 of a member's real path: its
+/// remote name in the object-storage repository.
+fn virtref(member: &Path) -> String {
+    use sha1::Digest;
+    let real = std::fs::canonicalize(member).unwrap();
+    hex::encode(sha1::Sha1::digest(real.as_os_str().as_encoded_bytes()))[..12].to_string()
+}
+
+#[test]
+fn objstore_members_new_objects_are_fetched_by_housekeeping() {
+    let s = Setup::new(
+        &["/a.git"],
+        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket",
+        false,
+    );
+    let out = s.replica.pull(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        support::mirror::output_text(&out)
+    );
+    // Make /a.git a member of an object-storage repository, the way
+    // grok-fsck sets one up.
+    let member = s.replica.path("/a.git");
+    let obst = s.replica.top.join("objstore/0123abcd.git");
+    fixture::init_bare(&obst);
+    std::fs::write(
+        obst.join("grokmirror.objstore"),
+        format!("{}\n", member.display()),
+    )
+    .unwrap();
+    let name = virtref(&member);
+    support::git(
+        Some(&obst),
+        &["remote", "add", &name, member.to_str().unwrap()],
+    );
+    support::git(
+        Some(&obst),
+        &[
+            "config",
+            &format!("remote.{name}.fetch"),
+            &format!("+refs/*:refs/virtual/{name}/*"),
+        ],
+    );
+    support::git(
+        Some(&obst),
+        &["config", &format!("remote.{name}.tagopt"), "--no-tags"],
+    );
+    std::fs::write(
+        member.join("objects/info/alternates"),
+        format!("{}/objects\n", obst.display()),
+    )
+    .unwrap();
+
+    let mut d = s.start();
+    d.wait_log("stats: 0 fetched");
+    s.push("/a.git", 1_700_000_000);
+    notify(&s.replica.top.join(".updater.socket"), &["/a.git"]);
+    s.wait_mirrored(&mut d, &["/a.git"]);
+    let tip = support::git(
+        Some(&s.origin.path("/a.git")),
+        &["rev-parse", "refs/heads/main"],
+    );
+    let virtual_ref = format!("refs/virtual/{name}/heads/main");
+    d.wait_for("the objstore fetch", |_| {
+        support::run(support::git_cmd(Some(&obst)).args([
+            "rev-parse",
+            "-q",
+            "--verify",
+            &virtual_ref,
+        ]))
+        .stdout
+        .starts_with(tip.as_bytes())
+    });
+    d.wait_log(" objstore: /a.git");
+    stop(&mut d);
+}

@@ -865,7 +865,14 @@ impl Engine {
 
     fn on_housekeeping(&mut self, event: housekeeping::Event) {
         match event {
-            housekeeping::Event::Finished(_) => self.stats.housekept += 1,
+            housekeeping::Event::Finished(_) => {
+                self.stats.housekept += 1;
+                // The end of a batch is when its housekeeping is done too.
+                if self.opts.daemon && self.sched.is_idle() && self.hk.load().total() == 0 {
+                    self.log_stats();
+                    self.write_metrics();
+                }
+            }
             housekeeping::Event::Released(key) => self.sched.release(&key),
         }
     }

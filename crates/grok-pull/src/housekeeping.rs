@@ -428,7 +428,7 @@ async fn worker(
                         // lock; the repository is done again later.
                         work = None;
                         let (item, tools) = current.take().expect("checked");
-                        debug!("housekeeping of {key} interrupted for a fetch");
+                        info!("      spa: {key} interrupted for a fetch; later again");
                         queue.push(item, tools);
                         let mut s = shared.lock().expect("poisoned");
                         s.busy = None;
