@@ -347,9 +347,10 @@ fn takes_over_a_replica_the_reference_made_and_hands_it_back() {
 
 #[test]
 fn housekeeping_runs_at_low_priority_and_yields_to_fetches() {
+    // Never paused by a busy test machine (the pause has a unit test).
     let s = Setup::new(
         &[],
-        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket",
+        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket\nhousekeeping_max_load = 0",
         false,
     );
     // 200 commits arrive as one pack; 30 more arrive as loose objects,
@@ -423,7 +424,7 @@ fn virtref(member: &Path) -> String {
 fn objstore_members_new_objects_are_fetched_by_housekeeping() {
     let s = Setup::new(
         &["/a.git"],
-        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket",
+        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket\nhousekeeping_max_load = 0",
         false,
     );
     let out = s.replica.pull(&[]);

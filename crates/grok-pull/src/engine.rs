@@ -63,10 +63,10 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// How often the metrics file is rewritten at the least.
 const METRICS_EVERY: Duration = Duration::from_secs(30);
-/// How long a changed config file must stay unchanged before it is read.
+/// How long after a change of the config file it is read (editors and
+/// config management may take a few writes).
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
-/// How long a changed `file://` manifest must stay unchanged before it is
-/// read.
+/// How long after a change of a `file://` manifest it is read.
 const MANIFEST_SETTLE: Duration = Duration::from_millis(200);
 /// Socket lines waiting for the loop, at most (senders wait beyond).
 const NOTIFICATION_QUEUE: usize = 1024;
@@ -323,10 +323,18 @@ fn known_from_local(settings: &Settings) -> BTreeMap<String, RepoEntry> {
     }
 }
 
-fn tools_of(puller: &Puller) -> Arc<Tools> {
+fn tools_of(puller: &Puller, daemon: bool) -> Arc<Tools> {
+    // A single run does its housekeeping and exits, load or not.
+    let max_load = match puller.settings.housekeeping_max_load {
+        _ if !daemon => None,
+        Some(l) if l <= 0.0 => None,
+        Some(l) => Some(l),
+        None => Some(housekeeping::cpus()),
+    };
     Arc::new(Tools {
         git: puller.git.clone(),
         extra_repack_flags: puller.settings.extra_repack_flags.clone(),
+        max_load,
     })
 }
 
@@ -360,10 +368,10 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         culled: known.keys().cloned().collect(),
         borrowed: OnceLock::new(),
     });
-    let hk = Housekeeper::start(opts.daemon)?;
+    let hk = Housekeeper::start()?;
     let now = Instant::now();
     let mut engine = Engine {
-        tools: tools_of(&puller),
+        tools: tools_of(&puller, opts.daemon),
         recorder: Recorder::new(&settings),
         sched: Scheduler::new(settings.pull_threads),
         running: JoinSet::new(),
@@ -915,9 +923,15 @@ impl Engine {
 
     fn on_changed(&mut self, changed: Changed) {
         let now = Instant::now();
+        // Counted from the first event: later ones must not keep pushing
+        // it back (a busy neighbour in the same directory would).
         match changed {
-            Changed::Config => self.config_due = Some(now + CONFIG_SETTLE),
-            Changed::Manifest => self.manifest_due = Some(now + MANIFEST_SETTLE),
+            Changed::Config => {
+                self.config_due.get_or_insert(now + CONFIG_SETTLE);
+            }
+            Changed::Manifest => {
+                self.manifest_due.get_or_insert(now + MANIFEST_SETTLE);
+            }
         }
     }
 
@@ -976,7 +990,7 @@ impl Engine {
         self.sched.set_workers(new.pull_threads);
         self.recorder.reconfigure(&new);
         self.puller = Puller::new(new);
-        self.tools = tools_of(&self.puller);
+        self.tools = tools_of(&self.puller, self.opts.daemon);
         self.ctx = Arc::new(Ctx {
             settings: self.puller.settings.clone(),
             git: self.puller.git.clone(),

@@ -14,8 +14,8 @@
 //!   Best-effort level 7 rather than the idle class: idle I/O can starve
 //!   for as long as anything else touches the disk, which on a busy mirror
 //!   is forever.
-//! - In the daemon it waits while the load average is above the number of
-//!   CPUs.
+//! - In the daemon it waits while the load average is above `[pull]
+//!   housekeeping_max_load` (by default the number of CPUs).
 //! - It never makes a fetch wait: a repository that has a fetch queued or
 //!   running is skipped for now, and when a fetch arrives for the
 //!   repository being worked on, that work is stopped (its git killed, its
@@ -89,6 +89,8 @@ struct Shared {
     busy: Option<String>,
     /// Repositories waiting for housekeeping.
     queued: usize,
+    /// Waiting for the system load to go down.
+    paused: bool,
 }
 
 /// Counts for the stats line.
@@ -98,6 +100,8 @@ pub struct Load {
     pub queued: usize,
     /// Whether one is being worked on.
     pub active: bool,
+    /// Whether it waits for the system load to go down.
+    pub paused: bool,
 }
 
 impl Load {
@@ -122,7 +126,13 @@ pub struct Tools {
     pub git: Git,
     /// `[fsck] extra_repack_flags`.
     pub extra_repack_flags: Vec<String>,
+    /// Wait while the one-minute load average is above this (`None`:
+    /// never wait).
+    pub max_load: Option<f64>,
 }
+
+/// Where the load average comes from (the system's; tests give their own).
+pub type LoadSource = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
 
 enum Msg {
     Queue(Item, Arc<Tools>),
@@ -161,9 +171,14 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Housekeeper {
-    /// Start the housekeeping thread. With `pause_on_load`, it waits while
-    /// the load average is above the number of CPUs.
-    pub fn start(pause_on_load: bool) -> std::io::Result<Housekeeper> {
+    /// Start the housekeeping thread.
+    pub fn start() -> std::io::Result<Housekeeper> {
+        Housekeeper::start_with_load(Arc::new(load_average))
+    }
+
+    /// Start the housekeeping thread, reading the load average from
+    /// `load`.
+    pub fn start_with_load(load: LoadSource) -> std::io::Result<Housekeeper> {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (tx, rx) = unbounded_channel();
         let (etx, events) = unbounded_channel();
@@ -183,7 +198,7 @@ impl Housekeeper {
                             return;
                         }
                     };
-                    runtime.block_on(worker(rx, etx, shared, pause_on_load));
+                    runtime.block_on(worker(rx, etx, shared, load));
                 })?
         };
         Ok(Housekeeper {
@@ -248,6 +263,7 @@ impl Housekeeper {
         Load {
             queued: shared.queued,
             active: shared.busy.is_some(),
+            paused: shared.paused,
         }
     }
 
@@ -327,14 +343,15 @@ pub fn lower_priority_of_this_thread() {
 }
 
 /// The one-minute load average, if it can be read.
-fn load_average() -> Option<f64> {
+pub fn load_average() -> Option<f64> {
     let mut loads = [0f64; 3];
     // SAFETY: getloadavg writes at most 3 doubles into the array.
     let n = unsafe { libc::getloadavg(loads.as_mut_ptr(), 3) };
     (n >= 1).then_some(loads[0])
 }
 
-fn cpus() -> f64 {
+/// The default `[pull] housekeeping_max_load`: the number of CPUs.
+pub fn cpus() -> f64 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
@@ -370,24 +387,33 @@ impl Queue {
     fn len(&self) -> usize {
         self.order.len()
     }
+
+    /// The load limit of the next repository in line.
+    fn max_load(&self) -> Option<f64> {
+        let key = self.order.front()?;
+        self.items.get(key)?.1.max_load
+    }
 }
 
 async fn worker(
     mut rx: UnboundedReceiver<Msg>,
     events: UnboundedSender<Event>,
     shared: Arc<Mutex<Shared>>,
-    pause_on_load: bool,
+    load: LoadSource,
 ) {
     let mut queue = Queue::default();
     let mut current: Option<(Item, Arc<Tools>)> = None;
     let mut work: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
     let mut drains: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     let mut said_paused = false;
-    let limit = cpus();
     loop {
         let mut recheck = None;
         if current.is_none() && queue.len() > 0 {
-            let overloaded = pause_on_load && load_average().is_some_and(|l| l > limit);
+            let overloaded = match queue.max_load() {
+                Some(limit) => load().is_some_and(|l| l > limit),
+                None => false,
+            };
+            shared.lock().expect("poisoned").paused = overloaded;
             if overloaded {
                 if !said_paused {
                     info!("      spa: paused (system load), {} waiting", queue.len());
@@ -573,11 +599,55 @@ mod tests {
         assert_eq!(ioprio, (2 << 13) | 7, "best-effort class, level 7");
     }
 
+    #[tokio::test]
+    async fn waits_while_the_load_is_too_high() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let busy_system = Arc::new(AtomicBool::new(true));
+        let load: LoadSource = {
+            let busy = busy_system.clone();
+            Arc::new(move || {
+                Some(if busy.load(Ordering::SeqCst) {
+                    50.0
+                } else {
+                    0.5
+                })
+            })
+        };
+        let mut hk = Housekeeper::start_with_load(load).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        Git::from_env()
+            .run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
+            .unwrap();
+        let tools = Arc::new(Tools {
+            git: Git::from_env(),
+            extra_repack_flags: Vec::new(),
+            max_load: Some(2.0),
+        });
+        let actions = Actions {
+            pack_refs_all: true,
+            ..Actions::default()
+        };
+        hk.queue("/r.git", &repo, actions, tools);
+        while !hk.load().paused {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(hk.load().total(), 1, "still waiting, not started");
+        busy_system.store(false, Ordering::SeqCst);
+        let event = tokio::time::timeout(Duration::from_secs(60), hk.events.recv())
+            .await
+            .expect("done once the load went down");
+        assert_eq!(event, Some(Event::Finished("/r.git".into())));
+        assert!(!hk.load().paused);
+        hk.shutdown();
+    }
+
     #[test]
     fn queue_merges_and_skips_wanted() {
         let tools = Arc::new(Tools {
             git: Git::from_env(),
             extra_repack_flags: Vec::new(),
+            max_load: None,
         });
         let mut q = Queue::default();
         let item = |key: &str, actions: Actions| Item {

@@ -80,6 +80,10 @@ pub struct Settings {
     /// `[pull] shutdown_grace`: how long running fetches may go on after
     /// SIGTERM/SIGINT before they are killed.
     pub shutdown_grace: std::time::Duration,
+    /// `[pull] housekeeping_max_load`: the daemon's housekeeping waits
+    /// while the load average is above it (`None`: the number of CPUs; 0:
+    /// never waits).
+    pub housekeeping_max_load: Option<f64>,
     /// `[manifest] pretty`, for writing the local manifest.
     pub pretty: bool,
     /// `[fsck] extra_repack_flags`, added to quick repacks.
@@ -198,6 +202,22 @@ impl Settings {
                 "a number of seconds, 0 or more",
             ));
         }
+        let housekeeping_max_load = match config.get("pull", "housekeeping_max_load")? {
+            None => None,
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(l) if l >= 0.0 && l.is_finite() => Some(l),
+                _ => {
+                    return Err(bad(
+                        &config,
+                        "pull",
+                        "housekeeping_max_load",
+                        v,
+                        "a load average (a number, 0 or more)",
+                    ))
+                }
+            },
+        };
         let socket = config
             .get_path("pull", "socket")?
             .filter(|p| !p.as_os_str().is_empty());
@@ -228,6 +248,7 @@ impl Settings {
             socket,
             metrics_file,
             shutdown_grace: std::time::Duration::from_secs(grace as u64),
+            housekeeping_max_load,
             pretty,
             extra_repack_flags,
             log: config.core.log.clone(),
@@ -306,5 +327,17 @@ mod tests {
         let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nshutdown_grace = -1\n")
             .unwrap_err();
         assert!(e.to_string().contains("[pull] shutdown_grace"), "{e}");
+        let e = load(
+            "[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = lots\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("[pull] housekeeping_max_load"),
+            "{e}"
+        );
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = 3.5\n")
+                .unwrap();
+        assert_eq!(s.housekeeping_max_load, Some(3.5));
     }
 }

@@ -530,6 +530,21 @@ pub fn options() -> &'static [ConfOption] {
         },
         ConfOption {
             section: "pull",
+            key: "housekeeping_max_load",
+            example: "",
+            alternatives: &["#housekeeping_max_load = 8"],
+            default: "the number of CPUs",
+            read_by: PULL,
+            doc: "The daemon tidies up after fetches (a quick repack when loose \
+                  objects pile up, pack-refs, fetching a fork's new objects into \
+                  its object storage) at the lowest CPU and I/O priority, one \
+                  repository at a time, and waits while the one-minute load \
+                  average is above this. 0 never waits. A single run (without \
+                  -o) does this work before it exits, whatever the load.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
             key: "shutdown_grace",
             example: "60",
             alternatives: &[],
