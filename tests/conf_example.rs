@@ -63,6 +63,8 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "refresh",
             "socket",
             "metrics_file",
+            "housekeeping_max_load",
+            "shutdown_grace",
         ],
     ),
     (

@@ -466,13 +466,13 @@ fn reclone_ffonly_and_usage_errors() {
     // Usage and config errors exit 2 with one line naming the problem.
     std::fs::write(
         &replica.config,
-        std::fs::read_to_string(&replica.config).unwrap() + "refresh = 60\n",
+        std::fs::read_to_string(&replica.config).unwrap() + "refresh = 0\n",
     )
     .unwrap();
     let out = replica.pull(&["-o"]);
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert!(
-        stderr(&out).contains("not implemented yet"),
+        stderr(&out).contains("[pull] refresh"),
         "{}",
         output_text(&out)
     );
@@ -756,7 +756,7 @@ fn loose_objects_after_a_fetch_get_a_quick_repack() {
     let out = replica.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(
-        stderr(&out).contains("spa: /big.git (repack)"),
+        stderr(&out).contains("spa: /big.git (done: repack, pack-refs)"),
         "{}",
         output_text(&out)
     );

@@ -11,6 +11,7 @@ pub mod fixture;
 pub mod forks;
 pub mod http;
 pub mod mirror;
+pub mod pulld;
 pub mod replica;
 pub mod smtp;
 

@@ -13,6 +13,12 @@ use clap::Parser;
 /// no longer has. Exits 0 when everything succeeded, 1 when any repository
 /// or the manifest failed (the next run retries it), 2 on usage or config
 /// errors.
+///
+/// SIGTERM or SIGINT stops it cleanly: nothing new starts, running fetches
+/// get `[pull] shutdown_grace` seconds to finish before they are killed,
+/// the local manifest is written, and the exit status is 0 (1 if a
+/// repository had already failed in a single run). A second signal stops
+/// at once. SIGHUP reopens the log file.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-pull", version = grokmirror_cli::VERSION, max_term_width = 100)]
 pub struct Cli {
@@ -35,8 +41,10 @@ pub struct Cli {
     #[arg(long = "force-purge")]
     pub force_purge: bool,
 
-    /// Keep running and re-check the origin every `[pull] refresh` seconds
-    /// (without `refresh` in the config, run once).
+    /// Keep running: re-check the origin every `[pull] refresh` seconds,
+    /// fetch what `[pull] socket` is told about at once, follow changes
+    /// of a file:// manifest and of the config file (without `refresh` in
+    /// the config, run once).
     #[arg(short = 'o', long = "continuous")]
     pub continuous: bool,
 

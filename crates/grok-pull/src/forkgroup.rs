@@ -349,29 +349,6 @@ pub async fn after_clone(
     }
 }
 
-/// After an update fetched new objects into a member: copy them into its
-/// object storage now if nobody else is working on it (grok-fsck catches
-/// up otherwise). Caller holds the member's lock.
-pub async fn after_update(ctx: Arc<Objstore>, git: Git, member: PathBuf, key: String) {
-    if ctx.is_private(&key, &member) {
-        return;
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        match objstore::update_objstore_of(&git, &member, ctx.method) {
-            Ok(objstore::Updated::Fetched(_)) => info!(" objstore: {key}"),
-            Ok(objstore::Updated::Busy(obst)) => {
-                debug!(
-                    "{} is busy; grok-fsck will fetch {key} into it",
-                    obst.display()
-                )
-            }
-            Ok(objstore::Updated::NotAMember) => {}
-            Err(e) => warn!(" objstore: cannot fetch {key} into its object storage: {e}"),
-        }
-    })
-    .await;
-}
-
 /// Groups whose object storage is being created by a running clone: the
 /// group's other clones wait for it (see [`crate::scheduler`]), so they
 /// find it populated instead of each downloading everything.

@@ -1,8 +1,14 @@
 //! Running git from async jobs: the same sanitized command line as
-//! [`grokmirror::git::Git`], run by tokio so an interrupted job kills its
-//! git (`kill_on_drop`), and the fetch with its retries.
+//! [`grokmirror::git::Git`], run by tokio, and the fetch with its retries.
+//!
+//! Each git runs in a process group of its own. A Ctrl-C on the terminal
+//! therefore reaches only grok-pull, which decides whether running fetches
+//! may finish (see [`crate::engine`]); and an interrupted job kills the
+//! whole group, so helpers git started (`upload-pack` for local origins,
+//! `ssh`, `index-pack`) do not outlive it.
 
 use std::ffi::OsStr;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,11 +33,20 @@ where
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
-    let out = cmd.output().await.map_err(|cause| GitError::Spawn {
+    let child = cmd.spawn().map_err(|cause| GitError::Spawn {
+        bin: git.binary().to_path_buf(),
+        cause,
+    })?;
+    let mut group = GroupKiller(child.id());
+    let out = child.wait_with_output().await;
+    group.0 = None;
+    let out = out.map_err(|cause| GitError::Spawn {
         bin: git.binary().to_path_buf(),
         cause,
     })?;
@@ -40,6 +55,23 @@ where
         stdout: out.stdout,
         stderr: out.stderr,
     })
+}
+
+/// Kills a process group when dropped before it was disarmed: the group
+/// of a git whose job was interrupted. The group leader is not reaped
+/// before this runs (tokio reaps dropped children later), so its id can't
+/// have been reused.
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// Run git and turn a non-zero exit into an error.

@@ -4,7 +4,9 @@
 //! takes too). New repositories are built in the staging area and appear
 //! at their path in one rename, complete; a failed or interrupted clone
 //! leaves nothing at the path. Git settings are written in-process; git
-//! itself runs for `init`, `fetch`, `pack-refs` and `repack`.
+//! itself runs for `init` and `fetch`. What a fetch leaves to tidy up
+//! (`pack-refs`, a quick repack, the object-storage fetch) is handed to
+//! [`crate::housekeeping`] with the finished job.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -25,6 +27,7 @@ use tracing::{debug, info, warn};
 use crate::forkgroup::{self, Objstore};
 use crate::gitio;
 use crate::hooks;
+use crate::housekeeping::Actions;
 use crate::plan::{check_path_safe, Action, Job};
 use crate::settings::Settings;
 use crate::stage::{self, Staged};
@@ -109,6 +112,8 @@ pub struct Done {
     pub change: Option<Change>,
     /// The path of a brand-new clone (for `post_clone_complete_hook`).
     pub fresh_clone: Option<PathBuf>,
+    /// Housekeeping the repository needs now.
+    pub housekeeping: Actions,
 }
 
 impl Done {
@@ -118,6 +123,7 @@ impl Done {
             outcome,
             change: None,
             fresh_clone: None,
+            housekeeping: Actions::default(),
         }
     }
 
@@ -280,26 +286,31 @@ fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
     }
 }
 
-/// Quick-repack when loose objects pile up (grokmirror's rule, see
-/// [`objects::worth_quick_repack`]; never for precious repositories).
-async fn maybe_repack(ctx: &Ctx, path: &Path, key: &str) {
+/// What a repository needs after a fetch that changed its refs
+/// (grokmirror's rules): `pack-refs --all` after the first fetch; a quick
+/// repack and `pack-refs` when loose objects piled up (never for precious
+/// repositories, see [`objects::worth_quick_repack`]); for a member of an
+/// object-storage repository that is not private, fetching its new objects
+/// there.
+fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> Actions {
+    let mut actions = Actions {
+        pack_refs_all: first,
+        ..Actions::default()
+    };
     match objects::worth_quick_repack(path) {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            debug!("cannot count the objects of {key}: {e}");
-            return;
+        Ok(worth) => {
+            actions.repack = worth;
+            actions.pack_refs = worth;
         }
+        Err(e) => debug!("cannot count the objects of {key}: {e}"),
     }
-    info!("      spa: {key} (repack)");
-    let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
-    args.extend(ctx.settings.extra_repack_flags.iter().cloned());
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), &args, &[]).await {
-        debug!("cannot repack {key}: {e}");
+    // New objects go into the object storage lazily, by housekeeping
+    // (grok-fsck catches up with anything missed); private repositories'
+    // objects never go there.
+    if !ctx.objstore.is_private(key, path) {
+        actions.objstore = grokmirror::objstore::objstore_of(path);
     }
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(path), ["pack-refs"], &[]).await {
-        debug!("cannot pack refs of {key}: {e}");
-    }
+    actions
 }
 
 /// Set up a freshly staged bare repository: `git init --bare` as SPEC
@@ -487,9 +498,6 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         );
     }
     let path = staged.path().to_path_buf();
-    if let Err(e) = gitio::run_ok(&ctx.git, Some(&path), ["pack-refs", "--all"], &[]).await {
-        debug!("cannot pack refs of {key}: {e}");
-    }
     let fingerprint = fingerprint_now(&ctx.git, &path);
     if let Some(fp) = &fingerprint {
         if let Err(e) = repo::write_fingerprint(&path, fp) {
@@ -499,7 +507,6 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     if let Err(e) = repo::write_timestamp_and_agefile(&path, entry.modified) {
         return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
     }
-    maybe_repack(ctx, &path, &key).await;
     if let Some(Err(why)) = placement.as_ref().map(forkgroup::still_there) {
         return Done::failed(job, why);
     }
@@ -544,12 +551,17 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     }
     hooks::post_update(&ctx.settings.post_update_hook, &target).await;
     place_symlinks(ctx, &key, &target, &entry);
+    let mut housekeeping = housekeeping_after_fetch(ctx, &target, &key, true);
+    // A clone into object storage was fetched into it above (the group's
+    // next clones count on that), nothing is left for housekeeping there.
+    housekeeping.objstore = None;
     let mut recorded = entry;
     recorded.fingerprint = fingerprint;
     Done {
         change: Some(Change::Upsert(key, recorded)),
         fresh_clone: (!reclone).then_some(target),
         outcome: Outcome::Cloned,
+        housekeeping,
         job,
     }
 }
@@ -606,7 +618,8 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     }
     let before = fingerprint_now(&ctx.git, &target);
     let mut after = before.clone();
-    let fetched = before.as_deref() != entry.fingerprint.as_deref();
+    let mut housekeeping = Actions::default();
+    let fetched = job.notified || before.as_deref() != entry.fingerprint.as_deref();
     if fetched {
         info!("    fetch: {key}");
         if let Err(why) = gitio::fetch(
@@ -624,14 +637,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         hooks::post_update(&ctx.settings.post_update_hook, &target).await;
         after = fingerprint_now(&ctx.git, &target);
         if after != before {
-            if before.is_none() {
-                if let Err(e) =
-                    gitio::run_ok(&ctx.git, Some(&target), ["pack-refs", "--all"], &[]).await
-                {
-                    debug!("cannot pack refs of {key}: {e}");
-                }
-            }
-            maybe_repack(ctx, &target, &key).await;
+            housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
         if let Err(e) = repo::write_timestamp_and_agefile(&target, entry.modified) {
             return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
@@ -644,21 +650,13 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
         }
     }
-    if fetched && after != before {
-        forkgroup::after_update(
-            ctx.objstore.clone(),
-            ctx.git.clone(),
-            target.clone(),
-            key.clone(),
-        )
-        .await;
-    }
     changed |= place_symlinks(ctx, &key, &target, &entry);
     let mut recorded = entry;
     recorded.fingerprint = after;
     Done {
         change: Some(Change::Upsert(key, recorded)),
         fresh_clone: None,
+        housekeeping,
         outcome: if fetched || changed || adopt {
             Outcome::Updated
         } else {

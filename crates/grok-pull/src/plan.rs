@@ -56,6 +56,9 @@ pub struct Job {
     /// entry, with our own forkgroup/reference when we have them); `None`
     /// for purges.
     pub entry: Option<RepoEntry>,
+    /// A push notification asked for this repository: fetch even when the
+    /// fingerprints agree (the entry may predate the push).
+    pub notified: bool,
 }
 
 impl Job {
@@ -306,6 +309,7 @@ pub fn plan(
                     key,
                     action,
                     entry: Some(entry),
+                    notified: false,
                 };
                 if job.is_clone() {
                     clones.push(job);
@@ -395,6 +399,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, protected: &BTreeSet<String>
             key,
             action: Action::Purge,
             entry: None,
+            notified: false,
         });
     }
 }

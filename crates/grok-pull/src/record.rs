@@ -83,6 +83,20 @@ impl Recorder {
         }
     }
 
+    /// Take up the options of a reloaded config (the local manifest's path
+    /// can't change while running).
+    pub fn reconfigure(&mut self, settings: &Settings) {
+        self.pretty = settings.pretty;
+        self.projectslist = settings.projectslist.clone();
+        self.trimtop = settings.projectslist_trimtop.clone();
+        self.list_symlinks = settings.projectslist_symlinks;
+    }
+
+    /// Whether finished jobs are waiting to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Count a failure found before any job ran.
     pub fn fail(&mut self, key: &str, why: &str) {
         self.summary.failed += 1;

@@ -1,28 +1,30 @@
-//! Running jobs with bounded concurrency (`[pull] pull_threads`).
+//! The work queue (`[pull] pull_threads` workers).
 //!
 //! Updates of existing repositories go before clones. Clones may take every
 //! worker, but when all of them are busy cloning and an update is waiting,
 //! that update runs beside them in one extra lane: a huge initial clone (or
 //! a batch of them) never keeps the rest of the mirror from being updated,
-//! and an initial mirror still clones with every worker. A job whose repository is locked by someone else is put back
-//! and tried again a little later, a bounded number of times.
+//! and an initial mirror still clones with every worker. A job whose
+//! repository is locked by someone else is put back and tried again a
+//! little later, a bounded number of times.
 //!
-//! The scheduler only runs jobs and hands each finished one to the caller's
-//! `on_done`; what to record is the caller's business (see
-//! [`crate::record`]). New jobs can be pushed while it runs, which is what a
-//! daemon loop needs.
+//! There is at most one job per repository. A job for a repository that is
+//! already queued is merged into the queued one (a burst of push
+//! notifications costs one fetch); one for a repository that is running is
+//! kept as a follow-up and queued when the running job ends, because the
+//! running fetch may have read the origin's refs before the push it is
+//! being told about.
+//!
+//! The scheduler is only the queue: it decides what may start and keeps
+//! count. Running the jobs, and what to do with finished ones, is the
+//! business of [`crate::engine`].
 
-use std::collections::{BTreeSet, VecDeque};
-use std::future::Future;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::JoinSet;
-use tracing::{error, info};
-
-use crate::forkgroup::{Objstore, Seeding};
-use crate::job::{self, Ctx, Done, Outcome};
+use crate::forkgroup::Seeding;
+use crate::job::{Ctx, Done, Outcome};
 use crate::plan::{Action, Job};
 
 /// How long to wait before retrying a locked repository.
@@ -30,298 +32,401 @@ pub const BUSY_PAUSE: Duration = Duration::from_secs(5);
 /// How many times a locked repository is retried before the job fails.
 pub const BUSY_TRIES: u32 = 60;
 
-#[derive(Debug)]
-struct Queued {
-    job: Job,
-    busy_tries: u32,
+/// A job with what it runs with.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The job.
+    pub job: Job,
+    /// The run context it was planned with (settings, culled keys).
+    pub ctx: Arc<Ctx>,
+    /// How often it found its repository locked so far.
+    pub busy_tries: u32,
 }
 
-/// What the caller learns about a finished job.
-#[derive(Debug)]
-pub struct Finished {
-    /// The finished job.
-    pub done: Done,
-    /// Whether clones are still queued or running (for
-    /// `post_clone_complete_hook`).
-    pub clones_pending: bool,
+/// What became of a pushed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued as a new job.
+    New,
+    /// Merged into the job already queued for the repository.
+    Merged,
+    /// The repository's job is running: this one follows it.
+    FollowUp,
 }
 
-/// The work queue and its workers.
+/// What became of a finished job.
+#[derive(Debug)]
+pub enum Settled {
+    /// The repository was locked: the job waits and runs again later.
+    Retrying,
+    /// The job is over (its follow-up, if any, is queued now).
+    Finished(Box<Done>),
+}
+
+/// Merge a newer job for the same repository into an older one: the newer
+/// entry and action win, except that a re-clone stays a re-clone unless
+/// the repository is to go, and a push notification is never forgotten.
+fn merge(old: &mut Queued, new: Job, ctx: Arc<Ctx>) {
+    let action = match (old.job.action, new.action) {
+        (_, Action::Purge) | (Action::Purge, _) => new.action,
+        (Action::Reclone, _) | (_, Action::Reclone) => Action::Reclone,
+        (
+            Action::Update {
+                adopt: a1,
+                reconfig: r1,
+                fetch: f1,
+            },
+            Action::Update {
+                adopt: a2,
+                reconfig: r2,
+                fetch: f2,
+            },
+        ) => Action::Update {
+            adopt: a1 || a2,
+            reconfig: r1 || r2,
+            fetch: f1 || f2,
+        },
+        (_, newer) => newer,
+    };
+    let notified = (old.job.notified || new.notified) && action != Action::Purge;
+    old.job = Job {
+        action,
+        notified,
+        ..new
+    };
+    old.ctx = ctx;
+}
+
+/// The work queue.
 #[derive(Debug)]
 pub struct Scheduler {
     workers: usize,
-    updates: VecDeque<Queued>,
-    clones: VecDeque<Queued>,
-    waiting: Vec<(Instant, Queued)>,
-    queued_keys: BTreeSet<String>,
-    running_clones: usize,
-    /// Object storage, when clones go into fork groups.
-    objstore: Option<Arc<Objstore>>,
-    /// Groups whose first clone is running.
+    queued: HashMap<String, Queued>,
+    updates: VecDeque<String>,
+    clones: VecDeque<String>,
+    waiting: HashMap<String, (Instant, Queued)>,
+    running: HashMap<String, bool>,
+    followups: HashMap<String, Queued>,
+    held: HashSet<String>,
+    /// Fork groups whose first clone is running: the group's other clones
+    /// wait for it, then find the object storage populated.
     seeding: Seeding,
 }
 
 impl Scheduler {
     /// A scheduler with `workers` concurrent jobs.
     pub fn new(workers: usize) -> Scheduler {
-        let workers = workers.max(1);
         Scheduler {
-            workers,
+            workers: workers.max(1),
+            queued: HashMap::new(),
             updates: VecDeque::new(),
             clones: VecDeque::new(),
-            waiting: Vec::new(),
-            queued_keys: BTreeSet::new(),
-            running_clones: 0,
-            objstore: None,
+            waiting: HashMap::new(),
+            running: HashMap::new(),
+            followups: HashMap::new(),
+            held: HashSet::new(),
             seeding: Seeding::default(),
         }
     }
 
-    /// Clone forks into their object storage: the first clone of a group
-    /// without populated object storage runs alone (the others then find
-    /// it populated), public clones before private ones.
-    pub fn with_objstore(mut self, objstore: Arc<Objstore>) -> Scheduler {
-        self.objstore = Some(objstore);
-        self
+    /// Change the number of workers (a reloaded config); running jobs are
+    /// not touched.
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers.max(1);
     }
 
-    /// The next clone that may start (see [`Scheduler::with_objstore`]).
-    fn next_clone(&mut self) -> Option<Queued> {
-        let Some(objstore) = self.objstore.clone() else {
-            return self.clones.pop_front();
-        };
-        let group_of = |q: &Queued| -> Option<(String, bool)> {
-            let group = q.job.entry.as_ref()?.forkgroup.clone()?;
-            if q.job.action != Action::Clone {
-                return None;
+    fn enqueue(&mut self, q: Queued) {
+        let key = q.job.key.clone();
+        if q.job.is_clone() {
+            self.clones.push_back(key.clone());
+        } else {
+            self.updates.push_back(key.clone());
+        }
+        self.queued.insert(key, q);
+    }
+
+    /// Queue a job (see the module doc for merging and follow-ups).
+    pub fn push(&mut self, job: Job, ctx: Arc<Ctx>) -> Pushed {
+        let key = job.key.clone();
+        if self.running.contains_key(&key) {
+            match self.followups.get_mut(&key) {
+                Some(old) => merge(old, job, ctx),
+                None => {
+                    self.followups.insert(
+                        key,
+                        Queued {
+                            job,
+                            ctx,
+                            busy_tries: 0,
+                        },
+                    );
+                }
             }
-            let path = grokmirror::fsutil::key_path(&objstore.toplevel, &q.job.key);
-            Some((group, objstore.is_private(&q.job.key, &path)))
+            return Pushed::FollowUp;
+        }
+        if let Some((_, old)) = self.waiting.get_mut(&key) {
+            merge(old, job, ctx);
+            return Pushed::Merged;
+        }
+        if let Some(old) = self.queued.get_mut(&key) {
+            let was_clone = old.job.is_clone();
+            merge(old, job, ctx);
+            if old.job.is_clone() != was_clone {
+                // Move it to the lane it belongs in now.
+                self.updates.retain(|k| *k != key);
+                self.clones.retain(|k| *k != key);
+                let q = self.queued.remove(&key).expect("just merged");
+                self.enqueue(q);
+            }
+            return Pushed::Merged;
+        }
+        self.enqueue(Queued {
+            job,
+            ctx,
+            busy_tries: 0,
+        });
+        Pushed::New
+    }
+
+    fn running_clones(&self) -> usize {
+        self.running.values().filter(|c| **c).count()
+    }
+
+    /// Whether clones are queued, waiting or running (for
+    /// `post_clone_complete_hook`).
+    pub fn clones_pending(&self) -> bool {
+        self.running.values().any(|c| *c)
+            || !self.clones.is_empty()
+            || self.waiting.values().any(|(_, q)| q.job.is_clone())
+            || self.followups.values().any(|q| q.job.is_clone())
+    }
+
+    fn pop_lane(&mut self, clones: bool) -> Option<Queued> {
+        let pos = if clones {
+            self.next_clone()?
+        } else {
+            self.updates.iter().position(|k| !self.held.contains(k))?
         };
-        let mut chosen = None;
-        for (i, q) in self.clones.iter().enumerate() {
-            let Some((group, private)) = group_of(q) else {
-                chosen = Some(i);
-                break;
+        let lane = if clones {
+            &mut self.clones
+        } else {
+            &mut self.updates
+        };
+        let key = lane.remove(pos).expect("position is in range");
+        self.queued.remove(&key)
+    }
+
+    /// The fork group of a clone into object storage, and whether the
+    /// repository is private.
+    fn group_of(q: &Queued) -> Option<(String, bool)> {
+        if q.job.action != Action::Clone {
+            return None;
+        }
+        let group = q.job.entry.as_ref()?.forkgroup.clone()?;
+        let objstore = &q.ctx.objstore;
+        let path = grokmirror::fsutil::key_path(&objstore.toplevel, &q.job.key);
+        Some((group, objstore.is_private(&q.job.key, &path)))
+    }
+
+    /// Where in the clone lane the next clone that may start is: the
+    /// first clone of a group without populated object storage runs
+    /// alone, public clones before private ones.
+    fn next_clone(&mut self) -> Option<usize> {
+        for (i, key) in self.clones.iter().enumerate() {
+            if self.held.contains(key) {
+                continue;
+            }
+            let q = &self.queued[key];
+            let Some((group, private)) = Self::group_of(q) else {
+                return Some(i);
             };
             let public_waiting = || {
                 self.clones
                     .iter()
-                    .chain(self.waiting.iter().map(|(_, w)| w))
+                    .filter_map(|k| self.queued.get(k))
+                    .chain(self.waiting.values().map(|(_, w)| w))
                     .any(|o| {
-                        o.job.key != q.job.key && group_of(o).is_some_and(|(g, p)| g == group && !p)
+                        o.job.key != q.job.key
+                            && Self::group_of(o).is_some_and(|(g, p)| g == group && !p)
                     })
             };
-            if self
-                .seeding
-                .admit(&objstore, &q.job.key, &group, private, &public_waiting)
-            {
-                chosen = Some(i);
-                break;
+            if self.seeding.admit(
+                &q.ctx.objstore,
+                &q.job.key,
+                &group,
+                private,
+                &public_waiting,
+            ) {
+                return Some(i);
             }
-        }
-        chosen.and_then(|i| self.clones.remove(i))
-    }
-
-    /// Queue a job, unless a job for the same repository is already queued
-    /// or running. Returns whether it was queued.
-    pub fn push(&mut self, job: Job) -> bool {
-        if !self.queued_keys.insert(job.key.clone()) {
-            return false;
-        }
-        let q = Queued { job, busy_tries: 0 };
-        if q.job.is_clone() {
-            self.clones.push_back(q);
-        } else {
-            self.updates.push_back(q);
-        }
-        true
-    }
-
-    fn clones_pending(&self) -> bool {
-        self.running_clones > 0
-            || !self.clones.is_empty()
-            || self.waiting.iter().any(|(_, q)| q.job.is_clone())
-    }
-
-    fn next_ready(&mut self, running: usize) -> Option<Queued> {
-        if !self.updates.is_empty() {
-            let running_updates = running - self.running_clones;
-            // Every worker busy cloning: one update may run beside them.
-            let overflow = running_updates == 0 && running < self.workers + 1;
-            if running < self.workers || overflow {
-                return self.updates.pop_front();
-            }
-            return None;
-        }
-        if running < self.workers {
-            return self.next_clone();
         }
         None
     }
 
-    fn wake_waiting(&mut self) {
-        let now = Instant::now();
-        let mut still = Vec::new();
-        for (at, q) in self.waiting.drain(..) {
-            if at <= now {
-                if q.job.is_clone() {
-                    self.clones.push_back(q);
-                } else {
-                    self.updates.push_back(q);
-                }
+    /// The next job that may start now, if any; it counts as running from
+    /// here on.
+    pub fn start_next(&mut self) -> Option<Queued> {
+        let running = self.running.len();
+        let ready_updates = self.updates.iter().any(|k| !self.held.contains(k));
+        let q = if ready_updates {
+            let running_updates = running - self.running_clones();
+            // Every worker busy cloning: one update may run beside them.
+            let overflow = running_updates == 0 && running < self.workers + 1;
+            if running < self.workers || overflow {
+                self.pop_lane(false)
             } else {
-                still.push((at, q));
+                None
             }
-        }
-        self.waiting = still;
+        } else if running < self.workers {
+            self.pop_lane(true)
+        } else {
+            None
+        }?;
+        self.running.insert(q.job.key.clone(), q.job.is_clone());
+        Some(q)
     }
 
-    /// Run until every job is done (and, with `incoming`, until that
-    /// channel is closed: new jobs arriving on it are queued as they come,
-    /// which is what a daemon needs), or until `stop` resolves: then running
-    /// jobs are killed (their git processes die with them, their staged
-    /// clones are removed) and the queue is dropped. `on_done` is called for
-    /// each finished job, in the order they finish. Returns false when
-    /// stopped.
-    pub async fn run<F, S>(
-        &mut self,
-        ctx: Arc<Ctx>,
-        stop: S,
-        mut incoming: Option<&mut UnboundedReceiver<Job>>,
-        mut on_done: F,
-    ) -> bool
-    where
-        F: AsyncFnMut(Finished),
-        S: Future<Output = ()>,
-    {
-        let mut running: JoinSet<(Queued, Done)> = JoinSet::new();
-        let mut stop = std::pin::pin!(stop);
-        let mut stopped = false;
-        loop {
-            self.wake_waiting();
-            while let Some(q) = self.next_ready(running.len()) {
-                if q.job.is_clone() {
-                    self.running_clones += 1;
+    /// Take back a job that ended. A job that found its repository locked
+    /// waits and runs again, up to [`BUSY_TRIES`] times.
+    pub fn settle(&mut self, mut q: Queued, done: Done, now: Instant) -> Settled {
+        let key = q.job.key.clone();
+        self.running.remove(&key);
+        self.seeding.finished(&key);
+        let done = if done.outcome == Outcome::Busy {
+            q.busy_tries += 1;
+            if q.busy_tries < BUSY_TRIES {
+                // A follow-up that arrived meanwhile merges into the retry.
+                if let Some(f) = self.followups.remove(&key) {
+                    merge(&mut q, f.job, f.ctx);
                 }
-                running.spawn(run_guarded(ctx.clone(), q));
+                self.waiting.insert(key, (now + BUSY_PAUSE, q));
+                return Settled::Retrying;
             }
-            let listening = incoming.is_some();
-            if running.is_empty() && self.waiting.is_empty() && !listening {
-                break;
+            let why = format!(
+                "still locked by another process after {} tries",
+                q.busy_tries
+            );
+            Done {
+                outcome: Outcome::Failed(why),
+                ..done
             }
-            let next_wake = self.waiting.iter().map(|(at, _)| *at).min();
-            let finished = tokio::select! {
-                Some(joined) = running.join_next(), if !running.is_empty() => joined,
-                _ = async {
-                    match next_wake {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
-                        None => std::future::pending().await,
-                    }
-                } => continue,
-                job = async {
-                    match incoming.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                }, if listening => {
-                    match job {
-                        Some(job) => {
-                            self.push(job);
-                        }
-                        None => incoming = None,
-                    }
-                    continue;
-                }
-                _ = &mut stop => { stopped = true; break; }
-            };
-            let (mut q, done) = match finished {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Only an abort gets here (panics are caught by
-                    // run_guarded), and only `stop` aborts.
-                    error!("a job was cancelled: {e}");
-                    continue;
-                }
-            };
-            if q.job.is_clone() {
-                self.running_clones -= 1;
-            }
-            self.seeding.finished(&q.job.key);
-            let done = if done.outcome == Outcome::Busy {
-                q.busy_tries += 1;
-                if q.busy_tries < BUSY_TRIES {
-                    self.waiting.push((Instant::now() + BUSY_PAUSE, q));
-                    continue;
-                }
-                let why = format!(
-                    "still locked by another process after {} tries",
-                    q.busy_tries
-                );
-                Done {
-                    outcome: Outcome::Failed(why),
-                    ..done
-                }
-            } else {
-                done
-            };
-            self.queued_keys.remove(&q.job.key);
-            let clones_pending = self.clones_pending();
-            on_done(Finished {
-                done,
-                clones_pending,
-            })
-            .await;
+        } else {
+            done
+        };
+        if let Some(f) = self.followups.remove(&key) {
+            self.enqueue(f);
         }
-        if stopped {
-            info!("stopping: interrupting {} running jobs", running.len());
-            running.abort_all();
-            while running.join_next().await.is_some() {}
-            self.updates.clear();
-            self.clones.clear();
-            self.waiting.clear();
-            self.queued_keys.clear();
-            self.running_clones = 0;
-        }
-        !stopped
+        Settled::Finished(Box::new(done))
     }
-}
 
-/// Aborts a task when dropped, so cancelling the outer job task also
-/// cancels the job inside it.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// Forget a running job that was cancelled (its follow-up goes too).
+    pub fn cancelled(&mut self, key: &str) {
+        self.running.remove(key);
+        self.seeding.finished(key);
+        self.followups.remove(key);
     }
-}
 
-/// Run a job in its own task so that a panic in it becomes a failure of
-/// that repository (reported and counted) instead of a lost job.
-async fn run_guarded(ctx: Arc<Ctx>, q: Queued) -> (Queued, Done) {
-    let job = q.job.clone();
-    let mut inner = AbortOnDrop(tokio::spawn(job::run(ctx, q.job.clone())));
-    let done = match (&mut inner.0).await {
-        Ok(done) => done,
-        Err(e) => {
-            error!("the job for {} crashed: {e}", job.key);
-            Done::failed(job, format!("crashed: {e}"))
+    /// Move jobs whose pause is over back into the queue.
+    pub fn wake_waiting(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some((_, q)) = self.waiting.remove(&key) {
+                self.enqueue(q);
+            }
         }
-    };
-    (q, done)
+    }
+
+    /// When the next waiting job is due.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.waiting.values().map(|(at, _)| *at).min()
+    }
+
+    /// Keep a queued repository from starting until [`Scheduler::release`].
+    pub fn hold(&mut self, key: &str) {
+        self.held.insert(key.to_string());
+    }
+
+    /// Let a held repository start again.
+    pub fn release(&mut self, key: &str) {
+        self.held.remove(key);
+    }
+
+    /// Whether a job for this repository is queued, waiting, running or
+    /// following one.
+    pub fn wants(&self, key: &str) -> bool {
+        self.queued.contains_key(key)
+            || self.waiting.contains_key(key)
+            || self.running.contains_key(key)
+            || self.followups.contains_key(key)
+    }
+
+    /// Drop everything that has not started; returns how many jobs went.
+    pub fn clear_queue(&mut self) -> usize {
+        let n = self.queued.len() + self.waiting.len() + self.followups.len();
+        self.queued.clear();
+        self.updates.clear();
+        self.clones.clear();
+        self.waiting.clear();
+        self.followups.clear();
+        self.held.clear();
+        n
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Keys of the jobs running now.
+    pub fn running_keys(&self) -> impl Iterator<Item = &String> {
+        self.running.keys()
+    }
+
+    /// Jobs waiting to start (queued, pausing on a lock, or following a
+    /// running one).
+    pub fn queued(&self) -> usize {
+        self.queued.len() + self.waiting.len() + self.followups.len()
+    }
+
+    /// Nothing queued, waiting or running.
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.queued() == 0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Action;
+    use crate::settings::Settings;
+    use grokmirror::config::Config;
+
+    fn ctx() -> Arc<Ctx> {
+        // Nothing is run: any existing directory will do as the top level.
+        let text = format!(
+            "[core]\ntoplevel = {}\n[remote]\nsite = /nowhere\nmanifest = file:///nowhere/m.js\n",
+            std::env::temp_dir().display()
+        );
+        let config = Config::from_text(&text, std::path::Path::new("t.conf"), 0).unwrap();
+        Arc::new(Ctx {
+            settings: Settings::from_config(config, false).unwrap(),
+            git: grokmirror::git::Git::from_env(),
+            culled: Default::default(),
+            borrowed: Default::default(),
+            objstore: Default::default(),
+        })
+    }
 
     fn job(key: &str, action: Action) -> Job {
         Job {
             key: key.into(),
             action,
             entry: None,
+            notified: false,
         }
     }
 
@@ -331,105 +436,141 @@ mod tests {
         fetch: true,
     };
 
-    /// Start what `next_ready` allows, as `run` does, counting clones.
-    fn start_all(s: &mut Scheduler, running: &mut Vec<Job>) {
-        while let Some(q) = s.next_ready(running.len()) {
-            if q.job.is_clone() {
-                s.running_clones += 1;
-            }
-            running.push(q.job);
+    fn start_all(s: &mut Scheduler) -> Vec<String> {
+        let mut started = Vec::new();
+        while let Some(q) = s.start_next() {
+            started.push(q.job.key);
+        }
+        started
+    }
+
+    fn done(q: &Queued, outcome: Outcome) -> Done {
+        Done {
+            job: q.job.clone(),
+            outcome,
+            change: None,
+            fresh_clone: None,
+            housekeeping: Default::default(),
         }
     }
 
     #[test]
     fn updates_first_clones_fill_every_worker_updates_never_starve() {
+        let c = ctx();
         let mut s = Scheduler::new(2);
-        assert!(s.push(job("/c1.git", Action::Clone)));
-        assert!(s.push(job("/c2.git", Action::Clone)));
-        assert!(s.push(job("/c3.git", Action::Clone)));
-        assert!(s.push(job("/u1.git", UPDATE)));
-        assert!(!s.push(job("/u1.git", UPDATE)), "one job per repository");
-        let mut running = Vec::new();
-        start_all(&mut s, &mut running);
-        let keys: Vec<&str> = running.iter().map(|j| j.key.as_str()).collect();
-        assert_eq!(keys, vec!["/u1.git", "/c1.git"], "the update goes first");
+        assert_eq!(
+            s.push(job("/c1.git", Action::Clone), c.clone()),
+            Pushed::New
+        );
+        s.push(job("/c2.git", Action::Clone), c.clone());
+        s.push(job("/c3.git", Action::Clone), c.clone());
+        assert_eq!(s.push(job("/u1.git", UPDATE), c.clone()), Pushed::New);
+        assert_eq!(
+            s.push(job("/u1.git", UPDATE), c.clone()),
+            Pushed::Merged,
+            "one job per repository"
+        );
+        assert_eq!(
+            start_all(&mut s),
+            vec!["/u1.git", "/c1.git"],
+            "the update goes first"
+        );
 
         // Both workers busy cloning; a new update still gets to run.
         let mut s = Scheduler::new(2);
-        s.push(job("/c1.git", Action::Clone));
-        s.push(job("/c2.git", Action::Clone));
-        s.push(job("/c3.git", Action::Clone));
-        let mut running = Vec::new();
-        start_all(&mut s, &mut running);
+        s.push(job("/c1.git", Action::Clone), c.clone());
+        s.push(job("/c2.git", Action::Clone), c.clone());
+        s.push(job("/c3.git", Action::Clone), c.clone());
         assert_eq!(
-            running.len(),
+            start_all(&mut s).len(),
             2,
             "an initial mirror clones with every worker"
         );
-        s.push(job("/u2.git", UPDATE));
-        s.push(job("/u3.git", UPDATE));
-        start_all(&mut s, &mut running);
-        let keys: Vec<&str> = running.iter().map(|j| j.key.as_str()).collect();
+        s.push(job("/u2.git", UPDATE), c.clone());
+        s.push(job("/u3.git", UPDATE), c.clone());
         assert_eq!(
-            keys,
-            vec!["/c1.git", "/c2.git", "/u2.git"],
+            start_all(&mut s),
+            vec!["/u2.git"],
             "one update beside the clones, no more"
         );
     }
-}
 
-#[cfg(test)]
-mod run_tests {
-    use super::*;
-    use crate::plan::Action;
-    use crate::settings::Settings;
-    use grokmirror::config::Config;
+    #[test]
+    fn notifications_coalesce_and_follow_running_jobs() {
+        let c = ctx();
+        let mut s = Scheduler::new(1);
+        let mut notified = job("/a.git", UPDATE);
+        notified.notified = true;
+        s.push(notified.clone(), c.clone());
+        s.push(job("/a.git", UPDATE), c.clone());
+        let q = s.start_next().unwrap();
+        assert!(q.job.notified, "merging keeps the notification");
+        assert!(s.start_next().is_none(), "one job per repository");
 
-    #[tokio::test]
-    async fn jobs_arriving_on_the_channel_run_until_it_closes() {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[core]\ntoplevel = {}\n[remote]\nsite = /nowhere\nmanifest = file:///nowhere/m.js\n",
-            dir.path().display()
+        // Pushes while it runs become one follow-up.
+        assert_eq!(s.push(notified.clone(), c.clone()), Pushed::FollowUp);
+        assert_eq!(s.push(notified.clone(), c.clone()), Pushed::FollowUp);
+        assert!(s.wants("/a.git"));
+        assert!(
+            s.start_next().is_none(),
+            "the follow-up waits for the running job"
         );
-        let config = Config::from_text(&text, std::path::Path::new("t.conf"), 0).unwrap();
-        let ctx = Arc::new(Ctx {
-            settings: Settings::from_config(config, false).unwrap(),
-            git: grokmirror::git::Git::from_env(),
-            culled: Default::default(),
-            borrowed: Default::default(),
-            objstore: Default::default(),
-        });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let purge = |key: &str| Job {
-            key: key.into(),
-            action: Action::Purge,
-            entry: None,
-        };
-        tx.send(purge("/a.git")).unwrap();
-        tx.send(purge("/b.git")).unwrap();
-        let feeder = tokio::spawn(async move {
-            tokio::task::yield_now().await;
-            tx.send(purge("/c.git")).unwrap();
-            // Dropping tx closes the channel: the scheduler then drains
-            // and returns.
-        });
+        let settled = s.settle(q.clone(), done(&q, Outcome::Updated), Instant::now());
+        assert!(matches!(settled, Settled::Finished(_)));
+        let again = s.start_next().expect("the follow-up is queued");
+        assert!(again.job.notified);
+        s.settle(
+            again.clone(),
+            done(&again, Outcome::Updated),
+            Instant::now(),
+        );
+        assert!(s.is_idle());
+
+        // A locked repository waits, then runs again.
+        s.push(job("/b.git", UPDATE), c.clone());
+        let q = s.start_next().unwrap();
+        let now = Instant::now();
+        assert!(matches!(
+            s.settle(q.clone(), done(&q, Outcome::Busy), now),
+            Settled::Retrying
+        ));
+        assert!(!s.is_idle());
+        assert!(s.start_next().is_none());
+        s.wake_waiting(now + BUSY_PAUSE);
+        assert_eq!(s.start_next().unwrap().job.key, "/b.git");
+
+        // Held repositories do not start; the rest do.
         let mut s = Scheduler::new(2);
-        let mut seen = Vec::new();
-        let completed = s
-            .run(
-                ctx,
-                std::future::pending(),
-                Some(&mut rx),
-                async |f: Finished| {
-                    assert_eq!(f.done.outcome, Outcome::Purged);
-                    seen.push(f.done.job.key);
-                },
-            )
-            .await;
-        feeder.await.unwrap();
-        assert!(completed);
-        seen.sort();
-        assert_eq!(seen, vec!["/a.git", "/b.git", "/c.git"]);
+        s.push(job("/h.git", UPDATE), c.clone());
+        s.push(job("/x.git", UPDATE), c.clone());
+        s.hold("/h.git");
+        assert_eq!(start_all(&mut s), vec!["/x.git"]);
+        s.release("/h.git");
+        assert_eq!(start_all(&mut s), vec!["/h.git"]);
+    }
+
+    #[test]
+    fn merging_keeps_reclones_and_moves_lanes() {
+        let c = ctx();
+        let mut s = Scheduler::new(1);
+        s.push(job("/r.git", Action::Reclone), c.clone());
+        s.push(job("/r.git", UPDATE), c.clone());
+        s.push(job("/u.git", UPDATE), c.clone());
+        // /u.git first: /r.git is still a re-clone, in the clone lane.
+        let first = s.start_next().unwrap();
+        assert_eq!(first.job.key, "/u.git");
+        s.settle(
+            first.clone(),
+            done(&first, Outcome::Updated),
+            Instant::now(),
+        );
+        let second = s.start_next().unwrap();
+        assert_eq!(second.job.action, Action::Reclone);
+
+        let mut s = Scheduler::new(1);
+        s.push(job("/n.git", Action::Clone), c.clone());
+        s.push(job("/n.git", UPDATE), c.clone());
+        assert_eq!(s.clear_queue(), 1);
+        assert!(s.is_idle());
     }
 }

@@ -11,6 +11,11 @@ use grokmirror::glob::GlobList;
 /// responses.
 pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Default `[pull] shutdown_grace`: how long running fetches may take to
+/// finish after SIGTERM, in seconds. Well inside the contrib unit's
+/// TimeoutStopSec=5min, so systemd never has to kill us.
+pub const DEFAULT_SHUTDOWN_GRACE: i64 = 60;
+
 /// Where the remote manifest comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestSource {
@@ -68,6 +73,17 @@ pub struct Settings {
     pub post_work_complete_hook: Vec<String>,
     /// `[pull] refresh` (seconds; unset means one-shot).
     pub refresh: Option<i64>,
+    /// `[pull] socket`: the push-notification socket of the daemon.
+    pub socket: Option<PathBuf>,
+    /// `[pull] metrics_file`: Prometheus text-format statistics.
+    pub metrics_file: Option<PathBuf>,
+    /// `[pull] shutdown_grace`: how long running fetches may go on after
+    /// SIGTERM/SIGINT before they are killed.
+    pub shutdown_grace: std::time::Duration,
+    /// `[pull] housekeeping_max_load`: the daemon's housekeeping waits
+    /// while the load average is above it (`None`: the number of CPUs; 0:
+    /// never waits).
+    pub housekeeping_max_load: Option<f64>,
     /// `[manifest] pretty`, for writing the local manifest.
     pub pretty: bool,
     /// `[fsck] extra_repack_flags`, added to quick repacks.
@@ -179,6 +195,38 @@ impl Settings {
             extra_repack_flags = flags.split_whitespace().map(str::to_string).collect();
         }
         let pretty = config.get_bool("manifest", "pretty", false)?;
+        let grace = config.get_int("pull", "shutdown_grace", DEFAULT_SHUTDOWN_GRACE)?;
+        if grace < 0 {
+            return Err(bad(
+                &config,
+                "pull",
+                "shutdown_grace",
+                grace.to_string(),
+                "a number of seconds, 0 or more",
+            ));
+        }
+        let housekeeping_max_load = match config.get("pull", "housekeeping_max_load")? {
+            None => None,
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(l) if l >= 0.0 && l.is_finite() => Some(l),
+                _ => {
+                    return Err(bad(
+                        &config,
+                        "pull",
+                        "housekeeping_max_load",
+                        v,
+                        "a load average (a number, 0 or more)",
+                    ))
+                }
+            },
+        };
+        let socket = config
+            .get_path("pull", "socket")?
+            .filter(|p| !p.as_os_str().is_empty());
+        let metrics_file = config
+            .get_path("pull", "metrics_file")?
+            .filter(|p| !p.as_os_str().is_empty());
         Ok(Settings {
             site,
             source,
@@ -200,6 +248,10 @@ impl Settings {
             post_clone_complete_hook: config.get_lines("pull", "post_clone_complete_hook")?,
             post_work_complete_hook: config.get_lines("pull", "post_work_complete_hook")?,
             refresh,
+            socket,
+            metrics_file,
+            shutdown_grace: std::time::Duration::from_secs(grace as u64),
+            housekeeping_max_load,
             pretty,
             extra_repack_flags,
             preload_bundle_url: config
@@ -256,6 +308,9 @@ mod tests {
         assert!(s.include.is_match("/anything.git"));
         assert_eq!(s.manifest_max_bytes, DEFAULT_MANIFEST_MAX_BYTES);
         assert_eq!(s.url_of("/a/b.git"), "https://o.example/a/b.git");
+        assert_eq!(s.shutdown_grace.as_secs(), DEFAULT_SHUTDOWN_GRACE as u64);
+        assert_eq!(s.socket, None);
+        assert_eq!(s.metrics_file, None);
 
         let s = load("[remote]\nsite = /srv/origin/\nmanifest = file:///srv/m.js\n").unwrap();
         assert_eq!(s.source, ManifestSource::File("/srv/m.js".into()));
@@ -275,5 +330,20 @@ mod tests {
         assert!(e.to_string().contains("[remote] manifest"), "{e}");
         let e = load("[remote]\nsite = x\nmanifest = file://relative/m\n").unwrap_err();
         assert!(e.to_string().contains("file:///"), "{e}");
+        let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nshutdown_grace = -1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("[pull] shutdown_grace"), "{e}");
+        let e = load(
+            "[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = lots\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("[pull] housekeeping_max_load"),
+            "{e}"
+        );
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = 3.5\n")
+                .unwrap();
+        assert_eq!(s.housekeeping_max_load, Some(3.5));
     }
 }

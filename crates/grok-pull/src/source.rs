@@ -37,10 +37,29 @@ pub enum Poll {
     Fetched {
         /// The validated manifest.
         manifest: RemoteManifest,
+        /// Its modification time is so recent that it may change again
+        /// unnoticed (see [`is_racy`]).
+        racy: bool,
         /// What to record in the `.remote` state file once the run has
         /// mirrored it completely (`None` for `manifest_command`).
         state: Option<RemoteState>,
     },
+}
+
+/// Whether a manifest modified at `mtime` (whole seconds) when the clock
+/// says `now` may still change within that same second. A later
+/// If-Modified-Since (or mtime comparison) could not tell such a change
+/// apart from what was read, so it would be missed until the next one; the
+/// daemon therefore looks once more without If-Modified-Since (the way git
+/// treats racily clean index entries).
+pub fn is_racy(mtime: i64, now: i64) -> bool {
+    mtime > 0 && mtime >= now - 1
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Ask the origin for its manifest. `force` ignores If-Modified-Since and
@@ -81,6 +100,7 @@ pub async fn poll(
             let manifest = decode(raw, settings, &path.display().to_string(), rules)?;
             Ok(Poll::Fetched {
                 manifest,
+                racy: is_racy(mtime, unix_now()),
                 state: Some(RemoteState {
                     source: Some(path.display().to_string()),
                     last_fetched: mtime,
@@ -96,10 +116,11 @@ pub async fn poll(
                     info!(" manifest: unchanged");
                     Ok(Poll::Unchanged)
                 }
-                Some((raw, last_modified)) => {
+                Some((raw, last_modified, server_now)) => {
                     let manifest = decode(raw, settings, url, rules)?;
                     Ok(Poll::Fetched {
                         manifest,
+                        racy: is_racy(last_modified, server_now),
                         state: Some(RemoteState {
                             source: Some(url.clone()),
                             last_fetched: last_modified,
@@ -168,6 +189,7 @@ async fn poll_command(
             let manifest = decode(out.stdout, settings, &cmd.display().to_string(), rules)?;
             Ok(Poll::Fetched {
                 manifest,
+                racy: false,
                 state: None,
             })
         }
@@ -249,12 +271,13 @@ fn retryable(err: &reqwest::Error) -> bool {
 }
 
 /// GET the manifest. `None` on 304; otherwise the body (capped at
-/// `max_bytes`) and the Last-Modified time (0 when absent).
+/// `max_bytes`), the Last-Modified time (0 when absent) and the server's
+/// clock (its Date header; ours when absent).
 async fn fetch_http(
     url: &str,
     since: Option<i64>,
     max_bytes: u64,
-) -> anyhow::Result<Option<(Vec<u8>, i64)>> {
+) -> anyhow::Result<Option<(Vec<u8>, i64, i64)>> {
     info!(" manifest: fetching {url}");
     let client = client()?;
     let parsed = reqwest::Url::parse(url)
@@ -303,6 +326,13 @@ async fn fetch_http(
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .and_then(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
+    let server_now = response
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t: SystemTime| t.duration_since(UNIX_EPOCH).ok())
+        .map_or_else(unix_now, |d| d.as_secs() as i64);
     if last_modified == 0 {
         debug!("{url} sent no usable Last-Modified; the next run will fetch it again");
     }
@@ -323,7 +353,7 @@ async fn fetch_http(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some((body, last_modified)))
+    Ok(Some((body, last_modified, server_now)))
 }
 
 /// An HTTP error with its causes, on one line.

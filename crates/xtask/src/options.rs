@@ -491,7 +491,12 @@ pub fn options() -> &'static [ConfOption] {
             default: "unset (grok-pull runs once, even with -o)",
             read_by: PULL,
             doc: "Seconds between manifest checks when grok-pull runs as a daemon \
-                  (-o). The systemd unit in contrib/systemd needs it set.",
+                  (-o). The systemd unit in contrib/systemd needs it set. The first \
+                  check after the daemon starts looks at every repository. A \
+                  file:// manifest is also watched, so its changes are seen at \
+                  once; the config file is watched too, and a changed one is \
+                  re-read between jobs (a broken one is reported and the old one \
+                  kept; toplevel, manifest, objstore and socket need a restart).",
             ours: false,
         },
         ConfOption {
@@ -504,8 +509,10 @@ pub fn options() -> &'static [ConfOption] {
             doc: "A Unix socket the daemon listens on for push notifications: write \
                   a manifest path and a newline to it (e.g. from a message-bus \
                   listener) and that repository is updated at once instead of at \
-                  the next refresh. Paths not in the local manifest are ignored. \
-                  The socket is not writable by other users.",
+                  the next refresh. Paths this mirror does not carry are logged \
+                  and ignored. The socket is created with mode 0660 (owner and \
+                  group only); a stale socket left by an earlier run is replaced, \
+                  anything else at that path is an error.",
             ours: false,
         },
         ConfOption {
@@ -519,6 +526,37 @@ pub fn options() -> &'static [ConfOption] {
                   format, for node_exporter's textfile collector. Under the \
                   systemd unit in contrib/systemd, add its directory to \
                   ReadWritePaths.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
+            key: "housekeeping_max_load",
+            example: "",
+            alternatives: &["#housekeeping_max_load = 8"],
+            default: "the number of CPUs",
+            read_by: PULL,
+            doc: "The daemon tidies up after fetches (a quick repack when loose \
+                  objects pile up, pack-refs, fetching a fork's new objects into \
+                  its object storage) at the lowest CPU and I/O priority, one \
+                  repository at a time, and waits while the one-minute load \
+                  average is above this. 0 never waits. A single run (without \
+                  -o) does this work before it exits, whatever the load.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
+            key: "shutdown_grace",
+            example: "60",
+            alternatives: &[],
+            default: "60",
+            read_by: PULL,
+            doc: "Seconds that running fetches may take to finish after SIGTERM or \
+                  SIGINT. grok-pull starts nothing new once told to stop; what is \
+                  still running when this time is up is killed and cleaned up (a \
+                  half-made clone is never visible), and the local manifest is \
+                  written either way. A second signal stops at once. Keep it below \
+                  the service manager's stop timeout (TimeoutStopSec=5min in \
+                  contrib/systemd). 0 stops at once.",
             ours: true,
         },
         // ---------------------------------------------------------------- fsck
