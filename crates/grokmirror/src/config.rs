@@ -59,7 +59,7 @@ pub enum ConfigError {
         expected: &'static str,
     },
     /// The top level does not exist or is not writable.
-    #[error("config file {path}: toplevel {toplevel} does not exist or is not writable ({why})")]
+    #[error("config file {path}: toplevel {toplevel} does not exist or is not writable ({why}); create it for the user this runs as, or fix [core] toplevel")]
     Toplevel {
         /// The config file.
         path: PathBuf,
