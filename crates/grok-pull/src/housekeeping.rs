@@ -436,7 +436,11 @@ async fn worker(
             shared.lock().expect("poisoned").paused = overloaded;
             if overloaded {
                 if !said_paused {
-                    info!("      spa: paused (system load), {} waiting", queue.len());
+                    info!(
+                        "      spa: {} queued; waiting for the load average to drop below {}",
+                        queue.len(),
+                        queue.max_load().unwrap_or_default()
+                    );
                     said_paused = true;
                 }
                 recheck = Some(LOAD_RECHECK);
