@@ -39,6 +39,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "manifest_command",
             "preload_bundle_url",
             "manifest_max_bytes",
+            "manifest_timeout",
         ],
     ),
     (
@@ -107,6 +108,7 @@ const BOOLEANS: &[(&str, &str)] = &[
 
 const INTEGERS: &[(&str, &str)] = &[
     ("remote", "manifest_max_bytes"),
+    ("remote", "manifest_timeout"),
     ("pull", "purgeprotect"),
     ("pull", "pull_threads"),
     ("pull", "retries"),

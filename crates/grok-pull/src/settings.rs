@@ -11,6 +11,11 @@ use grokmirror::glob::GlobList;
 /// responses.
 pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Default `[remote] manifest_timeout`, in seconds: how long the origin may
+/// send nothing while grok-pull waits for its manifest. The same 300
+/// seconds grokmirror 2.x waits for a read.
+pub const DEFAULT_MANIFEST_TIMEOUT: i64 = 300;
+
 /// Default `[pull] shutdown_grace`: how long running fetches may take to
 /// finish after SIGTERM, in seconds. Well inside the contrib unit's
 /// TimeoutStopSec=5min, so systemd never has to kill us.
@@ -39,6 +44,10 @@ pub struct Settings {
     pub source: ManifestSource,
     /// `[remote] manifest_max_bytes`.
     pub manifest_max_bytes: u64,
+    /// `[remote] manifest_timeout`: the longest silence from the origin
+    /// (connecting, waiting for the answer, or between two pieces of its
+    /// body) before fetching the manifest is given up.
+    pub manifest_timeout: std::time::Duration,
     /// `[pull] include`.
     pub include: GlobList,
     /// `[pull] exclude`.
@@ -182,6 +191,17 @@ impl Settings {
                 "a positive number of bytes",
             ));
         }
+        let manifest_timeout =
+            config.get_int("remote", "manifest_timeout", DEFAULT_MANIFEST_TIMEOUT)?;
+        if manifest_timeout < 1 {
+            return Err(bad(
+                &config,
+                "remote",
+                "manifest_timeout",
+                manifest_timeout.to_string(),
+                "a positive number of seconds",
+            ));
+        }
         let threads = config.get_int("pull", "pull_threads", 0)?;
         let pull_threads = if threads >= 1 {
             threads as usize
@@ -231,6 +251,7 @@ impl Settings {
             site,
             source,
             manifest_max_bytes: max as u64,
+            manifest_timeout: std::time::Duration::from_secs(manifest_timeout as u64),
             include: config.get_globs("pull", "include", "*")?,
             exclude: config.get_globs("pull", "exclude", "")?,
             nopurge: config.get_globs("pull", "nopurge", "")?,
@@ -307,6 +328,10 @@ mod tests {
         assert!(s.pull_threads >= 1);
         assert!(s.include.is_match("/anything.git"));
         assert_eq!(s.manifest_max_bytes, DEFAULT_MANIFEST_MAX_BYTES);
+        assert_eq!(
+            s.manifest_timeout.as_secs(),
+            DEFAULT_MANIFEST_TIMEOUT as u64
+        );
         assert_eq!(s.url_of("/a/b.git"), "https://o.example/a/b.git");
         assert_eq!(s.shutdown_grace.as_secs(), DEFAULT_SHUTDOWN_GRACE as u64);
         assert_eq!(s.socket, None);
@@ -333,6 +358,11 @@ mod tests {
         let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nshutdown_grace = -1\n")
             .unwrap_err();
         assert!(e.to_string().contains("[pull] shutdown_grace"), "{e}");
+        let e =
+            load("[remote]\nsite = x\nmanifest = file:///m\nmanifest_timeout = 0\n").unwrap_err();
+        assert!(e.to_string().contains("[remote] manifest_timeout"), "{e}");
+        let s = load("[remote]\nsite = x\nmanifest = file:///m\nmanifest_timeout = 7\n").unwrap();
+        assert_eq!(s.manifest_timeout.as_secs(), 7);
         let e = load(
             "[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = lots\n",
         )

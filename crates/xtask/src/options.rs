@@ -296,6 +296,23 @@ pub fn options() -> &'static [ConfOption] {
                   memory or disk.",
             ours: true,
         },
+        ConfOption {
+            section: "remote",
+            key: "manifest_timeout",
+            example: "300",
+            alternatives: &[],
+            default: "300 (seconds)",
+            read_by: PULL,
+            doc: "Give up fetching the remote manifest over http(s) when the origin \
+                  sends nothing for this many seconds: while connecting (at most 30 \
+                  seconds), while waiting for its answer, or between two pieces of the \
+                  body. An origin that stalls half-way through a response then fails \
+                  the run (or, with refresh, this poll) with an error naming the URL, \
+                  and nothing is changed. It bounds silence, not the whole download: \
+                  a large manifest on a slow link is fine while bytes keep coming. \
+                  grokmirror 2.x waits the same 300 seconds but has no option for it.",
+            ours: true,
+        },
         // ---------------------------------------------------------------- pull
         ConfOption {
             section: "pull",
