@@ -133,7 +133,12 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
 
     // One uninterrupted run tells how many log lines a run prints.
     let clean = Replica::new(&dir, "clean", &daemon.site(), &url, "");
-    let done = run_and_kill(&mut pull_cmd(&clean), None, Duration::ZERO, Victims::WholeTree);
+    let done = run_and_kill(
+        &mut pull_cmd(&clean),
+        None,
+        Duration::ZERO,
+        Victims::WholeTree,
+    );
     assert_eq!(done.code, Some(0), "{}", done.log);
     let total = done.lines;
     assert!(total > PULL_REPOS, "only {total} lines:\n{}", done.log);
@@ -180,7 +185,11 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
         for key in &keys {
             assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
         }
-        assert!(staged(&replica.top).is_empty(), "{when}: {:?}", staged(&replica.top));
+        assert!(
+            staged(&replica.top).is_empty(),
+            "{when}: {:?}",
+            staged(&replica.top)
+        );
         let local = read_manifest_json(&replica.manifest());
         let listed: Vec<&String> = local.as_object().unwrap().keys().collect();
         assert_eq!(listed, keys.iter().collect::<Vec<_>>(), "{when}");
@@ -191,6 +200,208 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
             "{when}, once more: {}",
             output_text(&out)
         );
+    }
+    assert!(kills >= 4, "seed {seed}: only {kills} runs were killed");
+}
+
+const FSCK_REPOS: usize = 6;
+
+/// The config of a tree at `top`, written to `config`.
+fn fsck_config(top: &Path, config: &Path) {
+    std::fs::write(
+        config,
+        format!(
+            "[core]\ntoplevel = {}\nmanifest = ${{toplevel}}/manifest.js.gz\n\
+             [fsck]\nstatusfile = ${{core:toplevel}}/fsck.status.js\nthreads = 2\n",
+            top.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn write_manifest(top: &Path) {
+    support::run_ok(
+        grok("grok-manifest")
+            .arg("-m")
+            .arg(top.join("manifest.js.gz"))
+            .arg("-t")
+            .arg(top),
+    );
+}
+
+/// A tree whose repositories grok-fsck has seen once, that have since
+/// "fetched" some 100 commits left as loose objects (so each one wants a
+/// repack); built once and copied for every round.
+fn fsck_template(dir: &Path) -> std::path::PathBuf {
+    let top = dir.join("template");
+    std::fs::create_dir_all(&top).unwrap();
+    let mut repos = Vec::new();
+    for i in 0..FSCK_REPOS {
+        let repo = support::fixture::init_bare(&top.join(format!("g{}/r{i}.git", i % 2)));
+        support::fixture::commits(&repo, "side", 150, 1_600_000_000);
+        repos.push(repo);
+    }
+    write_manifest(&top);
+    let config = dir.join("template.conf");
+    fsck_config(&top, &config);
+    support::run_ok(grok("grok-fsck").arg("-c").arg(&config));
+    for (i, repo) in repos.iter().enumerate() {
+        // Kept loose: some 40% of the objects.
+        support::git(Some(repo), &["config", "fastimport.unpackLimit", "100000"]);
+        support::fixture::commits(repo, "main", 100 + 10 * i, 1_650_000_000);
+        std::fs::write(repo.join("grokmirror.fingerprint"), show_ref_sha1(repo)).unwrap();
+    }
+    write_manifest(&top);
+    top
+}
+
+/// A fresh copy of the template at `dir/<name>`, with its config and its
+/// status file (whose keys are full paths) moved along.
+fn fsck_tree(template: &Path, dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let top = dir.join(name);
+    support::run_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(template)
+            .arg(&top),
+    );
+    let status = top.join("fsck.status.js");
+    let text = std::fs::read_to_string(&status).unwrap();
+    let from = format!("{}/", template.display());
+    let to = format!("{}/", top.display());
+    std::fs::write(&status, text.replace(&from, &to)).unwrap();
+    let config = dir.join(format!("{name}.conf"));
+    fsck_config(&top, &config);
+    (top, config)
+}
+
+fn fsck_cmd(config: &Path, mode: &str) -> std::process::Command {
+    let mut cmd = grok("grok-fsck");
+    cmd.arg("-v").arg(mode).arg("-c").arg(config);
+    cmd
+}
+
+/// The runs killed: `-f` (quick repacks where needed, then `git fsck`)
+/// and `--repack-all-full` (every repository into one pack, old packs
+/// deleted).
+const FSCK_MODES: [&str; 2] = ["-f", "--repack-all-full"];
+
+/// grok-fsck killed at random moments while it repacks and checks
+/// repositories full of loose objects: after each kill every repository
+/// passes `git fsck` with its refs intact and the status file (if written)
+/// is valid JSON; a rerun completes, repacks and checks everything, and
+/// records every repository in the status file.
+#[test]
+fn grok_fsck_killed_anywhere_leaves_valid_repos_and_a_rerun_completes() {
+    let (seed, mut rng) = rng();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let template = fsck_template(&dir);
+    let keys = repos_under(&template);
+    assert_eq!(keys.len(), FSCK_REPOS);
+    for k in &keys {
+        let c = support::replica::count_objects(&template.join(k.trim_start_matches('/')));
+        assert!(c["count"] >= 300 && c["packs"] == 1, "{k}: {c:?}");
+    }
+    let refs: Vec<String> = keys
+        .iter()
+        .map(|k| show_ref(&template.join(k.trim_start_matches('/'))))
+        .collect();
+
+    let mut totals = Vec::new();
+    for (m, mode) in FSCK_MODES.iter().enumerate() {
+        let (_, clean_config) = fsck_tree(&template, &dir, &format!("clean{m}"));
+        let done = run_and_kill(
+            &mut fsck_cmd(&clean_config, mode),
+            None,
+            Duration::ZERO,
+            Victims::WholeTree,
+        );
+        assert_eq!(done.code, Some(0), "{mode}: {}", done.log);
+        assert!(done.log.contains("repacking"), "{mode}: {}", done.log);
+        totals.push(done.lines);
+    }
+
+    let check = |top: &Path, when: &str| {
+        for (key, refs) in keys.iter().zip(&refs) {
+            let repo = top.join(key.trim_start_matches('/'));
+            if let Err(e) = fsck(&repo) {
+                panic!("{when}: {e}");
+            }
+            assert_eq!(&show_ref(&repo), refs, "{when}: refs of {key}");
+        }
+        let status = top.join("fsck.status.js");
+        if status.exists() {
+            let text = std::fs::read(&status).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{when}: status file: {e}"));
+        }
+    };
+
+    let mut kills = 0;
+    for round in 0..8 {
+        let (top, config) = fsck_tree(&template, &dir, &format!("t{round}"));
+        let mode = FSCK_MODES[round % 2];
+        let total = totals[round % 2];
+        let victims = if round % 4 < 2 {
+            Victims::ProgramOnly
+        } else {
+            Victims::WholeTree
+        };
+        let at = rng.random_range(1..total);
+        let delay = Duration::from_millis(rng.random_range(0..60));
+        let when =
+            format!("seed {seed}, round {round}, {mode} ({victims:?}) {delay:?} after line {at}");
+        let out = run_and_kill(&mut fsck_cmd(&config, mode), Some(at), delay, victims);
+        if out.killed {
+            kills += 1;
+            // Orphaned git (a repack carrying on) finishes first: what is
+            // checked is what it leaves, not a repack half-way.
+            await_gone(&out.orphans);
+            eprintln!(
+                "{when}: {} orphans; loose objects left in {} of {FSCK_REPOS}",
+                out.orphans.len(),
+                keys.iter()
+                    .filter(|k| support::replica::count_objects(
+                        &top.join(k.trim_start_matches('/'))
+                    )["count"]
+                        > 0)
+                    .count()
+            );
+            check(&top, &when);
+        } else {
+            assert_eq!(out.code, Some(0), "{when}: {}", out.log);
+        }
+        let rerun = run(&mut fsck_cmd(&config, mode));
+        let when = format!("seed {seed}, round {round}, the rerun");
+        assert!(rerun.status.success(), "{when}: {}", output_text(&rerun));
+        check(&top, &when);
+        let status = read_manifest_json(&top.join("fsck.status.js"));
+        for key in &keys {
+            let repo = top.join(key.trim_start_matches('/'));
+            let entry = &status[repo.display().to_string()];
+            assert!(entry.is_object(), "{when}: {key} is not in the status file");
+            let counts = support::replica::count_objects(&repo);
+            // Repacked; a repack killed between writing its pack and
+            // deleting the loose copies may leave a few duplicates behind,
+            // too few to ask for another repack, and harmless.
+            assert_eq!(
+                counts["count"], counts["prune-packable"],
+                "{when}: {key} has loose objects no pack holds: {counts:?}"
+            );
+            if mode == "-f" {
+                // Every repository was checked. (A full repack stands for
+                // the check, so --repack-all-full records no lastcheck for
+                // a repository an orphaned repack already finished.)
+                assert_eq!(
+                    entry["lastcheck"].as_str(),
+                    Some(support::replica::today().as_str()),
+                    "{when}: {key} in the status file: {status:#}"
+                );
+            } else {
+                assert_eq!(counts["packs"], 1, "{when}: {key} is not in one pack");
+            }
+        }
     }
     assert!(kills >= 4, "seed {seed}: only {kills} runs were killed");
 }
