@@ -58,6 +58,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "remotename",
             "pull_threads",
             "retries",
+            "fetch_timeout",
             "include",
             "exclude",
             "ffonly",

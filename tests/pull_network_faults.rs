@@ -3,6 +3,9 @@
 //! Each time grok-pull gives up on its own (exit 1), says so in one line
 //! naming the URL and what to do, and changes nothing: not the replica's
 //! repositories, not the local manifest, not the `.remote` state file.
+//! And a git server that accepts a fetch and then says nothing: with
+//! `[pull] fetch_timeout` the fetch is killed, the repository reported as
+//! failed, nothing half-made is left.
 
 mod support;
 
@@ -232,4 +235,91 @@ fn a_redirect_loop_is_stopped() {
     for key in ["/a.git", "/b.git", "/c.git"] {
         assert_mirrored(&s.origin.path(key), &s.replica.path(key), "Grokmirror");
     }
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never says a
+/// word: a git daemon that hangs.
+struct SilentServer {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = conns.clone();
+        // Lives until the test process ends; it only ever holds sockets.
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                kept.lock().unwrap().push(conn);
+            }
+        });
+        SilentServer { port, conns }
+    }
+
+    /// Whether every connection made so far was closed by the client.
+    fn all_hung_up(&self) -> bool {
+        use std::io::Read;
+        self.conns.lock().unwrap().iter_mut().all(|c| {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+        })
+    }
+}
+
+#[test]
+fn a_git_server_that_stalls_is_given_up_on_after_fetch_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 2, 1_600_000_000);
+    origin.manifest();
+    let url = format!("file://{}", origin.manifest.display());
+    let silent = SilentServer::start();
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &format!("git://127.0.0.1:{}", silent.port),
+        &url,
+        "fetch_timeout = 2\nretries = 2\n",
+    );
+    let out = pull_quietly(&replica, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/a.git") && stderr.contains("[pull] fetch_timeout"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(silent.conns.lock().unwrap().len(), 2, "two tries");
+    assert!(
+        silent.all_hung_up(),
+        "the stalled gits were killed, not left behind"
+    );
+    assert!(!replica.path("/a.git").exists(), "no half clone");
+    assert!(staging(&replica.top).iter().all(|n| n.starts_with('.')));
+    if replica.manifest().exists() {
+        let local = support::read_manifest_json(&replica.manifest());
+        assert!(local.get("/a.git").is_none(), "{local}");
+    }
+
+    // With a git daemon that answers, the next run clones it.
+    let gitd = support::daemon::GitDaemon::serve(&origin.root);
+    let replica = Replica::new(&dir, "replica", &gitd.site(), &url, "fetch_timeout = 600\n");
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_mirrored(
+        &origin.path("/a.git"),
+        &replica.path("/a.git"),
+        "Grokmirror",
+    );
 }

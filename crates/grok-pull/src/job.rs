@@ -485,6 +485,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         &ctx.settings.remotename,
         &key,
         ctx.settings.retries,
+        ctx.settings.fetch_timeout,
         &env,
     )
     .await
@@ -628,6 +629,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             &ctx.settings.remotename,
             &key,
             ctx.settings.retries,
+            ctx.settings.fetch_timeout,
             &[],
         )
         .await

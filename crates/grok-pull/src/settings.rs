@@ -68,6 +68,9 @@ pub struct Settings {
     pub pull_threads: usize,
     /// `[pull] retries`: fetch attempts per repository.
     pub retries: u32,
+    /// `[pull] fetch_timeout`: how long one fetch attempt may run before
+    /// it is killed (`None`: no limit).
+    pub fetch_timeout: Option<std::time::Duration>,
     /// `[pull] projectslist`.
     pub projectslist: Option<PathBuf>,
     /// `[pull] projectslist_trimtop`.
@@ -209,6 +212,27 @@ impl Settings {
             (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
         };
         let retries = config.get_int("pull", "retries", 3)?.max(1) as u32;
+        // Empty (as the example config has it) means unset.
+        let fetch_timeout_set = config
+            .get("pull", "fetch_timeout")?
+            .is_some_and(|v| !v.trim().is_empty());
+        let fetch_timeout = match fetch_timeout_set
+            .then(|| config.get_opt_int("pull", "fetch_timeout"))
+            .transpose()?
+            .flatten()
+        {
+            None | Some(0) => None,
+            Some(secs) if secs > 0 => Some(std::time::Duration::from_secs(secs as u64)),
+            Some(secs) => {
+                return Err(bad(
+                    &config,
+                    "pull",
+                    "fetch_timeout",
+                    secs.to_string(),
+                    "a number of seconds (0 or unset: no limit)",
+                ))
+            }
+        };
         let refresh = config.get_opt_int("pull", "refresh")?;
         let mut extra_repack_flags = Vec::new();
         if let Some(flags) = config.get("fsck", "extra_repack_flags")? {
@@ -262,6 +286,7 @@ impl Settings {
             remotename: config.get_or("pull", "remotename", "_grokmirror")?,
             pull_threads,
             retries,
+            fetch_timeout,
             projectslist: config.get_path("pull", "projectslist")?,
             projectslist_trimtop: config.get_or("pull", "projectslist_trimtop", "")?,
             projectslist_symlinks: config.get_bool("pull", "projectslist_symlinks", false)?,
@@ -336,6 +361,7 @@ mod tests {
         assert_eq!(s.shutdown_grace.as_secs(), DEFAULT_SHUTDOWN_GRACE as u64);
         assert_eq!(s.socket, None);
         assert_eq!(s.metrics_file, None);
+        assert_eq!(s.fetch_timeout, None);
 
         let s = load("[remote]\nsite = /srv/origin/\nmanifest = file:///srv/m.js\n").unwrap();
         assert_eq!(s.source, ManifestSource::File("/srv/m.js".into()));
@@ -363,6 +389,18 @@ mod tests {
         assert!(e.to_string().contains("[remote] manifest_timeout"), "{e}");
         let s = load("[remote]\nsite = x\nmanifest = file:///m\nmanifest_timeout = 7\n").unwrap();
         assert_eq!(s.manifest_timeout.as_secs(), 7);
+        let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = -5\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("[pull] fetch_timeout"), "{e}");
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = 0\n").unwrap();
+        assert_eq!(s.fetch_timeout, None);
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout =\n").unwrap();
+        assert_eq!(s.fetch_timeout, None);
+        let s = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = 600\n")
+            .unwrap();
+        assert_eq!(s.fetch_timeout, Some(std::time::Duration::from_secs(600)));
         let e = load(
             "[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = lots\n",
         )

@@ -464,6 +464,25 @@ pub fn options() -> &'static [ConfOption] {
         },
         ConfOption {
             section: "pull",
+            key: "fetch_timeout",
+            example: "",
+            alternatives: &["#fetch_timeout = 3600"],
+            default: "empty (no limit, as in grokmirror 2.x)",
+            read_by: PULL,
+            doc: "Kill a fetch (with everything it started) that is still running \
+                  after this many seconds; it counts as a failed try (see retries) \
+                  and the repository is fetched again next run. git itself never \
+                  gives up on a git:// or ssh server that stops sending in the middle \
+                  of a transfer, so without a limit such a fetch holds its worker \
+                  forever and a one-shot run never ends. Set it well above the time \
+                  your largest repository takes to clone. For http(s) remotes git's \
+                  own http.lowSpeedLimit and http.lowSpeedTime, set in the git config \
+                  of the user grok-pull runs as, catch a stall without bounding a \
+                  long transfer.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
             key: "include",
             example: "*",
             alternatives: &[
