@@ -4,7 +4,8 @@
 //! connection.
 //!
 //! What arrives is untrusted: each line is capped in length, must be UTF-8
-//! and a well-formed manifest path; anything else is logged and skipped.
+//! and a well-formed manifest path; anything else is logged (cut short)
+//! and skipped, and a client sending too many such lines is cut off.
 //! Connections are capped in number and closed when idle, so a client that
 //! misbehaves can neither exhaust memory nor keep others out for long.
 //! Whether a path names a repository we mirror is the engine's decision.
@@ -235,8 +236,8 @@ impl Drop for Listener {
 /// Read one client's lines until it hangs up, sending each valid path to
 /// `tx`. The connection is dropped when it idles for [`IDLE_TIMEOUT`],
 /// sends a line longer than [`MAX_LINE`] (without reading the rest of it:
-/// no more than `MAX_LINE` bytes are ever buffered) or more than
-/// [`MAX_BAD_LINES`] bad lines. Generic over the stream so tests can feed
+/// no more than `MAX_LINE` bytes are ever buffered) or its
+/// [`MAX_BAD_LINES`]th bad line. Generic over the stream so tests can feed
 /// it any bytes.
 pub async fn read_client<R>(stream: R, tx: mpsc::Sender<Notification>)
 where
