@@ -405,3 +405,47 @@ fn grok_fsck_killed_anywhere_leaves_valid_repos_and_a_rerun_completes() {
     }
     assert!(kills >= 4, "seed {seed}: only {kills} runs were killed");
 }
+
+/// What a git (or grok-pull's own in-process config write) killed
+/// half-way leaves in a repository: its lock files. The next run removes
+/// them and goes on, instead of failing on that repository run after run.
+/// (Found by the random kills above: a `config.lock` left by a kill made
+/// every later run fail on that repository.)
+#[test]
+fn lock_files_of_a_killed_git_do_not_block_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 3, 1_600_000_000);
+    origin.manifest();
+    let url = format!("file://{}", origin.manifest.display());
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &origin.root.display().to_string(),
+        &url,
+        "",
+    );
+    let out = run(&mut pull_cmd(&replica));
+    assert!(out.status.success(), "{}", output_text(&out));
+    let repo = replica.path("/a.git");
+    let locks = ["config.lock", "packed-refs.lock", "refs/heads/main.lock"];
+    for l in locks {
+        std::fs::write(repo.join(l), "half-written\n").unwrap();
+        support::mirror::bump_mtime(&repo.join(l), -60);
+    }
+    support::fixture::commits(&origin.path("/a.git"), "main", 2, 1_700_000_000);
+    origin.manifest();
+    origin.age_manifest(5);
+    let out = run(&mut pull_cmd(&replica));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_mirrored(&origin.path("/a.git"), &repo, "Grokmirror");
+    for l in locks {
+        assert!(!repo.join(l).exists(), "{l} is still there");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left by a git that died"),
+        "{}",
+        output_text(&out)
+    );
+}
