@@ -39,6 +39,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "manifest_command",
             "preload_bundle_url",
             "manifest_max_bytes",
+            "manifest_timeout",
         ],
     ),
     (
@@ -57,6 +58,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "remotename",
             "pull_threads",
             "retries",
+            "fetch_timeout",
             "include",
             "exclude",
             "ffonly",
@@ -107,6 +109,7 @@ const BOOLEANS: &[(&str, &str)] = &[
 
 const INTEGERS: &[(&str, &str)] = &[
     ("remote", "manifest_max_bytes"),
+    ("remote", "manifest_timeout"),
     ("pull", "purgeprotect"),
     ("pull", "pull_threads"),
     ("pull", "retries"),

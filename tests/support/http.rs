@@ -25,6 +25,12 @@ pub enum Mode {
     /// Send the headers of a file and only the first half of its body,
     /// then close the connection.
     Truncate,
+    /// Send the headers of a file and the first half of its body, then
+    /// nothing more, holding the connection open until the server stops:
+    /// an origin that hangs mid-response.
+    Stall,
+    /// Answer every request with a 302 back to the same URL, forever.
+    RedirectLoop,
 }
 
 /// One request the server saw.
@@ -42,6 +48,7 @@ pub struct Request {
 
 struct State {
     root: PathBuf,
+    stop: Arc<AtomicBool>,
     mode: Mode,
     requests: Vec<Request>,
 }
@@ -59,12 +66,13 @@ impl HttpServer {
     pub fn serve(root: &Path) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(State {
             root: root.to_path_buf(),
+            stop: stop.clone(),
             mode: Mode::Normal,
             requests: Vec::new(),
         }));
-        let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let state = state.clone();
             let stop = stop.clone();
@@ -151,9 +159,9 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
         }
     }
-    let (root, mode) = {
+    let (root, mode, stop) = {
         let s = state.lock().unwrap();
-        (s.root.clone(), s.mode.clone())
+        (s.root.clone(), s.mode.clone(), s.stop.clone())
     };
     let mut out = conn;
     let record = |status: u16| {
@@ -171,6 +179,14 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             out,
             "HTTP/1.1 {code} Test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
+        )?;
+        return Ok(());
+    }
+    if mode == Mode::RedirectLoop {
+        record(302);
+        write!(
+            out,
+            "HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
         return Ok(());
     }
@@ -212,6 +228,15 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         out.write_all(&body[..body.len() / 2])?;
         out.flush()?;
         let _ = out.shutdown(std::net::Shutdown::Both);
+        return Ok(());
+    }
+    if mode == Mode::Stall {
+        out.write_all(&body[..body.len() / 2])?;
+        out.flush()?;
+        // Keep the connection open and silent until the server goes.
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         return Ok(());
     }
     out.write_all(&body)?;

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod fixture;
 pub mod forks;
 pub mod http;
+pub mod kill;
 pub mod mirror;
 pub mod pulld;
 pub mod replica;

@@ -284,7 +284,9 @@ async fn preload(git: &Git, base_url: &str, obst: &Path) {
 async fn download(url: &str, dest: &Path) -> anyhow::Result<bool> {
     use std::io::Write;
     let parsed = reqwest::Url::parse(url)?;
-    let client = crate::source::client()?;
+    let client = crate::source::client(std::time::Duration::from_secs(
+        crate::settings::DEFAULT_MANIFEST_TIMEOUT as u64,
+    ))?;
     let mut req = client.get(parsed.clone());
     if let Some((login, password)) = parsed.host_str().and_then(crate::source::netrc_credentials) {
         req = req.basic_auth(login, password);

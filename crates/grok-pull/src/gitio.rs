@@ -121,12 +121,17 @@ pub fn failure_reason(out: &GitOutput) -> String {
 
 /// Fetch `remote` into `repo` (with `--prune`), trying up to `attempts`
 /// times with a short pause between tries. Returns the last failure.
+/// Each try that is still running after `limit` is killed (with
+/// everything it started) and counts as failed: a transfer from a server
+/// that stalls would otherwise hang its job forever (git has no timeout
+/// of its own for git:// or ssh).
 pub async fn fetch(
     git: &Git,
     repo: &Path,
     remote: &str,
     key: &str,
     attempts: u32,
+    limit: Option<Duration>,
     env: Env<'_>,
 ) -> Result<(), String> {
     let mut last = String::new();
@@ -135,13 +140,28 @@ pub async fn fetch(
             info!("  refetch: {key} (try #{attempt})");
             tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt - 1))).await;
         }
-        let out = run(
+        let attempt_run = run(
             git,
             Some(repo),
             ["fetch", "--prune", "--quiet", remote],
             env,
-        )
-        .await
+        );
+        let out = match limit {
+            None => attempt_run.await,
+            // Dropping the unfinished run kills its process group.
+            Some(limit) => match tokio::time::timeout(limit, attempt_run).await {
+                Ok(out) => out,
+                Err(_) => {
+                    last = format!(
+                        "git fetch did not finish within {}s; killed (raise [pull] fetch_timeout \
+                         if transfers this long are expected)",
+                        limit.as_secs()
+                    );
+                    warn!("    fetch: {key} failed (try #{attempt}): {last}");
+                    continue;
+                }
+            },
+        }
         .map_err(|e| e.to_string())?;
         if out.success() {
             let noise = out.stderr_str();

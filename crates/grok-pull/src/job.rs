@@ -143,13 +143,24 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) -> Done {
     }
 }
 
-/// Take the repository's lock if it is free.
+/// Take the repository's lock if it is free. With it taken, git lock
+/// files older than this moment (`config.lock`, `packed-refs.lock`, ref
+/// locks) are leftovers of a git, or of our own libgit2 writes, that was
+/// killed: every grokmirror-aware writer holds the repository's lock while
+/// it works. They are removed, or every later change to that file would
+/// fail, run after run.
 fn try_lock(path: &Path) -> Result<Option<FileLock>, String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    lock::try_lock_repo(path).map_err(|e| e.to_string())
+    let since = std::time::SystemTime::now();
+    let lock = lock::try_lock_repo(path).map_err(|e| e.to_string())?;
+    // A real directory only: the lock of a symlink does not cover its target.
+    if lock.is_some() && fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        grokmirror::gitlocks::clear_stale(path, since);
+    }
+    Ok(lock)
 }
 
 fn git_config(path: &Path) -> Result<git2::Config, String> {
@@ -274,6 +285,30 @@ fn set_head(git: &Git, path: &Path, head: &str) -> Result<bool, String> {
     fsutil::write_atomic(&file, format!("{head}\n").as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     Ok(true)
+}
+
+/// The fingerprint of a staged clone whose objects are still under their
+/// staging name (`env` points git at them): what `git show-ref` prints,
+/// hashed, as [`refs::snapshot`] would find it once they are renamed.
+async fn staged_fingerprint(git: &Git, path: &Path, env: gitio::Env<'_>) -> Option<String> {
+    match gitio::run(git, Some(path), ["show-ref"], env).await {
+        // Exit 1 without output: no refs at all.
+        Ok(out) if out.success() || out.stdout.is_empty() => {
+            refs::fingerprint_of_show_ref(&out.stdout, &GlobList::default())
+        }
+        Ok(out) => {
+            warn!(
+                "cannot read the refs of {}: {}",
+                path.display(),
+                out.stderr_str().trim()
+            );
+            None
+        }
+        Err(e) => {
+            warn!("cannot read the refs of {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
@@ -485,20 +520,19 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         &ctx.settings.remotename,
         &key,
         ctx.settings.retries,
+        ctx.settings.fetch_timeout,
         &env,
     )
     .await
     {
         return Done::failed(job, why);
     }
-    if let Err(e) = staged.finish_objects() {
-        return Done::failed(
-            job,
-            format!("cannot finish {}: {e}", staged.path().display()),
-        );
-    }
     let path = staged.path().to_path_buf();
-    let fingerprint = fingerprint_now(&ctx.git, &path);
+    // Everything is recorded while the objects still have their staging
+    // name: the staged clone must not look like a repository to tree walks
+    // (grokmirror 2.x's descends into the staging area) for longer than
+    // the two renames below, should this process be killed in between.
+    let fingerprint = staged_fingerprint(&ctx.git, &path, &env).await;
     if let Some(fp) = &fingerprint {
         if let Err(e) = repo::write_fingerprint(&path, fp) {
             return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
@@ -509,6 +543,12 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     }
     if let Some(Err(why)) = placement.as_ref().map(forkgroup::still_there) {
         return Done::failed(job, why);
+    }
+    if let Err(e) = staged.finish_objects() {
+        return Done::failed(
+            job,
+            format!("cannot finish {}: {e}", staged.path().display()),
+        );
     }
     let placed = if reclone {
         staged.exchange(&target).map(drop)
@@ -628,6 +668,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             &ctx.settings.remotename,
             &key,
             ctx.settings.retries,
+            ctx.settings.fetch_timeout,
             &[],
         )
         .await

@@ -4,7 +4,8 @@
 //! connection.
 //!
 //! What arrives is untrusted: each line is capped in length, must be UTF-8
-//! and a well-formed manifest path; anything else is logged and skipped.
+//! and a well-formed manifest path; anything else is logged (cut short)
+//! and skipped, and a client sending too many such lines is cut off.
 //! Connections are capped in number and closed when idle, so a client that
 //! misbehaves can neither exhaust memory nor keep others out for long.
 //! Whether a path names a repository we mirror is the engine's decision.
@@ -50,11 +51,56 @@ pub struct Listener {
     listener: Option<UnixListener>,
 }
 
+/// How many bad lines one connection may send before it is closed (each
+/// is logged; a client spewing junk must not flood the log).
+pub const MAX_BAD_LINES: usize = 16;
+/// How much of a bad line the log shows.
+const SHOWN_CHARS: usize = 120;
+
 /// Check a line from a client and return the manifest path it names.
 pub fn parse_line(raw: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
     let text = text.trim();
     grokmirror::remote::normalize_path(text)
+}
+
+/// What one line from a client amounts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Only whitespace: skipped silently.
+    Blank,
+    /// A well-formed manifest path.
+    Path(Notification),
+    /// Anything else: why, and the line as the log shows it (printable,
+    /// cut short).
+    Rejected {
+        /// Why it was rejected.
+        why: String,
+        /// The start of the line, printable.
+        shown: String,
+    },
+}
+
+/// Classify one line (with or without its newline). Pure: the I/O around
+/// it is [`read_client`].
+pub fn classify(raw: &[u8]) -> Line {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Line::Blank;
+    }
+    match parse_line(raw) {
+        Ok(key) => Line::Path(Notification(key)),
+        Err(why) => {
+            let lossy = String::from_utf8_lossy(raw);
+            let mut shown: String = lossy.trim().chars().take(SHOWN_CHARS).collect();
+            if lossy.trim().chars().nth(SHOWN_CHARS).is_some() {
+                shown.push_str("...");
+            }
+            Line::Rejected {
+                why,
+                shown: grokmirror::remote::printable(&shown),
+            }
+        }
+    }
 }
 
 fn stale_socket(path: &Path) -> anyhow::Result<bool> {
@@ -187,10 +233,19 @@ impl Drop for Listener {
     }
 }
 
-/// Read one client's lines.
-async fn client(stream: UnixStream, tx: mpsc::Sender<Notification>) {
+/// Read one client's lines until it hangs up, sending each valid path to
+/// `tx`. The connection is dropped when it idles for [`IDLE_TIMEOUT`],
+/// sends a line longer than [`MAX_LINE`] (without reading the rest of it:
+/// no more than `MAX_LINE` bytes are ever buffered) or its
+/// [`MAX_BAD_LINES`]th bad line. Generic over the stream so tests can feed
+/// it any bytes.
+pub async fn read_client<R>(stream: R, tx: mpsc::Sender<Notification>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
     let mut reader = BufReader::with_capacity(MAX_LINE, stream);
     let mut line = Vec::with_capacity(256);
+    let mut bad = 0;
     loop {
         line.clear();
         let read = tokio::time::timeout(
@@ -218,24 +273,27 @@ async fn client(stream: UnixStream, tx: mpsc::Sender<Notification>) {
             warn!(" listener: a line longer than {MAX_LINE} bytes; closing that connection");
             return;
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match parse_line(&line) {
-            Ok(key) => {
-                if tx.send(Notification(key)).await.is_err() {
+        match classify(&line) {
+            Line::Blank => {}
+            Line::Path(note) => {
+                if tx.send(note).await.is_err() {
                     return;
                 }
             }
-            Err(why) => {
-                let shown = String::from_utf8_lossy(&line);
-                warn!(
-                    " listener: ignoring {:?}: {why}",
-                    grokmirror::remote::printable(shown.trim())
-                );
+            Line::Rejected { why, shown } => {
+                warn!(" listener: ignoring {shown:?}: {why}");
+                bad += 1;
+                if bad >= MAX_BAD_LINES {
+                    warn!(" listener: {bad} bad lines from one client; closing that connection");
+                    return;
+                }
             }
         }
     }
+}
+
+async fn client(stream: UnixStream, tx: mpsc::Sender<Notification>) {
+    read_client(stream, tx).await;
 }
 
 #[cfg(test)]
@@ -249,6 +307,12 @@ mod tests {
         assert!(parse_line(b"/pub/../etc\n").is_err());
         assert!(parse_line(b"/a\xff.git\n").is_err());
         assert!(parse_line(b"/a\x01.git\n").is_err());
+        assert_eq!(classify(b" \t\r\n"), Line::Blank);
+        let long = [b'\x01'; 500];
+        match classify(&long) {
+            Line::Rejected { shown, .. } => assert!(shown.len() < 500 * 4, "{shown}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -11,6 +11,11 @@ use grokmirror::glob::GlobList;
 /// responses.
 pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Default `[remote] manifest_timeout`, in seconds: how long the origin may
+/// send nothing while grok-pull waits for its manifest. The same 300
+/// seconds grokmirror 2.x waits for a read.
+pub const DEFAULT_MANIFEST_TIMEOUT: i64 = 300;
+
 /// Default `[pull] shutdown_grace`: how long running fetches may take to
 /// finish after SIGTERM, in seconds. Well inside the contrib unit's
 /// TimeoutStopSec=5min, so systemd never has to kill us.
@@ -39,6 +44,10 @@ pub struct Settings {
     pub source: ManifestSource,
     /// `[remote] manifest_max_bytes`.
     pub manifest_max_bytes: u64,
+    /// `[remote] manifest_timeout`: the longest silence from the origin
+    /// (connecting, waiting for the answer, or between two pieces of its
+    /// body) before fetching the manifest is given up.
+    pub manifest_timeout: std::time::Duration,
     /// `[pull] include`.
     pub include: GlobList,
     /// `[pull] exclude`.
@@ -59,6 +68,9 @@ pub struct Settings {
     pub pull_threads: usize,
     /// `[pull] retries`: fetch attempts per repository.
     pub retries: u32,
+    /// `[pull] fetch_timeout`: how long one fetch attempt may run before
+    /// it is killed (`None`: no limit).
+    pub fetch_timeout: Option<std::time::Duration>,
     /// `[pull] projectslist`.
     pub projectslist: Option<PathBuf>,
     /// `[pull] projectslist_trimtop`.
@@ -182,6 +194,17 @@ impl Settings {
                 "a positive number of bytes",
             ));
         }
+        let manifest_timeout =
+            config.get_int("remote", "manifest_timeout", DEFAULT_MANIFEST_TIMEOUT)?;
+        if manifest_timeout < 1 {
+            return Err(bad(
+                &config,
+                "remote",
+                "manifest_timeout",
+                manifest_timeout.to_string(),
+                "a positive number of seconds",
+            ));
+        }
         let threads = config.get_int("pull", "pull_threads", 0)?;
         let pull_threads = if threads >= 1 {
             threads as usize
@@ -189,6 +212,27 @@ impl Settings {
             (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
         };
         let retries = config.get_int("pull", "retries", 3)?.max(1) as u32;
+        // Empty (as the example config has it) means unset.
+        let fetch_timeout_set = config
+            .get("pull", "fetch_timeout")?
+            .is_some_and(|v| !v.trim().is_empty());
+        let fetch_timeout = match fetch_timeout_set
+            .then(|| config.get_opt_int("pull", "fetch_timeout"))
+            .transpose()?
+            .flatten()
+        {
+            None | Some(0) => None,
+            Some(secs) if secs > 0 => Some(std::time::Duration::from_secs(secs as u64)),
+            Some(secs) => {
+                return Err(bad(
+                    &config,
+                    "pull",
+                    "fetch_timeout",
+                    secs.to_string(),
+                    "a number of seconds (0 or unset: no limit)",
+                ))
+            }
+        };
         let refresh = config.get_opt_int("pull", "refresh")?;
         let mut extra_repack_flags = Vec::new();
         if let Some(flags) = config.get("fsck", "extra_repack_flags")? {
@@ -231,6 +275,7 @@ impl Settings {
             site,
             source,
             manifest_max_bytes: max as u64,
+            manifest_timeout: std::time::Duration::from_secs(manifest_timeout as u64),
             include: config.get_globs("pull", "include", "*")?,
             exclude: config.get_globs("pull", "exclude", "")?,
             nopurge: config.get_globs("pull", "nopurge", "")?,
@@ -241,6 +286,7 @@ impl Settings {
             remotename: config.get_or("pull", "remotename", "_grokmirror")?,
             pull_threads,
             retries,
+            fetch_timeout,
             projectslist: config.get_path("pull", "projectslist")?,
             projectslist_trimtop: config.get_or("pull", "projectslist_trimtop", "")?,
             projectslist_symlinks: config.get_bool("pull", "projectslist_symlinks", false)?,
@@ -307,10 +353,15 @@ mod tests {
         assert!(s.pull_threads >= 1);
         assert!(s.include.is_match("/anything.git"));
         assert_eq!(s.manifest_max_bytes, DEFAULT_MANIFEST_MAX_BYTES);
+        assert_eq!(
+            s.manifest_timeout.as_secs(),
+            DEFAULT_MANIFEST_TIMEOUT as u64
+        );
         assert_eq!(s.url_of("/a/b.git"), "https://o.example/a/b.git");
         assert_eq!(s.shutdown_grace.as_secs(), DEFAULT_SHUTDOWN_GRACE as u64);
         assert_eq!(s.socket, None);
         assert_eq!(s.metrics_file, None);
+        assert_eq!(s.fetch_timeout, None);
 
         let s = load("[remote]\nsite = /srv/origin/\nmanifest = file:///srv/m.js\n").unwrap();
         assert_eq!(s.source, ManifestSource::File("/srv/m.js".into()));
@@ -333,6 +384,23 @@ mod tests {
         let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nshutdown_grace = -1\n")
             .unwrap_err();
         assert!(e.to_string().contains("[pull] shutdown_grace"), "{e}");
+        let e =
+            load("[remote]\nsite = x\nmanifest = file:///m\nmanifest_timeout = 0\n").unwrap_err();
+        assert!(e.to_string().contains("[remote] manifest_timeout"), "{e}");
+        let s = load("[remote]\nsite = x\nmanifest = file:///m\nmanifest_timeout = 7\n").unwrap();
+        assert_eq!(s.manifest_timeout.as_secs(), 7);
+        let e = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = -5\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("[pull] fetch_timeout"), "{e}");
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = 0\n").unwrap();
+        assert_eq!(s.fetch_timeout, None);
+        let s =
+            load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout =\n").unwrap();
+        assert_eq!(s.fetch_timeout, None);
+        let s = load("[remote]\nsite = x\nmanifest = file:///m\n[pull]\nfetch_timeout = 600\n")
+            .unwrap();
+        assert_eq!(s.fetch_timeout, Some(std::time::Duration::from_secs(600)));
         let e = load(
             "[remote]\nsite = x\nmanifest = file:///m\n[pull]\nhousekeeping_max_load = lots\n",
         )

@@ -17,10 +17,9 @@ use tracing::{debug, info, warn};
 
 use crate::settings::{ManifestSource, Settings};
 
-/// How long to wait for a connection to the origin.
+/// How long to wait for a connection to the origin (at most; a shorter
+/// `[remote] manifest_timeout` wins).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long to wait for the next bytes of a response.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// Retries after a connection error or a 5xx answer, with these pauses.
 const RETRY_PAUSES: [Duration; 3] = [
     Duration::from_millis(500),
@@ -111,7 +110,14 @@ pub async fn poll(
         ManifestSource::Http(url) => {
             let force = force || previous.config_last_modified != config_mtime;
             let since = (previous.last_fetched > 0 && !force).then_some(previous.last_fetched);
-            match fetch_http(url, since, settings.manifest_max_bytes).await? {
+            match fetch_http(
+                url,
+                since,
+                settings.manifest_max_bytes,
+                settings.manifest_timeout,
+            )
+            .await?
+            {
                 None => {
                     info!(" manifest: unchanged");
                     Ok(Poll::Unchanged)
@@ -251,15 +257,20 @@ pub(crate) fn netrc_credentials(host: &str) -> Option<(String, Option<String>)> 
     Some((machine.login.clone(), machine.password.clone()))
 }
 
-pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
+/// An HTTP client for talking to the origin. `idle` bounds every wait for
+/// the origin: connecting, the answer, and each piece of the body (a
+/// per-read timeout, so a large manifest on a slow link is fine as long as
+/// bytes keep coming). Redirects are followed up to reqwest's limit of 10,
+/// which stops a redirect loop.
+pub(crate) fn client(idle: Duration) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(format!(
             "grokmirror/{} (grokmirror-rs {})",
             grokmirror::REFERENCE_VERSION,
             env!("CARGO_PKG_VERSION")
         ))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.min(idle))
+        .read_timeout(idle)
         .build()
         .context("cannot set up the HTTP client")
 }
@@ -277,9 +288,10 @@ async fn fetch_http(
     url: &str,
     since: Option<i64>,
     max_bytes: u64,
+    idle: Duration,
 ) -> anyhow::Result<Option<(Vec<u8>, i64, i64)>> {
     info!(" manifest: fetching {url}");
-    let client = client()?;
+    let client = client(idle)?;
     let parsed = reqwest::Url::parse(url)
         .with_context(|| format!("[remote] manifest {url} is not a valid URL"))?;
     let credentials = parsed.host_str().and_then(netrc_credentials);
@@ -309,7 +321,7 @@ async fn fetch_http(
                 tokio::time::sleep(RETRY_PAUSES[attempt]).await;
                 attempt += 1;
             }
-            Err(e) => bail!("cannot fetch remote manifest {url}: {}", describe(&e)),
+            Err(e) => bail!(fetch_failure(url, &e, idle)),
         }
     };
     let status = response.status();
@@ -346,7 +358,7 @@ async fn fetch_http(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| anyhow!("cannot fetch remote manifest {url}: {}", describe(&e)))?
+        .map_err(|e| anyhow!(fetch_failure(url, &e, idle)))?
     {
         if (body.len() + chunk.len()) as u64 > max_bytes {
             bail!("remote manifest {url} is over the [remote] manifest_max_bytes limit of {max_bytes} bytes");
@@ -354,6 +366,33 @@ async fn fetch_http(
         body.extend_from_slice(&chunk);
     }
     Ok(Some((body, last_modified, server_now)))
+}
+
+/// The one line reporting a failed manifest fetch: what went wrong, and
+/// for the failures an operator can act on, what to do.
+fn fetch_failure(url: &str, err: &reqwest::Error, idle: Duration) -> String {
+    if err.is_timeout() {
+        format!(
+            "cannot fetch remote manifest {url}: the origin sent nothing for {}s; check that it \
+             is up, or raise [remote] manifest_timeout (nothing was changed)",
+            idle.as_secs()
+        )
+    } else if err.is_redirect() {
+        // reqwest's own text repeats the URL; its innermost cause is the
+        // reason ("too many redirects").
+        let mut reason = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
+        format!(
+            "cannot fetch remote manifest {url}: redirects that never end ({reason}); point \
+             [remote] manifest at where the manifest really is (nothing was changed)"
+        )
+    } else {
+        format!("cannot fetch remote manifest {url}: {}", describe(err))
+    }
 }
 
 /// An HTTP error with its causes, on one line.

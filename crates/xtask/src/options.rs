@@ -296,6 +296,23 @@ pub fn options() -> &'static [ConfOption] {
                   memory or disk.",
             ours: true,
         },
+        ConfOption {
+            section: "remote",
+            key: "manifest_timeout",
+            example: "300",
+            alternatives: &[],
+            default: "300 (seconds)",
+            read_by: PULL,
+            doc: "Give up fetching the remote manifest over http(s) when the origin \
+                  sends nothing for this many seconds: while connecting (at most 30 \
+                  seconds), while waiting for its answer, or between two pieces of the \
+                  body. An origin that stalls half-way through a response then fails \
+                  the run (or, with refresh, this poll) with an error naming the URL, \
+                  and nothing is changed. It bounds silence, not the whole download: \
+                  a large manifest on a slow link is fine while bytes keep coming. \
+                  grokmirror 2.x waits the same 300 seconds but has no option for it.",
+            ours: true,
+        },
         // ---------------------------------------------------------------- pull
         ConfOption {
             section: "pull",
@@ -444,6 +461,25 @@ pub fn options() -> &'static [ConfOption] {
             doc: "How many times to try a failing fetch before counting the \
                   repository as failed for this run.",
             ours: false,
+        },
+        ConfOption {
+            section: "pull",
+            key: "fetch_timeout",
+            example: "",
+            alternatives: &["#fetch_timeout = 3600"],
+            default: "empty (no limit, as in grokmirror 2.x)",
+            read_by: PULL,
+            doc: "Kill a fetch (with everything it started) that is still running \
+                  after this many seconds; it counts as a failed try (see retries) \
+                  and the repository is fetched again next run. git itself never \
+                  gives up on a git:// or ssh server that stops sending in the middle \
+                  of a transfer, so without a limit such a fetch holds its worker \
+                  forever and a one-shot run never ends. Set it well above the time \
+                  your largest repository takes to clone. For http(s) remotes git's \
+                  own http.lowSpeedLimit and http.lowSpeedTime, set in the git config \
+                  of the user grok-pull runs as, catch a stall without bounding a \
+                  long transfer.",
+            ours: true,
         },
         ConfOption {
             section: "pull",
