@@ -41,6 +41,13 @@ use support::{fixture, git, grok, oracle, read_manifest_json, show_ref, show_ref
 /// Plain projects besides the forks.
 const PROJECTS: usize = 8;
 
+/// New repositories appearing on the origin during the busy period: when
+/// (a fraction of it), a project and a fork of `/proj1/base.git`.
+const LATE_WAVES: [(f64, &str, &str); 2] = [
+    (0.3, "/plain/late1.git", "/proj1/fork-late1.git"),
+    (0.75, "/plain/late2.git", "/proj1/fork-late2.git"),
+];
+
 /// What the reference's grok-fsck says when another grok-fsck has the tree.
 const ORACLE_FSCK_BUSY: &str = "Could not obtain exclusive lock";
 
@@ -373,12 +380,12 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         for (n, p) in pushers.iter_mut().enumerate() {
             let (at, origin, record) = (&at, &origin, &record);
             s.spawn(move || {
-                let mut added = false;
+                let mut waves = LATE_WAVES.iter().peekable();
                 while Instant::now() < deadline {
-                    if n == 0 && !added && Instant::now() >= at(0.3) {
-                        p.new_repo("/plain/late.git", None);
-                        p.new_repo("/proj1/fork-late.git", Some("/proj1/base.git"));
-                        added = true;
+                    if n == 0 && waves.peek().is_some_and(|w| Instant::now() >= at(w.0)) {
+                        let (_, project, fork) = waves.next().unwrap();
+                        p.new_repo(project, None);
+                        p.new_repo(fork, Some("/proj1/base.git"));
                     }
                     if n == 1 && p.pushes == 10 {
                         // A cron job's full walk by the reference, in
@@ -411,13 +418,13 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         // The reference on the same replica: grok-fsck (a forced check,
         // later full repacks) and one-shot grok-pulls.
         s.spawn(|| {
-            // The pull starts right after new repositories appear on the
-            // origin (at 0.3), racing the daemon to clone them.
+            // The pulls start right after new repositories appear on the
+            // origin (LATE_WAVES), racing the daemon to clone them.
             let steps: [(f64, &str, &[&str]); 4] = [
                 (0.15, "grok-fsck", &["-f"]),
                 (0.31, "grok-pull", &[]),
                 (0.6, "grok-fsck", &["--repack-all-full"]),
-                (0.8, "grok-pull", &[]),
+                (0.76, "grok-pull", &[]),
             ];
             for (when, program, flags) in steps {
                 if let Some(wait) = at(when).checked_duration_since(Instant::now()) {
@@ -440,8 +447,21 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         });
     });
     let busy = start.elapsed();
-    keys.push("/plain/late.git".into());
-    keys.push("/proj1/fork-late.git".into());
+    // The daemon is stopped while it is busy: a last burst of pushes and
+    // notifications, and SIGTERM right behind them. It exits cleanly; what
+    // it leaves undone, the one-shot pull below must finish.
+    for _ in 0..3 {
+        for p in pushers.iter_mut() {
+            p.push();
+        }
+    }
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{}", d.describe());
+    for (_, project, fork) in LATE_WAVES {
+        keys.push(project.to_string());
+        keys.push(fork.to_string());
+    }
     keys.sort();
     let pushes: usize = pushers.iter().map(|p| p.pushes).sum();
     let by_oracle: usize = pushers.iter().map(|p| p.hooks_by_oracle).sum();
@@ -468,21 +488,20 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     };
 
     // Every run of ours succeeded; so did the reference's (a failure of
-    // theirs next to ours would be a lock or format disagreement).
-    let failed: Vec<String> = runs
+    // theirs next to ours would be a lock or format disagreement), except
+    // for one crash of its own making, which the checks below show did no
+    // harm.
+    let (known, failed): (Vec<&Run>, Vec<&Run>) = runs
         .iter()
-        .filter(|r| r.code != Some(0))
-        .map(Run::describe)
-        .collect();
+        .filter(|r| r.code != Some(0) || r.text.contains("Traceback"))
+        .partition(|r| oracle_clone_race(r));
+    let failed: Vec<String> = failed.into_iter().map(Run::describe).collect();
     assert!(failed.is_empty(), "runs failed:\n{}", failed.join("\n"));
-    for r in &runs {
-        if r.what.starts_with("reference") {
-            assert!(
-                !r.text.contains("Traceback"),
-                "the reference crashed:\n{}",
-                r.describe()
-            );
-        }
+    for r in known {
+        eprintln!(
+            "concurrency: the reference's grok-pull lost a clone race (its own bug):\n{}",
+            r.describe()
+        );
     }
 
     // The reference's grok-fsck really worked on the tree (between ours),
@@ -503,14 +522,6 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     let on_origin = repos_under(&origin.root);
     assert_eq!(on_origin, keys, "the origin's repositories");
     check_manifest(&origin.manifest, &origin.root, &keys, "origin", &all_runs);
-
-    // The daemon catches up on its own and stops cleanly.
-    d.wait_for("the replica to catch up", |_| {
-        keys.iter().all(|k| in_step(k))
-    });
-    d.signal(Signal::SIGTERM);
-    let status = d.wait_exit(PATIENCE);
-    assert_eq!(status.code(), Some(0), "{}", d.describe());
 
     // A final one-shot pull finds nothing wrong.
     let mut cmd = grok("grok-pull");
@@ -673,6 +684,24 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         oracle_problems.is_empty(),
         "the reference logged errors on our replica:\n{oracle_problems:#?}"
     );
+}
+
+/// Whether a run is the reference grok-pull crashing because a repository
+/// it planned to clone was cloned by somebody else (our daemon) before it
+/// took the repository's lock: grokmirror 2.0.12 decides to clone before
+/// locking and never looks again, so its `setup_bare_repo` re-inits the
+/// finished repository (harmless: `git init` on an existing repository
+/// changes nothing that matters) and then dies on the existing FETCH_HEAD
+/// symlink. Two reference grok-pulls race the same way; ours checks again
+/// under the lock (job.rs) and adopts what it finds.
+fn oracle_clone_race(run: &Run) -> bool {
+    run.what.starts_with("reference grok-pull")
+        && run.code == Some(1)
+        && run.text.contains("in setup_bare_repo")
+        && run
+            .text
+            .contains("FileExistsError: [Errno 17] File exists: '/dev/null' -> ")
+        && run.text.trim_end().ends_with("/FETCH_HEAD'")
 }
 
 /// A manifest lists exactly `keys`, each with the fingerprint of the
