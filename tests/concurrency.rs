@@ -34,7 +34,9 @@ use rand::{Rng, SeedableRng};
 use support::daemon::GitDaemon;
 use support::forks::{self, Spec};
 use support::http::HttpServer;
-use support::mirror::{no_proxy, repos_under, Origin};
+use support::mirror::{
+    assert_mirrored, bump_mtime, no_proxy, output_text, repos_under, Origin, Replica,
+};
 use support::pulld::{notify, Pulld, PATIENCE};
 use support::{fixture, git, grok, oracle, read_manifest_json, show_ref, show_ref_sha1};
 
@@ -734,5 +736,61 @@ fn check_manifest(
         manifest.display(),
         wrong.join("\n"),
         runs()
+    );
+}
+
+/// A hook that rewrites the origin's manifest within the same second a
+/// one-shot grok-pull (from cron) read it leaves a manifest with the same
+/// `Last-Modified`; the next run must not take it for unchanged (HTTP
+/// dates and the `.remote` file have whole seconds only). The second write
+/// is made with the first one's mtime, which is what the file system shows
+/// when both land in one second.
+#[test]
+fn a_manifest_rewritten_within_the_second_it_was_read_is_not_missed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 3, 1_600_000_000);
+    origin.project("/b.git", 3, 1_600_100_000);
+    origin.manifest();
+    let http = HttpServer::serve(&origin.root);
+    let gitd = GitDaemon::serve(&origin.root);
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &gitd.site(),
+        &http.url("manifest.js.gz"),
+        "",
+    );
+    // Dated a little ahead (as by an origin whose clock runs ahead): the
+    // pull reads it no later than the second it was written, however slow
+    // this machine is today.
+    bump_mtime(&origin.manifest, 30);
+    let written = std::fs::metadata(&origin.manifest)
+        .unwrap()
+        .modified()
+        .unwrap();
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    for key in ["/a.git", "/b.git"] {
+        assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
+    }
+
+    // A push and its hook, in that same second.
+    fixture::commits(&origin.path("/a.git"), "main", 1, 1_700_000_000);
+    origin.manifest_hook(&["/a.git"]);
+    std::fs::File::options()
+        .write(true)
+        .open(&origin.manifest)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
+
+    let out = replica.pull(&[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_mirrored(
+        &origin.path("/a.git"),
+        &replica.path("/a.git"),
+        "Grokmirror",
     );
 }
