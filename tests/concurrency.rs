@@ -327,6 +327,20 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     let pull_conf = replica_config(&dir, &top, "pulld", &gitd.site(), &manifest_url);
     let fsck_conf = replica_config(&dir, &top, "fsck", &gitd.site(), &manifest_url);
     let oracle_conf = replica_config(&dir, &top, "oracle", &gitd.site(), &manifest_url);
+    let oneshot_conf = replica_config(&dir, &top, "oneshot", &gitd.site(), &manifest_url);
+    let origin_fsck_conf = dir.join("origin-fsck.conf");
+    std::fs::write(
+        &origin_fsck_conf,
+        format!(
+            "[core]\ntoplevel = {root}\nmanifest = {manifest}\nlog = {dir}/origin-fsck.log\n\n\
+             [fsck]\nstatusfile = {dir}/origin-fsck.status.js\n\
+             ignore_errors = notice:\n    warning: disabling bitmap writing\n    ignoring extra bitmap file\n",
+            root = origin.root.display(),
+            manifest = origin.manifest.display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
     let socket = top.join(".updater.socket");
     let published = top.join("published.js.gz");
 
@@ -417,6 +431,37 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
                 std::thread::sleep(Duration::from_millis(rng.random_range(200..1500)));
             }
         });
+        // Our grok-fsck on the origin too, under the pushes (which take no
+        // grokmirror lock): its repacks, and object storage for the forks,
+        // which the origin's manifest then names.
+        s.spawn(|| {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x0f5c);
+            let mut i = 0;
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..3000)));
+            while Instant::now() < deadline {
+                let mode = fsck_modes[i % fsck_modes.len()];
+                i += 1;
+                let mut cmd = grok("grok-fsck");
+                cmd.arg("-v").arg("-c").arg(&origin_fsck_conf).args(mode);
+                record.add(run_bounded(
+                    format!("our origin grok-fsck {mode:?}"),
+                    &mut cmd,
+                ));
+                std::thread::sleep(Duration::from_millis(rng.random_range(2000..5000)));
+            }
+        });
+        // Our own one-shot grok-pull beside the daemon (a cron job left
+        // behind), right after new repositories appear.
+        s.spawn(|| {
+            for (when, _, _) in LATE_WAVES {
+                if let Some(wait) = at(when + 0.02).checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let mut cmd = grok("grok-pull");
+                cmd.arg("-v").arg("-c").arg(&oneshot_conf);
+                record.add(run_bounded("our one-shot grok-pull".into(), &mut cmd));
+            }
+        });
         // The reference on the same replica: grok-fsck (a forced check,
         // later full repacks) and one-shot grok-pulls.
         s.spawn(|| {
@@ -482,11 +527,26 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
             }
         }
     }
+    // For failure messages: what ran (how often, how it ended) and the end
+    // of every log. GROK_CONCURRENCY_KEEP=1 keeps the whole tree.
     let all_runs = || {
-        runs.iter()
-            .map(Run::describe)
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut kinds: BTreeMap<(String, Option<i32>), usize> = BTreeMap::new();
+        for r in &runs {
+            let kind = match r.what.find(" for /") {
+                Some(i) => r.what[..i].to_string(),
+                None => r.what.clone(),
+            };
+            *kinds.entry((kind, r.code)).or_default() += 1;
+        }
+        let mut text = String::from("--- runs (what, exit code: how many)\n");
+        for ((what, code), n) in kinds {
+            text.push_str(&format!("{what}, {code:?}: {n}\n"));
+        }
+        for name in ["pulld", "fsck", "oneshot", "oracle", "origin-fsck"] {
+            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            text.push_str(&format!("--- end of {name}.log\n{}\n", tail(&log, 40)));
+        }
+        text
     };
 
     // Every run of ours succeeded; so did the reference's (a failure of
@@ -521,7 +581,10 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
 
     // The origin's manifest lists every repository with the fingerprint
     // of its refs, as the last hook of each left it.
-    let on_origin = repos_under(&origin.root);
+    let on_origin: Vec<String> = repos_under(&origin.root)
+        .into_iter()
+        .filter(|k| !k.starts_with("/objstore/"))
+        .collect();
     assert_eq!(on_origin, keys, "the origin's repositories");
     check_manifest(&origin.manifest, &origin.root, &keys, "origin", &all_runs);
 
@@ -562,11 +625,20 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     // for the members of object storage (their objects are checked in full
     // in the object storage).
     let mut bad = forks::fsck_all(&origin.root, false);
-    let objstores: Vec<PathBuf> = std::fs::read_dir(top.join("objstore"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let objstores = |top: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(top.join("objstore"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "git"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (origin_objstores, objstores) = (objstores(&origin.root), objstores(&top));
     eprintln!(
-        "concurrency: {} object storage repositories",
+        "concurrency: object storage repositories: {} on the origin, {} on the replica",
+        origin_objstores.len(),
         objstores.len()
     );
     for key in &keys {
@@ -583,19 +655,17 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         }
     }
     for o in &objstores {
-        if o.extension().is_some_and(|x| x == "git") {
-            let out = support::run(support::git_cmd(Some(o)).args([
-                "fsck",
-                "--no-dangling",
-                "--no-progress",
-            ]));
-            if !out.status.success() {
-                bad.push(format!(
-                    "{}: {}",
-                    o.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+        let out = support::run(support::git_cmd(Some(o)).args([
+            "fsck",
+            "--no-dangling",
+            "--no-progress",
+        ]));
+        if !out.status.success() {
+            bad.push(format!(
+                "{}: {}",
+                o.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
     assert!(
@@ -610,12 +680,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         .iter()
         .flat_map(|k| [origin.path(k), top.join(k.trim_start_matches('/'))])
         .collect();
-    every_repo.extend(
-        objstores
-            .iter()
-            .filter(|o| o.extension().is_some_and(|x| x == "git"))
-            .cloned(),
-    );
+    every_repo.extend(objstores.iter().chain(&origin_objstores).cloned());
     let mut held = Vec::new();
     for repo in &every_repo {
         match lock::try_lock_repo(repo) {
@@ -631,6 +696,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         top.join("manifest.js.gz"),
         published.clone(),
         top.join("fsck.status.js"),
+        dir.join("origin-fsck.status.js"),
     ] {
         let l = lock::file_lock_path(&file);
         if FileLock::is_held(&l).unwrap() {
@@ -663,7 +729,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
 
     // Nothing went wrong along the way that a log would have said.
     let mut errors: Vec<String> = Vec::new();
-    for name in ["pulld", "fsck"] {
+    for name in ["pulld", "fsck", "oneshot", "origin-fsck"] {
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
         errors.extend(
             log.lines()
