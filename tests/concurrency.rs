@@ -860,3 +860,72 @@ fn a_manifest_rewritten_within_the_second_it_was_read_is_not_missed() {
         "Grokmirror",
     );
 }
+
+/// Found by the test above: a repository that had a commit-graph while it
+/// stood alone keeps it after it joins object storage, where grok-fsck no
+/// longer writes one; once a commit listed there leaves the object storage
+/// (a deleted branch, pruned from the object storage), `git fsck` of the
+/// repository fails on the stale commit-graph ("Could not read ...") and
+/// every later grok-fsck reports it as a critical error.
+#[test]
+fn a_repository_joining_object_storage_leaves_no_stale_commit_graph() {
+    let tree = forks::Tree::new("", "");
+    let base = fixture::project(&tree.repo("/proj/base.git"), 10, 1_600_000_000);
+    git(Some(&base), &["branch", "topic", "main"]);
+    fixture::commits(&base, "topic", 2, 1_650_000_000);
+    let gone = git(Some(&base), &["rev-parse", "topic"]);
+    tree.manifest();
+    let fsck = |args: &[&str]| {
+        let out = tree.fsck(args);
+        assert!(out.status.success(), "{}", output_text(&out));
+        output_text(&out)
+    };
+    let log = fsck(&["--repack-all-full"]);
+    assert!(
+        base.join("objects/info/commit-graph").exists(),
+        "standing alone, it gets a commit-graph:\n{log}"
+    );
+
+    // A fork appears: both move into object storage.
+    let fork = fixture::fork(&base, &tree.repo("/proj/fork.git"));
+    fixture::commits(&fork, "mine", 2, 1_660_000_000);
+    tree.manifest();
+    let log = fsck(&["--repack-all-full"]);
+    assert!(
+        base.join("objects/info/alternates").exists(),
+        "base joined object storage:\n{log}"
+    );
+    // The topic branch is deleted everywhere; its commits leave the
+    // object storage.
+    git(Some(&base), &["update-ref", "-d", "refs/heads/topic"]);
+    git(Some(&fork), &["update-ref", "-d", "refs/heads/topic"]);
+    fixture::commits(&base, "main", 2, 1_670_000_000);
+    fixture::commits(&fork, "mine", 2, 1_670_000_000);
+    tree.manifest();
+    let mut logs = fsck(&["--repack-all-full"]);
+    // The object storage's turn for a full repack (which prunes it).
+    let objstores = repos_under(&tree.objstore());
+    assert_eq!(objstores.len(), 1, "{logs}");
+    let obst = tree.objstore().join(objstores[0].trim_start_matches('/'));
+    std::fs::write(obst.join("grokmirror.repack"), "").unwrap();
+    logs.push_str(&fsck(&[]));
+    let mut problems = Vec::new();
+    for repo in [&base, &fork] {
+        let out = support::run(support::git_cmd(Some(repo)).args([
+            "fsck",
+            "--no-dangling",
+            "--no-progress",
+        ]));
+        if !out.status.success() {
+            problems.push(format!("{}: {}", repo.display(), output_text(&out)));
+        }
+    }
+    let still_there = forks::in_any_objstore(&tree.top, &gone);
+    assert!(
+        problems.is_empty(),
+        "{problems:#?}\n(the deleted topic's tip {gone} is {} the object storage)\n{logs}",
+        if still_there { "still in" } else { "gone from" }
+    );
+    let log = fsck(&["-f"]);
+    assert!(!log.contains("reports errors"), "{log}");
+}

@@ -231,6 +231,17 @@ impl Ctx<'_> {
                 }
             }
         }
+        if plan.drop_commit_graph {
+            match repack::drop_commit_graph(repo) {
+                Ok(removed) if !removed.is_empty() => {
+                    info!("    graph: removing the commit-graph (objects are borrowed)")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!("{}: cannot remove its commit-graph: {e}", repo.display());
+                }
+            }
+        }
         if level == RepackLevel::Full {
             info!("   repack: full repack, recomputing deltas");
         }
