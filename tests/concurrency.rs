@@ -66,10 +66,36 @@ struct Run {
 
 impl Run {
     fn describe(&self) -> String {
+        // What went wrong may be anywhere in a long output: the lines that
+        // say so (with the indented ones after them), then the end.
+        let mut problems = Vec::new();
+        let mut following = false;
+        for line in self.text.lines() {
+            let lower = line.to_ascii_lowercase();
+            if [
+                "error",
+                "fatal",
+                "warning",
+                "could not",
+                "cannot",
+                "missing",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+            {
+                problems.push(line);
+                following = true;
+            } else if following && line.starts_with('\t') {
+                problems.push(line);
+            } else {
+                following = false;
+            }
+        }
         format!(
-            "=== {} (exit {:?})\n{}",
+            "=== {} (exit {:?})\n--- problems\n{}\n--- end\n{}",
             self.what,
             self.code,
+            problems.join("\n"),
             tail(&self.text, 40)
         )
     }
@@ -112,6 +138,25 @@ fn run_bounded(what: String, cmd: &mut Command) -> Run {
         what,
         code: if killed { None } else { status.code() },
         text,
+    }
+}
+
+/// The test's temporary directory, kept (and its path printed) when the
+/// test fails, so the trees and logs can be looked at.
+struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        let dir = self.0.take().unwrap();
+        if std::thread::panicking() || std::env::var_os("GROK_CONCURRENCY_KEEP").is_some() {
+            eprintln!("concurrency: kept {}", dir.keep().display());
+        }
     }
 }
 
@@ -298,7 +343,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         .unwrap_or_else(|| rand::rng().random());
     eprintln!("concurrency: seed {seed} (GROK_CONCURRENCY_SEED={seed} replays it), {secs}s busy");
 
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let origin = Origin::new(&dir);
     // Two projects with forks (object storage on the replica), plus plain
@@ -519,8 +564,6 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         runs.len()
     );
     if std::env::var_os("GROK_CONCURRENCY_KEEP").is_some() {
-        let kept = tmp.keep();
-        eprintln!("concurrency: kept {}", kept.display());
         for r in &runs {
             if r.what.starts_with("reference grok") {
                 eprintln!("{}", r.describe());
@@ -528,7 +571,8 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         }
     }
     // For failure messages: what ran (how often, how it ended) and the end
-    // of every log. GROK_CONCURRENCY_KEEP=1 keeps the whole tree.
+    // of every log; the whole tree is kept (GROK_CONCURRENCY_KEEP=1 keeps
+    // it when the test passes too).
     let all_runs = || {
         let mut kinds: BTreeMap<(String, Option<i32>), usize> = BTreeMap::new();
         for r in &runs {
