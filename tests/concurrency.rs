@@ -810,10 +810,11 @@ fn oracle_clone_race(run: &Run) -> bool {
     run.what.starts_with("reference grok-pull")
         && run.code == Some(1)
         && run.text.contains("in setup_bare_repo")
-        && run
-            .text
-            .contains("FileExistsError: [Errno 17] File exists: '/dev/null' -> ")
-        && run.text.trim_end().ends_with("/FETCH_HEAD'")
+        && run.text.matches("Traceback").count() == 1
+        && run.text.lines().any(|l| {
+            l.starts_with("FileExistsError: [Errno 17] File exists: '/dev/null' -> ")
+                && l.ends_with("/FETCH_HEAD'")
+        })
 }
 
 /// A manifest lists exactly `keys`, each with the fingerprint of the
