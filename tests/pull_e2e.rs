@@ -78,6 +78,9 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
             "exclude = /private/*\ndefault_owner = Mirror Owner\npost_update_hook = {update_hook}\npost_clone_complete_hook = {clone_hook}\npost_work_complete_hook = {work_hook}\n"
         ),
     );
+    // Settled (not modified within the second it is read), so the state
+    // file records its Last-Modified as is.
+    origin.age_manifest(-10);
 
     // First run: everything included is cloned.
     let out = replica.pull(&[]);
@@ -288,6 +291,9 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     // Gzip content under a plain name, plain JSON under a .gz name.
     let gz_as_plain = dir.join("served.js");
     std::fs::copy(&origin.manifest, &gz_as_plain).unwrap();
+    // Settled: a manifest read within the second it was modified is read
+    // again next time (see tests/concurrency.rs).
+    mirror::bump_mtime(&gz_as_plain, -10);
     let plain_as_gz = dir.join("served-plain.js.gz");
     std::fs::write(
         &plain_as_gz,

@@ -1114,5 +1114,14 @@ pub fn freeze_for_prune(
             return None;
         }
     }
+    // Commits the prune drops may be listed in a member's commit-graph
+    // (one written before it joined, by us or another tool): it goes now,
+    // while the members are held (see repack::drop_commit_graph).
+    for m in &members {
+        if let Err(e) = grokmirror::repack::drop_commit_graph(m) {
+            warn!("{}: cannot remove its commit-graph: {e}", m.display());
+            return None;
+        }
+    }
     Some(locks)
 }

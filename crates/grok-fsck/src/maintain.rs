@@ -231,6 +231,17 @@ impl Ctx<'_> {
                 }
             }
         }
+        if plan.drop_commit_graph {
+            match repack::drop_commit_graph(repo) {
+                Ok(removed) if !removed.is_empty() => {
+                    info!("    graph: removing the commit-graph (objects are borrowed)")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!("{}: cannot remove its commit-graph: {e}", repo.display());
+                }
+            }
+        }
         if level == RepackLevel::Full {
             info!("   repack: full repack, recomputing deltas");
         }
@@ -257,7 +268,12 @@ impl Ctx<'_> {
         let Some(out) = self.run(repo, &refs_args) else {
             return false;
         };
-        if !self.judge(repo, role, &refs_args, &out, true, false) {
+        if only_refs_changed_meanwhile(&out.stderr_str()) {
+            // A push (which takes no grokmirror lock) moved or deleted a
+            // ref while it was being packed: git keeps the refs right and
+            // says so; the loose ref is packed next time.
+            info!(" packrefs: a ref changed while packing (a push?); packed next time");
+        } else if !self.judge(repo, role, &refs_args, &out, true, false) {
             return false;
         }
         if plan.prune {
@@ -391,6 +407,19 @@ pub fn fix_fetch_head(repo: &Path) {
     }
 }
 
+/// Whether all `git pack-refs` complained about is refs another writer
+/// changed or deleted while it ran (it then leaves those loose refs alone):
+/// `error: cannot lock ref '<ref>': unable to resolve reference '<ref>'` or
+/// `... is at <old> but expected <new>`.
+fn only_refs_changed_meanwhile(stderr: &str) -> bool {
+    let mut lines = stderr.lines().filter(|l| !l.trim().is_empty()).peekable();
+    lines.peek().is_some()
+        && lines.all(|l| {
+            l.starts_with("error: cannot lock ref '")
+                && (l.contains("': unable to resolve reference '") || l.contains(" but expected "))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +454,22 @@ mod tests {
         );
         fix_fetch_head(dir.path());
         assert!(!dir.path().join(".FETCH_HEAD.grok-fsck").exists());
+    }
+
+    #[test]
+    fn refs_changed_under_pack_refs_are_not_errors() {
+        assert!(only_refs_changed_meanwhile(
+            "error: cannot lock ref 'refs/heads/topic32': unable to resolve reference 'refs/heads/topic32'\n"
+        ));
+        assert!(only_refs_changed_meanwhile(
+            "error: cannot lock ref 'refs/heads/a': is at 1111 but expected 2222\n"
+        ));
+        assert!(!only_refs_changed_meanwhile(""));
+        assert!(!only_refs_changed_meanwhile(
+            "error: cannot lock ref 'refs/heads/a': unable to resolve reference 'refs/heads/a'\nfatal: bad object HEAD\n"
+        ));
+        assert!(!only_refs_changed_meanwhile(
+            "error: cannot lock ref 'refs/heads/a': Unable to create '/x/refs/heads/a.lock': File exists.\n"
+        ));
     }
 }

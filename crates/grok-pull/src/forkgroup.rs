@@ -223,6 +223,9 @@ fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target
 /// `git repack -Adlq` (plus `[fsck] extra_repack_flags`): a borrower keeps
 /// only what its lender lacks.
 fn quick_repack(git: &Git, repo: &Path, extra: &[String]) {
+    if let Err(e) = grokmirror::repack::drop_commit_graph(repo) {
+        debug!("cannot remove the commit-graph of {}: {e}", repo.display());
+    }
     let args = grokmirror::repack::quick_repack_args(extra);
     match git.run(Some(repo), &args) {
         Ok(o) if o.success() => {}

@@ -568,6 +568,12 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
         }
         let git = &tools.git;
         if a.repack {
+            if grokmirror::repo::alternate_repo(&item.path).is_some() {
+                // `-l` drops what the lender holds (see drop_commit_graph).
+                if let Err(e) = grokmirror::repack::drop_commit_graph(&item.path) {
+                    warn!("      spa: {key}: cannot remove its commit-graph: {e}");
+                }
+            }
             let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
             args.extend(tools.extra_repack_flags.iter().cloned());
             match gitio::run_ok(git, Some(&item.path), &args, &[]).await {

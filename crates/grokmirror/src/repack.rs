@@ -74,6 +74,9 @@ pub struct RepackPlan {
     pub prune: bool,
     /// Write a commit-graph afterwards.
     pub commit_graph: bool,
+    /// Remove a commit-graph left from before (the repository borrows
+    /// objects; see [`drop_commit_graph`]).
+    pub drop_commit_graph: bool,
     /// `extensions.preciousObjects` while repacking: `true` keeps it on
     /// (precious = always), `false` lifts it if set.
     pub precious_during: bool,
@@ -159,6 +162,7 @@ pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> Repac
         args,
         prune,
         commit_graph,
+        drop_commit_graph: role.borrows_objects(),
         precious_during: always,
         precious_after,
         pack_all_refs: level == RepackLevel::Full,
@@ -179,6 +183,45 @@ pub fn plan_pruned_objstore(level: RepackLevel, policy: &RepackPolicy) -> Repack
         plan.prune = true;
     }
     plan
+}
+
+/// Remove the commit-graph of a repository that borrows objects (through
+/// alternates), before a repack that drops its copies of what the lender
+/// holds. A commit-graph written while it stood alone lists commits that
+/// then live only in the lender, which may later drop the ones no longer
+/// reachable (object storage is pruned when its members no longer need
+/// them); the repository's own `git fsck` would then fail on the
+/// commit-graph ("Could not read <commit>") for good. Borrowers get no new
+/// commit-graph (grokmirror writes none for them either), so the stale one
+/// only goes. Returns the files removed. Caller holds the repository's lock.
+pub fn drop_commit_graph(repo: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let info = repo.join("objects/info");
+    let mut removed = Vec::new();
+    let single = info.join("commit-graph");
+    match std::fs::remove_file(&single) {
+        Ok(()) => removed.push(single),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // A split commit-graph: the chain file first, so no reader follows it
+    // to graph files that are gone.
+    let chain_dir = info.join("commit-graphs");
+    if chain_dir.is_dir() {
+        let chain = chain_dir.join("commit-graph-chain");
+        match std::fs::remove_file(&chain) {
+            Ok(()) => removed.push(chain),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        for entry in std::fs::read_dir(&chain_dir)?.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "graph") {
+                std::fs::remove_file(&p)?;
+                removed.push(p);
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The quick repack grok-pull runs after a fetch when loose objects pile
@@ -339,5 +382,31 @@ mod tests {
             quick_repack_args(&["--threads=1".into()]).join(" "),
             "repack -Adlq --threads=1"
         );
+    }
+
+    #[test]
+    fn borrowers_lose_their_commit_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = dir.path().join("objects/info");
+        std::fs::create_dir_all(info.join("commit-graphs")).unwrap();
+        for f in [
+            "commit-graph",
+            "commit-graphs/commit-graph-chain",
+            "commit-graphs/graph-0123.graph",
+            "alternates",
+        ] {
+            std::fs::write(info.join(f), "").unwrap();
+        }
+        let removed = drop_commit_graph(dir.path()).unwrap();
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert!(info.join("alternates").exists());
+        assert!(!info.join("commit-graph").exists());
+        assert!(drop_commit_graph(dir.path()).unwrap().is_empty());
+        let policy = RepackPolicy::default();
+        let member = RepoRole::ObjstoreMember {
+            objstore: PathBuf::from("/o.git"),
+        };
+        assert!(plan(&member, RepackLevel::Quick, &policy).drop_commit_graph);
+        assert!(!plan(&RepoRole::Standalone, RepackLevel::Quick, &policy).drop_commit_graph);
     }
 }
