@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 use support::mirror::{assert_mirrored, output_text, repos_under, Origin, Replica};
 use support::pulld::{Pulld, PATIENCE};
-use support::{read_manifest_json, show_ref_sha1};
+use support::{read_manifest_json, show_ref_sha1, staging_entries};
 
 /// A shell script, made executable.
 fn script(path: &Path, body: &str) -> PathBuf {
@@ -23,17 +23,6 @@ fn script(path: &Path, body: &str) -> PathBuf {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
     std::fs::set_permissions(path, perm).unwrap();
     path.to_path_buf()
-}
-
-/// Entries in the staging area (staged clones, parked repositories).
-fn staging_entries(top: &Path) -> Vec<String> {
-    match std::fs::read_dir(top.join(".grok-pull.staging")) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 struct Setup {

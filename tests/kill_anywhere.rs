@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use support::daemon::GitDaemon;
 use support::kill::{await_gone, run_and_kill, Victims};
 use support::mirror::{assert_mirrored, no_proxy, output_text, repos_under, Origin, Replica};
-use support::{git_cmd, grok, read_manifest_json, run, show_ref, show_ref_sha1};
+use support::{git_cmd, grok, read_manifest_json, run, show_ref, show_ref_sha1, staging_entries};
 
 fn rng() -> (u64, rand::rngs::StdRng) {
     let seed = std::env::var("GROK_KILL_SEED")
@@ -41,20 +41,6 @@ fn fsck(repo: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
-}
-
-/// Entries of the staging area that are not lock files.
-fn staged(top: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(top.join(".grok-pull.staging"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 const PULL_REPOS: usize = 20;
@@ -176,7 +162,7 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
             eprintln!(
                 "{when}: {} of {PULL_REPOS} visible, {} staged, {} orphans",
                 repos_under(&replica.top).len(),
-                staged(&replica.top).len(),
+                staging_entries(&replica.top).len(),
                 out.orphans.len()
             );
             assert_consistent(&origin, &replica, &when);
@@ -194,9 +180,9 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
             assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
         }
         assert!(
-            staged(&replica.top).is_empty(),
+            staging_entries(&replica.top).is_empty(),
             "{when}: {:?}",
-            staged(&replica.top)
+            staging_entries(&replica.top)
         );
         let local = read_manifest_json(&replica.manifest());
         let listed: Vec<&String> = local.as_object().unwrap().keys().collect();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use support::http::{closed_port, HttpServer, Mode};
 use support::mirror::{assert_mirrored, no_proxy, output_text, repos_under, Origin, Replica};
-use support::{grok, read_manifest_json};
+use support::{grok, read_manifest_json, staging_entries};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -25,20 +25,6 @@ fn script(path: &Path, body: &str) -> String {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.display().to_string()
-}
-
-/// Entries of the staging area (what a killed run may leave).
-fn staging_entries(top: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(top.join(".grok-pull.staging"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[test]

@@ -207,3 +207,18 @@ pub fn args_of(cmd: &Command) -> Vec<String> {
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Entries of grok-pull's staging area that are not hidden lock files
+/// (what a killed or interrupted run may leave), sorted.
+pub fn staging_entries(top: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(top.join(".grok-pull.staging"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
