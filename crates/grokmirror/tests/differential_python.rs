@@ -351,3 +351,30 @@ print(json.dumps(out))
         assert_eq!(json!(m.to_json(true)), t[1], "pretty");
     }
 }
+
+/// The committed corpus of config files whose rules are subtle
+/// (`tests/corpus/config/`): each is read by our INI reader and by
+/// configparser, and the views must agree, errors included.
+#[test]
+fn ini_corpus_matches_configparser() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus is in {}", dir.display());
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let theirs = python(INI_VIEW, &json!(texts));
+    for ((file, text), expected) in files.iter().zip(&texts).zip(theirs) {
+        assert_eq!(
+            our_ini_view(text),
+            expected,
+            "{} is read differently from configparser",
+            file.display()
+        );
+    }
+}
