@@ -487,16 +487,13 @@ fn post_receive_hook_failure_keeps_the_push_and_says_why() {
 fn gl_manifest(dir: &Path, manifest: &Path, gl_user: &str, args: &[&str]) -> Output {
     let transport = dir.join("local-ssh");
     if !transport.exists() {
-        std::fs::write(
+        support::script(
             &transport,
-            format!(
-                "#!/bin/sh\n# stand-in for `ssh HOST COMMAND ARGS...`\nshift\ncmd=$1; shift\nexec \"{}/$cmd\" \"$@\"\n",
+            &format!(
+                "# stand-in for `ssh HOST COMMAND ARGS...`\nshift\ncmd=$1; shift\nexec \"{}/$cmd\" \"$@\"",
                 contrib("gitolite").display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&transport, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
     }
     run(Command::new(contrib("gitolite/grok-get-gl-manifest.sh"))
         .args(args)

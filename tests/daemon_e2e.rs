@@ -360,16 +360,14 @@ fn housekeeping_runs_at_low_priority_and_yields_to_fetches() {
     // Every `git repack` the daemon starts says who it is and then hangs.
     let marker = s.dir.join("repacking");
     let gitbin = s.dir.join("git-wrapper");
-    std::fs::write(
+    support::script(
         &gitbin,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = repack ]; then echo $$ > {marker}; sleep 600; fi\ndone\nexec {git} \"$@\"\n",
+        &format!(
+            "for a in \"$@\"; do\n  if [ \"$a\" = repack ]; then echo $$ > {marker}; sleep 600; fi\ndone\nexec {git} \"$@\"",
             marker = marker.display(),
             git = support::git_binary().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&gitbin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let socket = s.replica.top.join(".updater.socket");
     let mut d = Pulld::start(&s.replica.config, &s.log(), |cmd| {
         cmd.env("GITBIN", &gitbin);

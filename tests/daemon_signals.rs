@@ -9,21 +9,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sys::signal::Signal;
 use support::mirror::{assert_mirrored, output_text, repos_under, Origin, Replica};
 use support::pulld::{Pulld, PATIENCE};
-use support::{read_manifest_json, show_ref_sha1, staging_entries};
-
-/// A shell script, made executable.
-fn script(path: &Path, body: &str) -> PathBuf {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    let mut perm = std::fs::metadata(path).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(path, perm).unwrap();
-    path.to_path_buf()
-}
+use support::{
+    held_upload_pack, read_manifest_json, show_ref_sha1, staging_entries, use_upload_pack,
+};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -70,18 +63,9 @@ impl Setup {
     /// Start the daemon with every upload-pack held up for `secs` seconds
     /// (after touching `started`).
     fn start_held(&self, secs: u32) -> Pulld {
-        let wrapper = script(
-            &self.dir.join("upload-pack"),
-            &format!(
-                "touch {started}\nsleep {secs}\nexec {git} upload-pack \"$@\"",
-                started = self.started.display(),
-                git = support::git_binary().display()
-            ),
-        );
+        let wrapper = held_upload_pack(&self.dir, &self.started, secs);
         let mut d = Pulld::start(&self.replica.config, &self.dir.join("replica.log"), |cmd| {
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
-                .env("GIT_CONFIG_VALUE_0", &wrapper);
+            use_upload_pack(cmd, &wrapper);
         });
         let started = self.started.clone();
         d.wait_for("the clone of /big.git to start", |_| started.exists());

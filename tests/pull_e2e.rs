@@ -5,20 +5,12 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use support::fixture;
 use support::http::HttpServer;
 use support::mirror::{self, assert_mirrored, output_text, repos_under, Origin, Replica};
-use support::{git, read_manifest_json, show_ref, show_ref_sha1};
-
-/// A shell script at `path`, executable.
-fn script(path: &Path, body: &str) -> String {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
+use support::{git, read_manifest_json, script, show_ref, show_ref_sha1};
 
 fn lines(path: &Path) -> Vec<String> {
     let mut l: Vec<String> = std::fs::read_to_string(path)
@@ -75,7 +67,10 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
         &daemon.site(),
         &http.url("manifest.js.gz"),
         &format!(
-            "exclude = /private/*\ndefault_owner = Mirror Owner\npost_update_hook = {update_hook}\npost_clone_complete_hook = {clone_hook}\npost_work_complete_hook = {work_hook}\n"
+            "exclude = /private/*\ndefault_owner = Mirror Owner\npost_update_hook = {}\npost_clone_complete_hook = {}\npost_work_complete_hook = {}\n",
+            update_hook.display(),
+            clone_hook.display(),
+            work_hook.display()
         ),
     );
     // Settled (not modified within the second it is read), so the state
@@ -364,7 +359,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
         &site,
         "unused",
         "",
-        &format!("manifest_command = {cmd}"),
+        &format!("manifest_command = {}", cmd.display()),
     );
     let out = replica3.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));

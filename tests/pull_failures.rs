@@ -8,23 +8,17 @@
 mod support;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::http::{closed_port, HttpServer, Mode};
 use support::mirror::{assert_mirrored, no_proxy, output_text, repos_under, Origin, Replica};
-use support::{grok, read_manifest_json, staging_entries};
+use support::{
+    grok, held_upload_pack, read_manifest_json, script, staging_entries, use_upload_pack,
+};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn script(path: &Path, body: &str) -> String {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
 }
 
 #[test]
@@ -179,9 +173,7 @@ fn failed_repositories_are_reported_and_retried() {
     );
     let mut cmd = grok("grok-pull");
     no_proxy(&mut cmd);
-    cmd.env("GIT_CONFIG_COUNT", "1")
-        .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
-        .env("GIT_CONFIG_VALUE_0", &wrapper)
+    use_upload_pack(&mut cmd, &wrapper)
         .arg("-v")
         .arg("-c")
         .arg(&replica.config);
@@ -249,19 +241,10 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
     let url = format!("file://{}", origin.manifest.display());
     let replica = Replica::new(&dir, "replica", &site, &url, "");
     let started = dir.join("started");
-    let wrapper = script(
-        &dir.join("upload-pack"),
-        &format!(
-            "touch {started}\nsleep 60\nexec {git} upload-pack \"$@\"",
-            started = started.display(),
-            git = support::git_binary().display()
-        ),
-    );
+    let wrapper = held_upload_pack(&dir, &started, 60);
     let mut cmd = grok("grok-pull");
     no_proxy(&mut cmd);
-    cmd.env("GIT_CONFIG_COUNT", "1")
-        .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
-        .env("GIT_CONFIG_VALUE_0", &wrapper)
+    use_upload_pack(&mut cmd, &wrapper)
         .arg("-c")
         .arg(&replica.config)
         .stdout(std::process::Stdio::null())
@@ -326,19 +309,10 @@ fn sigterm_stops_a_run_cleanly() {
     // The stalled fetch gets a one-second grace period, then is killed.
     let replica = Replica::new(&dir, "replica", &site, &url, "shutdown_grace = 1");
     let started = dir.join("started");
-    let wrapper = script(
-        &dir.join("upload-pack"),
-        &format!(
-            "touch {started}\nsleep 60\nexec {git} upload-pack \"$@\"",
-            started = started.display(),
-            git = support::git_binary().display()
-        ),
-    );
+    let wrapper = held_upload_pack(&dir, &started, 60);
     let mut cmd = grok("grok-pull");
     no_proxy(&mut cmd);
-    cmd.env("GIT_CONFIG_COUNT", "1")
-        .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
-        .env("GIT_CONFIG_VALUE_0", &wrapper)
+    use_upload_pack(&mut cmd, &wrapper)
         .arg("-v")
         .arg("-c")
         .arg(&replica.config)

@@ -191,31 +191,17 @@ impl Tree {
 
     /// Write the manifest (our grok-manifest).
     pub fn manifest(&self) {
-        super::run_ok(
-            grok("grok-manifest")
-                .arg("-m")
-                .arg(self.top.join("manifest.js.gz"))
-                .arg("-t")
-                .arg(&self.top),
-        );
+        super::replica::write_manifest(&self.top);
     }
 
     /// Our grok-fsck, verbose.
     pub fn fsck(&self, args: &[&str]) -> Output {
-        run(grok("grok-fsck")
-            .arg("-v")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args))
+        super::replica::fsck_with(grok("grok-fsck"), &self.config, args)
     }
 
     /// The reference grok-fsck, verbose.
     pub fn oracle_fsck(&self, args: &[&str]) -> Output {
-        run(oracle("grok-fsck")
-            .arg("-v")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args))
+        super::replica::fsck_with(oracle("grok-fsck"), &self.config, args)
     }
 
     /// The object storage directory.

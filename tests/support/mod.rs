@@ -222,3 +222,32 @@ pub fn staging_entries(top: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A shell script at `path` running `body`, made executable; its path.
+pub fn script(path: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_path_buf()
+}
+
+/// Make the fetches of the grok-pull run by `cmd` serve themselves with
+/// `wrapper` instead of `git upload-pack` (the site must be a local path).
+pub fn use_upload_pack<'a>(cmd: &'a mut Command, wrapper: &Path) -> &'a mut Command {
+    cmd.env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "remote._grokmirror.uploadpack")
+        .env("GIT_CONFIG_VALUE_0", wrapper)
+}
+
+/// A `git upload-pack` wrapper in `dir` that touches `started` and then
+/// holds the fetch up for `secs` seconds before serving it.
+pub fn held_upload_pack(dir: &Path, started: &Path, secs: u32) -> PathBuf {
+    script(
+        &dir.join("upload-pack"),
+        &format!(
+            "touch {started}\nsleep {secs}\nexec {git} upload-pack \"$@\"",
+            started = started.display(),
+            git = git_binary().display()
+        ),
+    )
+}

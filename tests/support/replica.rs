@@ -53,32 +53,17 @@ impl Replica {
 
     /// Write the manifest of what is on disk (our grok-manifest).
     pub fn manifest(&self) {
-        let manifest = self.top.join("manifest.js.gz");
-        super::run_ok(
-            grok("grok-manifest")
-                .arg("-m")
-                .arg(&manifest)
-                .arg("-t")
-                .arg(&self.top),
-        );
+        write_manifest(&self.top);
     }
 
     /// Run our grok-fsck (verbose) with extra flags.
     pub fn fsck(&self, args: &[&str]) -> Output {
-        run(grok("grok-fsck")
-            .arg("-v")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args))
+        fsck_with(grok("grok-fsck"), &self.config, args)
     }
 
     /// Run the reference grok-fsck (verbose) with extra flags.
     pub fn oracle_fsck(&self, args: &[&str]) -> Output {
-        run(oracle("grok-fsck")
-            .arg("-v")
-            .arg("-c")
-            .arg(&self.config)
-            .args(args))
+        fsck_with(oracle("grok-fsck"), &self.config, args)
     }
 
     /// The status file as JSON.
@@ -108,6 +93,23 @@ impl Replica {
         )
         .unwrap();
     }
+}
+
+/// Write `<top>/manifest.js.gz` from what is on disk (our grok-manifest).
+pub fn write_manifest(top: &Path) {
+    super::run_ok(
+        grok("grok-manifest")
+            .arg("-m")
+            .arg(top.join("manifest.js.gz"))
+            .arg("-t")
+            .arg(top),
+    );
+}
+
+/// Run a grok-fsck (ours or the reference's, as `program`) verbosely with
+/// `config` and extra flags.
+pub fn fsck_with(mut program: Command, config: &Path, args: &[&str]) -> Output {
+    run(program.arg("-v").arg("-c").arg(config).args(args))
 }
 
 /// Today's local date as the status file writes it.
