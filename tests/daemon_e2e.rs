@@ -42,7 +42,7 @@ impl Setup {
         let http = HttpServer::serve(&origin.root);
         let gitd = GitDaemon::serve(&origin.root);
         let manifest = if file_manifest {
-            format!("file://{}", origin.manifest.display())
+            origin.file_manifest_url()
         } else {
             http.url("manifest.js.gz")
         };

@@ -35,8 +35,8 @@ impl Setup {
         let origin = Origin::new(&dir);
         origin.project("/small.git", 3, 1_600_000_000);
         origin.manifest();
-        let site = origin.root.display().to_string();
-        let url = format!("file://{}", origin.manifest.display());
+        let site = origin.local_site();
+        let url = origin.file_manifest_url();
         let replica = Replica::new(
             &dir,
             "replica",

@@ -115,7 +115,7 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let (origin, keys) = pull_origin(&dir);
     let daemon = GitDaemon::serve(&origin.root);
-    let url = format!("file://{}", origin.manifest.display());
+    let url = origin.file_manifest_url();
 
     // One uninterrupted run tells how many log lines a run prints.
     let clean = Replica::new(&dir, "clean", &daemon.site(), &url, "");
@@ -415,14 +415,8 @@ fn lock_files_of_a_killed_git_do_not_block_the_next_run() {
     let origin = Origin::new(&dir);
     origin.project("/a.git", 3, 1_600_000_000);
     origin.manifest();
-    let url = format!("file://{}", origin.manifest.display());
-    let replica = Replica::new(
-        &dir,
-        "replica",
-        &origin.root.display().to_string(),
-        &url,
-        "",
-    );
+    let url = origin.file_manifest_url();
+    let replica = Replica::new(&dir, "replica", &origin.local_site(), &url, "");
     let out = run(&mut pull_cmd(&replica));
     assert!(out.status.success(), "{}", output_text(&out));
     let repo = replica.path("/a.git");

@@ -296,7 +296,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     )
     .unwrap();
 
-    let site = origin.root.display().to_string();
+    let site = origin.local_site();
     let replica = Replica::new(
         &dir,
         "replica",
@@ -399,8 +399,8 @@ fn reclone_ffonly_and_usage_errors() {
     origin.project("/ff.git", 3, 1_600_000_000);
     origin.project("/plain.git", 3, 1_600_000_000);
     origin.manifest();
-    let site = origin.root.display().to_string();
-    let url = format!("file://{}", origin.manifest.display());
+    let site = origin.local_site();
+    let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &site, &url, "ffonly = /ff.git\n");
     let out = replica.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));
@@ -506,7 +506,7 @@ fn http_credentials_from_netrc_and_proxy_from_the_environment() {
     let http = HttpServer::serve(&origin.root);
     let netrc = dir.join("netrc");
     std::fs::write(&netrc, "machine 127.0.0.1 login mirror password s3cret\n").unwrap();
-    let site = origin.root.display().to_string();
+    let site = origin.local_site();
 
     // Credentials for the manifest host come from $NETRC.
     let replica = Replica::new(&dir, "replica", &site, &http.url("manifest.js.gz"), "");
@@ -581,14 +581,8 @@ fn exits_after_a_multiple_of_100_repos_and_writes_every_100() {
         origin.project(&format!("/batch1/r{i:03}.git"), 1, 1_600_000_000 + i);
     }
     origin.manifest();
-    let site = origin.root.display().to_string();
-    let replica = Replica::new(
-        &dir,
-        "replica",
-        &site,
-        &format!("file://{}", origin.manifest.display()),
-        "",
-    );
+    let site = origin.local_site();
+    let replica = Replica::new(&dir, "replica", &site, &origin.file_manifest_url(), "");
     let log = dir.join("replica.log");
     let pull = || {
         let mut cmd = support::grok("grok-pull");
@@ -655,12 +649,12 @@ fn purge_spares_what_it_must_and_projects_list_options() {
     origin.project("/pub/b.git", 1, 1_600_000_000);
     std::os::unix::fs::symlink(origin.path("/pub/b.git"), origin.path("/pub/b-alias.git")).unwrap();
     origin.manifest();
-    let site = origin.root.display().to_string();
+    let site = origin.local_site();
     let replica = Replica::new(
         &dir,
         "replica",
         &site,
-        &format!("file://{}", origin.manifest.display()),
+        &origin.file_manifest_url(),
         "nopurge = /local/keep*\nffonly = /local/ff.git\nprojectslist_trimtop = /pub/\nprojectslist_symlinks = yes\n",
     );
     // Local-only repositories: one others borrow from, one protected by
@@ -740,14 +734,8 @@ fn loose_objects_after_a_fetch_get_a_quick_repack() {
     // 200 commits (600 objects): the clone keeps git's pack.
     let repo = origin.project("/big.git", 200, 1_600_000_000);
     origin.manifest();
-    let site = origin.root.display().to_string();
-    let replica = Replica::new(
-        &dir,
-        "replica",
-        &site,
-        &format!("file://{}", origin.manifest.display()),
-        "",
-    );
+    let site = origin.local_site();
+    let replica = Replica::new(&dir, "replica", &site, &origin.file_manifest_url(), "");
     let out = replica.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));
     // 30 more commits (90 objects) arrive loose: over 10% of the objects.

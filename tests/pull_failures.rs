@@ -30,7 +30,7 @@ fn broken_manifest_sources_change_nothing() {
     origin.project("/b.git", 2, 1_600_000_000);
     origin.manifest();
     let http = HttpServer::serve(&origin.root);
-    let site = origin.root.display().to_string();
+    let site = origin.local_site();
     let replica = Replica::new(
         &dir,
         "replica",
@@ -145,8 +145,8 @@ fn failed_repositories_are_reported_and_retried() {
     // Settled manifests (a manifest read within the second it was modified
     // is read again by the next run, see tests/concurrency.rs).
     origin.age_manifest(-20);
-    let site = origin.root.display().to_string();
-    let url = format!("file://{}", origin.manifest.display());
+    let site = origin.local_site();
+    let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &site, &url, "");
     let out = replica.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));
@@ -237,8 +237,8 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
     let origin = Origin::new(&dir);
     origin.project("/slow.git", 20, 1_600_000_000);
     origin.manifest();
-    let site = origin.root.display().to_string();
-    let url = format!("file://{}", origin.manifest.display());
+    let site = origin.local_site();
+    let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &site, &url, "");
     let started = dir.join("started");
     let wrapper = held_upload_pack(&dir, &started, 60);
@@ -304,8 +304,8 @@ fn sigterm_stops_a_run_cleanly() {
     let origin = Origin::new(&dir);
     origin.project("/slow.git", 5, 1_600_000_000);
     origin.manifest();
-    let site = origin.root.display().to_string();
-    let url = format!("file://{}", origin.manifest.display());
+    let site = origin.local_site();
+    let url = origin.file_manifest_url();
     // The stalled fetch gets a one-second grace period, then is killed.
     let replica = Replica::new(&dir, "replica", &site, &url, "shutdown_grace = 1");
     let started = dir.join("started");

@@ -42,7 +42,7 @@ fn hostile_entries_are_rejected_and_the_rest_is_mirrored() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("precious"), "do not touch").unwrap();
 
-    let site = origin.root.display().to_string();
+    let site = origin.local_site();
     let served = dir.join("served.js");
     let replica = Replica::new(
         &dir,

@@ -148,7 +148,7 @@ fn setup() -> Setup {
     let replica = Replica::with_remote(
         &dir,
         "replica",
-        &origin.root.display().to_string(),
+        &origin.local_site(),
         &http.url("manifest.js.gz"),
         "purge = yes\n",
         "manifest_timeout = 2\n",
@@ -283,7 +283,7 @@ fn a_git_server_that_stalls_is_given_up_on_after_fetch_timeout() {
     let origin = Origin::new(&dir);
     origin.project("/a.git", 2, 1_600_000_000);
     origin.manifest();
-    let url = format!("file://{}", origin.manifest.display());
+    let url = origin.file_manifest_url();
     let silent = SilentServer::start();
     let replica = Replica::new(
         &dir,

@@ -29,6 +29,16 @@ impl Origin {
         }
     }
 
+    /// The origin as a `[remote] site` of plain local paths.
+    pub fn local_site(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    /// The manifest as a `file://` `[remote] manifest`.
+    pub fn file_manifest_url(&self) -> String {
+        format!("file://{}", self.manifest.display())
+    }
+
     /// Full path of a repository.
     pub fn path(&self, key: &str) -> PathBuf {
         self.root.join(key.trim_start_matches('/'))
