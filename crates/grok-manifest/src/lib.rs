@@ -569,9 +569,8 @@ fn remove_paths(s: &Settings, manifest: &mut Manifest) {
 
 /// `--fetch-objstore`: copy new objects of updated repos into their object
 /// storage, skipping any object storage somebody else is working on (the
-/// next grok-fsck catches up). The plumbing copy reads the member's files,
-/// so it needs the member's lock too (taken first, as everywhere); without
-/// it the member is fetched the ordinary way.
+/// next grok-fsck catches up); plumbing only where the member's lock is
+/// free (see [`objstore::fetch_member_unlocked`]).
 fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>, method: objstore::FetchMethod) {
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     for repo_path in repos {
@@ -581,15 +580,6 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>, method: objstore::Fetch
         if done.contains(&obst) {
             continue;
         }
-        let member_lock = match method {
-            objstore::FetchMethod::Plumbing => lock::try_lock_repo(repo_path).ok().flatten(),
-            objstore::FetchMethod::Porcelain => None,
-        };
-        let method = if member_lock.is_some() {
-            method
-        } else {
-            objstore::FetchMethod::Porcelain
-        };
         match lock::try_lock_repo(&obst) {
             Ok(Some(_guard)) => {
                 info!(
@@ -597,7 +587,7 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>, method: objstore::Fetch
                     repo_path.display(),
                     obst.file_name().unwrap_or_default().to_string_lossy()
                 );
-                if let Err(e) = objstore::fetch_member(git, &obst, repo_path, method) {
+                if let Err(e) = objstore::fetch_member_unlocked(git, &obst, repo_path, method) {
                     warn!(
                         " manifest: cannot fetch {} into {}: {e}",
                         repo_path.display(),

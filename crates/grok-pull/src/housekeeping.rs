@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use grokmirror::git::Git;
 use grokmirror::lock;
-use grokmirror::objstore::{self, FetchMethod, ObjstoreError};
+use grokmirror::objstore::{self, FetchMethod};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
@@ -70,32 +70,6 @@ impl Actions {
         self.pack_refs |= other.pack_refs;
         self.pack_refs_all |= other.pack_refs_all;
     }
-}
-
-/// The object-storage step: fetch `member`'s objects into `obstrepo`.
-/// Called on the housekeeping thread (low priority, may block) with
-/// `obstrepo`'s lock held. The plumbing copy reads the member's files
-/// directly, so it needs the member's lock too: it is only tried, and
-/// when a fetch holds it the porcelain fetch (which needs no lock on the
-/// member) is used instead, so a fetch into the member never waits for
-/// housekeeping. Returns `Ok(false)` when `member` is not one of
-/// `obstrepo`'s remotes.
-pub fn objstore_fetch(
-    git: &Git,
-    obstrepo: &Path,
-    member: &Path,
-    method: FetchMethod,
-) -> Result<bool, ObjstoreError> {
-    let member_guard = match method {
-        FetchMethod::Plumbing => lock::try_lock_repo(member).ok().flatten(),
-        FetchMethod::Porcelain => None,
-    };
-    let method = if member_guard.is_some() {
-        method
-    } else {
-        FetchMethod::Porcelain
-    };
-    objstore::fetch_member(git, obstrepo, member, method)
 }
 
 /// What the engine and the housekeeping thread share.
@@ -527,7 +501,7 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
                 let obst = obstrepo.clone();
                 let member = item.path.clone();
                 let fetched = tokio::task::spawn_blocking(move || {
-                    let r = objstore_fetch(&git, &obst, &member, method);
+                    let r = objstore::fetch_member_unlocked(&git, &obst, &member, method);
                     drop(guard);
                     r
                 })

@@ -625,41 +625,28 @@ pub fn fetch_member(
     Ok(true)
 }
 
-/// What [`update_objstore_of`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Updated {
-    /// The repository is not a (fetched-into) member of an object storage.
-    NotAMember,
-    /// Its object storage is locked by somebody else; grok-fsck catches up.
-    Busy(PathBuf),
-    /// Fetched into this object storage.
-    Fetched(PathBuf),
-}
-
-/// After new objects arrived in `member` (a fetch, a push): copy them into
-/// its object storage now, if it is a member and nobody else holds the
-/// object storage (the lazy objstore fetch of grok-pull and its
-/// housekeeping). Private repositories are never members, so never
-/// fetched.
-///
-/// Caller holds `member`'s lock (taken before the object storage's, as
-/// everywhere); the object storage's lock is only tried.
-pub fn update_objstore_of(
+/// [`fetch_member`] for callers that do not hold `member`'s lock (grok-pull's
+/// housekeeping, grok-manifest's `--fetch-objstore`): the plumbing copy,
+/// which reads the member's files, is used only when the member's lock is
+/// free right now and is held for it; otherwise the porcelain fetch, which
+/// needs no lock on the member, so a fetch into the member never waits.
+/// Caller holds `obstrepo`'s lock.
+pub fn fetch_member_unlocked(
     git: &Git,
+    obstrepo: &Path,
     member: &Path,
     method: FetchMethod,
-) -> Result<Updated, ObjstoreError> {
-    let Some(obst) = objstore_of(member) else {
-        return Ok(Updated::NotAMember);
+) -> Result<bool, ObjstoreError> {
+    let member_guard = match method {
+        FetchMethod::Plumbing => lock::try_lock_repo(member).ok().flatten(),
+        FetchMethod::Porcelain => None,
     };
-    if !is_member(&obst, member) {
-        return Ok(Updated::NotAMember);
-    }
-    let Ok(Some(_guard)) = lock::try_lock_repo(&obst) else {
-        return Ok(Updated::Busy(obst));
+    let method = if member_guard.is_some() {
+        method
+    } else {
+        FetchMethod::Porcelain
     };
-    fetch_member(git, &obst, member, method)?;
-    Ok(Updated::Fetched(obst))
+    fetch_member(git, obstrepo, member, method)
 }
 
 fn record_fingerprint(obstrepo: &Path, member: &Path, virtref: &str) {
