@@ -29,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use grokmirror::config::Config;
+use grokmirror::deletion;
 use grokmirror::fsutil;
 use grokmirror::logging::LogHandle;
 use grokmirror::manifest::{Manifest, RepoEntry};
@@ -249,6 +250,7 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
         let local = Manifest::read_local(puller.settings.manifest())?;
         let plan = plan::plan(
             &puller.settings,
+            puller.tree(),
             &puller.git,
             &manifest,
             &local,
@@ -370,7 +372,11 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
     let ctx = Arc::new(Ctx {
         settings: settings.clone(),
         git: puller.git.clone(),
-        culled: known.keys().cloned().collect(),
+        tree: puller.tree().clone(),
+        gate: deletion::Rules {
+            wanted: known.keys().cloned().collect(),
+            ..deletion::Rules::default()
+        },
         borrowed: OnceLock::new(),
         objstore: Arc::new(Objstore::from_settings(&settings)),
     });
@@ -695,7 +701,8 @@ impl Engine {
                 self.ctx = Arc::new(Ctx {
                     settings: self.settings().clone(),
                     git: self.puller.git.clone(),
-                    culled: plan.culled,
+                    tree: self.puller.tree().clone(),
+                    gate: plan.gate,
                     borrowed,
                     objstore,
                 });
@@ -1000,7 +1007,13 @@ impl Engine {
         self.config_text = text;
         self.sched.set_workers(new.pull_threads);
         self.recorder.reconfigure(&new);
-        self.puller = Puller::new(new);
+        self.puller = match Puller::new(new) {
+            Ok(p) => p,
+            Err(e) => {
+                error!("   config: not reloading {}: {e:#}", path.display());
+                return;
+            }
+        };
         self.tools = tools_of(&self.puller, self.opts.daemon);
         let objstore = Arc::new(Objstore {
             groups: self.ctx.objstore.groups.clone(),
@@ -1009,7 +1022,12 @@ impl Engine {
         self.ctx = Arc::new(Ctx {
             settings: self.puller.settings.clone(),
             git: self.puller.git.clone(),
-            culled: self.ctx.culled.clone(),
+            tree: self.puller.tree().clone(),
+            // Purges approved under the old config are not carried over.
+            gate: deletion::Rules {
+                wanted: self.ctx.gate.wanted.clone(),
+                ..deletion::Rules::default()
+            },
             borrowed: OnceLock::new(),
             objstore,
         });

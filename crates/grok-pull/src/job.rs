@@ -14,13 +14,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use grokmirror::deletion::{self, Facts, Removal, Verdict};
 use grokmirror::discovery::{self, Found, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, FileLock};
+use grokmirror::lock::{self, RepoLock, Wait};
 use grokmirror::manifest::RepoEntry;
 use grokmirror::objects;
+use grokmirror::tree::{Dir, Kind, RepoKey, Tree};
 use grokmirror::{refs, repo};
 use tracing::{debug, info, warn};
 
@@ -28,9 +30,9 @@ use crate::forkgroup::{self, Objstore};
 use crate::gitio;
 use crate::hooks;
 use crate::housekeeping::Actions;
-use crate::plan::{check_path_safe, Action, Job};
+use crate::plan::{Action, Job};
 use crate::settings::Settings;
-use crate::stage::{self, Staged};
+use crate::stage::Staged;
 
 /// What every job shares.
 #[derive(Debug)]
@@ -39,8 +41,11 @@ pub struct Ctx {
     pub settings: Settings,
     /// The git to run.
     pub git: Git,
-    /// Keys of the included remote entries.
-    pub culled: BTreeSet<String>,
+    /// The top level, opened once: every change on disk goes through it.
+    pub tree: Tree,
+    /// The purge rules and this run's approved purges, for the deletion
+    /// gate.
+    pub gate: deletion::Rules,
     /// Real paths of repositories others borrow objects from; found by a
     /// tree walk, done at most once per run and only when needed.
     pub borrowed: OnceLock<BTreeSet<PathBuf>>,
@@ -70,6 +75,29 @@ impl Ctx {
     /// Whether others borrow objects from the repository at `path`.
     fn is_borrowed(&self, path: &Path) -> bool {
         fs::canonicalize(path).is_ok_and(|real| self.borrowed().contains(&real))
+    }
+
+    /// The deletion gate: may the repository `key` (at `dir`, a path
+    /// through its handle) go for `removal`? Logs why not.
+    fn may_remove(&self, key: &RepoKey, dir: &Path, removal: &Removal) -> bool {
+        let facts = Facts {
+            borrowed: self.is_borrowed(dir),
+        };
+        match deletion::judge(&self.gate, key, removal, facts) {
+            Verdict::Delete => true,
+            Verdict::Keep(why) => {
+                let what = match removal {
+                    Removal::Purge => format!("purging {key}"),
+                    Removal::ReplaceWithSymlink { to } => {
+                        format!("replacing the repository {key} with a symlink to {to}")
+                    }
+                    Removal::Reclone => format!("re-cloning {key}"),
+                    Removal::UnusedObjectStorage => format!("deleting {key}"),
+                };
+                info!("     keep: not {what}: {why}");
+                false
+            }
+        }
     }
 }
 
@@ -143,24 +171,25 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) -> Done {
     }
 }
 
-/// Take the repository's lock if it is free. With it taken, git lock
-/// files older than this moment (`config.lock`, `packed-refs.lock`, ref
-/// locks) are leftovers of a git, or of our own libgit2 writes, that was
-/// killed: every grokmirror-aware writer holds the repository's lock while
-/// it works. They are removed, or every later change to that file would
-/// fail, run after run.
-fn try_lock(path: &Path) -> Result<Option<FileLock>, String> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+/// Take the lock of the repository `name` in `parent` if it is free
+/// (through the parent's handle, so the lock is the one of the directory we
+/// work on). With it taken, git lock files older than this moment
+/// (`config.lock`, `packed-refs.lock`, ref locks) are leftovers of a git,
+/// or of our own libgit2 writes, that was killed: every grokmirror-aware
+/// writer holds the repository's lock while it works. They are removed, or
+/// every later change to that file would fail, run after run.
+fn try_lock(parent: &Dir, name: &std::ffi::OsStr) -> Result<Option<RepoLock>, String> {
+    lock::acquire_repo(&parent.io_path().join(name), Wait::No).map_err(|e| e.to_string())
+}
+
+/// An error text with the handle's `/proc` path replaced by the path the
+/// operator knows.
+fn shown(why: impl Into<String>, io: &Path, shown: &Path) -> String {
+    let why = why.into();
+    match io.to_str() {
+        Some(io) => why.replace(io, &shown.display().to_string()),
+        None => why,
     }
-    let since = std::time::SystemTime::now();
-    let lock = lock::try_lock_repo(path).map_err(|e| e.to_string())?;
-    // A real directory only: the lock of a symlink does not cover its target.
-    if lock.is_some() && fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        grokmirror::gitlocks::clear_stale(path, since);
-    }
-    Ok(lock)
 }
 
 fn git_config(path: &Path) -> Result<git2::Config, String> {
@@ -361,7 +390,8 @@ async fn init_staged(
     let env_owned = staged.env();
     let env: Vec<(&str, &std::ffi::OsStr)> =
         env_owned.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let path = staged.path();
+    let path_buf = staged.path();
+    let path = path_buf.as_path();
     gitio::run_ok(
         &ctx.git,
         None,
@@ -414,24 +444,32 @@ async fn init_staged(
 /// Clone a new repository (or, with `reclone`, a fresh copy of an existing
 /// one) in the staging area and move it into place.
 async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
-    let toplevel = ctx.toplevel().to_path_buf();
-    let key = job.key.clone();
-    let target = fsutil::key_path(&toplevel, &key);
-    if let Err(why) = check_path_safe(&toplevel, &key) {
-        return Done::failed(job, why);
-    }
-    let _lock = match try_lock(&target) {
+    let key = match ctx.tree.key(&job.key) {
+        Ok(k) => k,
+        Err(why) => return Done::failed(job, why),
+    };
+    let target = ctx.tree.path_of(&key);
+    let parent = match ctx.tree.parent_of(&key, true) {
+        Ok(p) => p,
+        Err(e) => return Done::failed(job, e.to_string()),
+    };
+    let name = key.name();
+    let here = parent.io_path().join(name);
+    let _lock = match try_lock(&parent, name) {
         Ok(Some(l)) => l,
         Ok(None) => return Done::new(job, Outcome::Busy),
         Err(why) => return Done::failed(job, why),
     };
     let mut replaces_symlink = false;
+    let kind = match parent.kind_of(name) {
+        Ok(k) => k,
+        Err(e) => return Done::failed(job, e.to_string()),
+    };
     if !reclone {
-        match fs::symlink_metadata(&target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Done::failed(job, format!("cannot check {}: {e}", target.display())),
-            Ok(m) if m.file_type().is_symlink() => replaces_symlink = true,
-            Ok(m) if m.is_dir() && repo::is_bare_repo(&target) => {
+        match kind {
+            None => {}
+            Some(Kind::Symlink) => replaces_symlink = true,
+            Some(Kind::Dir) if repo::is_bare_repo(&here) => {
                 // Somebody else cloned it meanwhile: just bring it up to date.
                 drop(_lock);
                 let job = Job {
@@ -444,18 +482,18 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
                 };
                 return Box::pin(update(ctx, job)).await;
             }
-            Ok(m) if m.is_dir() => {
-                if fs::remove_dir(&target).is_err() {
-                    return Done::failed(
-                        job,
-                        format!(
-                            "{} exists and is not a git repository; move it away",
-                            target.display()
-                        ),
-                    );
-                }
+            // An empty directory may go; anything else stays.
+            Some(Kind::Dir) if parent.remove_empty_dir(name).is_ok() => {}
+            Some(Kind::Dir) => {
+                return Done::failed(
+                    job,
+                    format!(
+                        "{} exists and is not a git repository; move it away",
+                        target.display()
+                    ),
+                );
             }
-            Ok(_) => {
+            Some(_) => {
                 return Done::failed(
                     job,
                     format!(
@@ -465,28 +503,33 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
                 )
             }
         }
-    } else if !repo::is_bare_repo(&target) {
+    } else if kind != Some(Kind::Dir) || !repo::is_bare_repo(&here) {
         return Done::failed(
             job,
             format!("{} is no longer a repository", target.display()),
         );
+    } else if !ctx.may_remove(&key, &target, &Removal::Reclone) {
+        return Done::new(job, Outcome::Skipped);
     }
     let entry = job.entry.clone().unwrap_or_default();
-    let mut staged = match Staged::for_clone(&toplevel, &target, &key) {
+    let mut staged = match Staged::for_clone(&ctx.tree, &parent, &key) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Done::new(job, Outcome::Busy),
         Err(e) => return Done::failed(job, format!("cannot create a staging directory: {e}")),
     };
+    let staged_io = staged.path();
+    let staged_shown = staged.shown();
+    let tidy = |why: String| shown(why, &staged_io, &staged_shown);
     // A re-clone keeps borrowing from the same object storage; a fork
     // borrows from its group's from the first fetch on.
     let mut placement = None;
     let alternates = if reclone {
-        repo::alternate_repo(&target)
+        repo::alternate_repo(&here)
     } else {
         let prepared = forkgroup::prepare(
             ctx.objstore.clone(),
             ctx.git.clone(),
-            key.clone(),
+            key.to_string(),
             target.clone(),
         )
         .await;
@@ -499,12 +542,12 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         }
     };
     if reclone {
-        let reason = fs::read_to_string(target.join(repo::RECLONE_FILE)).unwrap_or_default();
+        let reason = fs::read_to_string(here.join(repo::RECLONE_FILE)).unwrap_or_default();
         info!("  reclone: {key}");
         debug!("reclone reason for {key}: {}", reason.trim());
     }
     if let Err(why) = init_staged(ctx, &staged, &key, &entry, alternates.as_deref()).await {
-        return Done::failed(job, why);
+        return Done::failed(job, tidy(why));
     }
     if let Some(p) = placement.as_mut() {
         // The staged clone points at it now (grok-fsck sees that).
@@ -516,7 +559,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         env_owned.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
     if let Err(why) = gitio::fetch(
         &ctx.git,
-        staged.path(),
+        &staged_io,
         &ctx.settings.remotename,
         &key,
         ctx.settings.retries,
@@ -525,21 +568,26 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     )
     .await
     {
-        return Done::failed(job, why);
+        return Done::failed(job, tidy(why));
     }
-    let path = staged.path().to_path_buf();
     // Everything is recorded while the objects still have their staging
     // name: the staged clone must not look like a repository to tree walks
     // (grokmirror 2.x's descends into the staging area) for longer than
     // the two renames below, should this process be killed in between.
-    let fingerprint = staged_fingerprint(&ctx.git, &path, &env).await;
+    let fingerprint = staged_fingerprint(&ctx.git, &staged_io, &env).await;
     if let Some(fp) = &fingerprint {
-        if let Err(e) = repo::write_fingerprint(&path, fp) {
-            return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
+        if let Err(e) = repo::write_fingerprint(&staged_io, fp) {
+            return Done::failed(
+                job,
+                tidy(format!("cannot record the fingerprint of {key}: {e}")),
+            );
         }
     }
-    if let Err(e) = repo::write_timestamp_and_agefile(&path, entry.modified) {
-        return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
+    if let Err(e) = repo::write_timestamp_and_agefile(&staged_io, entry.modified) {
+        return Done::failed(
+            job,
+            tidy(format!("cannot record the timestamp of {key}: {e}")),
+        );
     }
     if let Some(Err(why)) = placement.as_ref().map(forkgroup::still_there) {
         return Done::failed(job, why);
@@ -547,21 +595,20 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     if let Err(e) = staged.finish_objects() {
         return Done::failed(
             job,
-            format!("cannot finish {}: {e}", staged.path().display()),
+            tidy(format!("cannot finish {}: {e}", staged_shown.display())),
         );
     }
     let placed = if reclone {
-        staged.exchange(&target).map(drop)
+        staged.exchange(&parent, name, &_lock).map(drop)
     } else {
         if replaces_symlink {
-            if let Err(e) = fs::remove_file(&target) {
-                return Done::failed(
-                    job,
-                    format!("cannot replace the symlink {}: {e}", target.display()),
-                );
+            // Only ever a symlink: the kernel refuses to unlink a directory
+            // that raced into its place.
+            if let Err(e) = parent.remove_file(name) {
+                return Done::failed(job, format!("cannot replace the symlink: {e}"));
             }
         }
-        staged.publish(&target)
+        staged.publish(&parent, name)
     };
     if let Err(e) = placed {
         return Done::failed(
@@ -585,7 +632,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             ctx.git.clone(),
             obst,
             target.clone(),
-            key.clone(),
+            key.to_string(),
         )
         .await;
     }
@@ -598,7 +645,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     let mut recorded = entry;
     recorded.fingerprint = fingerprint;
     Done {
-        change: Some(Change::Upsert(key, recorded)),
+        change: Some(Change::Upsert(key.to_string(), recorded)),
         fresh_clone: (!reclone).then_some(target),
         outcome: Outcome::Cloned,
         housekeeping,
@@ -607,18 +654,23 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
 }
 
 /// Bring an existing repository in step: its remote, its settings, its
-/// refs.
+/// refs. Everything is done through the repository's own handle (git gets
+/// it as `--git-dir=/proc/<pid>/fd/<n>`), so a directory swapped on its
+/// way after we opened it cannot redirect the work.
 async fn update(ctx: &Ctx, job: Job) -> Done {
-    let toplevel = ctx.toplevel().to_path_buf();
-    let key = job.key.clone();
-    let target = fsutil::key_path(&toplevel, &key);
+    let key = match ctx.tree.key(&job.key) {
+        Ok(k) => k,
+        Err(why) => return Done::failed(job, why),
+    };
+    let target = ctx.tree.path_of(&key);
     let Action::Update { adopt, .. } = job.action else {
         return Done::failed(job, "internal error: not an update");
     };
-    if let Err(why) = check_path_safe(&toplevel, &key) {
-        return Done::failed(job, why);
-    }
-    let _lock = match try_lock(&target) {
+    let parent = match ctx.tree.parent_of(&key, false) {
+        Ok(p) => p,
+        Err(e) => return Done::failed(job, e.to_string()),
+    };
+    let _lock = match try_lock(&parent, key.name()) {
         Ok(Some(l)) => l,
         Ok(None) => {
             info!("    defer: {key} (locked)");
@@ -626,7 +678,19 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         }
         Err(why) => return Done::failed(job, why),
     };
-    if !repo::is_bare_repo(&target) {
+    let dir = match parent.open_dir(key.name()) {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() => {
+            return Done::failed(
+                job,
+                format!("{} is no longer a repository", target.display()),
+            )
+        }
+        Err(e) => return Done::failed(job, e.to_string()),
+    };
+    let io = dir.io_path();
+    let tidy = |why: String| shown(why, &io, &target);
+    if !repo::is_bare_repo(&io) {
         return Done::failed(
             job,
             format!("{} is no longer a repository", target.display()),
@@ -635,7 +699,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     let entry = job.entry.clone().unwrap_or_default();
     let ffonly = ctx.settings.ffonly.is_match(&key);
     let mut changed = match set_remote(
-        &target,
+        &io,
         &ctx.settings.remotename,
         &ctx.settings.url_of(&key),
         ffonly,
@@ -646,17 +710,17 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             true
         }
         Ok(false) => false,
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return Done::failed(job, tidy(why)),
     };
-    match apply_params(&ctx.git, &target, &entry, &ctx.settings.default_owner) {
+    match apply_params(&ctx.git, &io, &entry, &ctx.settings.default_owner) {
         Ok(true) => {
             info!(" reconfig: {key}");
             changed = true;
         }
         Ok(false) => {}
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return Done::failed(job, tidy(why)),
     }
-    let before = fingerprint_now(&ctx.git, &target);
+    let before = fingerprint_now(&ctx.git, &io);
     let mut after = before.clone();
     let mut housekeeping = Actions::default();
     let fetched = job.notified || before.as_deref() != entry.fingerprint.as_deref();
@@ -664,7 +728,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         info!("    fetch: {key}");
         if let Err(why) = gitio::fetch(
             &ctx.git,
-            &target,
+            &io,
             &ctx.settings.remotename,
             &key,
             ctx.settings.retries,
@@ -673,29 +737,35 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         )
         .await
         {
-            return Done::failed(job, why);
+            return Done::failed(job, tidy(why));
         }
         hooks::post_update(&ctx.settings.post_update_hook, &target).await;
-        after = fingerprint_now(&ctx.git, &target);
+        after = fingerprint_now(&ctx.git, &io);
         if after != before {
             housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
-        if let Err(e) = repo::write_timestamp_and_agefile(&target, entry.modified) {
-            return Done::failed(job, format!("cannot record the timestamp of {key}: {e}"));
+        if let Err(e) = repo::write_timestamp_and_agefile(&io, entry.modified) {
+            return Done::failed(
+                job,
+                tidy(format!("cannot record the timestamp of {key}: {e}")),
+            );
         }
     } else {
         debug!("fingerprints match, not fetching {key}");
     }
     if let Some(fp) = &after {
-        if let Err(e) = repo::write_fingerprint(&target, fp) {
-            return Done::failed(job, format!("cannot record the fingerprint of {key}: {e}"));
+        if let Err(e) = repo::write_fingerprint(&io, fp) {
+            return Done::failed(
+                job,
+                tidy(format!("cannot record the fingerprint of {key}: {e}")),
+            );
         }
     }
     changed |= place_symlinks(ctx, &key, &target, &entry);
     let mut recorded = entry;
     recorded.fingerprint = after;
     Done {
-        change: Some(Change::Upsert(key, recorded)),
+        change: Some(Change::Upsert(key.to_string(), recorded)),
         fresh_clone: None,
         housekeeping,
         outcome: if fetched || changed || adopt {
@@ -707,147 +777,131 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     }
 }
 
-/// Whether a repository at `key` may be deleted to make room for
-/// something the origin wants there: not in the manifest, not protected
-/// by nopurge or ffonly, not borrowed from.
-fn may_replace(ctx: &Ctx, key: &str, path: &Path) -> bool {
-    !ctx.culled.contains(key)
-        && !ctx.settings.nopurge.is_match(key)
-        && !ctx.settings.ffonly.is_match(key)
-        && !ctx.is_borrowed(path)
-}
-
 /// Make the manifest's symlinks to this repository exist. Returns whether
-/// any was made.
-fn place_symlinks(ctx: &Ctx, key: &str, target: &Path, entry: &RepoEntry) -> bool {
-    let toplevel = ctx.toplevel();
+/// any was made. A repository standing where a symlink should be is
+/// replaced only when the deletion gate would purge it anyway.
+fn place_symlinks(ctx: &Ctx, key: &RepoKey, target: &Path, entry: &RepoEntry) -> bool {
     let Ok(real_target) = fs::canonicalize(target) else {
         return false;
     };
     let mut made = false;
     for link in &entry.symlinks {
-        if let Err(why) = check_path_safe(toplevel, link) {
-            warn!("  symlink: not making {link}: {why}");
-            continue;
-        }
-        let link_path = fsutil::key_path(toplevel, link);
-        match fs::symlink_metadata(&link_path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if fs::canonicalize(&link_path).is_ok_and(|t| t == real_target) {
-                    continue;
-                }
-                debug!("removing wrong symlink {}", link_path.display());
-                if let Err(e) = fs::remove_file(&link_path) {
-                    warn!("  symlink: cannot remove {}: {e}", link_path.display());
-                    continue;
-                }
-            }
-            Ok(m) if m.is_dir() && repo::is_bare_repo(&link_path) => {
-                if !may_replace(ctx, link, &link_path) {
-                    warn!("  symlink: not replacing the repository {link} with a symlink to {key}: it is protected or borrowed from");
-                    continue;
-                }
-                let _lock = match try_lock(&link_path) {
-                    Ok(Some(l)) => l,
-                    _ => {
-                        warn!("  symlink: {link} is locked, trying next run");
-                        continue;
-                    }
-                };
-                warn!("  symlink: {link} is now a symlink to {key}; deleting the repository that was there");
-                match Staged::park(toplevel, &link_path, link) {
-                    Ok(parked) => drop(parked),
-                    Err(e) => {
-                        warn!("  symlink: cannot remove the repository {link}: {e}");
-                        continue;
-                    }
-                }
-            }
-            Ok(_) => {
-                warn!("  symlink: not making {link}: something else is there");
-                continue;
-            }
-            Err(_) => {}
-        }
-        if let Some(parent) = link_path.parent() {
-            if let Err(e) = fs::create_dir_all(parent) {
-                warn!("  symlink: cannot create {}: {e}", parent.display());
-                continue;
-            }
-        }
-        match std::os::unix::fs::symlink(target, &link_path) {
-            Ok(()) => {
+        match place_symlink(ctx, key, target, &real_target, link) {
+            Ok(true) => {
                 info!("  symlink: {link} -> {key}");
                 made = true;
             }
-            Err(e) => warn!("  symlink: cannot make {link}: {e}"),
+            Ok(false) => {}
+            Err(why) => warn!("  symlink: not making {link}: {why}"),
         }
     }
     made
 }
 
-/// Delete a repository (or symlink) the origin no longer has.
-async fn purge(ctx: &Ctx, job: Job) -> Done {
-    let toplevel = ctx.toplevel().to_path_buf();
-    let key = job.key.clone();
-    let target = fsutil::key_path(&toplevel, &key);
-    let meta = match fs::symlink_metadata(&target) {
-        Ok(m) => m,
-        Err(_) => {
-            return Done {
-                change: Some(Change::Remove(key)),
-                ..Done::new(job, Outcome::Purged)
+/// Make one symlink `link` -> `target`; `Ok(false)` when it was in place.
+fn place_symlink(
+    ctx: &Ctx,
+    key: &RepoKey,
+    target: &Path,
+    real_target: &Path,
+    link: &str,
+) -> Result<bool, String> {
+    let link = ctx.tree.key(link)?;
+    let parent = ctx.tree.parent_of(&link, true).map_err(|e| e.to_string())?;
+    let name = link.name();
+    let here = parent.io_path().join(name);
+    match parent.kind_of(name).map_err(|e| e.to_string())? {
+        None => {}
+        Some(Kind::Symlink) => {
+            if fs::canonicalize(&here).is_ok_and(|t| t == real_target) {
+                return Ok(false);
             }
+            debug!(
+                "removing wrong symlink {}",
+                ctx.tree.path_of(&link).display()
+            );
+            parent.remove_file(name).map_err(|e| e.to_string())?;
         }
+        Some(Kind::Dir) if repo::is_bare_repo(&here) => {
+            let removal = Removal::ReplaceWithSymlink {
+                to: key.to_string(),
+            };
+            let held = match try_lock(&parent, name)? {
+                Some(l) => l,
+                None => return Err(format!("{link} is locked, trying next run")),
+            };
+            if !ctx.may_remove(&link, &here, &removal) {
+                return Err(format!("the repository {link} stays"));
+            }
+            warn!("  symlink: {link} is now a symlink to {key}; deleting the repository that was there");
+            let parked = Staged::park(&ctx.tree, &parent, &link, &held)
+                .map_err(|e| format!("cannot remove the repository {link}: {e}"))?;
+            drop(parked);
+        }
+        Some(_) => return Err("something else is there".into()),
+    }
+    parent.symlink(target, name).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// Delete a repository (or symlink) the origin no longer has, if the
+/// deletion gate agrees.
+async fn purge(ctx: &Ctx, job: Job) -> Done {
+    let key = match ctx.tree.key(&job.key) {
+        Ok(k) => k,
+        Err(why) => return Done::failed(job, why),
     };
-    if meta.file_type().is_symlink() {
-        info!("    purge: {key}");
-        if let Err(e) = fs::remove_file(&target) {
+    let target = ctx.tree.path_of(&key);
+    let gone = |job| Done {
+        change: Some(Change::Remove(key.to_string())),
+        ..Done::new(job, Outcome::Purged)
+    };
+    let parent = match ctx.tree.parent_of(&key, false) {
+        Ok(p) => p,
+        Err(e) if e.is_not_found() => return gone(job),
+        Err(e) => return Done::failed(job, e.to_string()),
+    };
+    let name = key.name();
+    match parent.kind_of(name) {
+        Ok(None) => return gone(job),
+        Ok(Some(Kind::Symlink)) => {
+            if ctx.gate.wanted.contains(key.as_str()) {
+                return Done::new(job, Outcome::Skipped);
+            }
+            info!("    purge: {key}");
+            if let Err(e) = parent.remove_file(name) {
+                return Done::failed(job, format!("cannot remove the symlink: {e}"));
+            }
+            return gone(job);
+        }
+        Ok(Some(Kind::Dir)) => {}
+        Ok(Some(_)) => {
             return Done::failed(
                 job,
-                format!("cannot remove the symlink {}: {e}", target.display()),
-            );
+                format!("{} is not a repository; not purging it", target.display()),
+            )
         }
-        return Done {
-            change: Some(Change::Remove(key)),
-            ..Done::new(job, Outcome::Purged)
-        };
+        Err(e) => return Done::failed(job, e.to_string()),
     }
-    let _lock = match try_lock(&target) {
+    let held = match try_lock(&parent, name) {
         Ok(Some(l)) => l,
         Ok(None) => return Done::new(job, Outcome::Busy),
         Err(why) => return Done::failed(job, why),
     };
-    if ctx.is_borrowed(&target) {
-        info!("    purge: not purging {key}: other repositories borrow its objects");
+    let here = parent.io_path().join(name);
+    if !ctx.may_remove(&key, &here, &Removal::Purge) {
         return Done::new(job, Outcome::Skipped);
     }
     info!("    purge: {key}");
     let parked = tokio::task::spawn_blocking({
-        let toplevel = toplevel.clone();
-        let target = target.clone();
+        let tree = ctx.tree.clone();
         let key = key.clone();
-        move || Staged::park(&toplevel, &target, &key).map(drop)
+        move || Staged::park(&tree, &parent, &key, &held).map(drop)
     })
     .await;
     match parked {
-        Ok(Ok(())) => Done {
-            change: Some(Change::Remove(key)),
-            ..Done::new(job, Outcome::Purged)
-        },
-        Ok(Err(e)) => {
-            // Could not move it aside (another filesystem?): delete in place.
-            match stage::remove_any(&target) {
-                Ok(()) => Done {
-                    change: Some(Change::Remove(key)),
-                    ..Done::new(job, Outcome::Purged)
-                },
-                Err(e2) => Done::failed(
-                    job,
-                    format!("cannot delete {}: {e}; {e2}", target.display()),
-                ),
-            }
-        }
+        Ok(Ok(())) => gone(job),
+        Ok(Err(e)) => Done::failed(job, format!("cannot delete {}: {e}", target.display())),
         Err(e) => Done::failed(job, format!("purge of {key} stopped: {e}")),
     }
 }

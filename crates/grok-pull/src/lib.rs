@@ -29,16 +29,16 @@ pub mod source;
 pub mod stage;
 pub mod watch;
 
+use anyhow::Context as _;
 use clap::Parser;
 use grokmirror::config::Config;
-use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::manifest::Manifest;
 use grokmirror::remote::{RemoteManifest, Rules};
-use grokmirror::staging;
 use grokmirror::state::{self, RemoteState};
+use grokmirror::tree::{Reserved, StagingArea, Tree};
 use grokmirror_cli::usage;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use cli::Cli;
 
@@ -74,7 +74,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         force_purge: cli.force_purge,
         purge_flag: cli.purge,
     };
-    let puller = Puller::new(settings);
+    let puller = Puller::new(settings)?;
     runtime.block_on(engine::run(puller, opts, log))
 }
 
@@ -84,25 +84,31 @@ pub struct Puller {
     settings: Settings,
     git: Git,
     rules: Rules,
+    tree: Tree,
 }
 
 impl Puller {
-    /// A puller for these settings.
-    pub fn new(settings: Settings) -> Puller {
+    /// A puller for these settings: the top level is opened (made first
+    /// when missing, as the operator configured it) and the replica's own
+    /// paths are reserved.
+    pub fn new(settings: Settings) -> anyhow::Result<Puller> {
         let toplevel = settings.toplevel().to_path_buf();
-        let mut reserved = vec![fsutil::manifest_style(
-            &toplevel,
-            &staging::staging_root(&toplevel),
-        )];
-        // Nothing from the origin may land inside our object storage.
-        if let Some(obst) = fsutil::manifest_key(&toplevel, &settings.config.core.objstore) {
-            reserved.push(obst);
+        if !toplevel.exists() {
+            std::fs::create_dir_all(&toplevel)
+                .with_context(|| format!("cannot create the top level {}", toplevel.display()))?;
         }
-        Puller {
+        let reserved = Reserved::from_config(&settings.config);
+        let tree = Tree::open(&toplevel, reserved.clone())
+            .with_context(|| format!("cannot open the top level {}", toplevel.display()))?;
+        Ok(Puller {
             settings,
             git: Git::from_env(),
-            rules: Rules { reserved },
-        }
+            rules: Rules {
+                reserved: reserved.dirs(),
+                own: Some(reserved),
+            },
+            tree,
+        })
     }
 
     /// The settings in use.
@@ -110,10 +116,22 @@ impl Puller {
         &self.settings
     }
 
-    /// Remove what killed runs left in the staging area.
+    /// The top level's handle.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Remove what killed runs left in the staging area. A staging path
+    /// that is a symlink or not ours is reported and left alone.
     pub fn sweep_staging(&self) {
-        let root = staging::staging_root(self.settings.toplevel());
-        match staging::sweep(&root) {
+        let area = match StagingArea::open_in(self.tree.root()) {
+            Ok(a) => a,
+            Err(e) => {
+                error!("  cleanup: {e}");
+                return;
+            }
+        };
+        match area.sweep() {
             Ok(removed) => {
                 for p in removed {
                     info!(
@@ -122,7 +140,10 @@ impl Puller {
                     );
                 }
             }
-            Err(e) => warn!("  cleanup: cannot clean {}: {e}", root.display()),
+            Err(e) => warn!(
+                "  cleanup: cannot clean {}: {e}",
+                area.dir().shown().display()
+            ),
         }
     }
 
@@ -137,6 +158,7 @@ impl Puller {
         let local = Manifest::read_local(self.settings.manifest())?;
         Ok(plan::plan(
             &self.settings,
+            &self.tree,
             &self.git,
             manifest,
             &local,

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use grokmirror::deletion;
 use grokmirror::discovery::{self, Found, WalkOptions};
 use grokmirror::forkgroups::Forkgroups;
 use grokmirror::fsutil;
@@ -16,6 +17,7 @@ use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
 use grokmirror::manifest::{Manifest, RepoEntry};
 use grokmirror::remote::{self, RemoteManifest};
+use grokmirror::tree::{Kind, Tree};
 use grokmirror::{refs, repo};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
@@ -80,8 +82,10 @@ pub struct Plan {
     pub failures: Vec<(String, String)>,
     /// A purge was refused by purgeprotect.
     pub purge_refused: bool,
-    /// Keys of the included remote entries.
-    pub culled: BTreeSet<String>,
+    /// The purge rules with what this plan learned (the included keys, the
+    /// rejected ones, the purges that passed purgeprotect), for the
+    /// deletion gate the jobs go through.
+    pub gate: deletion::Rules,
     /// Every symlink path of the included entries.
     pub symlinks: BTreeSet<String>,
     /// Real paths of repositories other repositories borrow objects from
@@ -103,51 +107,6 @@ pub fn params_differ(remote: &RepoEntry, local: &RepoEntry, default_owner: &str)
         || remote.head != local.head
 }
 
-/// Why `key` can't be worked on safely, if it can't: some existing
-/// ancestor directory is a file, lies inside a repository, or is a symlink
-/// leading out of the top level.
-pub fn check_path_safe(toplevel: &Path, key: &str) -> Result<(), String> {
-    let parts: Vec<&str> = key.trim_start_matches('/').split('/').collect();
-    let mut current = toplevel.to_path_buf();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        current.push(part);
-        let meta = match fs::symlink_metadata(&current) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot check {}: {e}", current.display())),
-        };
-        if meta.file_type().is_symlink() {
-            let real = fs::canonicalize(&current)
-                .map_err(|e| format!("{} is a broken symlink ({e})", current.display()))?;
-            if !real.starts_with(toplevel) {
-                return Err(format!(
-                    "{} is a symlink leading out of the top level (to {})",
-                    current.display(),
-                    real.display()
-                ));
-            }
-            if !real.is_dir() {
-                return Err(format!("{} is not a directory", current.display()));
-            }
-            if repo::is_bare_repo(&real) {
-                return Err(format!(
-                    "{} leads into the repository {}",
-                    current.display(),
-                    real.display()
-                ));
-            }
-        } else if !meta.is_dir() {
-            return Err(format!("{} is not a directory", current.display()));
-        } else if repo::is_bare_repo(&current) {
-            return Err(format!(
-                "it would lie inside the repository {}",
-                current.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The fingerprint a repository has on disk: the recorded one, or computed
 /// (and recorded) when missing, as grokmirror does.
 pub fn disk_fingerprint(git: &Git, path: &Path) -> Option<String> {
@@ -162,7 +121,7 @@ pub fn disk_fingerprint(git: &Git, path: &Path) -> Option<String> {
 }
 
 /// Whether every symlink of `entry` is in place, pointing at `path`.
-fn symlinks_in_place(toplevel: &Path, path: &Path, entry: &RepoEntry) -> bool {
+fn symlinks_in_place(tree: &Tree, path: &Path, entry: &RepoEntry) -> bool {
     if entry.symlinks.is_empty() {
         return true;
     }
@@ -170,38 +129,47 @@ fn symlinks_in_place(toplevel: &Path, path: &Path, entry: &RepoEntry) -> bool {
         return false;
     };
     entry.symlinks.iter().all(|link| {
-        let link_path = fsutil::key_path(toplevel, link);
-        fs::symlink_metadata(&link_path).is_ok_and(|m| m.file_type().is_symlink())
-            && fs::canonicalize(&link_path).is_ok_and(|t| t == real)
+        let Ok(link) = tree.key(link) else {
+            return false;
+        };
+        let Ok(parent) = tree.parent_of(&link, false) else {
+            return false;
+        };
+        parent.kind_of(link.name()).ok().flatten() == Some(Kind::Symlink)
+            && fs::canonicalize(parent.io_path().join(link.name())).is_ok_and(|t| t == real)
     })
 }
 
 /// Decide what one included repository needs.
 fn classify(
     settings: &Settings,
+    tree: &Tree,
     git: &Git,
     key: &str,
     remote: &RepoEntry,
     local: Option<&RepoEntry>,
 ) -> Result<Option<Action>, String> {
-    let toplevel = settings.toplevel();
-    check_path_safe(toplevel, key)?;
-    let path = fsutil::key_path(toplevel, key);
-    let meta = match fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Action::Clone)),
-        Err(e) => return Err(format!("cannot check {}: {e}", path.display())),
+    let key = tree.key(key)?;
+    let shown = tree.path_of(&key);
+    let parent = match tree.parent_of(&key, false) {
+        Ok(p) => p,
+        Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
+        Err(e) => return Err(e.to_string()),
     };
-    if meta.file_type().is_symlink() {
+    // Read through the parent's handle: what we decide on is what is there.
+    let path = parent.io_path().join(key.name());
+    match parent.kind_of(key.name()).map_err(|e| e.to_string())? {
+        None => return Ok(Some(Action::Clone)),
         // A symlink where the origin now has a repository: the clone
         // replaces the link (never what it points to).
-        return Ok(Some(Action::Clone));
-    }
-    if !meta.is_dir() {
-        return Err(format!(
-            "{} exists and is not a directory; move it away",
-            path.display()
-        ));
+        Some(Kind::Symlink) => return Ok(Some(Action::Clone)),
+        Some(Kind::Dir) => {}
+        Some(_) => {
+            return Err(format!(
+                "{} exists and is not a directory; move it away",
+                shown.display()
+            ))
+        }
     }
     if !repo::is_bare_repo(&path) {
         let empty = fs::read_dir(&path)
@@ -212,7 +180,7 @@ fn classify(
         }
         return Err(format!(
             "{} exists and is not a git repository; move it away",
-            path.display()
+            shown.display()
         ));
     }
     if path.join(repo::RECLONE_FILE).exists() {
@@ -227,7 +195,7 @@ fn classify(
         }));
     };
     let reconfig = params_differ(remote, local, &settings.default_owner)
-        || !symlinks_in_place(toplevel, &path, remote);
+        || !symlinks_in_place(tree, &path, remote);
     let fetch = on_disk.as_deref() != local.fingerprint.as_deref()
         || on_disk.as_deref() != remote.fingerprint.as_deref();
     if on_disk.as_deref() != local.fingerprint.as_deref() {
@@ -270,6 +238,7 @@ pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, 
 /// Plan the run.
 pub fn plan(
     settings: &Settings,
+    tree: &Tree,
     git: &Git,
     remote: &RemoteManifest,
     local: &Manifest,
@@ -279,8 +248,22 @@ pub fn plan(
     info!(" manifest: {} relevant entries", culled.len());
     let objstore = forkgroup::Objstore::from_settings(settings);
     let forkgroups = forkgroup::assign(settings, git, &objstore, &mut culled, &local.repos);
+    // Entries we rejected still name repositories the origin has: never
+    // purge those because of a malformed record.
+    let rejected: BTreeSet<String> = remote
+        .rejected
+        .iter()
+        .filter_map(|r| remote::normalize_path(&r.key).ok())
+        .collect();
     let mut plan = Plan {
-        culled: culled.keys().cloned().collect(),
+        gate: deletion::Rules {
+            purge: settings.purge,
+            nopurge: settings.nopurge.clone(),
+            ffonly: settings.ffonly.clone(),
+            rejected,
+            wanted: culled.keys().cloned().collect(),
+            approved: BTreeSet::new(),
+        },
         symlinks: culled
             .values()
             .flat_map(|e| e.symlinks.iter().cloned())
@@ -291,7 +274,7 @@ pub fn plan(
     let decided: Vec<(String, Result<Option<Action>, String>)> = culled
         .par_iter()
         .map(|(key, entry)| {
-            let decision = classify(settings, git, key, entry, local.repos.get(key));
+            let decision = classify(settings, tree, git, key, entry, local.repos.get(key));
             (key.clone(), decision)
         })
         .collect();
@@ -326,21 +309,16 @@ pub fn plan(
     plan.jobs = updates;
     plan.jobs.extend(clones);
     if settings.purge {
-        // Entries we rejected still name repositories the origin has:
-        // never purge those because of a malformed record.
-        let protected: BTreeSet<String> = remote
-            .rejected
-            .iter()
-            .filter_map(|r| remote::normalize_path(&r.key).ok())
-            .collect();
-        plan_purge(settings, &mut plan, &protected, force_purge);
+        plan_purge(settings, &mut plan, force_purge);
     }
     plan
 }
 
 /// Walk the tree and queue purges for what the origin no longer has,
-/// unless that is too much at once (purgeprotect).
-fn plan_purge(settings: &Settings, plan: &mut Plan, protected: &BTreeSet<String>, force: bool) {
+/// unless that is too much at once (purgeprotect). A repository standing
+/// where the origin now has a symlink counts as a purge too; the job that
+/// places the symlink removes it, through the deletion gate.
+fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
     let toplevel = settings.toplevel();
     info!("   search: finding all repos in {}", toplevel.display());
     let found = Mutex::new(Vec::new());
@@ -350,51 +328,48 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, protected: &BTreeSet<String>
             if let Some(alt) = repo::alternate_repo(&p) {
                 borrowed.lock().expect("poisoned").insert(alt);
             }
-            found.lock().expect("poisoned").push(p);
+            found.lock().expect("poisoned").push((p, false));
         }
-        Found::Symlink(p) => found.lock().expect("poisoned").push(p),
+        Found::Symlink(p) => found.lock().expect("poisoned").push((p, true)),
         Found::Dangling(_) | Found::Unreadable(..) => {}
     });
     let mut found = found.into_inner().expect("poisoned");
     found.sort();
     plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
     let mut to_purge = Vec::new();
-    for path in &found {
+    for (path, is_link) in &found {
         let Some(key) = fsutil::manifest_key(toplevel, path) else {
             continue;
         };
-        if plan.culled.contains(&key) || plan.symlinks.contains(&key) || protected.contains(&key) {
+        let wanted_link = plan.symlinks.contains(&key);
+        if wanted_link && *is_link {
             continue;
         }
-        if settings.nopurge.is_match(&key) {
-            continue;
+        match deletion::purge_candidate(&plan.gate, &key) {
+            Ok(()) => to_purge.push((key, wanted_link)),
+            Err(why) if why.contains("ffonly") => {
+                error!("Refusing to purge ffonly repo {key}");
+            }
+            Err(why) => debug!("not purging {key}: {why}"),
         }
-        if settings.ffonly.is_match(&key) {
-            error!("Refusing to purge ffonly repo {key}");
-            continue;
-        }
-        to_purge.push(key);
     }
     if to_purge.is_empty() {
         debug!("No repositories need purging");
         return;
     }
-    let mut limit = settings.purgeprotect;
-    if !(1..=99).contains(&limit) {
-        error!("purgeprotect = {limit} is not between 1 and 99; using 5");
-        limit = 5;
-    }
-    let percent = (to_purge.len() * 100 / found.len().max(1)) as i64;
-    if !force && percent >= limit {
-        error!(
-            "Refusing to purge {} repos ({percent}%): over [pull] purgeprotect = {limit}%. \
-             Raise purgeprotect, or run once with --force-purge if the origin really dropped them.",
-            to_purge.len()
-        );
+    if let Err(why) =
+        deletion::within_purgeprotect(to_purge.len(), found.len(), settings.purgeprotect, force)
+    {
+        error!("{why}");
         plan.purge_refused = true;
         return;
     }
-    for key in to_purge {
+    for (key, wanted_link) in to_purge {
+        plan.gate.approved.insert(key.clone());
+        if wanted_link {
+            // Replaced by the symlink when its repository's job places it.
+            continue;
+        }
         plan.jobs.push(Job {
             key,
             action: Action::Purge,
@@ -407,31 +382,6 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, protected: &BTreeSet<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unsafe_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let top = fs::canonicalize(dir.path()).unwrap();
-        fs::create_dir_all(top.join("a.git/objects")).unwrap();
-        fs::create_dir_all(top.join("a.git/refs")).unwrap();
-        fs::write(top.join("a.git/HEAD"), "ref: refs/heads/main\n").unwrap();
-        fs::write(top.join("file"), "").unwrap();
-        std::os::unix::fs::symlink("/etc", top.join("etc")).unwrap();
-        std::os::unix::fs::symlink(top.join("a.git"), top.join("toa")).unwrap();
-        fs::create_dir_all(top.join("d")).unwrap();
-        std::os::unix::fs::symlink(top.join("d"), top.join("tod")).unwrap();
-        assert!(check_path_safe(&top, "/x/y/z.git").is_ok());
-        assert!(check_path_safe(&top, "/a.git").is_ok());
-        assert!(check_path_safe(&top, "/tod/z.git").is_ok());
-        for bad in [
-            "/a.git/objects/x.git",
-            "/file/x.git",
-            "/etc/x.git",
-            "/toa/x.git",
-        ] {
-            assert!(check_path_safe(&top, bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn params() {

@@ -415,7 +415,12 @@ mod tests {
         Arc::new(Ctx {
             settings: Settings::from_config(config, false).unwrap(),
             git: grokmirror::git::Git::from_env(),
-            culled: Default::default(),
+            tree: grokmirror::tree::Tree::open(
+                &std::env::temp_dir(),
+                grokmirror::tree::Reserved::none(),
+            )
+            .unwrap(),
+            gate: Default::default(),
             borrowed: Default::default(),
             objstore: Default::default(),
         })

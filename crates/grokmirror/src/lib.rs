@@ -9,6 +9,7 @@
 
 pub mod alternates;
 pub mod config;
+pub mod deletion;
 pub mod discovery;
 pub mod forkgroups;
 pub mod fsutil;
@@ -32,6 +33,7 @@ pub mod siblings;
 pub mod staging;
 pub mod state;
 pub mod status;
+pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";

@@ -208,12 +208,80 @@ impl Drop for FileLock {
     }
 }
 
-/// Lock a repository the way grokmirror does (its sibling `.name.lock`).
+/// How long [`acquire`] waits for a lock somebody else holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all: `Ok(None)` when the lock is held.
+    No,
+    /// With backoff (10 ms doubling to 500 ms) up to this long, then
+    /// [`LockError::Timeout`].
+    UpTo(Duration),
+    /// As long as it takes.
+    Forever,
+}
+
+/// The one way to take a lock file: `Ok(None)` only with [`Wait::No`] when
+/// somebody holds it.
+pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, LockError> {
+    match wait {
+        Wait::No => FileLock::try_acquire(path),
+        Wait::Forever => FileLock::acquire(path).map(Some),
+        Wait::UpTo(limit) => FileLock::acquire_patiently(path, Some(limit), || {}).map(Some),
+    }
+}
+
+/// A repository's grokmirror lock, held: functions that must only run
+/// under it take a `&RepoLock`.
+#[derive(Debug)]
+pub struct RepoLock {
+    file: FileLock,
+    repo: PathBuf,
+}
+
+impl RepoLock {
+    /// The repository it covers.
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Whether this guard covers `repo` (same path).
+    pub fn covers(&self, repo: &Path) -> bool {
+        self.repo == repo
+    }
+}
+
+/// Take the lock of the repository at `repo` (its sibling `.name.lock`,
+/// as grokmirror does). Once it is held, git lock files that a killed git
+/// left in the repository are cleared (see [`crate::gitlocks`]): nobody
+/// else who honours the lock can be writing them.
+pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, LockError> {
+    let since = std::time::SystemTime::now();
+    let Some(file) = acquire(&repo_lock_path(repo), wait)? else {
+        return Ok(None);
+    };
+    // A real directory only: the lock of a symlink does not cover its target.
+    if std::fs::symlink_metadata(repo).is_ok_and(|m| m.is_dir()) {
+        crate::gitlocks::clear_stale(repo, since);
+    }
+    Ok(Some(RepoLock {
+        file,
+        repo: repo.to_path_buf(),
+    }))
+}
+
+/// Lock a repository the way grokmirror does (its sibling `.name.lock`),
+/// waiting as long as it takes; stale git locks are not touched.
 pub fn lock_repo(repo: &Path) -> Result<FileLock, LockError> {
     FileLock::acquire(&repo_lock_path(repo))
 }
 
-/// Try to lock a repository without waiting.
+/// Try to lock a repository without waiting; stale git locks are not
+/// touched.
 pub fn try_lock_repo(repo: &Path) -> Result<Option<FileLock>, LockError> {
     FileLock::try_acquire(&repo_lock_path(repo))
 }
@@ -258,5 +326,25 @@ mod tests {
                 .unwrap_err();
         assert!(waited);
         assert!(matches!(err, LockError::Timeout { .. }));
+        let err = acquire(&p, Wait::UpTo(Duration::from_millis(30))).unwrap_err();
+        assert!(matches!(err, LockError::Timeout { .. }));
+        assert!(acquire(&p, Wait::No).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_held_repository_lock_clears_stale_git_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        std::fs::create_dir_all(repo.join("refs/heads")).unwrap();
+        std::fs::write(repo.join("config.lock"), "").unwrap();
+        std::fs::write(repo.join("refs/heads/main.lock"), "").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let held = acquire_repo(&repo, Wait::No).unwrap().expect("free");
+        assert!(held.covers(&repo));
+        assert!(!repo.join("config.lock").exists());
+        assert!(!repo.join("refs/heads/main.lock").exists());
+        assert!(acquire_repo(&repo, Wait::No).unwrap().is_none());
+        drop(held);
+        assert!(acquire_repo(&repo, Wait::No).unwrap().is_some());
     }
 }

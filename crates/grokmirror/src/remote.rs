@@ -45,6 +45,9 @@ pub struct Rules {
     /// or lie under (the object storage directory when it is inside the top
     /// level, our staging directory).
     pub reserved: Vec<String>,
+    /// The replica's own files and folders (local manifest, state, status
+    /// and lock files, logs, object storage, staging), by real location.
+    pub own: Option<crate::tree::Reserved>,
 }
 
 /// Escape a key for a log line: control characters and NUL as `\xNN`.
@@ -153,6 +156,9 @@ fn is_fingerprint(s: &str) -> bool {
 }
 
 fn check_reserved(path: &str, rules: &Rules) -> Result<(), String> {
+    if let Some(own) = &rules.own {
+        own.check(path)?;
+    }
     match rules.reserved.iter().find(|r| is_at_or_under(path, r)) {
         Some(r) => Err(format!("{path} is inside {r}, which is reserved")),
         None => Ok(()),
@@ -503,6 +509,7 @@ mod tests {
     fn reserved_paths() {
         let rules = Rules {
             reserved: vec!["/objstore".into()],
+            own: None,
         };
         let text = format!(
             r#"{{"/objstore/x.git": {0}, "/objstores.git": {0}}}"#,

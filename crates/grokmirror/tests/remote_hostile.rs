@@ -113,7 +113,7 @@ proptest! {
         }
         let n = doc.len();
         let text = Value::Object(doc).to_string();
-        let rules = Rules { reserved: vec!["/objstore".into(), "/.grok-pull.staging".into()] };
+        let rules = Rules { reserved: vec!["/objstore".into(), "/.grok-pull.staging".into()], own: None };
         let m = remote::parse_untrusted(text.as_bytes(), "fuzz", &rules).expect("an object always parses");
         prop_assert!(m.repos.len() + m.rejected.len() >= n, "an entry vanished");
         for r in &m.rejected {

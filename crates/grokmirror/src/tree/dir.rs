@@ -1,0 +1,401 @@
+//! [`Dir`]: an open directory, and every change we make on disk under the
+//! top level made relative to one.
+//!
+//! Why `rustix` with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and
+//! not `cap-std`'s `Dir`: cap-std resolves paths in user space and follows
+//! symlinks that stay inside its sandbox, so a local user who swaps a
+//! directory of the tree for a symlink to a sibling still redirects us. The
+//! kernel's `openat2` refuses any symlink on the way, atomically, in one
+//! call. Kernels before 5.6 have no `openat2`; there we walk one component
+//! at a time with `O_NOFOLLOW`, which gives the same guarantee in more
+//! system calls.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+
+use super::Error;
+
+/// Whether this kernel lacks `openat2` (learned once, on the first ENOSYS).
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// What a directory entry is, seen without following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A regular file.
+    File,
+    /// Anything else (socket, device, fifo).
+    Other,
+}
+
+/// An open directory. Paths below it are resolved by the kernel relative to
+/// the descriptor and never through a symlink, so renaming a directory on
+/// the way, or swapping it for a symlink, cannot redirect what we do.
+#[derive(Debug, Clone)]
+pub struct Dir {
+    fd: Arc<OwnedFd>,
+    shown: PathBuf,
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(rustix::io::Errno) -> Error + 'a {
+    move |e| Error::Io {
+        what,
+        path: path.to_path_buf(),
+        cause: io::Error::from(e),
+    }
+}
+
+/// The components of a relative path below a handle: plain names only.
+fn plain_components(rel: &Path) -> Result<Vec<&OsStr>, Error> {
+    rel.components()
+        .map(|c| match c {
+            Component::Normal(n) => Ok(n),
+            _ => Err(Error::NotBeneath(rel.to_path_buf())),
+        })
+        .collect()
+}
+
+impl Dir {
+    /// Open `path` as the root of a tree. The path itself comes from the
+    /// operator's config and may pass through symlinks (`/srv/git` ->
+    /// `/data/git`); nothing below it will.
+    pub fn open_root(path: &Path) -> Result<Dir, Error> {
+        let fd = rustix::fs::open(path, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(io_err(path, "open"))?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            shown: path.to_path_buf(),
+        })
+    }
+
+    /// The path this directory had when it was opened, for messages.
+    pub fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    /// A path naming this very directory (not whatever is at its old name
+    /// now): `/proc/<pid>/fd/<n>`. Valid while the handle lives, for this
+    /// process and its children (git runs with `--git-dir` set to it and
+    /// resolves every file through the descriptor).
+    pub fn io_path(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.fd.as_raw_fd()
+        ))
+    }
+
+    /// The shown path of `rel` below this directory.
+    pub fn shown_join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.shown.join(rel)
+    }
+
+    fn with_fd(&self, fd: OwnedFd, rel: &Path) -> Dir {
+        Dir {
+            fd: Arc::new(fd),
+            shown: self.shown.join(rel),
+        }
+    }
+
+    fn open_beneath(&self, rel: &Path, flags: OFlags) -> Result<OwnedFd, Error> {
+        let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        // openat2 asks for a retry (EAGAIN) when a rename raced the lookup.
+        for _ in 0..3 {
+            if NO_OPENAT2.load(Ordering::Relaxed) {
+                break;
+            }
+            match rustix::fs::openat2(
+                &*self.fd,
+                rel,
+                flags,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                Err(rustix::io::Errno::AGAIN) => continue,
+                Err(e) => return Err(self.refused(rel, e)),
+                Ok(fd) => return Ok(fd),
+            }
+        }
+        let parts = plain_components(rel)?;
+        let mut current: Option<OwnedFd> = None;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let step_flags = if last {
+                flags
+            } else {
+                OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
+            };
+            let base: BorrowedFd<'_> = match &current {
+                Some(fd) => fd.as_fd(),
+                None => self.fd.as_fd(),
+            };
+            let next = rustix::fs::openat(base, *part, step_flags, Mode::empty())
+                .map_err(|e| self.refused(rel, e))?;
+            current = Some(next);
+        }
+        current.ok_or_else(|| Error::NotBeneath(rel.to_path_buf()))
+    }
+
+    fn refused(&self, rel: &Path, e: rustix::io::Errno) -> Error {
+        match e {
+            // ELOOP: a symlink on the way (or at the end, with O_NOFOLLOW);
+            // EXDEV: the path tried to leave the directory.
+            rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+                Error::Symlink(self.shown.join(rel))
+            }
+            // O_DIRECTORY on a symlink reports ENOTDIR on some paths.
+            e => Error::Io {
+                what: "open",
+                path: self.shown.join(rel),
+                cause: io::Error::from(e),
+            },
+        }
+    }
+
+    /// Open the directory `rel` below this one, refusing symlinks anywhere
+    /// on the way (the last component included).
+    pub fn open_dir(&self, rel: impl AsRef<Path>) -> Result<Dir, Error> {
+        let rel = rel.as_ref();
+        if rel.as_os_str().is_empty() {
+            return Ok(self.clone());
+        }
+        let fd = self.open_beneath(rel, OFlags::DIRECTORY | OFlags::RDONLY)?;
+        Ok(self.with_fd(fd, rel))
+    }
+
+    /// Open the file `rel` below this one for reading, refusing symlinks.
+    pub fn open_file(&self, rel: impl AsRef<Path>) -> Result<File, Error> {
+        let rel = rel.as_ref();
+        let fd = self.open_beneath(rel, OFlags::RDONLY)?;
+        Ok(File::from(fd))
+    }
+
+    /// Make the directories of `rel` that are missing (mode 0777 less the
+    /// umask, as `mkdir -p`) and open the last one. A symlink on the way is
+    /// refused, even one made while we walk.
+    pub fn create_dir_all(&self, rel: impl AsRef<Path>) -> Result<Dir, Error> {
+        let rel = rel.as_ref();
+        let mut current = self.clone();
+        for part in plain_components(rel)? {
+            match rustix::fs::mkdirat(&*current.fd, part, Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(io_err(&current.shown.join(part), "create")(e)),
+            }
+            current = current.open_dir(part)?;
+        }
+        Ok(current)
+    }
+
+    /// What `name` (one component) is, without following it; `None` when
+    /// absent.
+    pub fn kind_of(&self, name: impl AsRef<Path>) -> Result<Option<Kind>, Error> {
+        let name = name.as_ref();
+        match rustix::fs::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Symlink,
+                FileType::RegularFile => Kind::File,
+                _ => Kind::Other,
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(io_err(&self.shown.join(name), "inspect")(e)),
+        }
+    }
+
+    /// Owner and permission bits of this directory.
+    pub fn owner_and_mode(&self) -> Result<(u32, u32), Error> {
+        let st = rustix::fs::fstat(&*self.fd).map_err(io_err(&self.shown, "inspect"))?;
+        Ok((st.st_uid, st.st_mode & 0o7777))
+    }
+
+    /// Rename `from` (in this directory) to `to` in `dest`, failing when
+    /// `to` exists (a repository is never replaced by accident).
+    pub fn rename_new(&self, from: &OsStr, dest: &Dir, to: &OsStr) -> Result<(), Error> {
+        let done =
+            rustix::fs::renameat_with(&*self.fd, from, &*dest.fd, to, RenameFlags::NOREPLACE);
+        match done {
+            // Filesystems without RENAME_NOREPLACE: a plain rename, which
+            // still refuses a non-empty directory at the target.
+            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOSYS) => {
+                if dest.kind_of(to)?.is_some() {
+                    return Err(Error::Io {
+                        what: "rename",
+                        path: dest.shown.join(to),
+                        cause: io::Error::from(rustix::io::Errno::EXIST),
+                    });
+                }
+                rustix::fs::renameat(&*self.fd, from, &*dest.fd, to)
+                    .map_err(io_err(&dest.shown.join(to), "rename"))
+            }
+            other => other.map_err(io_err(&dest.shown.join(to), "rename")),
+        }
+    }
+
+    /// Swap `a` (in this directory) with `b` in `dest`, atomically.
+    pub fn exchange(&self, a: &OsStr, dest: &Dir, b: &OsStr) -> Result<(), Error> {
+        rustix::fs::renameat_with(&*self.fd, a, &*dest.fd, b, RenameFlags::EXCHANGE)
+            .map_err(io_err(&dest.shown.join(b), "exchange"))
+    }
+
+    /// Make the symlink `name` -> `target` in this directory.
+    pub fn symlink(&self, target: &Path, name: &OsStr) -> Result<(), Error> {
+        rustix::fs::symlinkat(target, &*self.fd, name)
+            .map_err(io_err(&self.shown.join(name), "create the symlink"))
+    }
+
+    /// Remove the symlink or file `name`; a directory there is left alone
+    /// (the kernel refuses to unlink it), whatever raced us.
+    pub fn remove_file(&self, name: &OsStr) -> Result<(), Error> {
+        match rustix::fs::unlinkat(&*self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(io_err(&self.shown.join(name), "remove")(e)),
+        }
+    }
+
+    /// Remove `name` if it is an empty directory.
+    pub fn remove_empty_dir(&self, name: &OsStr) -> Result<(), Error> {
+        rustix::fs::unlinkat(&*self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(io_err(&self.shown.join(name), "remove"))
+    }
+
+    /// Remove `name` and, if it is a directory, everything in it. Symlinks
+    /// inside are removed, never followed; nothing outside `name` is
+    /// touched whatever is renamed meanwhile, because every step is made
+    /// relative to a descriptor of the directory being emptied.
+    pub fn remove_tree(&self, name: &OsStr) -> Result<(), Error> {
+        match self.kind_of(name)? {
+            None => Ok(()),
+            Some(Kind::Dir) => {
+                let child = self.open_dir(name)?;
+                child.empty_out()?;
+                drop(child);
+                match rustix::fs::unlinkat(&*self.fd, name, AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(io_err(&self.shown.join(name), "remove")(e)),
+                }
+            }
+            Some(_) => self.remove_file(name),
+        }
+    }
+
+    /// Remove everything in this directory (not the directory itself).
+    fn empty_out(&self) -> Result<(), Error> {
+        for name in self.names()? {
+            self.remove_tree(OsStr::from_bytes(&name))?;
+        }
+        Ok(())
+    }
+
+    /// The names in this directory (without `.` and `..`).
+    pub fn names(&self) -> Result<Vec<Vec<u8>>, Error> {
+        let mut reader =
+            rustix::fs::Dir::read_from(&*self.fd).map_err(io_err(&self.shown, "read"))?;
+        let mut names = Vec::new();
+        while let Some(entry) = reader.read() {
+            let entry = entry.map_err(io_err(&self.shown, "read"))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
+        }
+        Ok(names)
+    }
+}
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn symlinks_on_the_way_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let top = t.path().join("top");
+        fs::create_dir_all(top.join("a/b")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("evil")).unwrap();
+        std::os::unix::fs::symlink(top.join("a"), top.join("inside")).unwrap();
+        let root = Dir::open_root(&top).unwrap();
+        assert!(root.open_dir("a/b").is_ok());
+        for rel in ["evil", "evil/x", "inside/b", "a/../evil"] {
+            let e = root.open_dir(rel).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Symlink(_) | Error::NotBeneath(_) | Error::Io { .. }
+                ),
+                "{rel}: {e}"
+            );
+        }
+        assert!(root.create_dir_all("evil/new").is_err());
+        assert!(!outside.path().join("new").exists());
+        let made = root.create_dir_all("x/y/z").unwrap();
+        assert!(top.join("x/y/z").is_dir());
+        assert_eq!(made.shown(), top.join("x/y/z"));
+        assert!(made.io_path().join(".").is_dir());
+    }
+
+    #[test]
+    fn remove_tree_never_follows_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("precious"), "x").unwrap();
+        let top = t.path();
+        fs::create_dir_all(top.join("victim/sub")).unwrap();
+        fs::write(top.join("victim/sub/f"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("victim/link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("victim/sub/link2")).unwrap();
+        let root = Dir::open_root(top).unwrap();
+        root.remove_tree(OsStr::new("victim")).unwrap();
+        assert!(!top.join("victim").exists());
+        assert!(outside.path().join("precious").exists());
+        // A symlink at the name itself: only the link goes.
+        std::os::unix::fs::symlink(outside.path(), top.join("l")).unwrap();
+        root.remove_tree(OsStr::new("l")).unwrap();
+        assert!(outside.path().join("precious").exists());
+    }
+
+    #[test]
+    fn renames_and_kinds() {
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path();
+        fs::create_dir_all(top.join("s/new")).unwrap();
+        fs::create_dir_all(top.join("d/taken")).unwrap();
+        fs::write(top.join("d/taken/f"), "").unwrap();
+        let root = Dir::open_root(top).unwrap();
+        let s = root.open_dir("s").unwrap();
+        let d = root.open_dir("d").unwrap();
+        assert!(s
+            .rename_new(OsStr::new("new"), &d, OsStr::new("taken"))
+            .is_err());
+        s.rename_new(OsStr::new("new"), &d, OsStr::new("placed"))
+            .unwrap();
+        assert_eq!(d.kind_of("placed").unwrap(), Some(Kind::Dir));
+        assert_eq!(d.kind_of("nothing").unwrap(), None);
+        d.exchange(OsStr::new("placed"), &d, OsStr::new("taken"))
+            .unwrap();
+        assert!(top.join("d/placed/f").exists());
+        d.symlink(Path::new("placed"), OsStr::new("ln")).unwrap();
+        assert_eq!(d.kind_of("ln").unwrap(), Some(Kind::Symlink));
+        d.remove_file(OsStr::new("ln")).unwrap();
+        assert!(d.remove_file(OsStr::new("placed")).is_err());
+    }
+}

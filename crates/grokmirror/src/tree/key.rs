@@ -1,0 +1,291 @@
+//! [`RepoKey`]: a manifest key checked once, and [`Reserved`]: the
+//! replica's own files and folders, which no key may name.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::remote;
+use crate::staging;
+
+/// A manifest key (`/pub/scm/git/git.git`) that is safe to use under the
+/// top level: one leading `/`, plain components only (no `.`, `..`, empty,
+/// NUL or control characters, none too long), and naming none of the
+/// replica's own files or folders. Only [`RepoKey::new`] makes one, so code
+/// that takes a `RepoKey` needs no checks of its own.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoKey(Arc<str>);
+
+impl RepoKey {
+    /// Check `raw` (with or without its leading `/`) against the path rules
+    /// and the reserved set.
+    pub fn new(raw: &str, reserved: &Reserved) -> Result<RepoKey, String> {
+        let key = remote::normalize_path(raw)?;
+        reserved.check(&key)?;
+        Ok(RepoKey(key.into()))
+    }
+
+    /// The key as text (`/a/b.git`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key relative to the top level (`a/b.git`).
+    pub fn relative(&self) -> &Path {
+        Path::new(&self.0[1..])
+    }
+
+    /// The directory the repository sits in, relative to the top level
+    /// (empty for a repository at the top).
+    pub fn parent(&self) -> &Path {
+        self.relative().parent().unwrap_or(Path::new(""))
+    }
+
+    /// The repository's own directory name (`b.git`).
+    pub fn name(&self) -> &std::ffi::OsStr {
+        self.relative()
+            .file_name()
+            .expect("a checked key has a last component")
+    }
+}
+
+impl std::ops::Deref for RepoKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for RepoKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RepoKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RepoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// One thing of ours inside the top level, as a manifest-style path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Own {
+    key: String,
+    /// A directory (object storage, staging): nothing may lie below it.
+    dir: bool,
+    /// What it is, for the rejection message.
+    what: &'static str,
+}
+
+/// The replica's own files and folders inside the top level (local
+/// manifest, its state and lock files, the fsck status file, projects.list,
+/// logs, the push socket, metrics, the object storage, the staging area),
+/// compared by their real location however the config spells them.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    own: Vec<Own>,
+}
+
+/// The real location of `path`, even when its last components do not
+/// exist yet: the longest existing ancestor canonicalized, the rest
+/// appended.
+pub fn real_location(path: &Path) -> PathBuf {
+    let path = crate::fsutil::absolute(path);
+    let mut missing = Vec::new();
+    let mut probe = path.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(probe) {
+            let mut out = real;
+            for part in missing.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (probe.parent(), probe.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                probe = parent;
+            }
+            _ => return path,
+        }
+    }
+}
+
+impl Reserved {
+    /// Nothing reserved (tests, and trees without a replica's files).
+    pub fn none() -> Reserved {
+        Reserved::default()
+    }
+
+    /// The reserved set of a replica configured by `config`.
+    pub fn from_config(config: &Config) -> Reserved {
+        let top = real_location(&config.core.toplevel);
+        let mut r = Reserved::default();
+        let manifest = &config.core.manifest;
+        r.add_file(&top, manifest, "the local manifest");
+        r.add_file(
+            &top,
+            &crate::state::state_path(manifest),
+            "the manifest state file",
+        );
+        r.add_dir(&top, &config.core.objstore, "the object storage");
+        r.add_dir(
+            &top,
+            &staging::staging_root(&config.core.toplevel),
+            "the staging area",
+        );
+        if let Some(log) = &config.core.log {
+            r.add_file(&top, log, "the log file");
+        }
+        for (section, key, what) in [
+            ("fsck", "statusfile", "the fsck status file"),
+            ("pull", "projectslist", "projects.list"),
+            ("pull", "socket", "the push socket"),
+            ("pull", "metrics_file", "the metrics file"),
+            ("core", "logfile", "the log file"),
+        ] {
+            if let Ok(Some(p)) = config.get_path(section, key) {
+                r.add_file(&top, &p, what);
+            }
+        }
+        r
+    }
+
+    fn add(&mut self, top: &Path, path: &Path, dir: bool, what: &'static str) {
+        let real = real_location(path);
+        if let Some(key) = crate::fsutil::manifest_key(top, &real) {
+            self.own.push(Own { key, dir, what });
+        }
+    }
+
+    /// Reserve a file and its companions: its lock file and the temporary
+    /// files of its atomic rewrites (`.<name>.lock`, `.<name>.*`).
+    fn add_file(&mut self, top: &Path, path: &Path, what: &'static str) {
+        self.add(top, path, false, what);
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+            let name = name.to_string_lossy();
+            self.add(top, &parent.join(format!(".{name}.")), false, what);
+        }
+    }
+
+    /// Reserve a directory and everything below it.
+    pub fn add_dir(&mut self, top: &Path, path: &Path, what: &'static str) {
+        self.add(top, path, true, what);
+    }
+
+    /// Why `key` (normalized) may not be used, if it may not: it names one
+    /// of our files or folders, lies below a reserved folder, or would hold
+    /// one of our files inside it.
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        for own in &self.own {
+            let companion = own.key.ends_with('.');
+            let hit = if companion {
+                // `.<name>.` stands for the lock and temp files beside it.
+                key.starts_with(&own.key) && !key[own.key.len()..].contains('/')
+            } else {
+                key == own.key
+                    || (own.dir && remote::is_at_or_under(key, &own.key))
+                    || remote::is_at_or_under(&own.key, key)
+            };
+            if hit {
+                return Err(format!(
+                    "{} would name or contain {} ({}), which belongs to this replica",
+                    remote::printable(key),
+                    own.what,
+                    own.key.trim_end_matches('.')
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The reserved paths, as manifest-style keys (for the older
+    /// string-based rules of [`remote::Rules`]).
+    pub fn dirs(&self) -> Vec<String> {
+        self.own
+            .iter()
+            .filter(|o| o.dir)
+            .map(|o| o.key.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str, dir: &Path) -> Config {
+        let text = text.replace("TOP", &dir.display().to_string());
+        Config::from_text(&text, &dir.join("c.conf"), 0).unwrap()
+    }
+
+    #[test]
+    fn keys_are_checked_once() {
+        let r = Reserved::none();
+        let k = RepoKey::new("a/b.git", &r).unwrap();
+        assert_eq!(k.as_str(), "/a/b.git");
+        assert_eq!(k.relative(), Path::new("a/b.git"));
+        assert_eq!(k.parent(), Path::new("a"));
+        assert_eq!(k.name(), "b.git");
+        let top = RepoKey::new("/x.git", &r).unwrap();
+        assert_eq!(top.parent(), Path::new(""));
+        for bad in ["", "/", "/a/../b", "/a//b", "/a/./b", "/a\0b", "/a/"] {
+            assert!(RepoKey::new(bad, &r).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_replicas_own_files_are_reserved_however_spelled() {
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path().join("top");
+        std::fs::create_dir_all(top.join("state")).unwrap();
+        // The objstore reached through a symlink outside the top level that
+        // leads back in.
+        std::os::unix::fs::symlink(&top, t.path().join("alias")).unwrap();
+        let c = config(
+            &format!(
+                "[core]\ntoplevel = TOP/top\nmanifest = TOP/top/state/m.js.gz\n\
+                 objstore = {}/alias/objs\nlog = TOP/top/grok.log\n\
+                 [fsck]\nstatusfile = TOP/top/./state/fsck.json\n\
+                 [pull]\nprojectslist = TOP/top/projects.list\n",
+                t.path().display()
+            ),
+            t.path(),
+        );
+        let r = Reserved::from_config(&c);
+        for bad in [
+            "/state/m.js.gz",
+            "/state/.m.js.gz.remote",
+            "/state/.m.js.gz.lock",
+            "/state/.m.js.gz.x1y2.tmp",
+            "/state/fsck.json",
+            "/state/.fsck.json.lock",
+            "/state",
+            "/objs",
+            "/objs/abc.git",
+            "/grok.log",
+            "/projects.list",
+            "/.grok-pull.staging/x.git",
+        ] {
+            assert!(RepoKey::new(bad, &r).is_err(), "{bad} accepted");
+        }
+        for good in ["/statex.git", "/objs.git", "/state2/m.js.gz", "/a/grok.log"] {
+            assert!(RepoKey::new(good, &r).is_ok(), "{good} refused");
+        }
+    }
+}

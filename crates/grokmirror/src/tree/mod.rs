@@ -1,0 +1,182 @@
+//! The top level, the object storage and the staging area as open
+//! directory handles: every create, rename, delete and symlink placement
+//! under them is made relative to a handle and never follows a symlink on
+//! the way (SPEC §2), so a local user who can rename a directory of the
+//! tree cannot make us write or delete outside it.
+//!
+//! - [`Tree`]: the top level, opened once; [`RepoKey`]s resolve below it.
+//! - [`Dir`]: any directory below it, with the operations we need.
+//! - [`StagingArea`]: where clones are built, ours alone (0700), verified
+//!   each time it is opened.
+
+mod dir;
+mod key;
+mod staging_area;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use dir::{Dir, Kind};
+pub use key::{real_location, RepoKey, Reserved};
+pub use staging_area::StagingArea;
+
+/// What went wrong with a path under a handle.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call on a path failed.
+    #[error("cannot {what} {}: {cause}", path.display())]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// The path (as shown to the operator).
+        path: PathBuf,
+        /// The underlying error.
+        cause: io::Error,
+    },
+    /// A symlink stood where a real directory must be.
+    #[error("{} is a symlink or leads through one; refusing to follow it (move it away)", .0.display())]
+    Symlink(PathBuf),
+    /// A relative path tried to leave its directory.
+    #[error("{} is not a plain path below its directory", .0.display())]
+    NotBeneath(PathBuf),
+    /// The staging area is not ours alone.
+    #[error("{} is not a directory owned by this user; refusing to use or clean it (remove it, or fix its owner)", .0.display())]
+    NotOurs(PathBuf),
+    /// Something that is not a directory stands on a repository's way.
+    #[error("{} is not a directory; move it away", .0.display())]
+    NotADirectory(PathBuf),
+    /// A repository's path lies inside another repository.
+    #[error("it would lie inside the repository {}", .0.display())]
+    InsideRepository(PathBuf),
+}
+
+impl Error {
+    /// Whether the path simply does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { cause, .. } if cause.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// The mirror's top level, opened once.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    root: Dir,
+    reserved: Reserved,
+}
+
+impl Tree {
+    /// Open the top level at `toplevel`; keys naming anything in
+    /// `reserved` are refused.
+    pub fn open(toplevel: &Path, reserved: Reserved) -> Result<Tree, Error> {
+        Ok(Tree {
+            root: Dir::open_root(toplevel)?,
+            reserved,
+        })
+    }
+
+    /// The top level's handle.
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// The top level's path, for messages, hooks and files that record it.
+    pub fn path(&self) -> &Path {
+        self.root.shown()
+    }
+
+    /// The replica's own paths.
+    pub fn reserved(&self) -> &Reserved {
+        &self.reserved
+    }
+
+    /// Check a manifest key for use in this tree.
+    pub fn key(&self, raw: &str) -> Result<RepoKey, String> {
+        RepoKey::new(raw, &self.reserved)
+    }
+
+    /// Where `key` is, as a path for messages, hooks and records (never
+    /// for touching it: use the handles).
+    pub fn path_of(&self, key: &RepoKey) -> PathBuf {
+        self.root.shown_join(key.relative())
+    }
+
+    /// The directory that holds `key`, opened without following symlinks,
+    /// created when `create` is set. An ancestor that is a repository
+    /// itself is refused: a repository never lies inside another.
+    pub fn parent_of(&self, key: &RepoKey, create: bool) -> Result<Dir, Error> {
+        let mut current = self.root.clone();
+        for part in key.parent().components() {
+            let name = part.as_os_str();
+            match current.kind_of(name)? {
+                None if create => {
+                    current = current.create_dir_all(name)?;
+                    continue;
+                }
+                None => {
+                    return Err(Error::Io {
+                        what: "open",
+                        path: current.shown_join(name),
+                        cause: io::Error::from(io::ErrorKind::NotFound),
+                    })
+                }
+                Some(Kind::Symlink) => return Err(Error::Symlink(current.shown_join(name))),
+                Some(Kind::Dir) => {}
+                Some(_) => return Err(Error::NotADirectory(current.shown_join(name))),
+            }
+            current = current.open_dir(name)?;
+            if crate::repo::is_bare_repo(&current.io_path()) {
+                return Err(Error::InsideRepository(current.shown().to_path_buf()));
+            }
+        }
+        Ok(current)
+    }
+
+    /// The repository directory of `key` itself, opened without following
+    /// symlinks on the way or at its end.
+    pub fn open_repo(&self, key: &RepoKey) -> Result<Dir, Error> {
+        self.parent_of(key, false)?.open_dir(key.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn parents_refuse_symlinks_files_and_repositories() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let top = t.path();
+        fs::create_dir_all(top.join("r.git/objects")).unwrap();
+        fs::create_dir_all(top.join("r.git/refs")).unwrap();
+        fs::write(top.join("r.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        fs::write(top.join("file"), "").unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("out")).unwrap();
+        let tree = Tree::open(top, Reserved::none()).unwrap();
+        let key = |k: &str| tree.key(k).unwrap();
+        assert!(matches!(
+            tree.parent_of(&key("/out/x.git"), true),
+            Err(Error::Symlink(_))
+        ));
+        assert!(matches!(
+            tree.parent_of(&key("/file/x.git"), true),
+            Err(Error::NotADirectory(_))
+        ));
+        assert!(matches!(
+            tree.parent_of(&key("/r.git/x.git"), true),
+            Err(Error::InsideRepository(_))
+        ));
+        assert!(tree
+            .parent_of(&key("/new/x.git"), false)
+            .unwrap_err()
+            .is_not_found());
+        let made = tree.parent_of(&key("/new/deeper/x.git"), true).unwrap();
+        assert_eq!(made.shown(), top.join("new/deeper"));
+        assert!(top.join("new/deeper").is_dir());
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        assert!(tree.open_repo(&key("/r.git")).is_ok());
+        assert!(tree.open_repo(&key("/out")).is_err());
+        assert_eq!(tree.path_of(&key("/a/b.git")), top.join("a/b.git"));
+    }
+}
