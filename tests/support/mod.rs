@@ -15,6 +15,7 @@ pub mod mirror;
 pub mod pulld;
 pub mod replica;
 pub mod smtp;
+pub mod snapshot;
 
 use std::ffi::OsStr;
 use std::io::Write;

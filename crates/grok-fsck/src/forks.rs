@@ -974,18 +974,18 @@ impl<'a> Forks<'a> {
         let mut locks = Vec::new();
         let mut candidates = BTreeSet::new();
         for obst in unused {
-            if let Ok(Some(l)) = lock::try_lock_repo(obst) {
-                locks.push(l);
+            if let Ok(Some(l)) = lock::acquire_repo(obst, lock::Wait::No) {
+                locks.push((obst.clone(), l));
                 candidates.insert(obst.clone());
             }
         }
         let in_use = objstore::in_use(&self.toplevel, &self.objstore_dir, &candidates);
-        for obst in candidates.difference(&in_use) {
+        for (obst, held) in locks.iter().filter(|(o, _)| !in_use.contains(o)) {
             info!(
                 "{}: deleting (no longer used by anything)",
                 Self::name(obst)
             );
-            if let Err(e) = objstore::delete(obst) {
+            if let Err(e) = objstore::delete(obst, false, held) {
                 self.report
                     .critical(format!("cannot delete {}: {e}", obst.display()));
             }

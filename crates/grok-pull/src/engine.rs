@@ -342,6 +342,7 @@ fn tools_of(puller: &Puller, daemon: bool) -> Arc<Tools> {
         ),
         extra_repack_flags: puller.settings.extra_repack_flags.clone(),
         max_load,
+        tree: puller.tree().clone(),
     })
 }
 

@@ -29,8 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grokmirror::git::Git;
-use grokmirror::lock;
+use grokmirror::lock::{self, Wait};
 use grokmirror::objstore::{self, FetchMethod};
+use grokmirror::tree::Tree;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
@@ -120,6 +121,8 @@ pub struct Tools {
     pub objstore_method: FetchMethod,
     /// `[fsck] extra_repack_flags`.
     pub extra_repack_flags: Vec<String>,
+    /// The top level: repositories are opened through it, never by path.
+    pub tree: Tree,
     /// Wait while the one-minute load average is above this (`None`:
     /// never wait).
     pub max_load: Option<f64>,
@@ -525,7 +528,20 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
     }
     let a = &item.actions;
     if a.repack || a.pack_refs || a.pack_refs_all {
-        let _guard = match lock::try_lock_repo(&item.path) {
+        // Opened through the tree's handles, so a directory swapped on the
+        // way since the fetch cannot point git somewhere else.
+        let opened = tools.tree.key(key).and_then(|k| {
+            let parent = tools.tree.parent_of(&k, false).map_err(|e| e.to_string())?;
+            Ok((parent, k))
+        });
+        let (parent, repo_key) = match opened {
+            Ok(p) => p,
+            Err(why) => {
+                debug!("{key}: no housekeeping: {why}");
+                return;
+            }
+        };
+        let _guard = match lock::acquire_repo(&parent.io_path().join(repo_key.name()), Wait::No) {
             Ok(Some(g)) => g,
             Ok(None) => {
                 debug!("{key} is locked by another program; skipping its housekeeping");
@@ -536,21 +552,29 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
                 return;
             }
         };
-        if !item.path.is_dir() {
+        let dir = match parent.open_dir(repo_key.name()) {
+            Ok(d) => d,
+            Err(e) => {
+                debug!("{key} is gone; no housekeeping ({e})");
+                return;
+            }
+        };
+        let path = dir.io_path();
+        if !grokmirror::repo::is_bare_repo(&path) {
             debug!("{key} is gone; no housekeeping");
             return;
         }
         let git = &tools.git;
         if a.repack {
-            if grokmirror::repo::alternate_repo(&item.path).is_some() {
+            if grokmirror::repo::alternate_repo(&path).is_some() {
                 // `-l` drops what the lender holds (see drop_commit_graph).
-                if let Err(e) = grokmirror::repack::drop_commit_graph(&item.path) {
+                if let Err(e) = grokmirror::repack::drop_commit_graph(&path) {
                     warn!("      spa: {key}: cannot remove its commit-graph: {e}");
                 }
             }
             let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
             args.extend(tools.extra_repack_flags.iter().cloned());
-            match gitio::run_ok(git, Some(&item.path), &args, &[]).await {
+            match gitio::run_ok(git, Some(&path), &args, &[]).await {
                 Ok(_) => done.push("repack"),
                 Err(e) => debug!("cannot repack {key}: {e}"),
             }
@@ -563,7 +587,7 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
             &[]
         };
         if !pack_args.is_empty() {
-            match gitio::run_ok(git, Some(&item.path), pack_args, &[]).await {
+            match gitio::run_ok(git, Some(&path), pack_args, &[]).await {
                 Ok(_) => done.push("pack-refs"),
                 Err(e) => debug!("cannot pack the refs of {key}: {e}"),
             }
@@ -577,6 +601,7 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use grokmirror::tree::Reserved;
 
     #[test]
     fn children_of_a_lowered_thread_run_at_low_priority() {
@@ -629,6 +654,7 @@ mod tests {
             objstore_method: FetchMethod::Porcelain,
             extra_repack_flags: Vec::new(),
             max_load: Some(2.0),
+            tree: Tree::open(dir.path(), Reserved::none()).unwrap(),
         });
         let actions = Actions {
             pack_refs_all: true,
@@ -655,6 +681,7 @@ mod tests {
             objstore_method: FetchMethod::Porcelain,
             extra_repack_flags: Vec::new(),
             max_load: None,
+            tree: Tree::open(&std::env::temp_dir(), Reserved::none()).unwrap(),
         });
         let mut q = Queue::default();
         let item = |key: &str, actions: Actions| Item {

@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
@@ -287,29 +288,33 @@ fn build(git: &Git, path: &Path) -> Result<(), ObjstoreError> {
 }
 
 /// Remove what killed runs left in `objstore_dir`: object-storage repos
-/// that were being built or deleted. Returns what was removed.
+/// that were being built or deleted (through a handle on the directory, so
+/// nothing is followed out of it). Returns what was removed.
 pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(objstore_dir) else {
+    let Ok(dir) = crate::tree::Dir::open_root(objstore_dir) else {
         return Vec::new();
     };
+    let Ok(names) = dir.names() else {
+        return Vec::new();
+    };
+    let base = dir.io_path();
     let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for raw in names {
+        let name = std::ffi::OsStr::from_bytes(&raw);
+        let text = name.to_string_lossy();
         let leftover =
-            name.starts_with('.') && (name.ends_with(".building") || name.ends_with(".deleting"));
-        if !leftover || !entry.path().is_dir() {
+            text.starts_with('.') && (text.ends_with(".building") || text.ends_with(".deleting"));
+        if !leftover || dir.kind_of(name).ok().flatten() != Some(crate::tree::Kind::Dir) {
             continue;
         }
-        let path = entry.path();
-        let Ok(Some(guard)) = lock::try_lock_repo(&path) else {
+        let Ok(Some(guard)) = lock::try_lock_repo(&base.join(name)) else {
             continue;
         };
-        if fs::remove_dir_all(&path).is_ok() {
-            removed.push(path);
+        if dir.remove_tree(name).is_ok() {
+            removed.push(objstore_dir.join(name));
         }
-        let lock_file = guard.path().to_path_buf();
         drop(guard);
-        let _ = fs::remove_file(lock_file);
+        let _ = dir.remove_file(std::ffi::OsStr::new(&format!(".{text}.lock")));
     }
     removed
 }
@@ -860,19 +865,51 @@ pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), ObjstoreError> {
 }
 
 /// Delete an object-storage repo nobody uses any more: renamed out of
-/// sight at once, then removed.
+/// sight at once, then removed, both through a handle on the object-storage
+/// directory that never follows a symlink. The deletion gate
+/// ([`crate::deletion`]) decides first; `borrowed` is what the caller found
+/// under the lock.
 ///
-/// Caller holds `obstrepo`'s lock and has checked, under it, that no
-/// repository (staged clones included) borrows from it.
-pub fn delete(obstrepo: &Path) -> Result<(), ObjstoreError> {
-    let name = obstrepo
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parent = obstrepo.parent().unwrap_or(Path::new("/"));
-    let trash = parent.join(format!(".{name}.{}.deleting", std::process::id()));
-    fs::rename(obstrepo, &trash).map_err(io_err(obstrepo))?;
-    fs::remove_dir_all(&trash).map_err(io_err(&trash))
+/// Caller holds `obstrepo`'s lock (`_held`) and has checked, under it,
+/// whether any repository (staged clones included) borrows from it.
+pub fn delete(
+    obstrepo: &Path,
+    borrowed: bool,
+    _held: &lock::RepoLock,
+) -> Result<(), ObjstoreError> {
+    let verdict = crate::deletion::judge(
+        &crate::deletion::Rules::default(),
+        &obstrepo.display().to_string(),
+        &crate::deletion::Removal::UnusedObjectStorage,
+        crate::deletion::Facts { borrowed },
+    );
+    if let crate::deletion::Verdict::Keep(why) = verdict {
+        return Err(ObjstoreError::Io {
+            path: obstrepo.to_path_buf(),
+            cause: io::Error::other(format!("kept: {why}")),
+        });
+    }
+    let (Some(parent), Some(name)) = (obstrepo.parent(), obstrepo.file_name()) else {
+        return Err(ObjstoreError::Io {
+            path: obstrepo.to_path_buf(),
+            cause: io::Error::other("not a path inside the object storage"),
+        });
+    };
+    let dir = crate::tree::Dir::open_root(parent).map_err(|e| ObjstoreError::Io {
+        path: parent.to_path_buf(),
+        cause: io::Error::other(e.to_string()),
+    })?;
+    let trash = std::ffi::OsString::from(format!(
+        ".{}.{}.deleting",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let tree_err = |e: crate::tree::Error| ObjstoreError::Io {
+        path: obstrepo.to_path_buf(),
+        cause: io::Error::other(e.to_string()),
+    };
+    dir.rename_new(name, &dir, &trash).map_err(tree_err)?;
+    dir.remove_tree(&trash).map_err(tree_err)
 }
 
 /// Whether a clone grok-pull is building (in its staging area) points at
@@ -1149,7 +1186,10 @@ mod tests {
         let has = g.run(Some(&obst), ["cat-file", "-e", &tip2]).unwrap();
         assert!(has.success());
 
-        delete(&obst).unwrap();
+        let held = lock::acquire_repo(&obst, lock::Wait::No).unwrap().unwrap();
+        assert!(delete(&obst, true, &held).is_err(), "borrowed: kept");
+        assert!(obst.exists());
+        delete(&obst, false, &held).unwrap();
         assert!(!obst.exists());
         assert!(list(&obst_dir).is_empty());
     }
