@@ -727,7 +727,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     every_repo.extend(objstores.iter().chain(&origin_objstores).cloned());
     let mut held = Vec::new();
     for repo in &every_repo {
-        match lock::try_lock_repo(repo) {
+        match lock::acquire_repo(repo, lock::Wait::No) {
             Ok(Some(_)) => {}
             other => held.push(format!("{}: {other:?}", repo.display())),
         }

@@ -33,7 +33,8 @@ fn tool(name: &str) -> PathBuf {
         let root = support::workspace_root();
         let lock = root.join("target/.test-tools-install.lock");
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-        let _guard = grokmirror::lock::FileLock::acquire(&lock).expect("lock tool install");
+        let _guard = grokmirror::lock::acquire(&lock, grokmirror::lock::Wait::Forever)
+            .expect("lock tool install");
         let status = Command::new(root.join("scripts/setup-test-tools"))
             .status()
             .expect("run scripts/setup-test-tools");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use grokmirror::lock::{self, FileLock};
+use grokmirror::lock;
 use support::fixture;
 use support::replica::{stderr, today, Replica};
 
@@ -28,7 +28,7 @@ fn a_locked_repo_is_waited_for_not_skipped() {
     fixture::project(&r.repo("free.git"), 5, 1_600_000_000);
     r.manifest();
     // Somebody (a grok-pull, say) is working on busy.git.
-    let held = FileLock::acquire(&lock::repo_lock_path(&busy)).unwrap();
+    let held = lock::acquire(&lock::repo_lock_path(&busy), lock::Wait::Forever).unwrap();
 
     let child = support::grok("grok-fsck")
         .args(["-v", "-f", "-c"])
@@ -123,7 +123,7 @@ fn a_crash_while_waiting_loses_no_finished_work() {
         fixture::project(&r.repo(name), 5, 1_600_000_000);
     }
     r.manifest();
-    let _held = FileLock::acquire(&lock::repo_lock_path(&busy)).unwrap();
+    let _held = lock::acquire(&lock::repo_lock_path(&busy), lock::Wait::Forever).unwrap();
     let mut child = support::grok("grok-fsck")
         .args(["-v", "-f", "-c"])
         .arg(&r.config)

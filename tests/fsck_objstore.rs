@@ -455,7 +455,7 @@ fn unused_object_storage_is_deleted_unless_a_staged_clone_uses_it() {
     )
     .unwrap();
     // The staged clone's lock is held, as grok-pull holds it.
-    let _held = grokmirror::lock::lock_repo(&staged).unwrap();
+    let _held = grokmirror::lock::acquire_repo(&staged, grokmirror::lock::Wait::Forever).unwrap();
     let out = tree.fsck(&[]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");

@@ -246,7 +246,11 @@ fn repos_gone_from_disk_leave_manifest_and_status() {
     // Missing but locked (a grok-pull moving it aside to re-clone it):
     // left alone until the lock is gone.
     let c = r.repo("sub/c.git");
-    let held = grokmirror::lock::FileLock::acquire(&grokmirror::lock::repo_lock_path(&c)).unwrap();
+    let held = grokmirror::lock::acquire(
+        &grokmirror::lock::repo_lock_path(&c),
+        grokmirror::lock::Wait::Forever,
+    )
+    .unwrap();
     std::fs::remove_dir_all(&c).unwrap();
     let out = r.fsck(&[]);
     assert!(out.status.success(), "{}", stderr(&out));

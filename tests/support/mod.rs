@@ -75,7 +75,8 @@ pub fn oracle_venv() -> PathBuf {
             .unwrap_or_else(|| workspace_root().join(".oracle"));
         let lock = workspace_root().join("target/.oracle-install.lock");
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-        let _guard = grokmirror::lock::FileLock::acquire(&lock).expect("lock oracle install");
+        let _guard = grokmirror::lock::acquire(&lock, grokmirror::lock::Wait::Forever)
+            .expect("lock oracle install");
         let status = Command::new(workspace_root().join("scripts/setup-oracle"))
             .arg(&venv)
             .status()

@@ -40,7 +40,7 @@ use grokmirror::discovery::{self, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::gitlocks;
-use grokmirror::lock::{self, FileLock};
+use grokmirror::lock::{self, RepoLock};
 use grokmirror::manifest::{self, Manifest};
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
@@ -139,7 +139,7 @@ enum Step {
 struct Plan {
     obst: PathBuf,
     steps: Vec<Step>,
-    locks: Vec<FileLock>,
+    locks: Vec<RepoLock>,
 }
 
 /// What carrying out the plans of one object storage did.
@@ -255,8 +255,8 @@ impl<'a> Forks<'a> {
     }
 
     /// A member's lock, if free now (busy members wait for the next run).
-    fn try_lock(&self, path: &Path) -> Option<FileLock> {
-        match lock::try_lock_repo(path) {
+    fn try_lock(&self, path: &Path) -> Option<RepoLock> {
+        match lock::acquire_repo(path, lock::Wait::No) {
             Ok(Some(l)) => {
                 gitlocks::clear_stale(path, self.started);
                 Some(l)
@@ -276,15 +276,15 @@ impl<'a> Forks<'a> {
     }
 
     /// An object storage's lock, waiting for it (its holders are quick).
-    fn lock_objstore(&self, obst: &Path) -> Option<FileLock> {
-        let lock_path = lock::repo_lock_path(obst);
-        match FileLock::acquire_patiently(&lock_path, None, || {
+    fn lock_objstore(&self, obst: &Path) -> Option<RepoLock> {
+        match lock::acquire_repo_noting(obst, lock::Wait::Forever, || {
             info!(
                 "  waiting: {} is locked by another process",
                 Self::name(obst)
             )
         }) {
-            Ok(l) => {
+            Ok(None) => None,
+            Ok(Some(l)) => {
                 gitlocks::clear_stale(obst, self.started);
                 Some(l)
             }
@@ -331,7 +331,7 @@ impl<'a> Forks<'a> {
     /// Decide a rewiring into `obst`. Later decisions see `obst` with the
     /// roots of every repository copied into it (as if the plan had run;
     /// a failure only makes the next run decide again).
-    fn plan(&mut self, obst: &Path, steps: Vec<Step>, locks: Vec<FileLock>) {
+    fn plan(&mut self, obst: &Path, steps: Vec<Step>, locks: Vec<RepoLock>) {
         for step in &steps {
             if let Step::Copy { member, .. } = step {
                 if let Some(r) = self.roots_of(member) {
@@ -628,7 +628,7 @@ impl<'a> Forks<'a> {
                 // meanwhile. Lock order: members first (the lender's only
                 // tried).
                 if copy_lender && repo::alternate_repo(lender).is_none() {
-                    if let Ok(Some(l)) = lock::try_lock_repo(lender) {
+                    if let Ok(Some(l)) = lock::acquire_repo(lender, lock::Wait::No) {
                         locks.push(l);
                         steps.push(Step::Attach {
                             member: lender.to_path_buf(),
@@ -827,7 +827,7 @@ impl<'a> Forks<'a> {
                     .insert(child.clone());
                 // Step 3: the old object storage stops tracking it (its
                 // objects stay for any private member).
-                if let Ok(Some(_f)) = lock::try_lock_repo(from) {
+                if let Ok(Some(_f)) = lock::acquire_repo(from, lock::Wait::No) {
                     gitlocks::clear_stale(from, self.started);
                     if let Err(e) = objstore::remove_member(self.git, from, &virtref) {
                         self.report.critical(format!("{e}"));
@@ -888,7 +888,9 @@ impl<'a> Forks<'a> {
                 // Plumbing reads the member's files: only under its lock
                 // (tried; out of lock order).
                 let member_lock = match os.fetch_method {
-                    FetchMethod::Plumbing => lock::try_lock_repo(&child).ok().flatten(),
+                    FetchMethod::Plumbing => {
+                        lock::acquire_repo(&child, lock::Wait::No).ok().flatten()
+                    }
                     FetchMethod::Porcelain => None,
                 };
                 let method = if member_lock.is_some() {
@@ -1073,7 +1075,7 @@ pub fn freeze_for_prune(
     obst: &Path,
     settings: &Settings,
     objstore_dir: &Path,
-) -> Option<Vec<FileLock>> {
+) -> Option<Vec<RepoLock>> {
     let remotes = objstore::list_remotes(git, obst).ok()?;
     let members: BTreeSet<PathBuf> = remotes.iter().map(|(_, url)| PathBuf::from(url)).collect();
     if members.is_empty() || objstore::staged_clones_use(&settings.toplevel, obst) {
@@ -1100,7 +1102,7 @@ pub fn freeze_for_prune(
     let mut locks = Vec::new();
     for m in &members {
         // Out of lock order (we hold the object storage's): only tried.
-        let Ok(Some(l)) = lock::try_lock_repo(m) else {
+        let Ok(Some(l)) = lock::acquire_repo(m, lock::Wait::No) else {
             debug!("{}: kept whole: {} is busy", obst.display(), m.display());
             return None;
         };

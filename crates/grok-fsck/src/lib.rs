@@ -37,7 +37,7 @@ use grokmirror::discovery::{self, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::{Git, GitVersion};
 use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, FileLock};
+use grokmirror::lock;
 use grokmirror::manifest::{self, Manifest};
 use grokmirror::objects::{self, RepackLevel};
 use grokmirror::repack::Precious;
@@ -372,7 +372,9 @@ impl Fsck<'_> {
             let full = path.to_string_lossy().into_owned();
             if !path.is_dir() {
                 // A grok-pull moving it aside to re-clone it holds its lock.
-                if FileLock::is_held(&lock::repo_lock_path(&path)).unwrap_or(false) {
+                if grokmirror::lock::FileLock::is_held(&lock::repo_lock_path(&path))
+                    .unwrap_or(false)
+                {
                     info!("     busy: {key} is not on disk but locked, left alone");
                     continue;
                 }
@@ -599,7 +601,7 @@ impl Fsck<'_> {
         counts: &objects::ObjectCounts,
     ) {
         let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
-        match lock::try_lock_repo(path) {
+        match lock::acquire_repo(path, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
                     "  garbage: {gitdir} ({} files, {} KiB)",
@@ -730,7 +732,7 @@ impl Fsck<'_> {
             let Some(mut job) = Queue::take(queue, wake) else {
                 return;
             };
-            let guard = match lock::try_lock_repo(&job.path) {
+            let guard = match lock::acquire_repo(&job.path, lock::Wait::No) {
                 Ok(Some(g)) => Some(g),
                 Ok(None) if !job.deferred => {
                     // Busy (a pull is fetching it, say): do the others first.
@@ -743,14 +745,14 @@ impl Fsck<'_> {
                     // Record what is done before waiting, maybe for long.
                     self.flush_status(&mut status.lock().expect("status poisoned"));
                     let lock_path = lock::repo_lock_path(&job.path);
-                    match FileLock::acquire_patiently(&lock_path, None, || {
+                    match lock::acquire_repo_noting(&job.path, lock::Wait::Forever, || {
                         info!(
                             "  waiting: {} is locked by another process ({}), waiting for it",
                             job.key,
                             lock_path.display()
                         )
                     }) {
-                        Ok(g) => Some(g),
+                        Ok(g) => g,
                         Err(e) => {
                             self.report.critical(format!("{}: {e}", job.key));
                             None

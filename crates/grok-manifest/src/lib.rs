@@ -580,7 +580,7 @@ fn fetch_objstores(git: &Git, repos: &BTreeSet<PathBuf>, method: objstore::Fetch
         if done.contains(&obst) {
             continue;
         }
-        match lock::try_lock_repo(&obst) {
+        match lock::acquire_repo(&obst, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
                     " manifest: objstore {} -> {}",

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use grokmirror::forkgroups::{self, Forkgroups};
 use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, FileLock};
+use grokmirror::lock::{self, RepoLock};
 use grokmirror::manifest::RepoEntry;
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
@@ -124,14 +124,15 @@ pub struct Placement {
     /// The clone is private: it borrows, but is never fetched into it.
     pub private: bool,
     /// Held until the staged clone points at the object storage.
-    pub guard: Option<FileLock>,
+    pub guard: Option<RepoLock>,
 }
 
-fn lock_patiently(path: &Path) -> Result<FileLock, String> {
-    FileLock::acquire_patiently(&lock::repo_lock_path(path), None, || {
+fn lock_patiently(path: &Path) -> Result<RepoLock, String> {
+    lock::acquire_repo_noting(path, lock::Wait::Forever, || {
         info!("  waiting: {} is locked by another process", path.display())
     })
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?
+    .ok_or_else(|| format!("{} stayed locked", path.display()))
 }
 
 /// Get the object storage of a new clone ready: created (seeded from a
@@ -153,7 +154,7 @@ pub async fn prepare(
         let ctx = ctx.clone();
         let git = git.clone();
         let obst = obst.clone();
-        tokio::task::spawn_blocking(move || -> Result<(FileLock, PathBuf, bool), String> {
+        tokio::task::spawn_blocking(move || -> Result<(RepoLock, PathBuf, bool), String> {
             let guard = lock_patiently(&obst)?;
             if repo::is_objstore_repo(&obst) {
                 let real = std::fs::canonicalize(&obst).unwrap_or(obst);
@@ -197,7 +198,7 @@ fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target
             continue;
         }
         // Out of lock order (we hold the object storage's): only tried.
-        let Ok(Some(_sibling_lock)) = lock::try_lock_repo(&sibling) else {
+        let Ok(Some(_sibling_lock)) = lock::acquire_repo(&sibling, lock::Wait::No) else {
             continue;
         };
         info!(

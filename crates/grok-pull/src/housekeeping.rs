@@ -496,7 +496,7 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
     let key = &item.key;
     let mut done: Vec<&str> = Vec::new();
     if let Some(obstrepo) = &item.actions.objstore {
-        match lock::try_lock_repo(obstrepo) {
+        match lock::acquire_repo(obstrepo, lock::Wait::No) {
             Ok(Some(guard)) => {
                 info!(" objstore: {key}");
                 let git = tools.git.clone();

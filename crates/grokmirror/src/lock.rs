@@ -123,7 +123,7 @@ impl FileLock {
     }
 
     /// Take the lock, waiting as long as it takes.
-    pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
+    fn acquire(path: &Path) -> Result<FileLock, LockError> {
         let file = Self::open(path)?;
         ofd_lock(&file, true).map_err(|cause| LockError::Lock {
             path: path.to_path_buf(),
@@ -136,7 +136,7 @@ impl FileLock {
     }
 
     /// Take the lock if nobody holds it; `Ok(None)` when somebody does.
-    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>, LockError> {
+    fn try_acquire(path: &Path) -> Result<Option<FileLock>, LockError> {
         let file = Self::open(path)?;
         let got = ofd_lock(&file, false).map_err(|cause| LockError::Lock {
             path: path.to_path_buf(),
@@ -150,7 +150,7 @@ impl FileLock {
 
     /// Take the lock, calling `on_wait` once if we have to wait for it, and
     /// giving up after `timeout` (if any).
-    pub fn acquire_patiently(
+    fn acquire_patiently(
         path: &Path,
         timeout: Option<Duration>,
         on_wait: impl FnOnce(),
@@ -223,10 +223,20 @@ pub enum Wait {
 /// The one way to take a lock file: `Ok(None)` only with [`Wait::No`] when
 /// somebody holds it.
 pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, LockError> {
+    acquire_noting(path, wait, || {})
+}
+
+/// [`acquire`], calling `on_wait` once if the lock is held when we first
+/// try (to say in the log what we are waiting for).
+pub fn acquire_noting(
+    path: &Path,
+    wait: Wait,
+    on_wait: impl FnOnce(),
+) -> Result<Option<FileLock>, LockError> {
     match wait {
         Wait::No => FileLock::try_acquire(path),
-        Wait::Forever => FileLock::acquire(path).map(Some),
-        Wait::UpTo(limit) => FileLock::acquire_patiently(path, Some(limit), || {}).map(Some),
+        Wait::Forever => FileLock::acquire_patiently(path, None, on_wait).map(Some),
+        Wait::UpTo(limit) => FileLock::acquire_patiently(path, Some(limit), on_wait).map(Some),
     }
 }
 
@@ -260,8 +270,17 @@ impl RepoLock {
 /// left in the repository are cleared (see [`crate::gitlocks`]): nobody
 /// else who honours the lock can be writing them.
 pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, LockError> {
+    acquire_repo_noting(repo, wait, || {})
+}
+
+/// [`acquire_repo`], calling `on_wait` once if we have to wait.
+pub fn acquire_repo_noting(
+    repo: &Path,
+    wait: Wait,
+    on_wait: impl FnOnce(),
+) -> Result<Option<RepoLock>, LockError> {
     let since = std::time::SystemTime::now();
-    let Some(file) = acquire(&repo_lock_path(repo), wait)? else {
+    let Some(file) = acquire_noting(&repo_lock_path(repo), wait, on_wait)? else {
         return Ok(None);
     };
     // A real directory only: the lock of a symlink does not cover its target.
@@ -272,18 +291,6 @@ pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, LockErr
         file,
         repo: repo.to_path_buf(),
     }))
-}
-
-/// Lock a repository the way grokmirror does (its sibling `.name.lock`),
-/// waiting as long as it takes; stale git locks are not touched.
-pub fn lock_repo(repo: &Path) -> Result<FileLock, LockError> {
-    FileLock::acquire(&repo_lock_path(repo))
-}
-
-/// Try to lock a repository without waiting; stale git locks are not
-/// touched.
-pub fn try_lock_repo(repo: &Path) -> Result<Option<FileLock>, LockError> {
-    FileLock::try_acquire(&repo_lock_path(repo))
 }
 
 #[cfg(test)]

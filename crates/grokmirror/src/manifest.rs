@@ -334,7 +334,8 @@ impl Manifest {
 /// Take the manifest's lock file (`.<name>.lock` beside it), waiting for any
 /// other writer, ours or grokmirror's.
 pub fn lock(path: &Path) -> Result<FileLock, ManifestError> {
-    Ok(FileLock::acquire(&file_lock_path(path))?)
+    let held = crate::lock::acquire(&file_lock_path(path), crate::lock::Wait::Forever)?;
+    Ok(held.expect("Wait::Forever returns the lock or an error"))
 }
 
 #[cfg(test)]

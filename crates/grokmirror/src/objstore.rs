@@ -241,10 +241,12 @@ pub fn create(
     let building = objstore_dir.join(building_name(&name));
     // Held while building, so a sweep never takes a live build for a
     // leftover.
-    let guard = lock::lock_repo(&building).map_err(|e| ObjstoreError::Io {
-        path: building.clone(),
-        cause: io::Error::other(e),
-    })?;
+    let guard = lock::acquire_repo(&building, lock::Wait::Forever)
+        .map_err(|e| ObjstoreError::Io {
+            path: building.clone(),
+            cause: io::Error::other(e),
+        })?
+        .expect("Wait::Forever returns the lock or an error");
     let _ = fs::remove_dir_all(&building);
     let result = build(git, &building).and_then(|()| {
         match fs::rename(&building, &target) {
@@ -307,7 +309,7 @@ pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
         if !leftover || dir.kind_of(name).ok().flatten() != Some(crate::tree::Kind::Dir) {
             continue;
         }
-        let Ok(Some(guard)) = lock::try_lock_repo(&base.join(name)) else {
+        let Ok(Some(guard)) = lock::acquire_repo(&base.join(name), lock::Wait::No) else {
             continue;
         };
         if dir.remove_tree(name).is_ok() {
@@ -643,7 +645,7 @@ pub fn fetch_member_unlocked(
     method: FetchMethod,
 ) -> Result<bool, ObjstoreError> {
     let member_guard = match method {
-        FetchMethod::Plumbing => lock::try_lock_repo(member).ok().flatten(),
+        FetchMethod::Plumbing => lock::acquire_repo(member, lock::Wait::No).ok().flatten(),
         FetchMethod::Porcelain => None,
     };
     let method = if member_guard.is_some() {
@@ -1202,7 +1204,9 @@ mod tests {
         fs::create_dir_all(d.join(".b.git.2.deleting")).unwrap();
         fs::create_dir_all(d.join(".c.git.3.building")).unwrap();
         fs::create_dir_all(d.join("keep.git")).unwrap();
-        let _live = lock::lock_repo(&d.join(".c.git.3.building")).unwrap();
+        let _live = lock::acquire_repo(&d.join(".c.git.3.building"), lock::Wait::Forever)
+            .unwrap()
+            .unwrap();
         let mut removed = sweep_leftovers(d);
         removed.sort();
         assert_eq!(

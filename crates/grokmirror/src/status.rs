@@ -256,7 +256,10 @@ impl Status {
 /// it: one grok-fsck per tree, ours or grokmirror's. `Ok(None)` when another
 /// run holds it.
 pub fn try_lock(path: &Path) -> Result<Option<FileLock>, StatusError> {
-    Ok(FileLock::try_acquire(&file_lock_path(path))?)
+    Ok(crate::lock::acquire(
+        &file_lock_path(path),
+        crate::lock::Wait::No,
+    )?)
 }
 
 #[cfg(test)]

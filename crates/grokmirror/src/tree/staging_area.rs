@@ -77,7 +77,7 @@ impl StagingArea {
             if let Some(entry) = text.strip_prefix('.').and_then(|n| n.strip_suffix(".lock")) {
                 // A lock whose entry is gone: tidy it up unless held.
                 if !names.iter().any(|n| n.as_slice() == entry.as_bytes()) {
-                    if let Ok(Some(_held)) = lock::FileLock::try_acquire(&base.join(name)) {
+                    if let Ok(Some(_held)) = lock::acquire(&base.join(name), lock::Wait::No) {
                         let _ = self.dir.remove_file(name);
                     }
                 }
@@ -86,7 +86,7 @@ impl StagingArea {
             if text.starts_with('.') {
                 continue;
             }
-            let Ok(Some(guard)) = lock::try_lock_repo(&base.join(name)) else {
+            let Ok(Some(guard)) = lock::acquire_repo(&base.join(name), lock::Wait::No) else {
                 continue;
             };
             self.dir.remove_tree(name)?;
@@ -115,7 +115,9 @@ mod tests {
         fs::create_dir_all(root.join("dead.git/refs")).unwrap();
         fs::create_dir_all(root.join("live.git/refs")).unwrap();
         fs::write(root.join(".gone.git.lock"), "").unwrap();
-        let _live = lock::lock_repo(&root.join("live.git")).unwrap();
+        let _live = lock::acquire_repo(&root.join("live.git"), lock::Wait::Forever)
+            .unwrap()
+            .unwrap();
         let removed = area.sweep().unwrap();
         assert_eq!(removed, vec![root.join("dead.git")]);
         assert!(root.join("live.git").exists());
