@@ -5,13 +5,49 @@
 //! reference paths as safe as its own path, and every field of the right
 //! JSON type. A bad entry is rejected on its own, with the reason; the good
 //! ones are kept.
+//!
+//! The manifest is read as a stream ([`parse_untrusted_reader`]), entry by
+//! entry, each field against a limit ([`limits`]), so a hostile origin can
+//! make us read many bytes but never hold them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 
 use serde::de::Error as _;
-use serde_json::Value;
 
-use crate::manifest::{ManifestError, RepoEntry};
+use crate::manifest::{ManifestError, RepoEntry, StreamFault};
+
+mod entry;
+mod tokens;
+
+/// How large each field of a remote entry may be. An entry with a field
+/// over its limit is rejected with the field's name, the start of its
+/// value and its length; the other entries are not affected.
+pub mod limits {
+    /// `description`, in bytes: far more than any description file a
+    /// repository has (kernel.org's longest is under 200 bytes).
+    pub const DESCRIPTION_MAX_BYTES: u64 = 64 * 1024;
+    /// `owner` (`gitweb.owner`), in bytes.
+    pub const OWNER_MAX_BYTES: u64 = 64 * 1024;
+    /// `fingerprint`: a valid one has 40 bytes; this only decides whether
+    /// a wrong one is reported as wrong or as too long.
+    pub const FINGERPRINT_MAX_BYTES: u64 = 128;
+    /// `head`: `ref: ` and a ref name of at most a path's length.
+    pub const HEAD_MAX_BYTES: u64 = super::MAX_PATH_BYTES as u64 + 16;
+    /// `forkgroup`: one path component.
+    pub const FORKGROUP_MAX_BYTES: u64 = super::MAX_COMPONENT_BYTES as u64;
+    /// `modified`: a number literal.
+    pub const MODIFIED_MAX_BYTES: u64 = 1024;
+    /// `symlinks` per entry: a repository reached through more than a
+    /// thousand symlinks is not something an origin has by accident, and
+    /// each one costs a filesystem operation on every run.
+    pub const MAX_SYMLINKS: usize = 1000;
+    /// All unknown fields of one entry together (kept so that a newer
+    /// writer's additions survive), in bytes of JSON.
+    pub const EXTRA_MAX_BYTES: u64 = 64 * 1024;
+    /// How much of a value a log line or reason shows.
+    pub const SHOWN_BYTES: usize = 200;
+}
 
 /// The longest manifest path we accept, in bytes (Linux `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
@@ -58,6 +94,26 @@ pub fn printable(key: &str) -> String {
         }
     }
     out
+}
+
+/// A value for a log line or reason: [`printable`], cut after about
+/// [`limits::SHOWN_BYTES`] bytes, with `… (N bytes)` when it is longer
+/// (`total` is the whole value's length, which may exceed what was kept).
+pub fn shown(value: &str, total: u64) -> String {
+    let mut end = value.len().min(limits::SHOWN_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = printable(&value[..end]);
+    if total > end as u64 {
+        out.push_str(&format!("\u{2026} ({total} bytes)"));
+    }
+    out
+}
+
+/// [`shown`] for a value held whole.
+pub fn cut(value: &str) -> String {
+    shown(value, value.len() as u64)
 }
 
 /// Check a manifest path and return it normalized to one leading `/`.
@@ -159,25 +215,25 @@ fn check_reserved(path: &str, rules: &Rules) -> Result<(), String> {
     }
 }
 
-/// Check one entry on its own. Returns the normalized key and the entry.
-fn validate_entry(
-    raw_key: &str,
-    value: Value,
-    rules: &Rules,
-) -> Result<(String, RepoEntry), String> {
+/// Check a key on its own (before its entry is read). Returns it
+/// normalized.
+fn check_key(raw_key: &str, len: u64, rules: &Rules) -> Result<String, String> {
+    if len > MAX_PATH_BYTES as u64 {
+        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
+    }
     let key = normalize_path(raw_key)?;
     check_reserved(&key, rules)?;
-    if !value.is_object() {
-        return Err("entry is not a JSON object".into());
-    }
-    let mut entry: RepoEntry =
-        serde_json::from_value(value).map_err(|e| format!("malformed entry: {e}"))?;
+    Ok(key)
+}
+
+/// Check one entry on its own, its key already checked.
+fn validate_entry(key: &str, mut entry: RepoEntry, rules: &Rules) -> Result<RepoEntry, String> {
     match entry.fingerprint.as_deref() {
         None => return Err("entry has no fingerprint".into()),
         Some(fp) if !is_fingerprint(fp) => {
             return Err(format!(
                 "fingerprint {:?} is not 40 lowercase hex digits",
-                printable(fp)
+                cut(fp)
             ))
         }
         Some(_) => {}
@@ -186,7 +242,7 @@ fn validate_entry(
         if !is_valid_head(head) {
             return Err(format!(
                 "head {:?} is neither 'ref: refs/...' nor an object id",
-                printable(head)
+                cut(head)
             ));
         }
     }
@@ -194,22 +250,22 @@ fn validate_entry(
         if !is_valid_forkgroup(fg) {
             return Err(format!(
                 "forkgroup {:?} is not a single safe name ([A-Za-z0-9._-], not starting with '.')",
-                printable(fg)
+                cut(fg)
             ));
         }
     }
     if let Some(reference) = &entry.reference {
         let normalized = normalize_path(reference)
-            .map_err(|why| format!("reference {:?}: {why}", printable(reference)))?;
+            .map_err(|why| format!("reference {:?}: {why}", cut(reference)))?;
         check_reserved(&normalized, rules)?;
         entry.reference = Some(normalized);
     }
     let mut links = Vec::with_capacity(entry.symlinks.len());
     for link in &entry.symlinks {
         let normalized =
-            normalize_path(link).map_err(|why| format!("symlink {:?}: {why}", printable(link)))?;
+            normalize_path(link).map_err(|why| format!("symlink {:?}: {why}", cut(link)))?;
         check_reserved(&normalized, rules)?;
-        if is_at_or_under(&normalized, &key) || is_at_or_under(&key, &normalized) {
+        if is_at_or_under(&normalized, key) || is_at_or_under(key, &normalized) {
             return Err(format!(
                 "symlink {normalized} overlaps the repository itself"
             ));
@@ -229,56 +285,113 @@ fn validate_entry(
     {
         return Err("description contains a NUL byte".into());
     }
-    Ok((key, entry))
+    Ok(entry)
 }
 
-/// Parse and validate a remote manifest (already decompressed). Fails only
-/// when the whole document is unusable (not JSON, not an object); single
-/// bad entries end up in [`RemoteManifest::rejected`].
+/// Parse and validate a remote manifest held in memory (already
+/// decompressed); see [`parse_untrusted_reader`].
 pub fn parse_untrusted(
     data: &[u8],
     what: &str,
     rules: &Rules,
 ) -> Result<RemoteManifest, ManifestError> {
-    let parse_err = |cause| ManifestError::Parse {
-        path: what.to_string(),
-        cause,
+    parse_untrusted_reader(data, what, rules)
+}
+
+/// Parse and validate a remote manifest as it is read from `reader`
+/// (decompressed, e.g. by [`crate::manifest::decoding_reader`]), entry by
+/// entry. Fails only when the whole document is unusable (not JSON, not
+/// an object, or the reader failed or went over its limit); single bad
+/// entries end up in [`RemoteManifest::rejected`].
+pub fn parse_untrusted_reader<R: Read>(
+    reader: R,
+    what: &str,
+    rules: &Rules,
+) -> Result<RemoteManifest, ManifestError> {
+    let fail = |fault: tokens::Fault| match fault {
+        tokens::Fault::Syntax(msg) => ManifestError::Parse {
+            path: what.to_string(),
+            cause: serde_json::Error::custom(msg),
+        },
+        tokens::Fault::Io(e) => StreamFault::into_manifest_error(e, what),
     };
-    let doc: Value = serde_json::from_slice(data).map_err(parse_err)?;
-    let Value::Object(map) = doc else {
-        return Err(parse_err(serde_json::Error::custom(
-            "the manifest is not a JSON object",
-        )));
-    };
+    let mut t = tokens::Tokens::new(reader);
+    match t.peek().map_err(fail)? {
+        Some(b'{') => t.begin_object().map_err(fail)?,
+        Some(_) => {
+            // Read it all anyway, so that broken JSON says so.
+            t.skip().map_err(fail)?;
+            t.finish().map_err(fail)?;
+            return Err(fail(tokens::Fault::Syntax(
+                "the manifest is not a JSON object".into(),
+            )));
+        }
+        None => return Err(fail(t.error("EOF while parsing a value"))),
+    }
     let mut out = RemoteManifest::default();
-    // Keys given with the leading slash win over 1.x-style duplicates.
+    // Keys given with the leading slash win over 1.x-style duplicates; the
+    // same raw key given twice: the later one wins (as a JSON object
+    // decoded by Python does). Rejections are keyed by raw key for that.
     let mut raw_keys: BTreeMap<String, String> = BTreeMap::new();
-    for (raw_key, value) in map {
-        match validate_entry(&raw_key, value, rules) {
+    let mut rejected: BTreeMap<String, String> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let mut checked: Option<Result<String, String>> = None;
+        let member = entry::next_member(&mut t, &mut first, |raw, len| {
+            let c = check_key(raw, len, rules);
+            let ok = c.is_ok();
+            checked = Some(c);
+            ok
+        })
+        .map_err(fail)?;
+        let Some(member) = member else { break };
+        let raw_key = member.key;
+        let shown_key = if member.key_len > MAX_PATH_BYTES as u64 {
+            shown(&raw_key, member.key_len)
+        } else {
+            printable(&raw_key)
+        };
+        rejected.remove(&shown_key);
+        let result = match (checked, member.entry) {
+            (Some(Ok(key)), Some(Ok(e))) => validate_entry(&key, e, rules).map(|e| (key, e)),
+            (Some(Ok(_)), Some(Err(why))) => Err(why),
+            (Some(Err(why)), _) => Err(why),
+            (None, _) | (Some(Ok(_)), None) => unreachable!("every key is checked first"),
+        };
+        match result {
             Ok((key, entry)) => {
                 if let Some(previous) = raw_keys.get(&key) {
-                    let (loser, keep_new) = if raw_key.starts_with('/') {
-                        (previous.clone(), true)
-                    } else {
-                        (raw_key.clone(), false)
-                    };
-                    out.rejected.push(Rejected {
-                        key: printable(&loser),
-                        reason: format!("duplicate of {key}"),
-                    });
-                    if !keep_new {
-                        continue;
+                    if *previous != raw_key {
+                        let (loser, keep_new) = if raw_key.starts_with('/') {
+                            (previous.clone(), true)
+                        } else {
+                            (raw_key.clone(), false)
+                        };
+                        rejected.insert(printable(&loser), format!("duplicate of {key}"));
+                        if !keep_new {
+                            continue;
+                        }
                     }
                 }
                 raw_keys.insert(key.clone(), raw_key);
                 out.repos.insert(key, entry);
             }
-            Err(reason) => out.rejected.push(Rejected {
-                key: printable(&raw_key),
-                reason,
-            }),
+            Err(reason) => {
+                // A later bad copy of an accepted key replaces it.
+                let normalized = normalize_path(&raw_key).ok();
+                if let Some(k) = normalized.filter(|k| raw_keys.get(k) == Some(&raw_key)) {
+                    raw_keys.remove(&k);
+                    out.repos.remove(&k);
+                }
+                rejected.insert(shown_key, reason);
+            }
         }
     }
+    t.finish().map_err(fail)?;
+    out.rejected = rejected
+        .into_iter()
+        .map(|(key, reason)| Rejected { key, reason })
+        .collect();
     reject_overlaps(&mut out);
     Ok(out)
 }
