@@ -581,6 +581,22 @@ pub fn options() -> &'static [ConfOption] {
         },
         ConfOption {
             section: "pull",
+            key: "hook_timeout",
+            example: "3600",
+            alternatives: &[],
+            default: "3600 (seconds)",
+            read_by: PULL,
+            doc: "Seconds that one command of post_update_hook, \
+                  post_clone_complete_hook or post_work_complete_hook may run. A \
+                  hook still running then is killed, with every process it started \
+                  (its process group), and one error line names it; the pull goes \
+                  on as after a failed hook. The default hour lets a hook index a \
+                  big repository; it only stops one that hangs. grokmirror 2.0.12 \
+                  waits for ever.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
             key: "shutdown_grace",
             example: "60",
             alternatives: &[],
