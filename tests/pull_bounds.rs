@@ -213,7 +213,7 @@ fn a_gzip_bomb_and_a_giant_field_over_http_stay_in_bounded_memory() {
     let giant = 400 * 1000 * 1000;
     let one = json!({"/one.git": honest["/one.git"].clone()}).to_string();
     write_gz(&served.join("manifest.js.gz"), &mut |w| {
-        w.write_all(one[..one.len() - 1].as_bytes()).unwrap();
+        w.write_all(&one.as_bytes()[..one.len() - 1]).unwrap();
         write!(
             w,
             r#", "/two.git": {{"fingerprint": "{}", "modified": 1, "reference": null, "description": ""#,
