@@ -290,10 +290,13 @@ pub fn options() -> &'static [ConfOption] {
             alternatives: &[],
             default: "536870912 (512 MiB)",
             read_by: PULL,
-            doc: "Refuse a remote manifest larger than this many bytes once \
-                  decompressed. The remote manifest is untrusted input; the cap \
-                  stops a corrupt or malicious one (a gzip bomb) from exhausting \
-                  memory or disk.",
+            doc: "Refuse a remote manifest larger than this many bytes, as sent \
+                  or once decompressed, from any source (http(s), file:// or \
+                  manifest_command, whose output is counted as it is printed; a \
+                  command that prints more is killed). The remote manifest is \
+                  untrusted input, read as a stream and never held whole; the cap \
+                  bounds how much of a corrupt or malicious one (a gzip bomb, a \
+                  command that never stops printing) is read at all.",
             ours: true,
         },
         ConfOption {
@@ -310,7 +313,11 @@ pub fn options() -> &'static [ConfOption] {
                   the run (or, with refresh, this poll) with an error naming the URL, \
                   and nothing is changed. It bounds silence, not the whole download: \
                   a large manifest on a slow link is fine while bytes keep coming. \
-                  grokmirror 2.x waits the same 300 seconds but has no option for it.",
+                  A manifest_command, though, may run for this long in all: past it \
+                  the command is killed with every process it started, with one \
+                  error line naming it and this setting. grokmirror 2.x waits the \
+                  same 300 seconds over http(s) but has no option for it, and waits \
+                  for a manifest_command for ever.",
             ours: true,
         },
         // ---------------------------------------------------------------- pull
