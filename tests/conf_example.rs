@@ -66,6 +66,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "socket",
             "metrics_file",
             "housekeeping_max_load",
+            "hook_timeout",
             "shutdown_grace",
         ],
     ),

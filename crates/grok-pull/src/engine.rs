@@ -671,9 +671,7 @@ impl Engine {
                 let plan = *plan;
                 self.stats.polls_fetched += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
-                for r in &rejected {
-                    error!(" manifest: rejected {}: {}", r.key, r.reason);
-                }
+                log_rejected(&rejected);
                 self.recorder.summary.rejected += rejected.len();
                 self.recorder.summary.unchanged += plan.unchanged;
                 self.purge_refused |= plan.purge_refused;
@@ -806,8 +804,9 @@ impl Engine {
         if !self.sched.clones_pending() && !self.recorder.fresh_clones.is_empty() {
             let clones = std::mem::take(&mut self.recorder.fresh_clones);
             let lines = self.settings().post_clone_complete_hook.clone();
+            let timeout = self.settings().hook_timeout;
             self.hooks.spawn(async move {
-                crate::hooks::post_clone_complete(&lines, &clones).await;
+                crate::hooks::post_clone_complete(&lines, &clones, timeout).await;
             });
         }
         self.check_batch();
@@ -856,9 +855,10 @@ impl Engine {
             self.log_stats();
             self.write_metrics();
             let lines = self.settings().post_work_complete_hook.clone();
+            let timeout = self.settings().hook_timeout;
             if !lines.is_empty() {
                 self.hooks.spawn(async move {
-                    crate::hooks::post_work_complete(&lines).await;
+                    crate::hooks::post_work_complete(&lines, timeout).await;
                 });
             }
         }
@@ -1116,11 +1116,19 @@ impl Engine {
         self.flush();
         if stopped.is_none() && !self.recorder.fresh_clones.is_empty() {
             let clones = std::mem::take(&mut self.recorder.fresh_clones);
-            crate::hooks::post_clone_complete(&self.settings().post_clone_complete_hook, &clones)
-                .await;
+            crate::hooks::post_clone_complete(
+                &self.settings().post_clone_complete_hook,
+                &clones,
+                self.settings().hook_timeout,
+            )
+            .await;
         }
         if stopped.is_none() && !self.opts.daemon && self.jobs_finished > 0 {
-            crate::hooks::post_work_complete(&self.settings().post_work_complete_hook).await;
+            crate::hooks::post_work_complete(
+                &self.settings().post_work_complete_hook,
+                self.settings().hook_timeout,
+            )
+            .await;
         }
         // Hooks started earlier get what is left of the grace period.
         if !self.hooks.is_empty() {
@@ -1198,5 +1206,28 @@ impl Engine {
             }
             Ok(EXIT_OK)
         }
+    }
+}
+
+/// How many rejected entries are logged one by one before the rest are
+/// summed up in one line.
+pub const REJECTED_LINES: usize = 20;
+
+/// One error line per rejected entry (key and reason cut to a few hundred
+/// bytes), at most [`REJECTED_LINES`] of them, then one line for the rest:
+/// a hostile manifest cannot flood the log.
+fn log_rejected(rejected: &[Rejected]) {
+    for r in rejected.iter().take(REJECTED_LINES) {
+        error!(
+            " manifest: rejected {}: {}",
+            grokmirror::remote::cut(&r.key),
+            r.reason
+        );
+    }
+    if rejected.len() > REJECTED_LINES {
+        error!(
+            " manifest: ... and {} more entries rejected",
+            rejected.len() - REJECTED_LINES
+        );
     }
 }

@@ -61,7 +61,7 @@ where
 /// of a git whose job was interrupted. The group leader is not reaped
 /// before this runs (tokio reaps dropped children later), so its id can't
 /// have been reused.
-struct GroupKiller(Option<u32>);
+pub(crate) struct GroupKiller(pub(crate) Option<u32>);
 
 impl Drop for GroupKiller {
     fn drop(&mut self) {

@@ -4,12 +4,31 @@
 //! `post_work_complete_hook` (when the work queue empties). Each option may
 //! hold several commands, one per line, split like a POSIX shell would
 //! (no shell runs them).
+//!
+//! Each command runs in its own process group and may run for `[pull]
+//! hook_timeout`; past it the whole group is killed and one error line
+//! says so. What hooks print is kept up to [`KEPT_OUTPUT`] bytes each.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
+
+/// How much of a hook's stdout and of its stderr is kept for the log.
+pub const KEPT_OUTPUT: usize = 64 * 1024;
+
+/// Output for the log: what was kept, trimmed, and the full size when
+/// more was printed.
+fn kept_text(head: &[u8], total: u64) -> String {
+    let text = String::from_utf8_lossy(head).trim().to_string();
+    if total > head.len() as u64 {
+        format!("{text}\u{2026} ({total} bytes)")
+    } else {
+        text
+    }
+}
 
 /// Turn one configured line into argv, or say why not.
 fn argv(line: &str) -> Result<Vec<String>, String> {
@@ -33,6 +52,7 @@ async fn run_all(
     lines: &[String],
     extra_arg: Option<&Path>,
     stdin: Option<&[u8]>,
+    timeout: Duration,
 ) {
     for line in lines {
         let mut args = match argv(line) {
@@ -54,7 +74,9 @@ async fn run_all(
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -62,6 +84,8 @@ async fn run_all(
                 continue;
             }
         };
+        // Leaving early (the timeout, our own shutdown) kills the group.
+        let mut group = crate::gitio::GroupKiller(child.id());
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let data = data.to_vec();
             // A hook that never reads its stdin must not block us.
@@ -69,18 +93,45 @@ async fn run_all(
                 let _ = pipe.write_all(&data).await;
             });
         }
-        match child.wait_with_output().await {
-            Ok(out) => {
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                if !stderr.trim().is_empty() {
-                    warn!("Hook Stderr ({}): {}", args[0], stderr.trim());
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = tokio::spawn(crate::piped::read_head(stdout, KEPT_OUTPUT));
+        let stderr = tokio::spawn(crate::piped::read_head(stderr, KEPT_OUTPUT));
+        // Its output is part of the run: a hook that exits but leaves a
+        // process holding its stdout open is still running.
+        let run = async {
+            let status = child.wait().await;
+            let out = stdout.await.unwrap_or_default();
+            let err = stderr.await.unwrap_or_default();
+            (status, out, err)
+        };
+        let (status, (out_head, out_total), (err_head, err_total)) =
+            match tokio::time::timeout(timeout, run).await {
+                Ok(done) => done,
+                Err(_) => {
+                    drop(group);
+                    let _ = child.wait().await;
+                    error!(
+                        "{option} {} ran for more than {}s, the [pull] hook_timeout; killed it",
+                        args[0],
+                        timeout.as_secs()
+                    );
+                    continue;
                 }
-                if !stdout.trim().is_empty() {
-                    info!("Hook Stdout ({}): {}", args[0], stdout.trim());
+            };
+        group.0 = None;
+        match status {
+            Ok(status) => {
+                let stdout = kept_text(&out_head, out_total);
+                let stderr = kept_text(&err_head, err_total);
+                if !stderr.is_empty() {
+                    warn!("Hook Stderr ({}): {}", args[0], stderr);
                 }
-                if !out.status.success() {
-                    warn!("{option} {} exited with {}", args[0], out.status);
+                if !stdout.is_empty() {
+                    info!("Hook Stdout ({}): {}", args[0], stdout);
+                }
+                if !status.success() {
+                    warn!("{option} {} exited with {}", args[0], status);
                 } else {
                     debug!("{option} {} done", args[0]);
                 }
@@ -91,15 +142,23 @@ async fn run_all(
 }
 
 /// `post_update_hook`: each command with the repository's full path last.
-pub async fn post_update(lines: &[String], repo: &Path) {
+pub async fn post_update(lines: &[String], repo: &Path, timeout: Duration) {
     if !lines.is_empty() {
-        run_all("post_update_hook", "     hook", lines, Some(repo), None).await;
+        run_all(
+            "post_update_hook",
+            "     hook",
+            lines,
+            Some(repo),
+            None,
+            timeout,
+        )
+        .await;
     }
 }
 
 /// `post_clone_complete_hook`: the fresh clones' full paths on stdin, one
 /// per line.
-pub async fn post_clone_complete(lines: &[String], clones: &[PathBuf]) {
+pub async fn post_clone_complete(lines: &[String], clones: &[PathBuf], timeout: Duration) {
     if lines.is_empty() || clones.is_empty() {
         return;
     }
@@ -114,14 +173,23 @@ pub async fn post_clone_complete(lines: &[String], clones: &[PathBuf]) {
         lines,
         None,
         Some(stdin.as_bytes()),
+        timeout,
     )
     .await;
 }
 
 /// `post_work_complete_hook`: no arguments.
-pub async fn post_work_complete(lines: &[String]) {
+pub async fn post_work_complete(lines: &[String], timeout: Duration) {
     if !lines.is_empty() {
-        run_all("post_work_complete_hook", " workhook", lines, None, None).await;
+        run_all(
+            "post_work_complete_hook",
+            " workhook",
+            lines,
+            None,
+            None,
+            timeout,
+        )
+        .await;
     }
 }
 

@@ -636,7 +636,12 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         )
         .await;
     }
-    hooks::post_update(&ctx.settings.post_update_hook, &target).await;
+    hooks::post_update(
+        &ctx.settings.post_update_hook,
+        &target,
+        ctx.settings.hook_timeout,
+    )
+    .await;
     place_symlinks(ctx, &key, &target, &entry);
     let mut housekeeping = housekeeping_after_fetch(ctx, &target, &key, true);
     // A clone into object storage was fetched into it above (the group's
@@ -739,7 +744,12 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         {
             return Done::failed(job, tidy(why));
         }
-        hooks::post_update(&ctx.settings.post_update_hook, &target).await;
+        hooks::post_update(
+            &ctx.settings.post_update_hook,
+            &target,
+            ctx.settings.hook_timeout,
+        )
+        .await;
         after = fingerprint_now(&ctx.git, &io);
         if after != before {
             housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());

@@ -20,6 +20,7 @@ pub mod housekeeping;
 pub mod job;
 pub mod listener;
 pub mod metrics;
+mod piped;
 pub mod plan;
 pub mod record;
 pub mod scheduler;

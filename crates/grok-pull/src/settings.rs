@@ -16,6 +16,12 @@ pub const DEFAULT_MANIFEST_MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// seconds grokmirror 2.x waits for a read.
 pub const DEFAULT_MANIFEST_TIMEOUT: i64 = 300;
 
+/// Default `[pull] hook_timeout`, in seconds: an hour. Hooks index,
+/// mirror further or rebuild caches for a repository that just changed;
+/// on a big repository (linux.git) that takes minutes, so the limit only
+/// catches a hook that hangs, without killing a slow honest one.
+pub const DEFAULT_HOOK_TIMEOUT: i64 = 3600;
+
 /// Default `[pull] shutdown_grace`: how long running fetches may take to
 /// finish after SIGTERM, in seconds. Well inside the contrib unit's
 /// TimeoutStopSec=5min, so systemd never has to kill us.
@@ -89,6 +95,9 @@ pub struct Settings {
     pub socket: Option<PathBuf>,
     /// `[pull] metrics_file`: Prometheus text-format statistics.
     pub metrics_file: Option<PathBuf>,
+    /// `[pull] hook_timeout`: how long one hook command may run before it
+    /// is killed with its process group.
+    pub hook_timeout: std::time::Duration,
     /// `[pull] shutdown_grace`: how long running fetches may go on after
     /// SIGTERM/SIGINT before they are killed.
     pub shutdown_grace: std::time::Duration,
@@ -249,6 +258,16 @@ impl Settings {
                 "a number of seconds, 0 or more",
             ));
         }
+        let hook_timeout = config.get_int("pull", "hook_timeout", DEFAULT_HOOK_TIMEOUT)?;
+        if hook_timeout < 1 {
+            return Err(bad(
+                &config,
+                "pull",
+                "hook_timeout",
+                hook_timeout.to_string(),
+                "a positive number of seconds",
+            ));
+        }
         let housekeeping_max_load = match config.get("pull", "housekeeping_max_load")? {
             None => None,
             Some(v) if v.trim().is_empty() => None,
@@ -296,6 +315,7 @@ impl Settings {
             refresh,
             socket,
             metrics_file,
+            hook_timeout: std::time::Duration::from_secs(hook_timeout as u64),
             shutdown_grace: std::time::Duration::from_secs(grace as u64),
             housekeeping_max_load,
             pretty,

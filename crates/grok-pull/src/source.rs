@@ -4,13 +4,15 @@
 //!
 //! What comes back is size-capped, decompressed when it is gzip (by its
 //! magic bytes, whatever the name says), and validated entry by entry
-//! ([`grokmirror::remote`]); nothing here touches the mirror.
+//! ([`grokmirror::remote`]) as it arrives: no source is ever held whole,
+//! so memory follows the number of entries, not the bytes sent. Nothing
+//! here touches the mirror.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use grokmirror::manifest::decode_bytes;
+use grokmirror::manifest::decoding_reader;
 use grokmirror::remote::{self, RemoteManifest, Rules};
 use grokmirror::state::RemoteState;
 use tracing::{debug, info, warn};
@@ -107,9 +109,20 @@ pub async fn poll(
                     settings.manifest_max_bytes
                 );
             }
-            let raw = std::fs::read(path)
+            let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read remote manifest {}", path.display()))?;
-            let manifest = decode(raw, settings, &path.display().to_string(), rules)?;
+            let (what, rules, max) = (
+                path.display().to_string(),
+                rules.clone(),
+                settings.manifest_max_bytes,
+            );
+            let manifest = tokio::task::spawn_blocking(move || {
+                let reader = decoding_reader(file, Some(max), &what)?;
+                let manifest = remote::parse_untrusted_reader(reader, &what, &rules)?;
+                nonempty(manifest, &what)
+            })
+            .await
+            .context("the manifest parser panicked")??;
             let racy = is_racy(mtime, unix_now());
             Ok(Poll::Fetched {
                 manifest,
@@ -129,6 +142,7 @@ pub async fn poll(
                 since,
                 settings.manifest_max_bytes,
                 settings.manifest_timeout,
+                rules,
             )
             .await?
             {
@@ -136,8 +150,8 @@ pub async fn poll(
                     info!(" manifest: unchanged");
                     Ok(Poll::Unchanged)
                 }
-                Some((raw, last_modified, server_now)) => {
-                    let manifest = decode(raw, settings, url, rules)?;
+                Some((manifest, last_modified, server_now)) => {
+                    let manifest = nonempty(manifest, url)?;
                     let racy = is_racy(last_modified, server_now);
                     Ok(Poll::Fetched {
                         manifest,
@@ -154,29 +168,37 @@ pub async fn poll(
     }
 }
 
-/// Decompress, cap, parse and validate; an empty manifest is an error
-/// (it means something is wrong at the origin, and acting on it would
-/// purge everything).
-fn decode(
-    raw: Vec<u8>,
-    settings: &Settings,
-    what: &str,
-    rules: &Rules,
-) -> anyhow::Result<RemoteManifest> {
-    let data = decode_bytes(raw, Some(settings.manifest_max_bytes), what)?;
-    let manifest = remote::parse_untrusted(&data, what, rules)?;
+/// An empty manifest is an error (it means something is wrong at the
+/// origin, and acting on it would purge everything).
+fn nonempty(manifest: RemoteManifest, what: &str) -> anyhow::Result<RemoteManifest> {
     if manifest.repos.is_empty() && manifest.rejected.is_empty() {
         bail!("remote manifest {what} is empty; refusing to act on it (nothing was changed)");
     }
     Ok(manifest)
 }
 
+/// How much of a command's stdout and stderr is kept for its error line.
+const KEPT_OUTPUT: usize = 64 * 1024;
+
+/// Why reading a command's stdout stopped early.
+enum Overrun {
+    /// More than `[remote] manifest_max_bytes`.
+    TooMuch,
+    /// Reading the pipe failed.
+    Io(std::io::Error),
+}
+
+/// Run `manifest_command`: its stdout is parsed as it is printed, counted
+/// against `[remote] manifest_max_bytes`, and the whole run is bounded by
+/// `[remote] manifest_timeout`; a command over either is killed (with its
+/// whole process group) and nothing changes.
 async fn poll_command(
     settings: &Settings,
     cmd: &Path,
     force: bool,
     rules: &Rules,
 ) -> anyhow::Result<Poll> {
+    use tokio::io::AsyncReadExt;
     if nix::unistd::access(cmd, nix::unistd::AccessFlags::X_OK).is_err() {
         return Err(grokmirror_cli::usage(format!(
             "[remote] manifest_command {} is not an executable file",
@@ -184,6 +206,8 @@ async fn poll_command(
         )));
     }
     info!(" manifest: executing {}", cmd.display());
+    let what = cmd.display().to_string();
+    let max = settings.manifest_max_bytes;
     let mut command = tokio::process::Command::new(cmd);
     if force {
         command.arg("--force");
@@ -192,24 +216,75 @@ async fn poll_command(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
-    let out = command
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", cmd.display()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    match out.status.code() {
-        Some(0) => {
-            if out.stdout.len() as u64 > settings.manifest_max_bytes {
-                bail!(
-                    "{} printed more than the [remote] manifest_max_bytes limit of {} bytes",
-                    cmd.display(),
-                    settings.manifest_max_bytes
-                );
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    // From here on, leaving early (an error, a timeout, our own shutdown)
+    // kills whatever the command started.
+    let mut group = crate::gitio::GroupKiller(child.id());
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stderr = tokio::spawn(crate::piped::read_head(stderr, KEPT_OUTPUT));
+    let (tx, parser) = crate::piped::spawn_parser(max, &what, rules);
+    let mut head: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    let run = async {
+        let mut tx = Some(tx);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stdout.read(&mut buf).await.map_err(Overrun::Io)?;
+            if n == 0 {
+                break;
             }
-            let manifest = decode(out.stdout, settings, &cmd.display().to_string(), rules)?;
+            total += n as u64;
+            if total > max {
+                return Err(Overrun::TooMuch);
+            }
+            let room = KEPT_OUTPUT.saturating_sub(head.len()).min(n);
+            head.extend_from_slice(&buf[..room]);
+            // A parser that gave up (not JSON: an error message, say)
+            // needs no more; the rest is still counted.
+            if let Some(sender) = &tx {
+                if sender.send(Ok(buf[..n].to_vec())).await.is_err() {
+                    tx = None;
+                }
+            }
+        }
+        drop(tx);
+        child.wait().await.map_err(Overrun::Io)
+    };
+    let status = match tokio::time::timeout(settings.manifest_timeout, run).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(Overrun::TooMuch)) => {
+            drop(group);
+            bail!(
+                "[remote] manifest_command {what} printed more than the [remote] \
+                 manifest_max_bytes limit of {max} bytes; killed it (nothing was changed)"
+            );
+        }
+        Ok(Err(Overrun::Io(e))) => {
+            drop(group);
+            bail!("cannot read the output of [remote] manifest_command {what}: {e}");
+        }
+        Err(_) => {
+            drop(group);
+            bail!(
+                "[remote] manifest_command {what} ran for more than {}s, the [remote] \
+                 manifest_timeout; killed it (nothing was changed)",
+                settings.manifest_timeout.as_secs()
+            );
+        }
+    };
+    group.0 = None;
+    let (err_head, err_total) = stderr.await.unwrap_or_default();
+    let stderr = crate::piped::shown_output(&err_head, err_total);
+    match status.code() {
+        Some(0) => {
+            let manifest = parser.await.context("the manifest parser panicked")??;
             Ok(Poll::Fetched {
-                manifest,
+                manifest: nonempty(manifest, &what)?,
                 racy: false,
                 state: None,
             })
@@ -219,7 +294,7 @@ async fn poll_command(
             Ok(Poll::Unchanged)
         }
         Some(1) => {
-            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let stdout = crate::piped::shown_output(&head, total);
             let why = [stdout, stderr]
                 .into_iter()
                 .filter(|s| !s.is_empty())
@@ -296,15 +371,17 @@ fn retryable(err: &reqwest::Error) -> bool {
     err.is_connect() || err.status().is_some_and(|s| s.is_server_error())
 }
 
-/// GET the manifest. `None` on 304; otherwise the body (capped at
-/// `max_bytes`), the Last-Modified time (0 when absent) and the server's
+/// GET the manifest. `None` on 304; otherwise the manifest, parsed as the
+/// body arrives (which is capped at `max_bytes`, compressed and
+/// decompressed), the Last-Modified time (0 when absent) and the server's
 /// clock (its Date header; ours when absent).
 async fn fetch_http(
     url: &str,
     since: Option<i64>,
     max_bytes: u64,
     idle: Duration,
-) -> anyhow::Result<Option<(Vec<u8>, i64, i64)>> {
+    rules: &Rules,
+) -> anyhow::Result<Option<(RemoteManifest, i64, i64)>> {
     info!(" manifest: fetching {url}");
     let client = client(idle)?;
     let parsed = reqwest::Url::parse(url)
@@ -368,19 +445,36 @@ async fn fetch_http(
             bail!("remote manifest {url} is {len} bytes, over the [remote] manifest_max_bytes limit of {max_bytes}");
         }
     }
-    let mut body = Vec::new();
+    let (tx, parser) = crate::piped::spawn_parser(max_bytes, url, rules);
     let mut response = response;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| anyhow!(fetch_failure(url, &e, idle)))?
-    {
-        if (body.len() + chunk.len()) as u64 > max_bytes {
-            bail!("remote manifest {url} is over the [remote] manifest_max_bytes limit of {max_bytes} bytes");
+    let mut total = 0u64;
+    let pumped: anyhow::Result<()> = async {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| anyhow!(fetch_failure(url, &e, idle)))?
+        {
+            total += chunk.len() as u64;
+            if total > max_bytes {
+                bail!("remote manifest {url} is over the [remote] manifest_max_bytes limit of {max_bytes} bytes");
+            }
+            if tx.send(Ok(chunk.to_vec())).await.is_err() {
+                // The parser stopped early (its error is the answer).
+                break;
+            }
         }
-        body.extend_from_slice(&chunk);
+        Ok(())
     }
-    Ok(Some((body, last_modified, server_now)))
+    .await;
+    if let Err(e) = pumped {
+        let _ = tx.send(Err(e.to_string())).await;
+        drop(tx);
+        let _ = parser.await;
+        return Err(e);
+    }
+    drop(tx);
+    let manifest = parser.await.context("the manifest parser panicked")??;
+    Ok(Some((manifest, last_modified, server_now)))
 }
 
 /// The one line reporting a failed manifest fetch: what went wrong, and

@@ -55,7 +55,7 @@ pub struct RepoEntry {
 
 /// `modified` is an integer, but accept a float (or null) from other
 /// writers rather than throwing the whole manifest away.
-fn lenient_seconds<E: serde::de::Error>(v: Value) -> Result<i64, E> {
+pub(crate) fn lenient_seconds<E: serde::de::Error>(v: Value) -> Result<i64, E> {
     match v {
         Value::Null => Ok(0),
         Value::Number(n) => n
@@ -240,6 +240,117 @@ pub fn decode_bytes(
         }
     }
     Ok(out)
+}
+
+/// Why a stream of manifest bytes stopped, carried inside an
+/// [`io::Error`] so that it passes through the gzip decoder unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamFault {
+    /// More bytes than the limit (compressed or decompressed).
+    #[error("more than {0} bytes")]
+    TooLarge(u64),
+    /// The source itself failed (a read error, a dropped connection).
+    #[error("{0}")]
+    Source(io::Error),
+}
+
+impl StreamFault {
+    /// The [`ManifestError`] for an error from a [`decoding_reader`]
+    /// stream: over the limit, a failed source, or (anything else) bad
+    /// gzip data.
+    pub fn into_manifest_error(e: io::Error, what: &str) -> ManifestError {
+        let path = what.to_string();
+        if !e.get_ref().is_some_and(|i| i.is::<StreamFault>()) {
+            return ManifestError::Decompress { path, cause: e };
+        }
+        let inner = e.into_inner().expect("checked above");
+        match *inner.downcast::<StreamFault>().expect("checked above") {
+            StreamFault::TooLarge(limit) => ManifestError::TooLarge { path, limit },
+            StreamFault::Source(cause) => ManifestError::Read { path, cause },
+        }
+    }
+}
+
+/// A reader that fails with [`StreamFault::TooLarge`] past `left` bytes.
+/// With `mark`, the inner reader's own errors are wrapped as
+/// [`StreamFault::Source`] (so they can be told from gzip errors).
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+    mark: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mark = |e: io::Error, mark: bool| {
+            if !mark || e.get_ref().is_some_and(|i| i.is::<StreamFault>()) {
+                e
+            } else {
+                io::Error::other(StreamFault::Source(e))
+            }
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // Exactly at the limit is fine; one byte more is not.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe) {
+                Ok(0) => Ok(0),
+                Ok(_) => Err(io::Error::other(StreamFault::TooLarge(self.limit))),
+                Err(e) => Err(mark(e, self.mark)),
+            };
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let got = self
+            .inner
+            .read(&mut buf[..n])
+            .map_err(|e| mark(e, self.mark))?;
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+/// A stream of manifest JSON from `raw`: decompressed if it starts with
+/// the gzip magic, and failing (see [`StreamFault::into_manifest_error`])
+/// when either the raw or the decompressed bytes exceed `limit`, so that
+/// a gzip bomb costs at most `limit` bytes read, never held.
+pub fn decoding_reader<'a, R: Read + 'a>(
+    raw: R,
+    limit: Option<u64>,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>, ManifestError> {
+    let limit = limit.unwrap_or(u64::MAX);
+    let mut raw = Capped {
+        inner: raw,
+        left: limit,
+        limit,
+        mark: true,
+    };
+    let mut head = Vec::with_capacity(2);
+    while head.len() < 2 {
+        let mut b = [0u8; 1];
+        match raw.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) => head.push(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StreamFault::into_manifest_error(e, what)),
+        }
+    }
+    let gzip = head == GZIP_MAGIC;
+    let stream = io::Cursor::new(head).chain(raw);
+    if !gzip {
+        return Ok(Box::new(stream));
+    }
+    Ok(Box::new(Capped {
+        inner: GzDecoder::new(stream),
+        left: limit,
+        limit,
+        mark: false,
+    }))
 }
 
 impl Manifest {

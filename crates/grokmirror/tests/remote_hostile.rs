@@ -205,3 +205,119 @@ fn generator_produces_both_outcomes() {
         "accepted {accepted}, rejected {rejected}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// The streaming reader takes exactly the documents serde_json takes
+    /// (when they are objects), so nothing that parsed before is refused
+    /// now and nothing refused is taken.
+    #[test]
+    fn streaming_reader_agrees_with_serde_json(
+        text in r#"\{[\[\]{}",:0-9a-z\\/ .e+\-]{0,60}\}?"#
+    ) {
+        let ours = remote::parse_untrusted(text.as_bytes(), "x", &Rules::default());
+        let theirs = serde_json::from_str::<Value>(&text);
+        prop_assert_eq!(
+            ours.is_ok(),
+            matches!(theirs, Ok(Value::Object(_))),
+            "{:?}: ours {:?}, serde_json {:?}", text, ours.as_ref().err(), theirs
+        );
+    }
+}
+
+#[test]
+fn fields_over_their_limits_reject_only_their_entry() {
+    use grokmirror::remote::limits;
+    const FP: &str = "0123456789abcdef0123456789abcdef01234567";
+    let big = "d".repeat(limits::DESCRIPTION_MAX_BYTES as usize + 1);
+    let links: Vec<String> = (0..=limits::MAX_SYMLINKS)
+        .map(|i| format!("/l{i}"))
+        .collect();
+    let doc = json!({
+        "/desc.git": {"fingerprint": FP, "modified": 1, "description": big},
+        "/owner.git": {"fingerprint": FP, "modified": 1, "owner": big},
+        "/links.git": {"fingerprint": FP, "modified": 1, "symlinks": links},
+        "/fp.git": {"fingerprint": "f".repeat(1000), "modified": 1},
+        "/extra.git": {"fingerprint": FP, "modified": 1, "future": [big]},
+        "/ok.git": {"fingerprint": FP, "modified": 1, "description": "fine", "future": [1]},
+    });
+    let long_key = format!("/{}.git", "k".repeat(5000));
+    let mut doc = doc.as_object().unwrap().clone();
+    doc.insert(long_key, json!({"fingerprint": FP, "modified": 1}));
+    let m = remote::parse_untrusted(
+        Value::Object(doc).to_string().as_bytes(),
+        "t",
+        &Rules::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.repos.keys().collect::<Vec<_>>(),
+        vec!["/ok.git"],
+        "{:?}",
+        m.rejected
+    );
+    assert_eq!(m.repos["/ok.git"].extra["future"], json!([1]));
+    let reason = |k: &str| {
+        m.rejected
+            .iter()
+            .find(|r| r.key == k)
+            .map(|r| r.reason.clone())
+            .unwrap_or_else(|| panic!("{k} not rejected"))
+    };
+    let d = reason("/desc.git");
+    assert!(
+        d.contains("description") && d.contains("65537 bytes") && d.len() < 400,
+        "{d}"
+    );
+    assert!(reason("/owner.git").contains("owner"));
+    assert!(reason("/links.git").contains("1001 symlinks"));
+    assert!(reason("/fp.git").contains("fingerprint"));
+    assert!(reason("/extra.git").contains("unknown field"));
+    let long = m
+        .rejected
+        .iter()
+        .find(|r| r.key.starts_with("/kkk"))
+        .expect("long key rejected");
+    assert!(long.reason.contains("longer than 4096"), "{}", long.reason);
+    assert!(
+        long.key.len() < 300 && long.key.ends_with("(5005 bytes)"),
+        "{}",
+        long.key
+    );
+}
+
+#[test]
+fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
+    use grokmirror::manifest::{decoding_reader, ManifestError};
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(b"{\"/a.git\": {\"description\": \"").unwrap();
+    for _ in 0..100 {
+        enc.write_all(&[b'x'; 100_000]).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    let reader = decoding_reader(bomb.as_slice(), Some(1_000_000), "bomb").unwrap();
+    let err = remote::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ManifestError::TooLarge {
+                limit: 1_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The same stream under a larger cap reads to its (truncated) end.
+    let reader = decoding_reader(bomb.as_slice(), Some(100_000_000), "bomb").unwrap();
+    let err = remote::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
+    assert!(matches!(err, ManifestError::Parse { .. }), "{err}");
+    // Plain data over the cap, and garbage after the gzip magic.
+    let reader = decoding_reader(&[b' '; 100][..], Some(10), "plain").unwrap();
+    let err = remote::parse_untrusted_reader(reader, "plain", &Rules::default()).unwrap_err();
+    assert!(matches!(err, ManifestError::TooLarge { .. }), "{err}");
+    let reader = decoding_reader(&[0x1f, 0x8b, 1, 2, 3][..], Some(10), "junk").unwrap();
+    let err = remote::parse_untrusted_reader(reader, "junk", &Rules::default()).unwrap_err();
+    assert!(matches!(err, ManifestError::Decompress { .. }), "{err}");
+}

@@ -290,10 +290,13 @@ pub fn options() -> &'static [ConfOption] {
             alternatives: &[],
             default: "536870912 (512 MiB)",
             read_by: PULL,
-            doc: "Refuse a remote manifest larger than this many bytes once \
-                  decompressed. The remote manifest is untrusted input; the cap \
-                  stops a corrupt or malicious one (a gzip bomb) from exhausting \
-                  memory or disk.",
+            doc: "Refuse a remote manifest larger than this many bytes, as sent \
+                  or once decompressed, from any source (http(s), file:// or \
+                  manifest_command, whose output is counted as it is printed; a \
+                  command that prints more is killed). The remote manifest is \
+                  untrusted input, read as a stream and never held whole; the cap \
+                  bounds how much of a corrupt or malicious one (a gzip bomb, a \
+                  command that never stops printing) is read at all.",
             ours: true,
         },
         ConfOption {
@@ -310,7 +313,11 @@ pub fn options() -> &'static [ConfOption] {
                   the run (or, with refresh, this poll) with an error naming the URL, \
                   and nothing is changed. It bounds silence, not the whole download: \
                   a large manifest on a slow link is fine while bytes keep coming. \
-                  grokmirror 2.x waits the same 300 seconds but has no option for it.",
+                  A manifest_command, though, may run for this long in all: past it \
+                  the command is killed with every process it started, with one \
+                  error line naming it and this setting. grokmirror 2.x waits the \
+                  same 300 seconds over http(s) but has no option for it, and waits \
+                  for a manifest_command for ever.",
             ours: true,
         },
         // ---------------------------------------------------------------- pull
@@ -577,6 +584,22 @@ pub fn options() -> &'static [ConfOption] {
                   repository at a time, and waits while the one-minute load \
                   average is above this. 0 never waits. A single run (without \
                   -o) does this work before it exits, whatever the load.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
+            key: "hook_timeout",
+            example: "3600",
+            alternatives: &[],
+            default: "3600 (seconds)",
+            read_by: PULL,
+            doc: "Seconds that one command of post_update_hook, \
+                  post_clone_complete_hook or post_work_complete_hook may run. A \
+                  hook still running then is killed, with every process it started \
+                  (its process group), and one error line names it; the pull goes \
+                  on as after a failed hook. The default hour lets a hook index a \
+                  big repository; it only stops one that hangs. grokmirror 2.0.12 \
+                  waits for ever.",
             ours: true,
         },
         ConfOption {

@@ -5,13 +5,49 @@
 //! reference paths as safe as its own path, and every field of the right
 //! JSON type. A bad entry is rejected on its own, with the reason; the good
 //! ones are kept.
+//!
+//! The manifest is read as a stream ([`parse_untrusted_reader`]), entry by
+//! entry, each field against a limit ([`limits`]), so a hostile origin can
+//! make us read many bytes but never hold them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 
 use serde::de::Error as _;
-use serde_json::Value;
 
-use crate::manifest::{ManifestError, RepoEntry};
+use crate::manifest::{ManifestError, RepoEntry, StreamFault};
+
+mod entry;
+mod tokens;
+
+/// How large each field of a remote entry may be. An entry with a field
+/// over its limit is rejected with the field's name, the start of its
+/// value and its length; the other entries are not affected.
+pub mod limits {
+    /// `description`, in bytes: far more than any description file a
+    /// repository has (kernel.org's longest is under 200 bytes).
+    pub const DESCRIPTION_MAX_BYTES: u64 = 64 * 1024;
+    /// `owner` (`gitweb.owner`), in bytes.
+    pub const OWNER_MAX_BYTES: u64 = 64 * 1024;
+    /// `fingerprint`: a valid one has 40 bytes; this only decides whether
+    /// a wrong one is reported as wrong or as too long.
+    pub const FINGERPRINT_MAX_BYTES: u64 = 128;
+    /// `head`: `ref: ` and a ref name of at most a path's length.
+    pub const HEAD_MAX_BYTES: u64 = super::MAX_PATH_BYTES as u64 + 16;
+    /// `forkgroup`: one path component.
+    pub const FORKGROUP_MAX_BYTES: u64 = super::MAX_COMPONENT_BYTES as u64;
+    /// `modified`: a number literal.
+    pub const MODIFIED_MAX_BYTES: u64 = 1024;
+    /// `symlinks` per entry: a repository reached through more than a
+    /// thousand symlinks is not something an origin has by accident, and
+    /// each one costs a filesystem operation on every run.
+    pub const MAX_SYMLINKS: usize = 1000;
+    /// All unknown fields of one entry together (kept so that a newer
+    /// writer's additions survive), in bytes of JSON.
+    pub const EXTRA_MAX_BYTES: u64 = 64 * 1024;
+    /// How much of a value a log line or reason shows.
+    pub const SHOWN_BYTES: usize = 200;
+}
 
 /// The longest manifest path we accept, in bytes (Linux `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
@@ -61,6 +97,26 @@ pub fn printable(key: &str) -> String {
         }
     }
     out
+}
+
+/// A value for a log line or reason: [`printable`], cut after about
+/// [`limits::SHOWN_BYTES`] bytes, with `… (N bytes)` when it is longer
+/// (`total` is the whole value's length, which may exceed what was kept).
+pub fn shown(value: &str, total: u64) -> String {
+    let mut end = value.len().min(limits::SHOWN_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = printable(&value[..end]);
+    if total > end as u64 {
+        out.push_str(&format!("\u{2026} ({total} bytes)"));
+    }
+    out
+}
+
+/// [`shown`] for a value held whole.
+pub fn cut(value: &str) -> String {
+    shown(value, value.len() as u64)
 }
 
 /// Check a manifest path and return it normalized to one leading `/`.
@@ -165,25 +221,25 @@ fn check_reserved(path: &str, rules: &Rules) -> Result<(), String> {
     }
 }
 
-/// Check one entry on its own. Returns the normalized key and the entry.
-fn validate_entry(
-    raw_key: &str,
-    value: Value,
-    rules: &Rules,
-) -> Result<(String, RepoEntry), String> {
+/// Check a key on its own (before its entry is read). Returns it
+/// normalized.
+fn check_key(raw_key: &str, len: u64, rules: &Rules) -> Result<String, String> {
+    if len > MAX_PATH_BYTES as u64 {
+        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
+    }
     let key = normalize_path(raw_key)?;
     check_reserved(&key, rules)?;
-    if !value.is_object() {
-        return Err("entry is not a JSON object".into());
-    }
-    let mut entry: RepoEntry =
-        serde_json::from_value(value).map_err(|e| format!("malformed entry: {e}"))?;
+    Ok(key)
+}
+
+/// Check one entry on its own, its key already checked.
+fn validate_entry(key: &str, mut entry: RepoEntry, rules: &Rules) -> Result<RepoEntry, String> {
     match entry.fingerprint.as_deref() {
         None => return Err("entry has no fingerprint".into()),
         Some(fp) if !is_fingerprint(fp) => {
             return Err(format!(
                 "fingerprint {:?} is not 40 lowercase hex digits",
-                printable(fp)
+                cut(fp)
             ))
         }
         Some(_) => {}
@@ -192,7 +248,7 @@ fn validate_entry(
         if !is_valid_head(head) {
             return Err(format!(
                 "head {:?} is neither 'ref: refs/...' nor an object id",
-                printable(head)
+                cut(head)
             ));
         }
     }
@@ -200,22 +256,22 @@ fn validate_entry(
         if !is_valid_forkgroup(fg) {
             return Err(format!(
                 "forkgroup {:?} is not a single safe name ([A-Za-z0-9._-], not starting with '.')",
-                printable(fg)
+                cut(fg)
             ));
         }
     }
     if let Some(reference) = &entry.reference {
         let normalized = normalize_path(reference)
-            .map_err(|why| format!("reference {:?}: {why}", printable(reference)))?;
+            .map_err(|why| format!("reference {:?}: {why}", cut(reference)))?;
         check_reserved(&normalized, rules)?;
         entry.reference = Some(normalized);
     }
     let mut links = Vec::with_capacity(entry.symlinks.len());
     for link in &entry.symlinks {
         let normalized =
-            normalize_path(link).map_err(|why| format!("symlink {:?}: {why}", printable(link)))?;
+            normalize_path(link).map_err(|why| format!("symlink {:?}: {why}", cut(link)))?;
         check_reserved(&normalized, rules)?;
-        if is_at_or_under(&normalized, &key) || is_at_or_under(&key, &normalized) {
+        if is_at_or_under(&normalized, key) || is_at_or_under(key, &normalized) {
             return Err(format!(
                 "symlink {normalized} overlaps the repository itself"
             ));
@@ -235,56 +291,113 @@ fn validate_entry(
     {
         return Err("description contains a NUL byte".into());
     }
-    Ok((key, entry))
+    Ok(entry)
 }
 
-/// Parse and validate a remote manifest (already decompressed). Fails only
-/// when the whole document is unusable (not JSON, not an object); single
-/// bad entries end up in [`RemoteManifest::rejected`].
+/// Parse and validate a remote manifest held in memory (already
+/// decompressed); see [`parse_untrusted_reader`].
 pub fn parse_untrusted(
     data: &[u8],
     what: &str,
     rules: &Rules,
 ) -> Result<RemoteManifest, ManifestError> {
-    let parse_err = |cause| ManifestError::Parse {
-        path: what.to_string(),
-        cause,
+    parse_untrusted_reader(data, what, rules)
+}
+
+/// Parse and validate a remote manifest as it is read from `reader`
+/// (decompressed, e.g. by [`crate::manifest::decoding_reader`]), entry by
+/// entry. Fails only when the whole document is unusable (not JSON, not
+/// an object, or the reader failed or went over its limit); single bad
+/// entries end up in [`RemoteManifest::rejected`].
+pub fn parse_untrusted_reader<R: Read>(
+    reader: R,
+    what: &str,
+    rules: &Rules,
+) -> Result<RemoteManifest, ManifestError> {
+    let fail = |fault: tokens::Fault| match fault {
+        tokens::Fault::Syntax(msg) => ManifestError::Parse {
+            path: what.to_string(),
+            cause: serde_json::Error::custom(msg),
+        },
+        tokens::Fault::Io(e) => StreamFault::into_manifest_error(e, what),
     };
-    let doc: Value = serde_json::from_slice(data).map_err(parse_err)?;
-    let Value::Object(map) = doc else {
-        return Err(parse_err(serde_json::Error::custom(
-            "the manifest is not a JSON object",
-        )));
-    };
+    let mut t = tokens::Tokens::new(reader);
+    match t.peek().map_err(fail)? {
+        Some(b'{') => t.begin_object().map_err(fail)?,
+        Some(_) => {
+            // Read it all anyway, so that broken JSON says so.
+            t.skip().map_err(fail)?;
+            t.finish().map_err(fail)?;
+            return Err(fail(tokens::Fault::Syntax(
+                "the manifest is not a JSON object".into(),
+            )));
+        }
+        None => return Err(fail(t.error("EOF while parsing a value"))),
+    }
     let mut out = RemoteManifest::default();
-    // Keys given with the leading slash win over 1.x-style duplicates.
+    // Keys given with the leading slash win over 1.x-style duplicates; the
+    // same raw key given twice: the later one wins (as a JSON object
+    // decoded by Python does). Rejections are keyed by raw key for that.
     let mut raw_keys: BTreeMap<String, String> = BTreeMap::new();
-    for (raw_key, value) in map {
-        match validate_entry(&raw_key, value, rules) {
+    let mut rejected: BTreeMap<String, String> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let mut checked: Option<Result<String, String>> = None;
+        let member = entry::next_member(&mut t, &mut first, |raw, len| {
+            let c = check_key(raw, len, rules);
+            let ok = c.is_ok();
+            checked = Some(c);
+            ok
+        })
+        .map_err(fail)?;
+        let Some(member) = member else { break };
+        let raw_key = member.key;
+        let shown_key = if member.key_len > MAX_PATH_BYTES as u64 {
+            shown(&raw_key, member.key_len)
+        } else {
+            printable(&raw_key)
+        };
+        rejected.remove(&shown_key);
+        let result = match (checked, member.entry) {
+            (Some(Ok(key)), Some(Ok(e))) => validate_entry(&key, e, rules).map(|e| (key, e)),
+            (Some(Ok(_)), Some(Err(why))) => Err(why),
+            (Some(Err(why)), _) => Err(why),
+            (None, _) | (Some(Ok(_)), None) => unreachable!("every key is checked first"),
+        };
+        match result {
             Ok((key, entry)) => {
                 if let Some(previous) = raw_keys.get(&key) {
-                    let (loser, keep_new) = if raw_key.starts_with('/') {
-                        (previous.clone(), true)
-                    } else {
-                        (raw_key.clone(), false)
-                    };
-                    out.rejected.push(Rejected {
-                        key: printable(&loser),
-                        reason: format!("duplicate of {key}"),
-                    });
-                    if !keep_new {
-                        continue;
+                    if *previous != raw_key {
+                        let (loser, keep_new) = if raw_key.starts_with('/') {
+                            (previous.clone(), true)
+                        } else {
+                            (raw_key.clone(), false)
+                        };
+                        rejected.insert(printable(&loser), format!("duplicate of {key}"));
+                        if !keep_new {
+                            continue;
+                        }
                     }
                 }
                 raw_keys.insert(key.clone(), raw_key);
                 out.repos.insert(key, entry);
             }
-            Err(reason) => out.rejected.push(Rejected {
-                key: printable(&raw_key),
-                reason,
-            }),
+            Err(reason) => {
+                // A later bad copy of an accepted key replaces it.
+                let normalized = normalize_path(&raw_key).ok();
+                if let Some(k) = normalized.filter(|k| raw_keys.get(k) == Some(&raw_key)) {
+                    raw_keys.remove(&k);
+                    out.repos.remove(&k);
+                }
+                rejected.insert(shown_key, reason);
+            }
         }
     }
+    t.finish().map_err(fail)?;
+    out.rejected = rejected
+        .into_iter()
+        .map(|(key, reason)| Rejected { key, reason })
+        .collect();
     reject_overlaps(&mut out);
     Ok(out)
 }
@@ -364,168 +477,4 @@ fn reject_overlaps(m: &mut RemoteManifest) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FP: &str = "0123456789abcdef0123456789abcdef01234567";
-
-    fn parse(text: &str) -> RemoteManifest {
-        parse_untrusted(text.as_bytes(), "t", &Rules::default()).unwrap()
-    }
-
-    fn entry(extra: &str) -> String {
-        format!(r#"{{"fingerprint": "{FP}", "modified": 1, "reference": null{extra}}}"#)
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(normalize_path("/a/b.git").unwrap(), "/a/b.git");
-        assert_eq!(normalize_path("a/b.git").unwrap(), "/a/b.git");
-        for bad in [
-            "",
-            "/",
-            "//a.git",
-            "/a//b.git",
-            "/a/",
-            "/../etc",
-            "/a/../../b",
-            "/./a",
-            "/a\0b",
-            "/a\nb",
-        ] {
-            assert!(normalize_path(bad).is_err(), "{bad:?}");
-        }
-        assert!(normalize_path(&format!("/{}", "x".repeat(256))).is_err());
-        assert!(is_at_or_under("/a/b", "/a"));
-        assert!(is_at_or_under("/a", "/a"));
-        assert!(!is_at_or_under("/ab", "/a"));
-    }
-
-    #[test]
-    fn heads_and_forkgroups() {
-        assert!(is_valid_head("ref: refs/heads/main"));
-        assert!(is_valid_head("ref: refs/heads/feature/x-1.2"));
-        assert!(is_valid_head(&"a".repeat(40)));
-        for bad in [
-            "ref: /etc/passwd",
-            "ref: refs/../../etc",
-            "ref: HEAD",
-            "ref: refs/heads/a b",
-            "ref: refs/heads/x.lock",
-            "ref: refs/heads/.hidden",
-            "ref: refs/heads/main\nref: x",
-            "refs/heads/main",
-            "../../x",
-        ] {
-            assert!(!is_valid_head(bad), "{bad:?}");
-        }
-        assert!(is_valid_forkgroup("0b6e6a7c-1c0f-4f8e-9a2b-3f1c2d4e5f60"));
-        for bad in ["", ".", "..", "a/b", ".hidden", "a b", "x\0"] {
-            assert!(!is_valid_forkgroup(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn bad_entries_are_rejected_alone() {
-        let text = format!(
-            r#"{{
-              "/good.git": {good},
-              "/../escape.git": {good},
-              "/abs//x.git": {good},
-              "/nul\u0000.git": {good},
-              "/head.git": {badhead},
-              "/fg.git": {badfg},
-              "/link.git": {badlink},
-              "/types.git": {{"fingerprint": 5}},
-              "/nofp.git": {{"modified": 1}},
-              "/notobj.git": [1],
-              "/ref.git": {badref}
-            }}"#,
-            good = entry(""),
-            badhead = entry(r#", "head": "ref: ../../etc/passwd""#),
-            badfg = entry(r#", "forkgroup": "../x""#),
-            badlink = entry(r#", "symlinks": ["/../../etc"]"#),
-            badref = entry(r#", "reference": "/../other.git""#),
-        );
-        let m = parse(&text);
-        assert_eq!(m.repos.keys().collect::<Vec<_>>(), vec!["/good.git"]);
-        let rejected: BTreeSet<&str> = m.rejected.iter().map(|r| r.key.as_str()).collect();
-        for k in [
-            "/../escape.git",
-            "/abs//x.git",
-            "/nul\\x00.git",
-            "/head.git",
-            "/fg.git",
-            "/link.git",
-            "/types.git",
-            "/nofp.git",
-            "/notobj.git",
-            "/ref.git",
-        ] {
-            assert!(rejected.contains(k), "{k} not rejected: {:?}", m.rejected);
-        }
-    }
-
-    #[test]
-    fn overlaps_and_duplicates() {
-        let text = format!(
-            r#"{{
-              "/a.git": {plain},
-              "/a.git/objects/evil.git": {plain},
-              "/b.git": {link_on_a},
-              "/c.git": {link_s},
-              "/d.git": {link_t},
-              "/f.git": {link_t},
-              "/s/inside.git": {plain},
-              "e.git": {plain},
-              "/e.git": {plain}
-            }}"#,
-            plain = entry(""),
-            link_on_a = entry(r#", "symlinks": ["/a.git"]"#),
-            link_s = entry(r#", "symlinks": ["/s"]"#),
-            link_t = entry(r#", "symlinks": ["/t"]"#),
-        );
-        let m = parse(&text);
-        let kept: Vec<&str> = m.repos.keys().map(String::as_str).collect();
-        assert_eq!(
-            kept,
-            vec!["/a.git", "/d.git", "/e.git", "/s/inside.git"],
-            "{:?}",
-            m.rejected
-        );
-        let reasons: BTreeMap<&str, &str> = m
-            .rejected
-            .iter()
-            .map(|r| (r.key.as_str(), r.reason.as_str()))
-            .collect();
-        assert!(reasons["/a.git/objects/evil.git"].contains("inside"));
-        assert!(reasons["/b.git"].contains("overlaps"));
-        assert!(reasons["/c.git"].contains("overlaps"));
-        assert!(reasons["/f.git"].contains("already claimed by /d.git"));
-        assert!(reasons["e.git"].contains("duplicate"));
-    }
-
-    #[test]
-    fn reserved_paths() {
-        let rules = Rules {
-            reserved: vec!["/objstore".into()],
-            own: None,
-        };
-        let text = format!(
-            r#"{{"/objstore/x.git": {0}, "/objstores.git": {0}}}"#,
-            entry("")
-        );
-        let m = parse_untrusted(text.as_bytes(), "t", &rules).unwrap();
-        assert_eq!(m.repos.keys().collect::<Vec<_>>(), vec!["/objstores.git"]);
-    }
-
-    #[test]
-    fn whole_document_errors() {
-        assert!(parse_untrusted(b"[1,2]", "t", &Rules::default()).is_err());
-        assert!(parse_untrusted(b"{", "t", &Rules::default()).is_err());
-        assert!(parse_untrusted(b"{}", "t", &Rules::default())
-            .unwrap()
-            .repos
-            .is_empty());
-    }
-}
+mod tests;
