@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::stderr_of as stderr;
+
 use std::path::Path;
 
 use support::fixture;
@@ -20,10 +22,6 @@ fn lines(path: &Path) -> Vec<String> {
         .collect();
     l.sort();
     l
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::stderr_of as stderr;
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -16,10 +18,6 @@ use support::mirror::{assert_mirrored, no_proxy, output_text, repos_under, Origi
 use support::{
     grok, held_upload_pack, read_manifest_json, script, staging_entries, use_upload_pack,
 };
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn broken_manifest_sources_change_nothing() {

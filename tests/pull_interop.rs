@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::stderr_of as stderr;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -27,10 +29,6 @@ fn build_origin(dir: &Path) -> Origin {
     fixture::commits(&two, "stable", 2, 1_650_000_000);
     support::git(Some(&two), &["symbolic-ref", "HEAD", "refs/heads/stable"]);
     origin
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// (device, inode) of every file under a repository's objects/pack.

@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::stderr_of as stderr;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -59,10 +61,6 @@ fn is_repo(p: &Path) -> bool {
 
 fn is_symlink(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
