@@ -32,6 +32,7 @@ pub mod siblings;
 pub mod staging;
 pub mod state;
 pub mod status;
+pub mod toplevel;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";
