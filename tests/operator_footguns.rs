@@ -390,3 +390,48 @@ fn grok_manifest_takes_the_last_manifest_and_toplevel() {
     let json = support::read_manifest_json(&last);
     assert!(json.get("/a.git").is_some(), "{json}");
 }
+
+#[test]
+fn a_read_only_top_level_is_refused_where_it_is_written() {
+    let s = setup();
+    let ro = s.dir.join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let Some(_undo) = support::make_unwritable(&ro) else {
+        // Root without mount rights: nothing is unwritable for us; the
+        // decision itself is unit-tested (grokmirror::toplevel).
+        eprintln!("NOTE: cannot make a read-only directory here; not tested end to end");
+        return;
+    };
+    let conf = s.with_top(&ro, "ro.conf");
+    let out = run(grok("grok-pull").arg("-c").arg(&conf));
+    refused(
+        &out,
+        &["ro.conf", "cannot be written to"],
+        "grok-pull, read-only top level",
+    );
+    let fsck_conf = write_config(
+        &s.dir,
+        "ro-fsck.conf",
+        &format!(
+            "{}\n[fsck]\nstatusfile = {}/fsck.status.js\n",
+            std::fs::read_to_string(&conf).unwrap(),
+            s.dir.display()
+        ),
+    );
+    let out = run(grok("grok-fsck").arg("-c").arg(&fsck_conf));
+    refused(
+        &out,
+        &["ro-fsck.conf", "cannot be written to"],
+        "grok-fsck, read-only top level",
+    );
+    // grok-manifest given -t only reads the tree (and writes the manifest
+    // elsewhere).
+    let manifest = s.dir.join("ro-manifest.js");
+    let out = run(grok("grok-manifest")
+        .arg("-m")
+        .arg(&manifest)
+        .arg("-t")
+        .arg(&ro));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(manifest.exists());
+}
