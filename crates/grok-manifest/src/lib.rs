@@ -24,7 +24,7 @@ use grokmirror::glob::GlobList;
 use grokmirror::inspect::{self, RepoFacts};
 use grokmirror::lock::{self, FileLock};
 use grokmirror::manifest::{self, Manifest, RepoEntry};
-use grokmirror::toplevel::{self, Need};
+use grokmirror::toplevel::{self, Need, Refusal};
 use grokmirror::{objstore, repo};
 use grokmirror_cli::usage;
 use rayon::prelude::*;
@@ -136,26 +136,23 @@ impl Settings {
         // (fingerprints) and the manifest, which may live elsewhere: a top
         // level it can walk is enough (with --cfgfile, [core] toplevel must
         // also be writable, as in every program reading a config).
-        if let Some(why) = toplevel::unusable(toplevel::probe(&s.toplevel), Need::Read) {
-            return Err(usage(format!(
-                "toplevel {} is not usable: {why}; pass a directory of repositories with -t",
-                s.toplevel.display()
-            )));
-        }
         let allow_any = match &config {
             Some(c) => c.get_bool("core", "allow_any_toplevel", false)?,
             None => false,
         };
-        if !allow_any {
-            if let Some(why) = toplevel::too_wide(&s.toplevel, &toplevel::protected_homes()) {
-                return Err(usage(format!(
-                    "toplevel {} is refused: {why}, so every git directory under it would be \
-                     walked and written into; pass the collection's own directory with -t, or \
-                     --cfgfile with [core] allow_any_toplevel = yes if this is really meant",
-                    s.toplevel.display()
-                )));
-            }
-        }
+        toplevel::check(&s.toplevel, Need::Read, allow_any).map_err(|r| {
+            let fix = match r {
+                Refusal::Unusable(_) => "pass a directory of repositories with -t",
+                Refusal::TooWide(_) => {
+                    "pass the collection's own directory with -t, or \
+                    --cfgfile with [core] allow_any_toplevel = yes if this is really meant"
+                }
+            };
+            usage(format!(
+                "toplevel {} is refused: {r}; {fix}",
+                s.toplevel.display()
+            ))
+        })?;
         if s.paths.is_empty() && s.wait {
             return Err(usage(
                 "--wait-for-manifest only makes sense when repository paths are given",

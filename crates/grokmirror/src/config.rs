@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::glob::GlobList;
 use crate::ini::{self, Ini, IniError};
-use crate::toplevel::{self, Need};
+use crate::toplevel::{self, Need, Refusal};
 
 /// What can be wrong with a config file.
 #[derive(Debug, thiserror::Error)]
@@ -208,13 +208,6 @@ impl Config {
                 "{e}; create it for the user this runs as, or fix [core] toplevel"
             ))
         })?;
-        // grokmirror requires a top level it can write to in every program
-        // reading a config; so do we, and a directory it can walk.
-        if let Some(why) = toplevel::unusable(toplevel::probe(&toplevel), Need::ReadWrite) {
-            return Err(toplevel_err(format!(
-                "{why}; fix [core] toplevel, or its permissions for the user this runs as"
-            )));
-        }
         let allow_any = match ini.get("core", "allow_any_toplevel").map_err(syntax)? {
             None => false,
             Some(v) => ini::parse_bool(&v).ok_or_else(|| ConfigError::BadValue {
@@ -225,13 +218,21 @@ impl Config {
                 expected: "a boolean (yes/no)",
             })?,
         };
-        if !allow_any {
-            if let Some(why) = toplevel::too_wide(&toplevel, &toplevel::protected_homes()) {
+        // grokmirror requires a top level it can write to in every program
+        // reading a config; so do we, and a directory it can walk.
+        match toplevel::check(&toplevel, Need::ReadWrite, allow_any) {
+            Ok(()) => {}
+            Err(Refusal::Unusable(why)) => {
+                return Err(toplevel_err(format!(
+                    "{why}; fix [core] toplevel, or its permissions for the user this runs as"
+                )))
+            }
+            Err(Refusal::TooWide(why)) => {
                 return Err(ConfigError::WideToplevel {
                     path: path.to_path_buf(),
                     toplevel,
                     why,
-                });
+                })
             }
         }
         // Write the resolved values back, escaped, so interpolation elsewhere

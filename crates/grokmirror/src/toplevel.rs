@@ -98,6 +98,30 @@ pub fn too_wide(toplevel: &Path, homes: &[PathBuf]) -> Option<String> {
     })
 }
 
+/// Why a top level is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// It cannot serve what the program needs ([`unusable`]).
+    #[error("{0}")]
+    Unusable(&'static str),
+    /// It reaches far beyond a mirror ([`too_wide`]).
+    #[error("{0}, so every git directory under it would be walked and written into")]
+    TooWide(String),
+}
+
+/// Every check of an existing top level (a real path) on this machine:
+/// [`unusable`] for `need`, then, unless `allow_any`, [`too_wide`] against
+/// [`protected_homes`].
+pub fn check(toplevel: &Path, need: Need, allow_any: bool) -> Result<(), Refusal> {
+    if let Some(why) = unusable(probe(toplevel), need) {
+        return Err(Refusal::Unusable(why));
+    }
+    match too_wide(toplevel, &protected_homes()) {
+        Some(why) if !allow_any => Err(Refusal::TooWide(why)),
+        _ => Ok(()),
+    }
+}
+
 /// The home directories [`too_wide`] protects on this machine: those of
 /// [`homes_from_passwd`] in `/etc/passwd`, and `$HOME` when this runs as
 /// root or as a person (not a service account), each also as its real
@@ -187,6 +211,24 @@ mod tests {
             unusable(p(false, true, true), Need::Read),
             Some("it is not a directory")
         );
+    }
+
+    #[test]
+    fn check_puts_it_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(check(&real, Need::ReadWrite, false), Ok(()));
+        let file = real.join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(
+            check(&file, Need::Read, true),
+            Err(Refusal::Unusable("it is not a directory"))
+        );
+        assert!(matches!(
+            check(Path::new("/"), Need::Read, false),
+            Err(Refusal::TooWide(_))
+        ));
+        assert_eq!(check(Path::new("/"), Need::Read, true), Ok(()));
     }
 
     #[test]
