@@ -47,13 +47,14 @@ pub enum Poll {
     },
 }
 
-/// Log `message` as a warning unless it was said already in this process
-/// (a daemon polls over and over; once is enough to be noticed).
-fn warn_once(message: String) {
+/// Log `message` as a warning unless one was said already for `key` in
+/// this process (a daemon polls over and over; once is enough to be
+/// noticed).
+fn warn_once(key: String, message: impl FnOnce() -> String) {
     static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if said.insert(message.clone()) {
-        warn!("{message}");
+    if said.insert(key) {
+        warn!("{}", message());
     }
 }
 
@@ -61,13 +62,17 @@ fn warn_once(message: String) {
 /// when its clock said `origin_now` ([`state::record_mtime`]); an mtime in
 /// the future is said once, as a warning naming `what`.
 fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
-    let recorded = state::record_mtime(mtime, origin_now, unix_now());
+    let now = unix_now();
+    let recorded = state::record_mtime(mtime, origin_now, now);
     if recorded.future {
-        warn_once(format!(
-            " manifest: {what} was modified at {}, in the future; taking it as now \
-             (check the origin's clock)",
-            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64))
-        ));
+        warn_once(format!("future {what}"), || {
+            format!(
+                " manifest: {what} was modified at {}, in the future ({}s ahead of this \
+                 machine's clock); taking it as now (check the origin's clock)",
+                httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64)),
+                mtime - now
+            )
+        });
     }
     recorded
 }
@@ -77,11 +82,13 @@ fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
 fn since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
     let usable = state::usable_last_fetched(previous.last_fetched, unix_now());
     if usable.is_none() && previous.last_fetched > unix_now() {
-        warn_once(format!(
-            " manifest: {} records a last-fetched time in the future; not using it, \
-             reading the whole manifest",
-            state_file.display()
-        ));
+        warn_once(format!("future {}", state_file.display()), || {
+            format!(
+                " manifest: {} records a last-fetched time in the future; not using it, \
+                 reading the whole manifest",
+                state_file.display()
+            )
+        });
     }
     usable
 }
