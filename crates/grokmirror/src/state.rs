@@ -18,8 +18,10 @@ pub struct RemoteState {
     /// grokmirror records it).
     pub source: Option<String>,
     /// The origin's `Last-Modified` (http) or the file's mtime, Unix
-    /// seconds (grok-pull records one second less when it read the
-    /// manifest within the second it was modified); 0 when unknown.
+    /// seconds, never later than when it was recorded (see
+    /// [`record_mtime`]: a time in the future is taken as now, and one
+    /// second less is recorded when the manifest was read within the
+    /// second it was modified); 0 when unknown.
     pub last_fetched: i64,
     /// The config file's mtime when it was recorded; a different value
     /// forces a full check.
