@@ -162,3 +162,40 @@ fn a_replica_the_reference_left_in_2100_catches_up() {
     pull_and_check(&origin, &replica, &["/b.git"], "ours after the reference");
     assert!(replica.path("/a.git").is_dir());
 }
+
+/// The daemon polls over and over: it follows an origin dated 2100 and
+/// says so once, not at every poll.
+#[test]
+fn the_daemon_follows_an_origin_from_the_future_and_says_so_once() {
+    use support::pulld::Pulld;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 2, 1_600_000_000);
+    origin.manifest();
+    set_mtime(&origin.manifest, Y2100);
+    let server = HttpServer::serve(&origin.root);
+    let url = server.url("manifest.js.gz");
+    let replica = Replica::new(&dir, "replica", &origin.local_site(), &url, "refresh = 1");
+    let mut daemon = Pulld::start(&replica.config, &dir.join("replica.log"), |_| {});
+    daemon.wait_for("/a.git mirrored", |_| replica.path("/a.git").is_dir());
+
+    origin.project("/b.git", 2, 1_600_000_000);
+    origin.manifest();
+    set_mtime(&origin.manifest, Y2100);
+    daemon.wait_for("/b.git mirrored", |_| replica.path("/b.git").is_dir());
+    // A few more polls of the same manifest from 2100.
+    let seen = server.requests().len();
+    daemon.wait_for("three more polls", |_| server.requests().len() >= seen + 3);
+    assert_mirrored(
+        &origin.path("/b.git"),
+        &replica.path("/b.git"),
+        "Grokmirror",
+    );
+    let log = daemon.log_text();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains(&url) && l.contains("in the future"))
+        .count();
+    assert_eq!(warnings, 1, "{}", daemon.describe());
+}
