@@ -79,7 +79,7 @@ fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
 
 /// The recorded `last-fetched` to compare with ([`state::usable_last_fetched`]);
 /// one in the future is said once and not used.
-fn since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
+fn usable_since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
     let usable = state::usable_last_fetched(previous.last_fetched, unix_now());
     if usable.is_none() && previous.last_fetched > unix_now() {
         warn_once(format!("future {}", state_file.display()), || {
@@ -108,7 +108,7 @@ pub async fn poll(
     rules: &Rules,
 ) -> anyhow::Result<Poll> {
     let config_mtime = settings.config.last_modified;
-    let since = since(previous, &state::state_path(settings.manifest()));
+    let state_file = state::state_path(settings.manifest());
     match &settings.source {
         ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules).await,
         ManifestSource::File(path) => {
@@ -121,7 +121,10 @@ pub async fn poll(
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs() as i64);
-            if !force && since.is_some_and(|since| mtime <= since) {
+            let since = (!force)
+                .then(|| usable_since(previous, &state_file))
+                .flatten();
+            if since.is_some_and(|since| mtime <= since) {
                 info!(" manifest: unchanged");
                 return Ok(Poll::Unchanged);
             }
@@ -149,7 +152,9 @@ pub async fn poll(
         }
         ManifestSource::Http(url) => {
             let force = force || previous.config_last_modified != config_mtime;
-            let since = since.filter(|_| !force);
+            let since = (!force)
+                .then(|| usable_since(previous, &state_file))
+                .flatten();
             match fetch_http(
                 url,
                 since,
