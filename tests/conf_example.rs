@@ -18,6 +18,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
         "core",
         &[
             "toplevel",
+            "allow_any_toplevel",
             "manifest",
             "log",
             "logfile",

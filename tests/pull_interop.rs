@@ -119,6 +119,9 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let origin = build_origin(&dir);
     origin.manifest();
+    // In the past, so that each later manifest can be dated later without
+    // being dated in the future.
+    origin.age_manifest(-30);
     let http = HttpServer::serve(&origin.root);
     let daemon = GitDaemon::serve(&origin.root);
     let replica = Replica::new(
@@ -152,8 +155,10 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     // A push to one repository: we fetch only that one, adopt nothing
     // (the reference's local manifest is read), re-clone nothing.
     fixture::commits(&origin.path("/pub/one.git"), "main", 2, 1_700_000_000);
+    // Dated in the past but later than what was recorded (HTTP dates have
+    // one-second resolution); a date in the future would count as now.
     origin.manifest_hook(&["/pub/one.git"]);
-    origin.age_manifest(5);
+    origin.age_manifest(-5);
     let out = replica.pull(&[]);
     assert!(out.status.success(), "{}", output_text(&out));
     let err = stderr(&out);
@@ -178,7 +183,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
             .unwrap();
     fixture::commits(&origin.path("/pub/two.git"), "stable", 1, 1_710_000_000);
     origin.manifest_hook(&["/pub/two.git"]);
-    origin.age_manifest(10);
+    origin.age_manifest(-3);
     let before = std::fs::read_to_string(&log).unwrap().len();
     let packs_three = pack_inodes(&replica.path("/pub/deep/three.git"));
     http.clear_requests();

@@ -253,3 +253,33 @@ pub fn held_upload_pack(dir: &Path, started: &Path, secs: u32) -> PathBuf {
         ),
     )
 }
+
+/// Make `dir` unwritable even for root: a read-only tmpfs mounted over it
+/// when we are root and may mount, plain permissions otherwise. Returns a
+/// guard that undoes it, or None when neither works here.
+pub fn make_unwritable(dir: &Path) -> Option<impl Drop> {
+    struct Undo(std::path::PathBuf, bool);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            if self.1 {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+            }
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(dir.join(".probe"), b"").is_err() {
+        return Some(Undo(dir.to_path_buf(), false));
+    }
+    let _ = std::fs::remove_file(dir.join(".probe"));
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    mounted.then(|| Undo(dir.to_path_buf(), true))
+}

@@ -15,6 +15,8 @@ use clap::Parser;
 /// repository. Only one grok-fsck runs per tree at a time.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-fsck", version = grokmirror_cli::VERSION, max_term_width = 100)]
+// A flag given twice takes its last value, as grokmirror's argparse does.
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Tell what is being done.
     #[arg(short = 'v', long = "verbose")]
@@ -62,6 +64,24 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let cli = Cli::try_parse_from([
+            "grok-fsck",
+            "-c",
+            "a.conf",
+            "-f",
+            "--config",
+            "b.conf",
+            "-f",
+            "--repack-only",
+            "--repack-only",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, PathBuf::from("b.conf"));
+        assert!(cli.force && cli.repack_only);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use clap::Parser;
 /// dropped.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-manifest", version = grokmirror_cli::VERSION, max_term_width = 100)]
+// A flag given twice takes its last value, as grokmirror's argparse does.
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Config file with at least a [core] section; flags given on the
     /// command line win over its values.
@@ -79,4 +81,59 @@ pub struct Cli {
     /// Repositories to update (full paths); none means the whole tree.
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value_and_lists_add_up() {
+        let cli = Cli::try_parse_from([
+            "grok-manifest",
+            "-m",
+            "a.js",
+            "-t",
+            "/a",
+            "--cfgfile",
+            "a.conf",
+            "-l",
+            "a.log",
+            "-m",
+            "b.js",
+            "--toplevel",
+            "/b",
+            "--cfgfile",
+            "b.conf",
+            "-l",
+            "b.log",
+            "-n",
+            "-n",
+            "-i",
+            "*/x/*",
+            "-i",
+            "*/y/*",
+            "-r",
+            "refs/meta/*",
+            "-r",
+            "refs/tmp/*",
+            "/b/r.git",
+        ])
+        .unwrap();
+        assert_eq!(cli.manifest, Some(PathBuf::from("b.js")));
+        assert_eq!(cli.toplevel, Some(PathBuf::from("/b")));
+        assert_eq!(cli.cfgfile, Some(PathBuf::from("b.conf")));
+        assert_eq!(cli.logfile, Some(PathBuf::from("b.log")));
+        assert!(cli.use_now);
+        // -i and -r are lists in grokmirror too (argparse "append").
+        assert_eq!(cli.ignore_paths, ["*/x/*", "*/y/*"]);
+        assert_eq!(cli.ignore_refs, ["refs/meta/*", "refs/tmp/*"]);
+        assert_eq!(cli.paths, [PathBuf::from("/b/r.git")]);
+    }
 }

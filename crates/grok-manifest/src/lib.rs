@@ -24,6 +24,7 @@ use grokmirror::glob::GlobList;
 use grokmirror::inspect::{self, RepoFacts};
 use grokmirror::lock::{self, FileLock};
 use grokmirror::manifest::{self, Manifest, RepoEntry};
+use grokmirror::toplevel::{self, Need, Refusal};
 use grokmirror::{objstore, repo};
 use grokmirror_cli::usage;
 use rayon::prelude::*;
@@ -129,6 +130,27 @@ impl Settings {
             usage(format!(
                 "toplevel {} is not usable ({e}); pass an existing directory with -t",
                 toplevel.display()
+            ))
+        })?;
+        // grok-manifest reads the tree and writes only inside repositories
+        // (fingerprints) and the manifest, which may live elsewhere: a top
+        // level it can walk is enough (with --cfgfile, [core] toplevel must
+        // also be writable, as in every program reading a config).
+        let allow_any = match &config {
+            Some(c) => c.get_bool("core", "allow_any_toplevel", false)?,
+            None => false,
+        };
+        toplevel::check(&s.toplevel, Need::Read, allow_any).map_err(|r| {
+            let fix = match r {
+                Refusal::Unusable(_) => "pass a directory of repositories with -t",
+                Refusal::TooWide(_) => {
+                    "pass the collection's own directory with -t, or \
+                    --cfgfile with [core] allow_any_toplevel = yes if this is really meant"
+                }
+            };
+            usage(format!(
+                "toplevel {} is refused: {r}; {fix}",
+                s.toplevel.display()
             ))
         })?;
         if s.paths.is_empty() && s.wait {

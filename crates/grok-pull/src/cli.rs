@@ -21,6 +21,8 @@ use clap::Parser;
 /// at once. SIGHUP reopens the log file.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-pull", version = grokmirror_cli::VERSION, max_term_width = 100)]
+// A flag given twice takes its last value, as grokmirror's argparse does.
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Tell what is being done.
     #[arg(short = 'v', long = "verbose")]
@@ -51,4 +53,33 @@ pub struct Cli {
     /// The grokmirror config file.
     #[arg(short = 'c', long = "config", value_name = "CONFIG", required = true)]
     pub config: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let cli = Cli::try_parse_from([
+            "grok-pull",
+            "-c",
+            "a.conf",
+            "-v",
+            "--config",
+            "b.conf",
+            "-v",
+            "-p",
+            "-p",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, PathBuf::from("b.conf"));
+        assert!(cli.verbose && cli.purge);
+    }
 }

@@ -284,6 +284,19 @@ impl Settings {
                 }
             },
         };
+        // The range grokmirror honours (it falls back to 5 outside it, with
+        // a warning a cron job never shows): refused instead, so the
+        // operator learns the protection is not what was written.
+        let purgeprotect = config.get_int("pull", "purgeprotect", 5)?;
+        if !(1..=99).contains(&purgeprotect) {
+            return Err(bad(
+                &config,
+                "pull",
+                "purgeprotect",
+                config.get_or("pull", "purgeprotect", "")?,
+                "a percentage from 1 to 99",
+            ));
+        }
         let socket = config
             .get_path("pull", "socket")?
             .filter(|p| !p.as_os_str().is_empty());
@@ -300,7 +313,7 @@ impl Settings {
             nopurge: config.get_globs("pull", "nopurge", "")?,
             ffonly: config.get_globs("pull", "ffonly", "")?,
             purge: purge_flag || config.get_bool("pull", "purge", false)?,
-            purgeprotect: config.get_int("pull", "purgeprotect", 5)?,
+            purgeprotect,
             default_owner: config.get_or("pull", "default_owner", "Grokmirror")?,
             remotename: config.get_or("pull", "remotename", "_grokmirror")?,
             pull_threads,
@@ -391,6 +404,24 @@ mod tests {
             .unwrap();
         assert_eq!(s.source, ManifestSource::Command("/bin/true".into()));
         assert!(s.purge);
+    }
+
+    #[test]
+    fn purgeprotect_is_a_percentage_from_1_to_99() {
+        let with = |v: &str| {
+            load(&format!(
+                "[remote]\nsite = x\nmanifest = file:///m\n[pull]\npurgeprotect = {v}\n"
+            ))
+        };
+        assert_eq!(with("1").unwrap().purgeprotect, 1);
+        assert_eq!(with("99").unwrap().purgeprotect, 99);
+        for v in ["0", "100", "-3", "250", "five", "5.5"] {
+            let e = with(v).unwrap_err().to_string();
+            assert!(
+                e.contains("t.conf") && e.contains("[pull] purgeprotect") && e.contains(v),
+                "{v}: {e}"
+            );
+        }
     }
 
     #[test]

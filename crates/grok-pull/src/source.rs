@@ -8,13 +8,15 @@
 //! so memory follows the number of entries, not the bytes sent. Nothing
 //! here touches the mirror.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 use grokmirror::manifest::decoding_reader;
 use grokmirror::remote::{self, RemoteManifest, Rules};
-use grokmirror::state::RemoteState;
+use grokmirror::state::{self, Recorded, RemoteState};
 use tracing::{debug, info, warn};
 
 use crate::settings::{ManifestSource, Settings};
@@ -38,8 +40,8 @@ pub enum Poll {
     Fetched {
         /// The validated manifest.
         manifest: RemoteManifest,
-        /// Its modification time is so recent that it may change again
-        /// unnoticed (see [`is_racy`]).
+        /// Its modification time is so recent (or so untrustworthy) that
+        /// it may change again unnoticed (see [`state::record_mtime`]).
         racy: bool,
         /// What to record in the `.remote` state file once the run has
         /// mirrored it completely (`None` for `manifest_command`).
@@ -47,27 +49,50 @@ pub enum Poll {
     },
 }
 
-/// Whether a manifest modified at `mtime` (whole seconds) when the clock
-/// says `now` may still change within that same second. A later
-/// If-Modified-Since (or mtime comparison) could not tell such a change
-/// apart from what was read, so it would be missed until the next one; the
-/// daemon therefore looks once more without If-Modified-Since (the way git
-/// treats racily clean index entries).
-pub fn is_racy(mtime: i64, now: i64) -> bool {
-    mtime > 0 && mtime >= now - 1
+/// Log `message` as a warning unless one was said already for `key` in
+/// this process (a daemon polls over and over; once is enough to be
+/// noticed).
+fn warn_once(key: String, message: impl FnOnce() -> String) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.insert(key) {
+        warn!("{}", message());
+    }
 }
 
-/// The `last-fetched` to record for a manifest modified at `mtime`: one
-/// second earlier when it was read racily, so that the next run (a cron
-/// one-shot, or the reference) asks again instead of taking a rewrite in
-/// that same second for "unchanged". Costs one more download of an
-/// unchanged manifest, only then.
-fn last_fetched(mtime: i64, racy: bool) -> i64 {
-    if racy {
-        mtime - 1
-    } else {
-        mtime
+/// What to record for a manifest from `what` modified at `mtime`, read
+/// when its clock said `origin_now` ([`state::record_mtime`]); an mtime in
+/// the future is said once, as a warning naming `what`.
+fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
+    let now = unix_now();
+    let recorded = state::record_mtime(mtime, origin_now, now);
+    if recorded.future {
+        warn_once(format!("future {what}"), || {
+            format!(
+                " manifest: {what} was modified at {}, in the future ({}s ahead of this \
+                 machine's clock); taking it as now (check the origin's clock)",
+                httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64)),
+                mtime - now
+            )
+        });
     }
+    recorded
+}
+
+/// The recorded `last-fetched` to compare with ([`state::usable_last_fetched`]);
+/// one in the future is said once and not used.
+fn usable_since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
+    let usable = state::usable_last_fetched(previous.last_fetched, unix_now());
+    if usable.is_none() && previous.last_fetched > unix_now() {
+        warn_once(format!("future {}", state_file.display()), || {
+            format!(
+                " manifest: {} records a last-fetched time in the future; not using it, \
+                 reading the whole manifest",
+                state_file.display()
+            )
+        });
+    }
+    usable
 }
 
 fn unix_now() -> i64 {
@@ -85,6 +110,7 @@ pub async fn poll(
     rules: &Rules,
 ) -> anyhow::Result<Poll> {
     let config_mtime = settings.config.last_modified;
+    let state_file = state::state_path(settings.manifest());
     match &settings.source {
         ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules).await,
         ManifestSource::File(path) => {
@@ -97,7 +123,10 @@ pub async fn poll(
                 .ok()
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs() as i64);
-            if previous.last_fetched > 0 && !force && mtime <= previous.last_fetched {
+            let since = (!force)
+                .then(|| usable_since(previous, &state_file))
+                .flatten();
+            if since.is_some_and(|since| mtime <= since) {
                 info!(" manifest: unchanged");
                 return Ok(Poll::Unchanged);
             }
@@ -123,20 +152,22 @@ pub async fn poll(
             })
             .await
             .context("the manifest parser panicked")??;
-            let racy = is_racy(mtime, unix_now());
+            let recorded = record(&format!("file://{}", path.display()), mtime, unix_now());
             Ok(Poll::Fetched {
                 manifest,
-                racy,
+                racy: recorded.racy,
                 state: Some(RemoteState {
                     source: Some(path.display().to_string()),
-                    last_fetched: last_fetched(mtime, racy),
+                    last_fetched: recorded.last_fetched,
                     config_last_modified: config_mtime,
                 }),
             })
         }
         ManifestSource::Http(url) => {
             let force = force || previous.config_last_modified != config_mtime;
-            let since = (previous.last_fetched > 0 && !force).then_some(previous.last_fetched);
+            let since = (!force)
+                .then(|| usable_since(previous, &state_file))
+                .flatten();
             match fetch_http(
                 url,
                 since,
@@ -152,13 +183,13 @@ pub async fn poll(
                 }
                 Some((manifest, last_modified, server_now)) => {
                     let manifest = nonempty(manifest, url)?;
-                    let racy = is_racy(last_modified, server_now);
+                    let recorded = record(url, last_modified, server_now);
                     Ok(Poll::Fetched {
                         manifest,
-                        racy,
+                        racy: recorded.racy,
                         state: Some(RemoteState {
                             source: Some(url.clone()),
-                            last_fetched: last_fetched(last_modified, racy),
+                            last_fetched: recorded.last_fetched,
                             config_last_modified: config_mtime,
                         }),
                     })
@@ -514,23 +545,4 @@ fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_racily_read_manifest_is_recorded_a_second_early() {
-        assert!(is_racy(100, 100));
-        assert!(is_racy(100, 101));
-        assert!(
-            is_racy(105, 100),
-            "a manifest from the future may change too"
-        );
-        assert!(!is_racy(100, 102));
-        assert!(!is_racy(0, 0), "unknown times are not racy");
-        assert_eq!(last_fetched(100, is_racy(100, 100)), 99);
-        assert_eq!(last_fetched(100, is_racy(100, 102)), 100);
-    }
 }

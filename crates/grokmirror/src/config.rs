@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::glob::GlobList;
 use crate::ini::{self, Ini, IniError};
+use crate::toplevel::{self, Need, Refusal};
 
 /// What can be wrong with a config file.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +59,26 @@ pub enum ConfigError {
         /// What kind of value was expected.
         expected: &'static str,
     },
-    /// The top level does not exist or is not writable.
-    #[error("config file {path}: toplevel {toplevel} does not exist or is not writable ({why}); create it for the user this runs as, or fix [core] toplevel")]
+    /// The top level does not exist, is not a directory, or cannot be
+    /// read or written by the user this runs as.
+    #[error("config file {path}: [core] toplevel {toplevel} cannot be used: {why}")]
     Toplevel {
         /// The config file.
         path: PathBuf,
         /// The top level as configured.
         toplevel: String,
-        /// Why it is unusable.
+        /// Why it is unusable, and what to do.
+        why: String,
+    },
+    /// The top level reaches far beyond a mirror (the root of the file
+    /// system, a home directory) and `[core] allow_any_toplevel` is off.
+    #[error("config file {path}: [core] toplevel {toplevel} is refused: {why}, so every git directory under it would be walked and written into; point it at the mirror's own directory, or set [core] allow_any_toplevel = yes if this is really meant")]
+    WideToplevel {
+        /// The config file.
+        path: PathBuf,
+        /// The top level, resolved.
+        toplevel: PathBuf,
+        /// What makes it too wide.
         why: String,
     },
 }
@@ -190,10 +203,38 @@ impl Config {
             toplevel: raw_top.clone(),
             why,
         };
-        let toplevel = std::fs::canonicalize(expand_user(&raw_top))
-            .map_err(|e| toplevel_err(e.to_string()))?;
-        nix::unistd::access(&toplevel, nix::unistd::AccessFlags::W_OK)
-            .map_err(|e| toplevel_err(e.desc().to_string()))?;
+        let toplevel = std::fs::canonicalize(expand_user(&raw_top)).map_err(|e| {
+            toplevel_err(format!(
+                "{e}; create it for the user this runs as, or fix [core] toplevel"
+            ))
+        })?;
+        let allow_any = match ini.get("core", "allow_any_toplevel").map_err(syntax)? {
+            None => false,
+            Some(v) => ini::parse_bool(&v).ok_or_else(|| ConfigError::BadValue {
+                path: path.to_path_buf(),
+                section: "core".into(),
+                key: "allow_any_toplevel".into(),
+                value: v,
+                expected: "a boolean (yes/no)",
+            })?,
+        };
+        // grokmirror requires a top level it can write to in every program
+        // reading a config; so do we, and a directory it can walk.
+        match toplevel::check(&toplevel, Need::ReadWrite, allow_any) {
+            Ok(()) => {}
+            Err(Refusal::Unusable(why)) => {
+                return Err(toplevel_err(format!(
+                    "{why}; fix [core] toplevel, or its permissions for the user this runs as"
+                )))
+            }
+            Err(Refusal::TooWide(why)) => {
+                return Err(ConfigError::WideToplevel {
+                    path: path.to_path_buf(),
+                    toplevel,
+                    why,
+                })
+            }
+        }
         // Write the resolved values back, escaped, so interpolation elsewhere
         // sees them, exactly as grokmirror mutates its config object.
         let escaped = |p: &Path| p.to_string_lossy().replace('$', "$$");
@@ -382,6 +423,36 @@ mod tests {
         let err = Config::from_text("[core]\ntoplevel = /nonexistent/x\n", Path::new("g"), 0)
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x"), "{err}");
+    }
+
+    #[test]
+    fn unusable_or_wide_top_levels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let text = format!("[core]\ntoplevel = {}\n", file.display());
+        let err = Config::from_text(&text, Path::new("/etc/g.conf"), 0).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Toplevel { why, .. } if why.starts_with("it is not a directory")),
+            "{err}"
+        );
+        let err =
+            Config::from_text("[core]\ntoplevel = /\n", Path::new("/etc/g.conf"), 0).unwrap_err();
+        assert!(matches!(err, ConfigError::WideToplevel { .. }), "{err}");
+        let text = "[core]\ntoplevel = /\nallow_any_toplevel = maybe\n";
+        let err = Config::from_text(text, Path::new("/etc/g.conf"), 0).unwrap_err();
+        assert!(err.to_string().contains("allow_any_toplevel"), "{err}");
+        let text = "[core]\ntoplevel = /\nallow_any_toplevel = yes\n";
+        if !toplevel::probe(Path::new("/")).writable {
+            return; // "/" is refused anyway for someone who cannot write to it
+        }
+        assert_eq!(
+            Config::from_text(text, Path::new("/etc/g.conf"), 0)
+                .unwrap()
+                .core
+                .toplevel,
+            PathBuf::from("/")
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod siblings;
 pub mod staging;
 pub mod state;
 pub mod status;
+pub mod toplevel;
 pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.

@@ -84,9 +84,29 @@ pub fn options() -> &'static [ConfOption] {
             default: "none (required)",
             read_by: ALL,
             doc: "The directory holding the mirrored bare repositories. Manifest \
-                  paths are relative to it. It must exist and be writable by the \
-                  user the programs run as. A leading ~ is expanded.",
+                  paths are relative to it. It must be an existing directory the \
+                  user the programs run as can read and write (grok-manifest given \
+                  -t instead only needs to read it). A leading ~ is expanded. \
+                  The root of the file system, a home directory of root or of a \
+                  person (uid 1000 and up in /etc/passwd, or $HOME), and any \
+                  directory containing one are refused: see allow_any_toplevel.",
             ours: false,
+        },
+        ConfOption {
+            section: "core",
+            key: "allow_any_toplevel",
+            example: "no",
+            alternatives: &[],
+            default: "no",
+            read_by: ALL,
+            doc: "Accept a top level that is the root of the file system, a home \
+                  directory of root or of a person, or contains one. The programs \
+                  walk the top level and write into every bare repository they \
+                  find there (fingerprints, repacks, purges), so such a top level \
+                  is almost always a mistake and is refused with exit status 2. \
+                  Service accounts' homes (uid below 1000) are not protected: \
+                  they are often the mirror's own directory.",
+            ours: true,
         },
         ConfOption {
             section: "core",
@@ -423,7 +443,9 @@ pub fn options() -> &'static [ConfOption] {
             doc: "Refuse to purge when it would delete this percentage of the local \
                   repositories or more: a manifest that suddenly shrank more \
                   likely means trouble on the origin than mass deletion. \
-                  grok-pull --force-purge overrides it once.",
+                  grok-pull --force-purge overrides it once. A whole number from \
+                  1 to 99; anything else is refused (exit status 2) where \
+                  grokmirror 2.0.12 warns and uses 5.",
             ours: false,
         },
         ConfOption {
