@@ -378,6 +378,7 @@ fn swapping_a_directory_for_a_symlink_never_leads_outside() {
     std::fs::create_dir_all(r.top.join("pub")).unwrap();
     let before = snapshot(&outside);
     let mut total_swaps = 0;
+    let mut refused = 0;
     for round in 0..3 {
         if round > 0 {
             // New commits at the origin, so the next run fetches.
@@ -399,6 +400,10 @@ fn swapping_a_directory_for_a_symlink_never_leads_outside() {
             || r.pull(&[]),
         );
         total_swaps += swaps;
+        // The attack met our code: a lookup refused the symlink.
+        refused += String::from_utf8_lossy(&out.stderr)
+            .matches("refusing to follow it")
+            .count();
         assert_eq!(
             snapshot(&outside),
             before,
@@ -407,9 +412,10 @@ fn swapping_a_directory_for_a_symlink_never_leads_outside() {
         );
     }
     assert!(
-        total_swaps > 100,
-        "the attack barely ran ({total_swaps} swaps)"
+        total_swaps >= 3 && refused > 0,
+        "the attack did not meet the runs ({total_swaps} swaps, {refused} refusals)"
     );
+    eprintln!("{total_swaps} swaps, {refused} lookups refused a symlink");
     // Without the attack, the replica catches up and equals the origin.
     serve(&served, &read_manifest_json(&origin.manifest));
     let out = r.pull(&[]);
