@@ -270,7 +270,7 @@ fn write_bundle(
         let mut cmd = git.command(Some(repo_path), &args);
         cmd.stdout(Stdio::from(file.try_clone()?));
         cmd.stderr(Stdio::piped());
-        let output = cmd.output().map_err(|e| {
+        let output = cmd.output().inspect_err(|e| {
             git_failure = Some(BundleError::Git {
                 path: repo_path.to_path_buf(),
                 source: GitError::Spawn {
@@ -278,7 +278,6 @@ fn write_bundle(
                     cause: std::io::Error::new(e.kind(), e.to_string()),
                 },
             });
-            e
         })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
