@@ -420,3 +420,41 @@ fn git_clone_with_bundle_uri_takes_the_objects_from_the_bundle() {
     let total: usize = packs.iter().map(BTreeSet::len).sum();
     assert!(total >= all_objects);
 }
+
+#[test]
+fn a_failed_bundle_keeps_the_previous_one_and_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, conf) = origin(tmp.path());
+    let out = tmp.path().join("out");
+    ok(ours(&conf, &out, &["-i", "/pub/z.git"]));
+    let z = out.join("pub/z/clone.bundle");
+    let before = (identity(&z), std::fs::read(&z).unwrap());
+    let fpr = std::fs::read_to_string(out.join("pub/z/.fingerprint")).unwrap();
+    fixture::commits(&o.path("/pub/z.git"), "main", 1, 1_700_000_000);
+    // Nothing matches: git refuses to write an empty bundle.
+    let failed = run(grok("grok-bundle")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-o")
+        .arg(&out)
+        .args(["-i", "/pub/z.git", "-r", "refs/heads/no-such-branch"]));
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let err = stderr_of(&failed);
+    assert!(
+        err.contains("git bundle create failed for") && err.contains("pub/z.git"),
+        "{err}"
+    );
+    assert_eq!((identity(&z), std::fs::read(&z).unwrap()), before);
+    assert_eq!(
+        std::fs::read_to_string(out.join("pub/z/.fingerprint")).unwrap(),
+        fpr
+    );
+    let names: BTreeSet<String> = std::fs::read_dir(out.join("pub/z"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "temp file left: {names:?}");
+    // The next good run rebuilds it.
+    ok(ours(&conf, &out, &["-i", "/pub/z.git"]));
+    assert_ne!(identity(&z), before.0);
+}
