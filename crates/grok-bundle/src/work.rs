@@ -71,7 +71,7 @@ pub enum BundleError {
     Bundle {
         /// The repository.
         path: PathBuf,
-        /// What git said (last line).
+        /// What git said (its first fatal or error line) and its exit status.
         stderr: String,
     },
     /// A directory of the output tree is unusable.
@@ -281,15 +281,16 @@ fn write_bundle(
         })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr
+            // git's first fatal/error line says why; usage text follows it.
+            let why = stderr
                 .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message")
-                .trim();
+                .map(str::trim)
+                .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+                .or_else(|| stderr.lines().map(str::trim).rfind(|l| !l.is_empty()))
+                .unwrap_or("no message");
             git_failure = Some(BundleError::Bundle {
                 path: repo_path.to_path_buf(),
-                stderr: format!("{last} (exit status {})", output.status),
+                stderr: format!("{why} ({})", output.status),
             });
             return Err(std::io::Error::other("git bundle create failed"));
         }
