@@ -34,6 +34,7 @@ pub fn grok(name: &str) -> Command {
         "grok-manifest" => env!("CARGO_BIN_EXE_grok-manifest"),
         "grok-pull" => env!("CARGO_BIN_EXE_grok-pull"),
         "grok-fsck" => env!("CARGO_BIN_EXE_grok-fsck"),
+        "grok-bundle" => env!("CARGO_BIN_EXE_grok-bundle"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

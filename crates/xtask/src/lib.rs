@@ -23,6 +23,7 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-manifest", grok_manifest::Cli::command()),
         ("grok-pull", grok_pull::Cli::command()),
         ("grok-fsck", grok_fsck::Cli::command()),
+        ("grok-bundle", grok_bundle::Cli::command()),
     ]
 }
 
@@ -232,7 +233,7 @@ fn common_sections(name: &str) -> Roff {
          grokmirror.conf(5) and grokmirror.conf.example.",
     )]);
     r.control("SH", ["SEE ALSO"]);
-    let mut refs: Vec<String> = ["grok-manifest", "grok-pull", "grok-fsck"]
+    let mut refs: Vec<String> = ["grok-manifest", "grok-pull", "grok-fsck", "grok-bundle"]
         .iter()
         .filter(|p| **p != name)
         .map(|p| format!("{p}(1)"))

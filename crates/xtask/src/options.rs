@@ -37,6 +37,8 @@ pub struct ConfOption {
 }
 
 const ALL: &[&str] = &["grok-manifest", "grok-pull", "grok-fsck"];
+/// The [core] options grok-bundle reads as well.
+const ALL_AND_BUNDLE: &[&str] = &["grok-manifest", "grok-pull", "grok-fsck", "grok-bundle"];
 const PULL: &[&str] = &["grok-pull"];
 const FSCK: &[&str] = &["grok-fsck"];
 const MANIFEST: &[&str] = &["grok-manifest"];
@@ -82,7 +84,7 @@ pub fn options() -> &'static [ConfOption] {
             example: "/var/lib/git/mirror",
             alternatives: &[],
             default: "none (required)",
-            read_by: ALL,
+            read_by: ALL_AND_BUNDLE,
             doc: "The directory holding the mirrored bare repositories. Manifest \
                   paths are relative to it. It must be an existing directory the \
                   user the programs run as can read and write (grok-manifest given \
@@ -98,7 +100,7 @@ pub fn options() -> &'static [ConfOption] {
             example: "no",
             alternatives: &[],
             default: "no",
-            read_by: ALL,
+            read_by: ALL_AND_BUNDLE,
             doc: "Accept a top level that is the root of the file system, a home \
                   directory of root or of a person, or contains one. The programs \
                   walk the top level and write into every bare repository they \
@@ -114,7 +116,7 @@ pub fn options() -> &'static [ConfOption] {
             example: "${toplevel}/manifest.js.gz",
             alternatives: &[],
             default: "${toplevel}/manifest.js.gz",
-            read_by: ALL,
+            read_by: ALL_AND_BUNDLE,
             doc: "The manifest file: on an origin, the one grok-manifest writes and \
                   the web server publishes; on a replica, the record of what has \
                   been mirrored. It is gzip-compressed when the name ends in .gz.",
@@ -126,7 +128,7 @@ pub fn options() -> &'static [ConfOption] {
             example: "/var/log/grokmirror/mirror.log",
             alternatives: &["#log = ${toplevel}/log"],
             default: "none (messages go to standard error only)",
-            read_by: ALL,
+            read_by: ALL_AND_BUNDLE,
             doc: "Also append messages to this file. Several programs may share one \
                   file. The file is reopened by name whenever logrotate moves it \
                   away, so rotation needs neither copytruncate nor a signal (see \
@@ -152,7 +154,7 @@ pub fn options() -> &'static [ConfOption] {
             example: "info",
             alternatives: &["#loglevel = debug"],
             default: "info",
-            read_by: ALL,
+            read_by: ALL_AND_BUNDLE,
             doc: "How much goes into the log file: \"info\" for progress and \
                   problems, \"debug\" for everything including each git command \
                   (a lot).",
