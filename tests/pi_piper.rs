@@ -385,3 +385,29 @@ fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
         ib.tip()
     );
 }
+
+#[test]
+fn a_piper_killed_mid_run_pipes_nothing_twice() {
+    let mut ib = Inbox::new();
+    ours(&ib, &[]);
+    ib.add(3);
+    let pipe = ib.root.join("pipe");
+    let piped = ib.root.join("piped");
+    // The pipe kills the piper (its parent) while it delivers msg 5.
+    support::script(
+        &pipe,
+        &format!(
+            "s=$(sed -n 's/^Subject: //p'); [ \"$s\" = 'msg 5' ] && kill -9 $PPID && exit 1; echo \"$s\" >> {}",
+            piped.display()
+        ),
+    );
+    let out = piper(grok("grok-pi-piper"), &ib, &[]);
+    assert!(!out.status.success());
+    assert_eq!(ib.piped(), subjects(4..=4));
+    support::script(
+        &pipe,
+        &format!("sed -n 's/^Subject: //p' >> {}", piped.display()),
+    );
+    ours(&ib, &[]);
+    assert_eq!(ib.piped(), subjects(4..=6), "msg 4 is not piped again");
+}
