@@ -337,12 +337,25 @@ fn a_missing_config_or_pipe_command_is_a_one_line_error() {
     assert_eq!(ib.state(), None);
 }
 
+/// A grok-pull run (ours or the reference) on `replica`, with `HOME` at
+/// `home` so the hook's `~` means it.
+fn pull_with(mut cmd: Command, replica: &support::mirror::Replica, home: &Path) -> Output {
+    support::mirror::no_proxy(&mut cmd);
+    cmd.env("HOME", home)
+        .arg("-v")
+        .arg("-c")
+        .arg(&replica.config);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    out
+}
+
 #[test]
 fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
     let mut ib = Inbox::new();
     let site = ib.root.join("inboxes");
     let manifest = site.join("manifest.js.gz");
-    // The first manifest is dated in the past, so the second one is newer.
+    // The first manifest is dated in the past, so the next one is newer.
     let make_manifest = |age: i64| {
         let out = run(grok("grok-manifest")
             .arg("-m")
@@ -352,11 +365,11 @@ fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
         assert!(out.status.success(), "{}", stderr_of(&out));
         support::mirror::bump_mtime(&manifest, age);
     };
-    make_manifest(-100);
+    make_manifest(-200);
+    // As upstream documents it, `~` and all (the piper expands it).
     let hook = format!(
-        "post_update_hook = {} -c {}",
-        env!("CARGO_BIN_EXE_grok-pi-piper"),
-        ib.conf().display()
+        "post_update_hook = {} -c ~/piper.conf",
+        env!("CARGO_BIN_EXE_grok-pi-piper")
     );
     let replica = support::mirror::Replica::new(
         &ib.root,
@@ -365,8 +378,7 @@ fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
         &format!("file://{}", manifest.display()),
         &hook,
     );
-    let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    pull_with(grok("grok-pull"), &replica, &ib.root);
     let epoch = replica.path("/test/git/0.git");
     assert_eq!(
         std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
@@ -376,14 +388,19 @@ fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
     assert_eq!(ib.piped(), Vec::<String>::new());
 
     ib.add(2);
-    make_manifest(0);
-    let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    make_manifest(-100);
+    pull_with(grok("grok-pull"), &replica, &ib.root);
     assert_eq!(ib.piped(), subjects(4..=5));
     assert_eq!(
         std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
         ib.tip()
     );
+
+    // The reference grok-pull runs our piper the same way.
+    ib.add(1);
+    make_manifest(0);
+    pull_with(oracle("grok-pull"), &replica, &ib.root);
+    assert_eq!(ib.piped(), subjects(4..=6));
 }
 
 #[test]
