@@ -7,6 +7,8 @@
 //! repository's object storage, and the exit status says whether every
 //! repository was fetched.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 mod fetch;
 

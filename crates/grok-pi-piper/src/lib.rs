@@ -6,6 +6,8 @@
 //! no newline), so a mirror can switch between the reference and this
 //! program in either direction without a message piped twice.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 mod piper;
 pub mod settings;
