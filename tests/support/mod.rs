@@ -35,6 +35,8 @@ pub fn grok(name: &str) -> Command {
         "grok-pull" => env!("CARGO_BIN_EXE_grok-pull"),
         "grok-fsck" => env!("CARGO_BIN_EXE_grok-fsck"),
         "grok-bundle" => env!("CARGO_BIN_EXE_grok-bundle"),
+        "grok-dumb-pull" => env!("CARGO_BIN_EXE_grok-dumb-pull"),
+        "grok-pi-piper" => env!("CARGO_BIN_EXE_grok-pi-piper"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

@@ -24,6 +24,8 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-pull", grok_pull::Cli::command()),
         ("grok-fsck", grok_fsck::Cli::command()),
         ("grok-bundle", grok_bundle::Cli::command()),
+        ("grok-dumb-pull", grok_dumb_pull::Cli::command()),
+        ("grok-pi-piper", grok_pi_piper::Cli::command()),
     ]
 }
 
@@ -100,11 +102,20 @@ pub fn example_config() -> Generated {
     }
 }
 
+/// The example grok-pi-piper config at the top of the checkout.
+pub fn pi_piper_example_config() -> Generated {
+    Generated {
+        path: PathBuf::from("pi-piper.conf.example"),
+        contents: conf::pi_piper_example().into_bytes(),
+    }
+}
+
 /// Everything generated.
 pub fn all() -> anyhow::Result<Vec<Generated>> {
     let mut out = man_pages()?;
     out.extend(completions());
     out.push(example_config());
+    out.push(pi_piper_example_config());
     Ok(out)
 }
 
@@ -233,11 +244,18 @@ fn common_sections(name: &str) -> Roff {
          grokmirror.conf(5) and grokmirror.conf.example.",
     )]);
     r.control("SH", ["SEE ALSO"]);
-    let mut refs: Vec<String> = ["grok-manifest", "grok-pull", "grok-fsck", "grok-bundle"]
-        .iter()
-        .filter(|p| **p != name)
-        .map(|p| format!("{p}(1)"))
-        .collect();
+    let mut refs: Vec<String> = [
+        "grok-manifest",
+        "grok-pull",
+        "grok-fsck",
+        "grok-bundle",
+        "grok-dumb-pull",
+        "grok-pi-piper",
+    ]
+    .iter()
+    .filter(|p| **p != name)
+    .map(|p| format!("{p}(1)"))
+    .collect();
     refs.push("grokmirror.conf(5)".into());
     refs.push("git(1)".into());
     r.text([roman(refs.join(", "))]);

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask man          # man/*.1 and man/grokmirror.conf.5
 //! cargo xtask completions  # completions/ for bash, zsh and fish
-//! cargo xtask conf         # grokmirror.conf.example and man/grokmirror.conf.5
+//! cargo xtask conf         # grokmirror.conf.example, pi-piper.conf.example, man/grokmirror.conf.5
 //! cargo xtask all          # all of the above
 //! cargo xtask check        # exit 1 if anything checked in is stale
 //! ```
@@ -26,7 +26,7 @@ enum Task {
     Man,
     /// Write completions/ for bash, zsh and fish.
     Completions,
-    /// Write grokmirror.conf.example and man/grokmirror.conf.5.
+    /// Write grokmirror.conf.example, pi-piper.conf.example and man/grokmirror.conf.5.
     Conf,
     /// Everything above.
     All,
@@ -56,6 +56,7 @@ fn run(task: Task) -> anyhow::Result<std::process::ExitCode> {
                 .filter(|g| g.path.ends_with("grokmirror.conf.5"))
                 .collect();
             f.push(xtask::example_config());
+            f.push(xtask::pi_piper_example_config());
             f
         }
         Task::All => xtask::all()?,

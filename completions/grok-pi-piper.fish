@@ -1,0 +1,6 @@
+complete -c grok-pi-piper -s c -l config -d 'The pi-piper config file: a section per inbox name (or DEFAULT) with `pipe`, and optionally `log`, `loglevel` and `shallow`' -r -F
+complete -c grok-pi-piper -s l -l pipe-last -d 'Pipe the last NN messages on master whatever was piped before, then carry on tracking from the newest' -r
+complete -c grok-pi-piper -s v -l verbose -d 'Tell what is being done'
+complete -c grok-pi-piper -s d -l dry-run -d 'Only show what would be piped; pipe nothing, change nothing'
+complete -c grok-pi-piper -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c grok-pi-piper -s V -l version -d 'Print version'
