@@ -5,6 +5,7 @@
 //! Each test file does `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod configparser;
 pub mod daemon;
 pub mod fixture;

@@ -46,6 +46,7 @@ use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
 use grokmirror::roots::{self, Roots};
 use grokmirror::siblings::{self, BlobSet};
+use grokmirror::tree::Tree;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
 
@@ -60,12 +61,21 @@ fn opted_out(path: &Path) -> bool {
 }
 
 /// Ask for a full repack of `repo` (`grokmirror.repack`, removed by the
-/// repack).
-fn request_repack(repo: &Path) {
-    let file = repo.join(repo::REPACK_FILE);
+/// repack), written through the repository's handle.
+fn request_repack(tree: &Tree, repo: &Path) {
+    let shown = repo.join(repo::REPACK_FILE);
+    // The handle stays open while its /proc path is used.
+    let dir = match tree.pin(repo) {
+        Ok(dir) => dir,
+        Err(e) => {
+            warn!("cannot write {}: {e}", shown.display());
+            return;
+        }
+    };
+    let file = dir.io_path().join(repo::REPACK_FILE);
     if !file.exists() {
         if let Err(e) = fsutil::write_atomic(&file, b"") {
-            warn!("cannot write {}: {e}", file.display());
+            warn!("cannot write {}: {e}", shown.display());
         }
     }
 }
@@ -84,6 +94,8 @@ pub struct Outcome {
 /// The object-storage work of one run.
 pub struct Forks<'a> {
     git: &'a Git,
+    /// The top level: members are written to through it.
+    tree: &'a Tree,
     settings: &'a Settings,
     report: &'a Report,
     toplevel: PathBuf,
@@ -154,6 +166,7 @@ impl<'a> Forks<'a> {
     /// paths), `objstore_dir` the real path of `[core] objstore`.
     pub fn new(
         git: &'a Git,
+        tree: &'a Tree,
         settings: &'a Settings,
         report: &'a Report,
         objstore_dir: &Path,
@@ -167,6 +180,7 @@ impl<'a> Forks<'a> {
             .collect();
         Forks {
             git,
+            tree,
             settings,
             report,
             altmap: AltMap::default(),
@@ -443,7 +457,17 @@ impl<'a> Forks<'a> {
     fn restore_private(&self, member: &Path) -> bool {
         let gitdir = self.gitdir(member);
         info!("    fetch: restoring private repo {gitdir}");
-        match self.git.run(Some(member), ["repack", "-a", "-q"]) {
+        let pinned = match self.tree.pin(member) {
+            Ok(d) => d,
+            Err(e) => {
+                self.report.critical(format!("{gitdir}: {e}"));
+                return false;
+            }
+        };
+        match self
+            .git
+            .run(Some(&pinned.io_path()), ["repack", "-a", "-q"])
+        {
             Ok(o) if o.success() => true,
             Ok(o) => {
                 self.report.critical(format!(
@@ -464,11 +488,22 @@ impl<'a> Forks<'a> {
     /// holds: the request (`grokmirror.repack`) survives a crash, so the
     /// next run still does it.
     fn attach(&self, path: &Path, obst: &Path) -> bool {
-        request_repack(path);
-        match objstore::point_at(path, obst) {
-            Ok(()) => true,
+        request_repack(self.tree, path);
+        let pinned = match self.tree.pin(path) {
+            Ok(d) => d,
             Err(e) => {
                 self.report.critical(format!("{e}"));
+                return false;
+            }
+        };
+        match objstore::point_at(&pinned.io_path(), obst) {
+            Ok(()) => true,
+            Err(e) => {
+                self.report.critical(format!(
+                    "{}: cannot point it at {}: {e}",
+                    path.display(),
+                    obst.display()
+                ));
                 false
             }
         }
@@ -478,7 +513,7 @@ impl<'a> Forks<'a> {
     /// re-islanded): ask for its full repack, in a way that survives a
     /// crash (grokmirror honours the same request file).
     fn rebuild(&mut self, obst: &Path) {
-        request_repack(obst);
+        request_repack(self.tree, obst);
         self.outcome.full_repack.insert(obst.to_path_buf());
     }
 
@@ -841,6 +876,33 @@ impl<'a> Forks<'a> {
         }
     }
 
+    /// Whether `member` has really stopped borrowing from `obst`, looked at
+    /// through the tree's handles: gone, or a repository whose alternates
+    /// lead elsewhere. A path that cannot be looked at without following a
+    /// symlink (a directory swapped meanwhile, say) has not: nothing is
+    /// removed on a view of the tree that may be incomplete.
+    fn truly_left(&self, member: &Path, obst: &Path) -> bool {
+        match self.tree.pin(member) {
+            Ok(dir) => {
+                let objects = dir.io_path().join("objects");
+                let lenders = grokmirror::objects::read_alternates(&objects);
+                let ours = obst.join("objects");
+                !lenders
+                    .iter()
+                    .any(|l| l == &ours || std::fs::canonicalize(l).is_ok_and(|c| c == ours))
+            }
+            Err(e) if e.is_not_found() => true,
+            Err(e) => {
+                warn!(
+                    "{}: keeping {} as a member: {e}",
+                    Self::name(obst),
+                    member.display()
+                );
+                false
+            }
+        }
+    }
+
     /// Bring one object storage in step with its members.
     fn tend(&mut self, obst: &Path) {
         let Some(_o) = self.lock_objstore(obst) else {
@@ -869,7 +931,8 @@ impl<'a> Forks<'a> {
         for (virtref, url) in &remotes {
             let child = PathBuf::from(url);
             let gitdir = self.gitdir(&child);
-            if !users.contains(&child) || self.is_private(&child) {
+            if (!users.contains(&child) && self.truly_left(&child, obst)) || self.is_private(&child)
+            {
                 // Not using us (or private now: never fetched again). Its
                 // objects stay as long as anybody may borrow them.
                 match objstore::remove_member(self.git, obst, virtref) {
@@ -981,7 +1044,19 @@ impl<'a> Forks<'a> {
                 candidates.insert(obst.clone());
             }
         }
-        let in_use = objstore::in_use(&self.toplevel, &self.objstore_dir, &candidates);
+        let mut in_use = objstore::in_use(&self.toplevel, &self.objstore_dir, &candidates);
+        // The walk may have missed a member behind a directory swapped for
+        // a symlink: a member still listed that cannot be seen to have left
+        // keeps the object storage.
+        for obst in &candidates {
+            let remotes = objstore::list_remotes(self.git, obst).unwrap_or_default();
+            if remotes
+                .iter()
+                .any(|(_, url)| !self.truly_left(Path::new(url), obst))
+            {
+                in_use.insert(obst.clone());
+            }
+        }
         for (obst, held) in locks.iter().filter(|(o, _)| !in_use.contains(o)) {
             info!(
                 "{}: deleting (no longer used by anything)",
@@ -1119,8 +1194,13 @@ pub fn freeze_for_prune(
     // Commits the prune drops may be listed in a member's commit-graph
     // (one written before it joined, by us or another tool): it goes now,
     // while the members are held (see repack::drop_commit_graph).
+    let tree = Tree::open(&settings.toplevel, grokmirror::tree::Reserved::none()).ok()?;
     for m in &members {
-        if let Err(e) = grokmirror::repack::drop_commit_graph(m) {
+        let dropped = tree
+            .pin(m)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|d| grokmirror::repack::drop_commit_graph(&d.io_path()));
+        if let Err(e) = dropped {
             warn!("{}: cannot remove its commit-graph: {e}", m.display());
             return None;
         }

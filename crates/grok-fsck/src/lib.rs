@@ -240,6 +240,16 @@ impl Fsck<'_> {
             return Ok(());
         };
         let objstore_dir = real_path(&self.settings.objstore);
+        let tree = grokmirror::tree::Tree::open(
+            &self.settings.toplevel,
+            grokmirror::tree::Reserved::none(),
+        )
+        .with_context(|| {
+            format!(
+                "cannot open the top level {}",
+                self.settings.toplevel.display()
+            )
+        })?;
         // Object storage first: it decides every repository's role.
         let repos: Vec<PathBuf> = status
             .repos
@@ -249,6 +259,7 @@ impl Fsck<'_> {
             .collect();
         let forks = forks::Forks::new(
             &self.git,
+            &tree,
             self.settings,
             self.report,
             &objstore_dir,
@@ -259,6 +270,7 @@ impl Fsck<'_> {
         info!("   search: finding all repos using alternates");
         let altmap = AltMap::scan(&[&self.settings.toplevel, &objstore_dir]);
         let commit_graph_supported = self.commit_graph_supported();
+
         let ctx = Ctx {
             git: &self.git,
             settings: self.settings,
@@ -266,6 +278,7 @@ impl Fsck<'_> {
             altmap: &altmap,
             commit_graph_supported,
             today: self.today,
+            tree: &tree,
         };
         let mut jobs = self.analyze_tree(&ctx, &mut status, &objstore_dir, &forks.repack);
         jobs.extend(self.analyze_objstore(&ctx, &mut status, &objstore_dir, &forks.full_repack));
@@ -510,7 +523,10 @@ impl Fsck<'_> {
         };
         let path = PathBuf::from(key);
         let gitdir = fsutil::manifest_style(&self.settings.toplevel, &path);
-        maintain::fix_fetch_head(&path);
+        let Some(repo) = ctx.open(&path) else {
+            return nothing;
+        };
+        maintain::fix_fetch_head(&repo);
         let role = RepoRole::of(&path, ctx.altmap, objstore_dir);
         let missing_alt = objects::read_alternates(&path.join("objects"))
             .into_iter()
@@ -524,7 +540,7 @@ impl Fsck<'_> {
                 self.report
                     .critical("\tused for alternates, not requesting auto-reclone");
             } else {
-                maintain::request_reclone(&path, "Alternates repository gone");
+                maintain::request_reclone(&repo, "Alternates repository gone");
             }
             return nothing;
         }
@@ -607,7 +623,9 @@ impl Fsck<'_> {
                     "  garbage: {gitdir} ({} files, {} KiB)",
                     counts.garbage, counts.size_garbage
                 );
-                ctx.prune_if_safe(path, role);
+                if let Some(repo) = ctx.open(path) {
+                    ctx.prune_if_safe(&repo, role);
+                }
             }
             Ok(None) => debug!("{gitdir} is busy, its garbage can wait"),
             Err(e) => warn!("{e}"),
@@ -803,14 +821,18 @@ impl Fsck<'_> {
             ),
             _ => None,
         };
+        let Some(repo) = ctx.open(&job.path) else {
+            progress.finish_one(0);
+            return;
+        };
         if let Some(level) = job.repack {
             let done = match &frozen {
                 Some(_) => {
                     let plan =
                         grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
-                    ctx.repack_with_plan(&job.path, &job.role, level, plan)
+                    ctx.repack_with_plan(&repo, &job.role, level, plan)
                 }
-                None => ctx.repack(&job.path, &job.role, level),
+                None => ctx.repack(&repo, &job.role, level),
             };
             if !done {
                 warn!("Repacking {} was unsuccessful", job.key);
@@ -819,7 +841,7 @@ impl Fsck<'_> {
             }
         }
         if job.fsck {
-            ctx.fsck(&job.path, &job.role, self.connectivity_only);
+            ctx.fsck(&repo, &job.role, self.connectivity_only);
         }
         drop(frozen);
         if job.repack == Some(RepackLevel::Full) && job.role == RepoRole::Objstore {
@@ -831,7 +853,7 @@ impl Fsck<'_> {
         let fingerprint = if job.role == RepoRole::Objstore {
             repo::read_fingerprint(&job.path)
         } else {
-            current_fingerprint(&self.git, &job.path)
+            current_fingerprint(&self.git, &repo.io())
         };
         let mut next = None;
         {
@@ -850,10 +872,13 @@ impl Fsck<'_> {
             if let Some(level) = job.repack {
                 entry.set_lastrepack(self.today);
                 if level == RepackLevel::Full {
-                    let request = job.path.join(repo::REPACK_FILE);
+                    let request = repo.io().join(repo::REPACK_FILE);
                     if request.exists() {
                         if let Err(e) = std::fs::remove_file(&request) {
-                            warn!("cannot remove {}: {e}", request.display());
+                            warn!(
+                                "cannot remove {}: {e}",
+                                job.path.join(repo::REPACK_FILE).display()
+                            );
                         }
                     }
                     entry.set_lastfullrepack(self.today);

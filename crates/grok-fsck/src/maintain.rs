@@ -6,7 +6,7 @@
 //! The caller holds the repository's lock for all of it.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use grokmirror::alternates::{AltMap, RepoRole};
@@ -15,6 +15,7 @@ use grokmirror::git::{Git, GitOutput};
 use grokmirror::objects::{self, RepackLevel};
 use grokmirror::repack::{self, Precious};
 use grokmirror::repo::{FSCK_ERR_FILE, RECLONE_FILE};
+use grokmirror::tree::{self, Dir, Tree};
 use tracing::{debug, info, warn};
 
 use crate::report::Report;
@@ -23,6 +24,39 @@ use crate::settings::Settings;
 /// How many lines of one complaint go into the log and the report; the
 /// rest are in `grokmirror.fsck.err`.
 const SHOWN_LINES: usize = 10;
+
+/// A repository as the maintenance works on it: its path, for messages
+/// and for the map of who borrows from whom, and its directory handle,
+/// through which everything that touches it goes (so a directory of the
+/// tree renamed or swapped for a symlink meanwhile cannot redirect a
+/// repack, a prune or a file we write).
+#[derive(Debug)]
+pub struct Repo {
+    path: PathBuf,
+    dir: Dir,
+}
+
+impl Repo {
+    /// Open the repository at `path`: below the top level through `tree`
+    /// (no symlink on the way), anywhere else (object storage kept outside
+    /// the top level, a 1.x lender) by its path.
+    pub fn open(tree: &Tree, path: &Path) -> Result<Repo, tree::Error> {
+        Ok(Repo {
+            path: path.to_path_buf(),
+            dir: tree.pin(path)?,
+        })
+    }
+
+    /// Where it is, for messages and records.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path through its handle, for git and for files in it.
+    pub fn io(&self) -> PathBuf {
+        self.dir.io_path()
+    }
+}
 
 /// What a worker needs to work on repositories.
 pub struct Ctx<'a> {
@@ -38,6 +72,8 @@ pub struct Ctx<'a> {
     pub commit_graph_supported: bool,
     /// Today, for `grokmirror.fsck.err`.
     pub today: NaiveDate,
+    /// The top level, repositories below it are opened through it.
+    pub tree: &'a Tree,
 }
 
 /// Lines of git's output split into the ones `ignore_errors` covers and the
@@ -50,13 +86,25 @@ fn split_ignored<'l>(lines: &[&'l str], ignore: &[String]) -> (Vec<&'l str>, Vec
 }
 
 impl Ctx<'_> {
-    fn run(&self, repo: &Path, args: &[String]) -> Option<GitOutput> {
-        match self.git.run(Some(repo), args) {
+    /// Open the repository at `path` through the handles; a failure is a
+    /// critical error in the report (the repository is skipped).
+    pub fn open(&self, path: &Path) -> Option<Repo> {
+        match Repo::open(self.tree, path) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.report.critical(format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    fn run(&self, repo: &Repo, args: &[String]) -> Option<GitOutput> {
+        match self.git.run(Some(&repo.io()), args) {
             Ok(out) => Some(out),
             Err(e) => {
                 self.report.critical(format!(
                     "{}: cannot run git {}: {e}",
-                    repo.display(),
+                    repo.path().display(),
                     args.join(" ")
                 ));
                 None
@@ -69,7 +117,7 @@ impl Ctx<'_> {
     /// zero exit.
     fn judge(
         &self,
-        repo: &Path,
+        repo: &Repo,
         role: &RepoRole,
         args: &[String],
         out: &GitOutput,
@@ -85,7 +133,11 @@ impl Ctx<'_> {
         lines.extend(stderr.lines());
         let (ignored, kept) = split_ignored(&lines, &self.settings.ignore_errors);
         if !ignored.is_empty() {
-            debug!("{}: ignored: {}", repo.display(), ignored.join(" / "));
+            debug!(
+                "{}: ignored: {}",
+                repo.path().display(),
+                ignored.join(" / ")
+            );
         }
         if !kept.is_empty() {
             self.log_errors(repo, args, &kept);
@@ -96,14 +148,14 @@ impl Ctx<'_> {
             if ignored.is_empty() {
                 self.report.critical(format!(
                     "{}: git {} exited with code {} and printed nothing",
-                    repo.display(),
+                    repo.path().display(),
                     args.join(" "),
                     out.code()
                 ));
             } else {
                 warn!(
                     "{}: git {} exited with code {}; all it said is in ignore_errors",
-                    repo.display(),
+                    repo.path().display(),
                     args.join(" "),
                     out.code()
                 );
@@ -115,11 +167,15 @@ impl Ctx<'_> {
 
     /// Log and report a repository's errors and keep them (all of them) in
     /// `grokmirror.fsck.err`.
-    fn log_errors(&self, repo: &Path, args: &[String], lines: &[&str]) {
-        let mut block = vec![format!("{} reports errors:", repo.display())];
+    fn log_errors(&self, repo: &Repo, args: &[String], lines: &[&str]) {
+        let mut block = vec![format!("{} reports errors:", repo.path().display())];
         block.extend(lines.iter().take(SHOWN_LINES).map(|l| format!("\t{l}")));
         if lines.len() > SHOWN_LINES {
-            let name = repo.file_name().unwrap_or_default().to_string_lossy();
+            let name = repo
+                .path()
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
             block.push(format!(
                 "\t [ {} more lines skipped ]",
                 lines.len() - SHOWN_LINES
@@ -136,15 +192,18 @@ impl Ctx<'_> {
             text.push_str(l);
             text.push('\n');
         }
-        if let Err(e) = fsutil::write_atomic(&repo.join(FSCK_ERR_FILE), text.as_bytes()) {
-            warn!("cannot write {}: {e}", repo.join(FSCK_ERR_FILE).display());
+        if let Err(e) = fsutil::write_atomic(&repo.io().join(FSCK_ERR_FILE), text.as_bytes()) {
+            warn!(
+                "cannot write {}: {e}",
+                repo.path().join(FSCK_ERR_FILE).display()
+            );
         }
     }
 
     /// Ask grok-pull to re-clone the repository when an error matches
     /// `reclone_on_errors`, unless others borrow objects from it (a
     /// re-clone would pull them out from under the borrowers).
-    fn check_reclone(&self, repo: &Path, role: &RepoRole, lines: &[&str]) {
+    fn check_reclone(&self, repo: &Repo, role: &RepoRole, lines: &[&str]) {
         let patterns = &self.settings.reclone_on_errors;
         let Some(line) = lines
             .iter()
@@ -152,7 +211,7 @@ impl Ctx<'_> {
         else {
             return;
         };
-        if role.lends_objects() || self.altmap.is_borrowed(repo) {
+        if role.lends_objects() || self.altmap.is_borrowed(repo.path()) {
             self.report
                 .critical("\tused for alternates, not requesting auto-reclone");
             return;
@@ -164,13 +223,13 @@ impl Ctx<'_> {
         self.report.critical("\trequested auto-reclone");
     }
 
-    fn set_precious(&self, repo: &Path, on: bool) -> bool {
-        match objects::set_precious(self.git, repo, on) {
+    fn set_precious(&self, repo: &Repo, on: bool) -> bool {
+        match objects::set_precious(self.git, &repo.io(), on) {
             Ok(()) => true,
             Err(e) => {
                 self.report.critical(format!(
                     "{}: cannot set extensions.preciousObjects={on}: {e}",
-                    repo.display()
+                    repo.path().display()
                 ));
                 false
             }
@@ -180,7 +239,7 @@ impl Ctx<'_> {
     /// Repack `repo` at `level` the way its role allows, then write its
     /// commit-graph, pack its refs and prune it where safe. Returns whether
     /// everything went cleanly.
-    pub fn repack(&self, repo: &Path, role: &RepoRole, level: RepackLevel) -> bool {
+    pub fn repack(&self, repo: &Repo, role: &RepoRole, level: RepackLevel) -> bool {
         let plan = repack::plan(role, level, &self.settings.policy);
         self.repack_with_plan(repo, role, level, plan)
     }
@@ -189,7 +248,7 @@ impl Ctx<'_> {
     /// be pruned).
     pub fn repack_with_plan(
         &self,
-        repo: &Path,
+        repo: &Repo,
         role: &RepoRole,
         level: RepackLevel,
         plan: repack::RepackPlan,
@@ -197,11 +256,11 @@ impl Ctx<'_> {
         if plan.chained {
             warn!(
                 " warning : {} uses alternates and others use it for alternates",
-                repo.display()
+                repo.path().display()
             );
             warn!("         : objects it drops may be missed further down the chain");
         }
-        let was_precious = objects::is_precious(repo);
+        let was_precious = objects::is_precious(&repo.io());
         let precious_in_the_end = plan.precious_after || was_precious;
         // Lift preciousObjects while we repack (git refuses `-d` with it),
         // unless precious = always.
@@ -217,28 +276,35 @@ impl Ctx<'_> {
 
     fn repack_steps(
         &self,
-        repo: &Path,
+        repo: &Repo,
         role: &RepoRole,
         level: RepackLevel,
         plan: &repack::RepackPlan,
     ) -> bool {
-        if repo.join("logs").is_dir() {
+        if repo.io().join("logs").is_dir() {
             info!("   reflog: expiring reflogs");
             let args = strings(&["reflog", "expire", "--all", "--stale-fix"]);
             if let Some(out) = self.run(repo, &args) {
                 if !out.success() {
-                    debug!("{}: reflog expire: {}", repo.display(), out.stderr_str());
+                    debug!(
+                        "{}: reflog expire: {}",
+                        repo.path().display(),
+                        out.stderr_str()
+                    );
                 }
             }
         }
         if plan.drop_commit_graph {
-            match repack::drop_commit_graph(repo) {
+            match repack::drop_commit_graph(&repo.io()) {
                 Ok(removed) if !removed.is_empty() => {
                     info!("    graph: removing the commit-graph (objects are borrowed)")
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    warn!("{}: cannot remove its commit-graph: {e}", repo.display());
+                    warn!(
+                        "{}: cannot remove its commit-graph: {e}",
+                        repo.path().display()
+                    );
                 }
             }
         }
@@ -282,14 +348,14 @@ impl Ctx<'_> {
         true
     }
 
-    fn write_commit_graph(&self, repo: &Path) {
-        if objects::config_bool(repo, "core.commitGraph") != Some(true) {
+    fn write_commit_graph(&self, repo: &Repo) {
+        if objects::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
             let args = strings(&["config", "core.commitgraph", "true"]);
             if let Some(out) = self.run(repo, &args) {
                 if !out.success() {
                     warn!(
                         "{}: cannot set core.commitgraph: {}",
-                        repo.display(),
+                        repo.path().display(),
                         out.stderr_str()
                     );
                 }
@@ -301,7 +367,7 @@ impl Ctx<'_> {
             if !out.success() {
                 warn!(
                     "{}: commit-graph write failed: {}",
-                    repo.display(),
+                    repo.path().display(),
                     out.stderr_str()
                 );
             }
@@ -310,9 +376,9 @@ impl Ctx<'_> {
 
     /// `git prune --expire=yesterday` (objects younger than a day are left
     /// alone: a push or fetch may be about to reference them).
-    fn prune_now(&self, repo: &Path, role: &RepoRole) -> bool {
+    fn prune_now(&self, repo: &Repo, role: &RepoRole) -> bool {
         info!("    prune: pruning");
-        let precious = objects::is_precious(repo);
+        let precious = objects::is_precious(&repo.io());
         if precious && !self.set_precious(repo, false) {
             return false;
         }
@@ -329,12 +395,12 @@ impl Ctx<'_> {
 
     /// Prune a repository whose object store holds garbage, where pruning
     /// is allowed and safe for its role.
-    pub fn prune_if_safe(&self, repo: &Path, role: &RepoRole) -> bool {
+    pub fn prune_if_safe(&self, repo: &Repo, role: &RepoRole) -> bool {
         let policy = &self.settings.policy;
         if !policy.prune || policy.precious == Precious::Always || !repack::prune_is_safe(role) {
             return false;
         }
-        if self.altmap.is_borrowed(repo) {
+        if self.altmap.is_borrowed(repo.path()) {
             return false;
         }
         self.prune_now(repo, role)
@@ -343,10 +409,10 @@ impl Ctx<'_> {
     /// `git fsck` (connectivity only when asked, and always for
     /// object-storage members, whose objects are checked in their object
     /// storage). Returns whether it came out clean.
-    pub fn fsck(&self, repo: &Path, role: &RepoRole, connectivity_only: bool) -> bool {
+    pub fn fsck(&self, repo: &Repo, role: &RepoRole, connectivity_only: bool) -> bool {
         let mut args = strings(&["fsck", "--no-progress", "--no-dangling", "--no-reflogs"]);
         let uses_objstore = matches!(role, RepoRole::ObjstoreMember { .. })
-            || grokmirror::objstore::objstore_of(repo).is_some();
+            || grokmirror::objstore::objstore_of(&repo.io()).is_some();
         if connectivity_only || uses_objstore {
             args.push("--connectivity-only".into());
             info!("     fsck: checking connectivity");
@@ -360,7 +426,7 @@ impl Ctx<'_> {
                 let clean = self.judge(repo, role, &args, &out, false, true);
                 if clean && out.code() < 0 {
                     self.report
-                        .critical(format!("{}: git fsck was killed", repo.display()));
+                        .critical(format!("{}: git fsck was killed", repo.path().display()));
                     return false;
                 }
                 clean
@@ -372,14 +438,17 @@ impl Ctx<'_> {
 
 /// Write `grokmirror.reclone` (unless a request is already there) for
 /// grok-pull to act on.
-pub fn request_reclone(repo: &Path, reason: &str) {
-    let file = repo.join(RECLONE_FILE);
+pub fn request_reclone(repo: &Repo, reason: &str) {
+    let file = repo.io().join(RECLONE_FILE);
     if file.exists() {
-        debug!("{} already asks for a re-clone", repo.display());
+        debug!("{} already asks for a re-clone", repo.path().display());
         return;
     }
     if let Err(e) = fsutil::write_atomic(&file, reason.as_bytes()) {
-        warn!("cannot write {}: {e}", file.display());
+        warn!(
+            "cannot write {}: {e}",
+            repo.path().join(RECLONE_FILE).display()
+        );
     }
 }
 
@@ -389,21 +458,28 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 /// Make `FETCH_HEAD` a symlink to `/dev/null`: nothing reads it, and git
 /// would otherwise rewrite it (with every ref) on each fetch.
-pub fn fix_fetch_head(repo: &Path) {
-    let fetch_head = repo.join("FETCH_HEAD");
+pub fn fix_fetch_head(repo: &Repo) {
+    let io = repo.io();
+    let fetch_head = io.join("FETCH_HEAD");
     if std::fs::symlink_metadata(&fetch_head).is_ok_and(|m| m.file_type().is_symlink()) {
         return;
     }
-    debug!("{}: pointing FETCH_HEAD at /dev/null", repo.display());
+    debug!(
+        "{}: pointing FETCH_HEAD at /dev/null",
+        repo.path().display()
+    );
     // Build the link beside it and rename it over, so FETCH_HEAD never
     // goes missing.
-    let tmp = repo.join(".FETCH_HEAD.grok-fsck");
+    let tmp = io.join(".FETCH_HEAD.grok-fsck");
     let _ = std::fs::remove_file(&tmp);
     let made = std::os::unix::fs::symlink(OsString::from("/dev/null"), &tmp)
         .and_then(|_| std::fs::rename(&tmp, &fetch_head));
     if let Err(e) = made {
         let _ = std::fs::remove_file(&tmp);
-        warn!("cannot point {} at /dev/null: {e}", fetch_head.display());
+        warn!(
+            "cannot point {} at /dev/null: {e}",
+            repo.path().join("FETCH_HEAD").display()
+        );
     }
 }
 
@@ -447,12 +523,14 @@ mod tests {
     fn fetch_head_becomes_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("FETCH_HEAD"), "abc\n").unwrap();
-        fix_fetch_head(dir.path());
+        let tree = Tree::open(dir.path(), grokmirror::tree::Reserved::none()).unwrap();
+        let repo = Repo::open(&tree, dir.path()).unwrap();
+        fix_fetch_head(&repo);
         assert_eq!(
             std::fs::read_link(dir.path().join("FETCH_HEAD")).unwrap(),
             Path::new("/dev/null")
         );
-        fix_fetch_head(dir.path());
+        fix_fetch_head(&repo);
         assert!(!dir.path().join(".FETCH_HEAD.grok-fsck").exists());
     }
 

@@ -131,6 +131,19 @@ impl Tree {
         Ok(current)
     }
 
+    /// The directory at `path` (a full path found on this machine, not a
+    /// manifest key) opened without following symlinks below the top
+    /// level; a directory outside the top level (object storage kept
+    /// elsewhere, say) is opened by its path, as the operator configured
+    /// it. Use [`Dir::io_path`] of the result to work on it.
+    pub fn pin(&self, path: &Path) -> Result<Dir, Error> {
+        match path.strip_prefix(self.path()) {
+            Ok(rel) if !rel.as_os_str().is_empty() => self.root.open_dir(rel),
+            Ok(_) => Ok(self.root.clone()),
+            Err(_) => Dir::open_root(path),
+        }
+    }
+
     /// The repository directory of `key` itself, opened without following
     /// symlinks on the way or at its end.
     pub fn open_repo(&self, key: &RepoKey) -> Result<Dir, Error> {
@@ -178,5 +191,8 @@ mod tests {
         assert!(tree.open_repo(&key("/r.git")).is_ok());
         assert!(tree.open_repo(&key("/out")).is_err());
         assert_eq!(tree.path_of(&key("/a/b.git")), top.join("a/b.git"));
+        assert!(tree.pin(&top.join("r.git")).is_ok());
+        assert!(tree.pin(&top.join("out")).is_err());
+        assert_eq!(tree.pin(outside.path()).unwrap().shown(), outside.path());
     }
 }
