@@ -33,13 +33,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use grokmirror::alternates::AltMap;
 use grokmirror::discovery::{self, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::Git;
-use grokmirror::gitlocks;
 use grokmirror::lock::{self, RepoLock};
 use grokmirror::manifest::{self, Manifest};
 use grokmirror::objstore::{self, FetchMethod};
@@ -80,6 +78,13 @@ fn request_repack(tree: &Tree, repo: &Path) {
     }
 }
 
+/// The roots of the repository at `path` (cached in it, see
+/// [`roots::get`]), read and cached through its handle.
+fn pinned_roots(git: &Git, tree: &Tree, path: &Path, refresh: bool) -> Option<Roots> {
+    let dir = tree.pin(path).ok()?;
+    roots::get(git, &dir.io_path(), refresh)
+}
+
 /// What the object-storage work leaves for the rest of the run.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -114,8 +119,6 @@ pub struct Forks<'a> {
     /// Manifest `reference` and `forkgroup` of members, by key.
     manifest_updates: BTreeMap<String, (Option<String>, String)>,
     outcome: Outcome,
-    /// When the run started (see [`gitlocks::clear_stale`]).
-    started: SystemTime,
     /// Rewirings decided, not done yet.
     plans: Vec<Plan>,
     /// Roots of each object storage before this run's rewirings.
@@ -171,7 +174,6 @@ impl<'a> Forks<'a> {
         report: &'a Report,
         objstore_dir: &Path,
         repos: &[PathBuf],
-        started: SystemTime,
     ) -> Forks<'a> {
         let toplevel = settings.toplevel.clone();
         let in_manifest = repos
@@ -193,7 +195,6 @@ impl<'a> Forks<'a> {
             users: BTreeMap::new(),
             manifest_updates: BTreeMap::new(),
             outcome: Outcome::default(),
-            started,
             plans: Vec::new(),
             roots_before: BTreeMap::new(),
         }
@@ -230,11 +231,12 @@ impl<'a> Forks<'a> {
     fn load_roots(&mut self) {
         let top = discovery::find_repos(&self.toplevel, &WalkOptions::default()).repos;
         let git = self.git;
+        let tree = self.tree;
         self.top_roots = top
             .par_iter()
             .filter_map(|p| {
                 let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-                let r = roots::get(git, &p, false)?;
+                let r = pinned_roots(git, tree, &p, false)?;
                 Some((p, r))
             })
             .collect();
@@ -248,7 +250,7 @@ impl<'a> Forks<'a> {
         if let Some(r) = self.top_roots.get(path) {
             return Some(r.clone());
         }
-        let r = roots::get(self.git, path, false)?;
+        let r = pinned_roots(self.git, self.tree, path, false)?;
         self.top_roots.insert(path.to_path_buf(), r.clone());
         Some(r)
     }
@@ -270,11 +272,8 @@ impl<'a> Forks<'a> {
 
     /// A member's lock, if free now (busy members wait for the next run).
     fn try_lock(&self, path: &Path) -> Option<RepoLock> {
-        match lock::acquire_repo(path, lock::Wait::No) {
-            Ok(Some(l)) => {
-                gitlocks::clear_stale(path, self.started);
-                Some(l)
-            }
+        match self.tree.lock_repo(path, lock::Wait::No) {
+            Ok(Some(l)) => Some(l),
             Ok(None) => {
                 info!(
                     "     busy: {} is locked; leaving it for the next run",
@@ -291,17 +290,14 @@ impl<'a> Forks<'a> {
 
     /// An object storage's lock, waiting for it (its holders are quick).
     fn lock_objstore(&self, obst: &Path) -> Option<RepoLock> {
-        match lock::acquire_repo_noting(obst, lock::Wait::Forever, || {
+        match self.tree.lock_repo_noting(obst, lock::Wait::Forever, || {
             info!(
                 "  waiting: {} is locked by another process",
                 Self::name(obst)
             )
         }) {
             Ok(None) => None,
-            Ok(Some(l)) => {
-                gitlocks::clear_stale(obst, self.started);
-                Some(l)
-            }
+            Ok(Some(l)) => Some(l),
             Err(e) => {
                 self.report.critical(format!("{}: {e}", obst.display()));
                 None
@@ -663,7 +659,7 @@ impl<'a> Forks<'a> {
                 // meanwhile. Lock order: members first (the lender's only
                 // tried).
                 if copy_lender && repo::alternate_repo(lender).is_none() {
-                    if let Ok(Some(l)) = lock::acquire_repo(lender, lock::Wait::No) {
+                    if let Ok(Some(l)) = self.tree.lock_repo(lender, lock::Wait::No) {
                         locks.push(l);
                         steps.push(Step::Attach {
                             member: lender.to_path_buf(),
@@ -862,8 +858,7 @@ impl<'a> Forks<'a> {
                     .insert(child.clone());
                 // Step 3: the old object storage stops tracking it (its
                 // objects stay for any private member).
-                if let Ok(Some(_f)) = lock::acquire_repo(from, lock::Wait::No) {
-                    gitlocks::clear_stale(from, self.started);
+                if let Ok(Some(_f)) = self.tree.lock_repo(from, lock::Wait::No) {
                     if let Err(e) = objstore::remove_member(self.git, from, &virtref) {
                         self.report.critical(format!("{e}"));
                     }
@@ -871,7 +866,7 @@ impl<'a> Forks<'a> {
             }
         }
         self.rebuild(&dest);
-        if let Some(r) = roots::get(self.git, &dest, true) {
+        if let Some(r) = pinned_roots(self.git, self.tree, &dest, true) {
             self.obst_roots.insert(dest, r);
         }
     }
@@ -952,7 +947,7 @@ impl<'a> Forks<'a> {
                 // (tried; out of lock order).
                 let member_lock = match os.fetch_method {
                     FetchMethod::Plumbing => {
-                        lock::acquire_repo(&child, lock::Wait::No).ok().flatten()
+                        self.tree.lock_repo(&child, lock::Wait::No).ok().flatten()
                     }
                     FetchMethod::Porcelain => None,
                 };
@@ -1039,7 +1034,7 @@ impl<'a> Forks<'a> {
         let mut locks = Vec::new();
         let mut candidates = BTreeSet::new();
         for obst in unused {
-            if let Ok(Some(l)) = lock::acquire_repo(obst, lock::Wait::No) {
+            if let Ok(Some(l)) = self.tree.lock_repo(obst, lock::Wait::No) {
                 locks.push((obst.clone(), l));
                 candidates.insert(obst.clone());
             }
@@ -1151,6 +1146,9 @@ pub fn freeze_for_prune(
     settings: &Settings,
     objstore_dir: &Path,
 ) -> Option<Vec<RepoLock>> {
+    let tree = Tree::open(&settings.toplevel, grokmirror::tree::Reserved::none())
+        .ok()?
+        .with_other_root(objstore_dir);
     let remotes = objstore::list_remotes(git, obst).ok()?;
     let members: BTreeSet<PathBuf> = remotes.iter().map(|(_, url)| PathBuf::from(url)).collect();
     if members.is_empty() || objstore::staged_clones_use(&settings.toplevel, obst) {
@@ -1177,7 +1175,7 @@ pub fn freeze_for_prune(
     let mut locks = Vec::new();
     for m in &members {
         // Out of lock order (we hold the object storage's): only tried.
-        let Ok(Some(l)) = lock::acquire_repo(m, lock::Wait::No) else {
+        let Ok(Some(l)) = tree.lock_repo(m, lock::Wait::No) else {
             debug!("{}: kept whole: {} is busy", obst.display(), m.display());
             return None;
         };
@@ -1194,7 +1192,6 @@ pub fn freeze_for_prune(
     // Commits the prune drops may be listed in a member's commit-graph
     // (one written before it joined, by us or another tool): it goes now,
     // while the members are held (see repack::drop_commit_graph).
-    let tree = Tree::open(&settings.toplevel, grokmirror::tree::Reserved::none()).ok()?;
     for m in &members {
         let dropped = tree
             .pin(m)

@@ -105,7 +105,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         today: chrono::Local::now().date_naive(),
         terminal: std::io::stderr().is_terminal(),
         status_write_failed: AtomicBool::new(false),
-        started: std::time::SystemTime::now(),
     };
     let result = fsck.run();
     if let Err(e) = &result {
@@ -229,9 +228,6 @@ struct Fsck<'a> {
     today: NaiveDate,
     terminal: bool,
     status_write_failed: AtomicBool,
-    /// When this run started: git lock files older than that, found
-    /// under our lock, were left by a git that died.
-    started: std::time::SystemTime,
 }
 
 impl Fsck<'_> {
@@ -250,6 +246,7 @@ impl Fsck<'_> {
                 self.settings.toplevel.display()
             )
         })?;
+        let tree = tree.with_other_root(&objstore_dir);
         // Object storage first: it decides every repository's role.
         let repos: Vec<PathBuf> = status
             .repos
@@ -264,7 +261,6 @@ impl Fsck<'_> {
             self.report,
             &objstore_dir,
             &repos,
-            self.started,
         )
         .run(&repos);
         info!("   search: finding all repos using alternates");
@@ -617,7 +613,7 @@ impl Fsck<'_> {
         counts: &objects::ObjectCounts,
     ) {
         let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
-        match lock::acquire_repo(path, lock::Wait::No) {
+        match ctx.tree.lock_repo(path, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
                     "  garbage: {gitdir} ({} files, {} KiB)",
@@ -750,7 +746,7 @@ impl Fsck<'_> {
             let Some(mut job) = Queue::take(queue, wake) else {
                 return;
             };
-            let guard = match lock::acquire_repo(&job.path, lock::Wait::No) {
+            let guard = match ctx.tree.lock_repo(&job.path, lock::Wait::No) {
                 Ok(Some(g)) => Some(g),
                 Ok(None) if !job.deferred => {
                     // Busy (a pull is fetching it, say): do the others first.
@@ -763,13 +759,15 @@ impl Fsck<'_> {
                     // Record what is done before waiting, maybe for long.
                     self.flush_status(&mut status.lock().expect("status poisoned"));
                     let lock_path = lock::repo_lock_path(&job.path);
-                    match lock::acquire_repo_noting(&job.path, lock::Wait::Forever, || {
-                        info!(
-                            "  waiting: {} is locked by another process ({}), waiting for it",
-                            job.key,
-                            lock_path.display()
-                        )
-                    }) {
+                    match ctx
+                        .tree
+                        .lock_repo_noting(&job.path, lock::Wait::Forever, || {
+                            info!(
+                                "  waiting: {} is locked by another process ({}), waiting for it",
+                                job.key,
+                                lock_path.display()
+                            )
+                        }) {
                         Ok(g) => g,
                         Err(e) => {
                             self.report.critical(format!("{}: {e}", job.key));
@@ -783,7 +781,6 @@ impl Fsck<'_> {
                 }
             };
             if let Some(_guard) = guard {
-                grokmirror::gitlocks::clear_stale(&job.path, self.started);
                 self.work(ctx, &job, status, progress);
             } else {
                 progress.finish_one(0);

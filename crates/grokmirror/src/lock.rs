@@ -279,17 +279,29 @@ pub fn acquire_repo_noting(
     wait: Wait,
     on_wait: impl FnOnce(),
 ) -> Result<Option<RepoLock>, LockError> {
+    acquire_repo_via(repo, repo, wait, on_wait)
+}
+
+/// [`acquire_repo_noting`] for a repository reached through a directory
+/// handle: `io` names it through the handle (`/proc/<pid>/fd/<n>/name`),
+/// `shown` is its path for the guard and for messages.
+pub fn acquire_repo_via(
+    io: &Path,
+    shown: &Path,
+    wait: Wait,
+    on_wait: impl FnOnce(),
+) -> Result<Option<RepoLock>, LockError> {
     let since = std::time::SystemTime::now();
-    let Some(file) = acquire_noting(&repo_lock_path(repo), wait, on_wait)? else {
+    let Some(file) = acquire_noting(&repo_lock_path(io), wait, on_wait)? else {
         return Ok(None);
     };
     // A real directory only: the lock of a symlink does not cover its target.
-    if std::fs::symlink_metadata(repo).is_ok_and(|m| m.is_dir()) {
-        crate::gitlocks::clear_stale(repo, since);
+    if std::fs::symlink_metadata(io).is_ok_and(|m| m.is_dir()) {
+        crate::gitlocks::clear_stale(io, since);
     }
     Ok(Some(RepoLock {
         file,
-        repo: repo.to_path_buf(),
+        repo: shown.to_path_buf(),
     }))
 }
 

@@ -16,6 +16,8 @@ mod staging_area;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::lock::{self, RepoLock, Wait};
+
 pub use dir::{Dir, Kind};
 pub use key::{real_location, RepoKey, Reserved};
 pub use staging_area::StagingArea;
@@ -36,8 +38,8 @@ pub enum Error {
     /// A symlink stood where a real directory must be.
     #[error("{} is a symlink or leads through one; refusing to follow it (move it away)", .0.display())]
     Symlink(PathBuf),
-    /// A relative path tried to leave its directory.
-    #[error("{} is not a plain path below its directory", .0.display())]
+    /// A path that is not below the directory it must be in.
+    #[error("{} is not a plain path below the top level or the object storage", .0.display())]
     NotBeneath(PathBuf),
     /// The staging area is not ours alone.
     #[error("{} is not a directory owned by this user; refusing to use or clean it (remove it, or fix its owner)", .0.display())]
@@ -62,6 +64,9 @@ impl Error {
 pub struct Tree {
     root: Dir,
     reserved: Reserved,
+    /// Other directories of ours outside the top level (object storage
+    /// kept elsewhere), which [`Tree::pin`] also opens.
+    others: Vec<PathBuf>,
 }
 
 impl Tree {
@@ -71,7 +76,17 @@ impl Tree {
         Ok(Tree {
             root: Dir::open_root(toplevel)?,
             reserved,
+            others: Vec::new(),
         })
+    }
+
+    /// Also let [`Tree::pin`] open directories below `dir` (the object
+    /// storage, when the config puts it outside the top level).
+    pub fn with_other_root(mut self, dir: &Path) -> Tree {
+        if !dir.starts_with(self.path()) {
+            self.others.push(dir.to_path_buf());
+        }
+        self
     }
 
     /// The top level's handle.
@@ -132,16 +147,49 @@ impl Tree {
     }
 
     /// The directory at `path` (a full path found on this machine, not a
-    /// manifest key) opened without following symlinks below the top
-    /// level; a directory outside the top level (object storage kept
-    /// elsewhere, say) is opened by its path, as the operator configured
-    /// it. Use [`Dir::io_path`] of the result to work on it.
+    /// manifest key) opened without following symlinks below the top level
+    /// (or below one of [`Tree::with_other_root`]'s directories, itself
+    /// opened as configured). Anything else is refused: a path that
+    /// resolved out of the tree through a symlink is never worked on. Use
+    /// [`Dir::io_path`] of the result, while it lives, to work on it.
     pub fn pin(&self, path: &Path) -> Result<Dir, Error> {
-        match path.strip_prefix(self.path()) {
-            Ok(rel) if !rel.as_os_str().is_empty() => self.root.open_dir(rel),
-            Ok(_) => Ok(self.root.clone()),
-            Err(_) => Dir::open_root(path),
+        if let Ok(rel) = path.strip_prefix(self.path()) {
+            return self.root.open_dir(rel);
         }
+        for other in &self.others {
+            if let Ok(rel) = path.strip_prefix(other) {
+                return Dir::open_root(other)?.open_dir(rel);
+            }
+        }
+        Err(Error::NotBeneath(path.to_path_buf()))
+    }
+
+    /// Take the lock of the repository at `path` (a full path) through its
+    /// parent's handle ([`Tree::pin`]): the lock file is made in the real
+    /// parent directory, and the stale git locks cleared in the real
+    /// repository, whatever was renamed on the way.
+    pub fn lock_repo(&self, path: &Path, wait: Wait) -> Result<Option<RepoLock>, Error> {
+        self.lock_repo_noting(path, wait, || {})
+    }
+
+    /// [`Tree::lock_repo`], calling `on_wait` once if it has to wait.
+    pub fn lock_repo_noting(
+        &self,
+        path: &Path,
+        wait: Wait,
+        on_wait: impl FnOnce(),
+    ) -> Result<Option<RepoLock>, Error> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Error::NotBeneath(path.to_path_buf()));
+        };
+        let parent = self.pin(parent)?;
+        lock::acquire_repo_via(&parent.io_path().join(name), path, wait, on_wait).map_err(|e| {
+            Error::Io {
+                what: "lock",
+                path: path.to_path_buf(),
+                cause: io::Error::other(e.to_string()),
+            }
+        })
     }
 
     /// The repository directory of `key` itself, opened without following
@@ -193,6 +241,11 @@ mod tests {
         assert_eq!(tree.path_of(&key("/a/b.git")), top.join("a/b.git"));
         assert!(tree.pin(&top.join("r.git")).is_ok());
         assert!(tree.pin(&top.join("out")).is_err());
+        assert!(matches!(
+            tree.pin(outside.path()),
+            Err(Error::NotBeneath(_))
+        ));
+        let tree = tree.with_other_root(outside.path());
         assert_eq!(tree.pin(outside.path()).unwrap().shown(), outside.path());
     }
 }
