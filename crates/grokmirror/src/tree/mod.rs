@@ -63,6 +63,10 @@ impl Error {
 #[derive(Debug, Clone)]
 pub struct Tree {
     root: Dir,
+    /// The top level's real path, when it is spelled through a symlink in
+    /// the config (`/srv/git` -> `/data/git`): paths found on disk may use
+    /// either spelling.
+    real: Option<PathBuf>,
     reserved: Reserved,
     /// Other directories of ours outside the top level (object storage
     /// kept elsewhere), which [`Tree::pin`] also opens.
@@ -73,8 +77,12 @@ impl Tree {
     /// Open the top level at `toplevel`; keys naming anything in
     /// `reserved` are refused.
     pub fn open(toplevel: &Path, reserved: Reserved) -> Result<Tree, Error> {
+        let real = std::fs::canonicalize(toplevel)
+            .ok()
+            .filter(|r| r.as_path() != toplevel);
         Ok(Tree {
             root: Dir::open_root(toplevel)?,
+            real,
             reserved,
             others: Vec::new(),
         })
@@ -154,6 +162,9 @@ impl Tree {
     /// [`Dir::io_path`] of the result, while it lives, to work on it.
     pub fn pin(&self, path: &Path) -> Result<Dir, Error> {
         if let Ok(rel) = path.strip_prefix(self.path()) {
+            return self.root.open_dir(rel);
+        }
+        if let Some(rel) = self.real.as_deref().and_then(|r| path.strip_prefix(r).ok()) {
             return self.root.open_dir(rel);
         }
         for other in &self.others {
@@ -245,6 +256,12 @@ mod tests {
             tree.pin(outside.path()),
             Err(Error::NotBeneath(_))
         ));
+        // The top level spelled through a symlink: both spellings pin.
+        let alias = t.path().join("alias");
+        std::os::unix::fs::symlink(top, &alias).unwrap();
+        let aliased = Tree::open(&alias, Reserved::none()).unwrap();
+        assert!(aliased.pin(&top.join("r.git")).is_ok());
+        assert!(aliased.pin(&alias.join("r.git")).is_ok());
         let tree = tree.with_other_root(outside.path());
         assert_eq!(tree.pin(outside.path()).unwrap().shown(), outside.path());
     }
