@@ -50,6 +50,20 @@ pub struct Cli {
     #[arg(short = 'o', long = "continuous")]
     pub continuous: bool,
 
+    /// Show how fresh the mirror is and exit: the last manifest poll,
+    /// repositories up to date, behind, stale (behind for longer than
+    /// `[pull] stale_after`) and failing, the worst lagging ones, and what
+    /// a running daemon is doing. Read from the freshness file beside the
+    /// local manifest, so it works while a daemon runs and without one.
+    /// Exits 0 when everything is fresh, 1 when something is stale or
+    /// failing.
+    #[arg(long = "status")]
+    pub status: bool,
+
+    /// With --status: print it as JSON.
+    #[arg(long = "json", requires = "status")]
+    pub json: bool,
+
     /// The grokmirror config file.
     #[arg(short = 'c', long = "config", value_name = "CONFIG", required = true)]
     pub config: PathBuf,

@@ -44,6 +44,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::forkgroup::Objstore;
+use crate::fresh::{self, Observed, Tracker};
 use crate::housekeeping::{self, Housekeeper, Tools};
 use crate::job::{self, Ctx, Done, Outcome};
 use crate::listener::{Listener, Notification};
@@ -66,6 +67,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// How often the metrics file is rewritten at the least.
 const METRICS_EVERY: Duration = Duration::from_secs(30);
+/// How long after jobs start the freshness file says so (a stream of
+/// starts makes one write).
+const FRESH_SETTLE: Duration = Duration::from_secs(1);
 /// How long after a change of the config file it is read (editors and
 /// config management may take a few writes).
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
@@ -97,6 +101,7 @@ enum Polled {
         state: Option<RemoteState>,
         racy: bool,
         known: BTreeMap<String, RepoEntry>,
+        observed: Vec<Observed>,
     },
     Failed(anyhow::Error),
 }
@@ -192,6 +197,8 @@ struct Engine {
     sched: Scheduler,
     running: JoinSet<(Queued, Done)>,
     running_keys: HashMap<tokio::task::Id, String>,
+    started_at: HashMap<tokio::task::Id, Instant>,
+    fresh: Tracker,
     recorder: Recorder,
     hk: Housekeeper,
     hooks: JoinSet<()>,
@@ -223,6 +230,7 @@ struct Engine {
     metrics_next: Instant,
     stats_next: Instant,
     flush_due: Option<Instant>,
+    fresh_due: Option<Instant>,
     last_flush: Instant,
     worked_since_stats: bool,
     worked_since_idle: bool,
@@ -256,7 +264,9 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
             &local,
             force_purge,
         );
-        let known = plan::cull(&puller.settings, &manifest)
+        let culled = plan::cull(&puller.settings, &manifest);
+        let observed = fresh::observe(&culled, &local);
+        let known = culled
             .into_iter()
             .map(|(k, remote)| {
                 let entry = plan::entry_to_record(&remote, local.repos.get(&k));
@@ -269,6 +279,7 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
             state,
             racy,
             known,
+            observed,
         })
     })
     .await;
@@ -389,6 +400,8 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         sched: Scheduler::new(settings.pull_threads),
         running: JoinSet::new(),
         running_keys: HashMap::new(),
+        started_at: HashMap::new(),
+        fresh: Tracker::load(&settings),
         hk,
         hooks: JoinSet::new(),
         batch: Batch::default(),
@@ -420,6 +433,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         metrics_next: now + METRICS_EVERY,
         stats_next: now + STATS_EVERY,
         flush_due: None,
+        fresh_due: None,
         last_flush: now,
         worked_since_stats: false,
         worked_since_idle: false,
@@ -529,6 +543,7 @@ impl Engine {
             consider(self.config_due);
             consider(self.manifest_due);
             consider(self.flush_due);
+            consider(self.fresh_due);
             if self.opts.daemon {
                 consider(Some(self.stats_next));
             }
@@ -539,7 +554,7 @@ impl Engine {
             }
         }
         consider(self.watchdog_next);
-        if self.settings().metrics_file.is_some() && self.opts.daemon {
+        if self.opts.daemon {
             consider(Some(self.metrics_next));
         }
         wake
@@ -591,6 +606,9 @@ impl Engine {
         if self.flush_due.is_some_and(|t| t <= now) {
             self.flush();
         }
+        if self.fresh_due.is_some_and(|t| t <= now) {
+            self.write_fresh();
+        }
         if self.opts.daemon && self.stats_next <= now {
             if self.worked_since_stats {
                 self.log_stats();
@@ -639,6 +657,7 @@ impl Engine {
         let daemon = self.opts.daemon;
         match polled {
             Polled::Unchanged => {
+                self.fresh.poll_result("unchanged", None, fresh::unix_now());
                 self.stats.polls_unchanged += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
                 if !daemon {
@@ -647,6 +666,8 @@ impl Engine {
             }
             Polled::Failed(e) => {
                 self.stats.polls_failed += 1;
+                self.fresh
+                    .poll_result("failed", Some(format!("{e:#}")), fresh::unix_now());
                 if !daemon {
                     if grokmirror_cli::is_usage(&e) {
                         return Some(Err(e));
@@ -667,8 +688,11 @@ impl Engine {
                 state,
                 racy,
                 known,
+                observed,
             } => {
                 let plan = *plan;
+                let now = fresh::unix_now();
+                self.fresh.polled(&observed, now);
                 self.stats.polls_fetched += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
                 log_rejected(&rejected);
@@ -677,6 +701,7 @@ impl Engine {
                 self.purge_refused |= plan.purge_refused;
                 for (key, why) in &plan.failures {
                     self.recorder.fail(key, why);
+                    self.fresh.failed(key, why, now);
                     self.stats.failing.insert(key.clone(), why.clone());
                     self.stats.failed += 1;
                 }
@@ -723,6 +748,7 @@ impl Engine {
                 self.check_batch();
             }
         }
+        self.write_fresh();
         if daemon {
             if let Some(r) = self.settings().refresh {
                 debug!(" manifest: next poll in {r}s");
@@ -748,6 +774,10 @@ impl Engine {
             let key = q.job.key.clone();
             let handle = self.running.spawn(run_guarded(q));
             self.running_keys.insert(handle.id(), key);
+            self.started_at.insert(handle.id(), Instant::now());
+            if self.opts.daemon {
+                self.fresh_due.get_or_insert(Instant::now() + FRESH_SETTLE);
+            }
         }
     }
 
@@ -758,9 +788,13 @@ impl Engine {
         match joined {
             Ok((id, (q, done))) => {
                 self.running_keys.remove(&id);
+                if let Some(t) = self.started_at.remove(&id) {
+                    self.stats.attempt(&done.outcome, t.elapsed());
+                }
                 self.settle(q, done);
             }
             Err(e) => {
+                self.started_at.remove(&e.id());
                 if let Some(key) = self.running_keys.remove(&e.id()) {
                     info!("  stopped: {key} (will be done next run)");
                     self.sched.cancelled(&key);
@@ -780,6 +814,9 @@ impl Engine {
             self.hk.unclaim(&key);
         }
         self.stats.job(&key, &done.outcome);
+        let modified = done.job.entry.as_ref().map(|e| e.modified);
+        self.fresh
+            .done(&key, &done.outcome, modified, fresh::unix_now());
         self.jobs_finished += 1;
         let failed = matches!(done.outcome, Outcome::Failed(_));
         if failed && self.opts.daemon {
@@ -871,6 +908,24 @@ impl Engine {
             error!("{e:#}");
             self.record_error.get_or_insert(e);
         }
+        self.write_fresh();
+    }
+
+    /// Write the freshness file, with what a running daemon is doing.
+    fn write_fresh(&mut self) {
+        self.fresh_due = None;
+        let activity = (self.opts.daemon && self.stopping.is_none()).then(|| {
+            let mut active: Vec<String> = self.running_keys.values().cloned().collect();
+            active.sort();
+            grokmirror::freshness::Activity {
+                pid: std::process::id(),
+                polling: self.poll.is_some(),
+                active,
+                queued: self.sched.queued(),
+                housekeeping: self.hk.load().total(),
+            }
+        });
+        self.fresh.write(activity);
     }
 
     fn log_stats(&mut self) {
@@ -883,6 +938,8 @@ impl Engine {
 
     fn write_metrics(&mut self) {
         self.metrics_next = Instant::now() + METRICS_EVERY;
+        self.write_fresh();
+        self.stats.freshness = Some((self.fresh.summary(), self.settings().stale_after));
         if let Some(path) = self.settings().metrics_file.clone() {
             if let Err(e) = self.stats.write(&path, self.activity()) {
                 warn!("cannot write [pull] metrics_file {}: {e}", path.display());
@@ -1008,6 +1065,7 @@ impl Engine {
         self.config_text = text;
         self.sched.set_workers(new.pull_threads);
         self.recorder.reconfigure(&new);
+        self.fresh.reconfigure(&new);
         self.puller = match Puller::new(new) {
             Ok(p) => p,
             Err(e) => {

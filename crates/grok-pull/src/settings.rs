@@ -95,6 +95,9 @@ pub struct Settings {
     pub socket: Option<PathBuf>,
     /// `[pull] metrics_file`: Prometheus text-format statistics.
     pub metrics_file: Option<PathBuf>,
+    /// `[pull] stale_after`: a repository behind its origin for longer
+    /// than this is stale.
+    pub stale_after: std::time::Duration,
     /// `[pull] hook_timeout`: how long one hook command may run before it
     /// is killed with its process group.
     pub hook_timeout: std::time::Duration,
@@ -328,6 +331,7 @@ impl Settings {
             refresh,
             socket,
             metrics_file,
+            stale_after: grokmirror::freshness::stale_after(&config)?,
             hook_timeout: std::time::Duration::from_secs(hook_timeout as u64),
             shutdown_grace: std::time::Duration::from_secs(grace as u64),
             housekeeping_max_load,
