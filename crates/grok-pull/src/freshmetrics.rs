@@ -123,6 +123,29 @@ pub fn render(out: &mut String, s: &Summary, stale_after: Duration) {
         "The largest replication lag: seconds since the origin changed a repository we have not caught up with.",
         &[(String::new(), s.max_lag() as f64)],
     );
+    let worst: Vec<(String, f64)> = s
+        .worst
+        .iter()
+        .map(|w| {
+            let state = if s.failing.iter().any(|f| f.repo == w.repo) {
+                "failing"
+            } else if s.stale.iter().any(|st| st.repo == w.repo) {
+                "stale"
+            } else {
+                "behind"
+            };
+            (
+                format!("{{repo=\"{}\",state=\"{state}\"}}", label(&w.repo)),
+                w.lag as f64,
+            )
+        })
+        .collect();
+    gauge(
+        out,
+        "grokmirror_pull_repo_lag_seconds",
+        "Replication lag of the worst lagging repositories (at most 10), by repository and state.",
+        &worst,
+    );
     let mut lag = Histogram::default();
     for l in &s.lags {
         lag.observe(LAG_BUCKETS, *l as f64);
@@ -135,6 +158,13 @@ pub fn render(out: &mut String, s: &Summary, stale_after: Duration) {
     );
 }
 
+/// A label value, escaped as the text format wants.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Seconds of a duration, rounded to milliseconds.
 pub fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
@@ -144,6 +174,11 @@ pub fn secs(d: Duration) -> f64 {
 mod tests {
     use super::*;
     use grokmirror::freshness::{self, Freshness, RepoFreshness};
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label("/a\"b\\c\nd"), "/a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn histogram_is_cumulative() {
@@ -183,6 +218,8 @@ mod tests {
             "grokmirror_pull_repos_stale{reason=\"failing\"} 1\n",
             "grokmirror_pull_lag_max_seconds 100\n",
             "grokmirror_pull_lag_seconds_count 3\n",
+            "grokmirror_pull_repo_lag_seconds{repo=\"/f.git\",state=\"failing\"} 50\n",
+            "grokmirror_pull_repo_lag_seconds{repo=\"/s.git\",state=\"stale\"} 100\n",
         ] {
             assert!(out.contains(line), "{line} missing in\n{out}");
         }
