@@ -50,13 +50,9 @@ pub struct Cli {
     #[arg(short = 'o', long = "continuous")]
     pub continuous: bool,
 
-    /// Show how fresh the mirror is and exit: the last manifest poll,
-    /// repositories up to date, behind, stale (behind for longer than
-    /// `[pull] stale_after`) and failing, the worst lagging ones, and what
-    /// a running daemon is doing. Read from the freshness file beside the
-    /// local manifest, so it works while a daemon runs and without one.
-    /// Exits 0 when everything is fresh, 1 when something is stale or
-    /// failing.
+    /// Show how fresh the mirror is (last poll; repositories up to date,
+    /// behind, stale, failing; what a running daemon does) and exit: 0 when
+    /// all is fresh, 1 when something is stale or failing.
     #[arg(long = "status")]
     pub status: bool,
 
