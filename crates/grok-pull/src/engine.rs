@@ -67,9 +67,10 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// How often the metrics file is rewritten at the least.
 const METRICS_EVERY: Duration = Duration::from_secs(30);
-/// How long after jobs start the freshness file says so (a stream of
-/// starts makes one write).
-const FRESH_SETTLE: Duration = Duration::from_secs(1);
+/// How long after jobs start or finish the freshness file says so (a
+/// stream of them makes one write; it is always written after a poll, with
+/// the metrics and at the end).
+const FRESH_SETTLE: Duration = Duration::from_secs(2);
 /// How long after a change of the config file it is read (editors and
 /// config management may take a few writes).
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
@@ -908,7 +909,9 @@ impl Engine {
             error!("{e:#}");
             self.record_error.get_or_insert(e);
         }
-        self.write_fresh();
+        // Soon, not now: on a big collection the file is large, and a
+        // stream of finished jobs makes one write.
+        self.fresh_due.get_or_insert(Instant::now() + FRESH_SETTLE);
     }
 
     /// Write the freshness file, with what a running daemon is doing.

@@ -238,7 +238,7 @@ impl Freshness {
     pub fn write(&mut self, path: &Path, now: i64) -> Result<(), FreshnessError> {
         self.version = FORMAT_VERSION;
         self.updated = now;
-        let text = serde_json::to_vec_pretty(self).expect("serializable");
+        let text = serde_json::to_vec(self).expect("serializable");
         fsutil::write_atomic(path, &text).map_err(|source| FreshnessError::Io {
             path: path.to_path_buf(),
             source,
