@@ -70,6 +70,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "hook_timeout",
             "shutdown_grace",
             "stale_after",
+            "metrics_listen",
         ],
     ),
     (

@@ -68,6 +68,17 @@ fn promtool_check(path: &Path) {
     );
 }
 
+/// One HTTP/1.0 GET to `addr`; the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn metric(text: &str, line_start: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
@@ -92,7 +103,7 @@ fn stale_and_failing_repositories_are_named_everywhere() {
         &origin.local_site(),
         &origin.file_manifest_url(),
         &format!(
-            "refresh = 3600\nstale_after = 1s\nretries = 1\nshutdown_grace = 1\nmetrics_file = {}\n",
+            "refresh = 3600\nstale_after = 1s\nretries = 1\nshutdown_grace = 1\nmetrics_listen = 127.0.0.1:0\nmetrics_file = {}\n",
             metrics.display()
         ),
     );
@@ -198,6 +209,26 @@ fn stale_and_failing_repositories_are_named_everywhere() {
         "{text}"
     );
     assert!(text.contains("fetching /held.git"), "{text}");
+
+    // The daemon serves its metrics over HTTP too.
+    let log_text = d.log_text();
+    let addr = log_text
+        .split("serving http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics endpoint in the log\n{}", d.describe()))
+        .to_string();
+    let served = http_get(&addr, "/metrics");
+    assert!(served.starts_with("HTTP/1.0 200 OK\r\n"), "{served}");
+    let body = served.split_once("\r\n\r\n").unwrap().1;
+    assert!(
+        body.contains("# TYPE grokmirror_pull_repos_by_state gauge\n"),
+        "{body}"
+    );
+    let served_file = dir.join("served.prom");
+    std::fs::write(&served_file, body).unwrap();
+    promtool_check(&served_file);
+    assert!(http_get(&addr, "/").starts_with("HTTP/1.0 404"));
 
     // Stopped: the held fetch is interrupted; the files on disk still tell.
     d.signal(Signal::SIGTERM);

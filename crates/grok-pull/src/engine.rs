@@ -217,6 +217,7 @@ struct Engine {
     force_next_poll: bool,
     // The daemon's extras.
     listener: Option<Listener>,
+    metrics_server: Option<crate::httpmetrics::MetricsServer>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     notes: Option<mpsc::Receiver<Notification>>,
     watch_tx: mpsc::UnboundedSender<Changed>,
@@ -421,6 +422,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         poll_requested: false,
         force_next_poll: opts.daemon || opts.force,
         listener,
+        metrics_server: None,
         listener_task,
         notes,
         watch_tx,
@@ -446,6 +448,10 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         log,
     };
     if opts.daemon {
+        if let Some(addr) = &settings.metrics_listen {
+            engine.metrics_server = Some(crate::httpmetrics::MetricsServer::bind(addr).await?);
+            engine.write_metrics();
+        }
         engine.config_watch = FileWatch::new(
             &settings.config.path,
             Changed::Config,
@@ -943,10 +949,18 @@ impl Engine {
         self.metrics_next = Instant::now() + METRICS_EVERY;
         self.write_fresh();
         self.stats.freshness = Some((self.fresh.summary(), self.settings().stale_after));
-        if let Some(path) = self.settings().metrics_file.clone() {
-            if let Err(e) = self.stats.write(&path, self.activity()) {
+        let path = self.settings().metrics_file.clone();
+        if path.is_none() && self.metrics_server.is_none() {
+            return;
+        }
+        let text = self.stats.prometheus(self.activity(), SystemTime::now());
+        if let Some(path) = path {
+            if let Err(e) = fsutil::write_atomic(&path, text.as_bytes()) {
                 warn!("cannot write [pull] metrics_file {}: {e}", path.display());
             }
+        }
+        if let Some(server) = &self.metrics_server {
+            server.set(text);
         }
     }
 
@@ -1049,6 +1063,9 @@ impl Engine {
         }
         if new.socket != old.socket {
             needs_restart.push("[pull] socket");
+        }
+        if new.metrics_listen != old.metrics_listen {
+            needs_restart.push("[pull] metrics_listen");
         }
         if new.refresh.is_none() {
             needs_restart.push("[pull] refresh (unset)");

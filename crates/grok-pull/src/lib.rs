@@ -19,6 +19,7 @@ pub mod freshmetrics;
 pub mod gitio;
 pub mod hooks;
 pub mod housekeeping;
+pub mod httpmetrics;
 pub mod job;
 pub mod listener;
 pub mod metrics;

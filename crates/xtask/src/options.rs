@@ -597,6 +597,19 @@ pub fn options() -> &'static [ConfOption] {
         },
         ConfOption {
             section: "pull",
+            key: "metrics_listen",
+            example: "",
+            alternatives: &["#metrics_listen = 127.0.0.1:9231"],
+            default: "empty (no endpoint)",
+            read_by: PULL,
+            doc: "The daemon (-o) serves the metrics of metrics_file over HTTP at \
+                  http://ADDRESS/metrics, for a Prometheus server to scrape. \
+                  host:port; bind it to localhost or a management network, it \
+                  has no authentication. A change needs a restart.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
             key: "stale_after",
             example: "1h",
             alternatives: &[],
