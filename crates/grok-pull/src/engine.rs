@@ -200,6 +200,7 @@ struct Engine {
     running_keys: HashMap<tokio::task::Id, String>,
     started_at: HashMap<tokio::task::Id, Instant>,
     fresh: Tracker,
+    progress: Option<crate::progress::Progress>,
     recorder: Recorder,
     hk: Housekeeper,
     hooks: JoinSet<()>,
@@ -404,6 +405,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         running_keys: HashMap::new(),
         started_at: HashMap::new(),
         fresh: Tracker::load(&settings),
+        progress: None,
         hk,
         hooks: JoinSet::new(),
         batch: Batch::default(),
@@ -551,6 +553,7 @@ impl Engine {
             consider(self.manifest_due);
             consider(self.flush_due);
             consider(self.fresh_due);
+            consider(self.progress.as_ref().and_then(|p| p.next_line()));
             if self.opts.daemon {
                 consider(Some(self.stats_next));
             }
@@ -615,6 +618,11 @@ impl Engine {
         }
         if self.fresh_due.is_some_and(|t| t <= now) {
             self.write_fresh();
+        }
+        if let Some(p) = &mut self.progress {
+            let mut active: Vec<String> = self.running_keys.values().cloned().collect();
+            active.sort();
+            p.tick(now, &active);
         }
         if self.opts.daemon && self.stats_next <= now {
             if self.worked_since_stats {
@@ -748,6 +756,18 @@ impl Engine {
                         );
                     }
                 }
+                if !daemon && !keys.is_empty() {
+                    use std::io::IsTerminal as _;
+                    match &mut self.progress {
+                        Some(p) => p.add(keys.len()),
+                        None => {
+                            self.progress = Some(crate::progress::Progress::new(
+                                keys.len(),
+                                std::io::stderr().is_terminal(),
+                            ))
+                        }
+                    }
+                }
                 self.batch.add(keys.into_iter(), clean, state);
                 for job in plan.jobs {
                     self.push(job, None);
@@ -826,6 +846,9 @@ impl Engine {
             .done(&key, &done.outcome, modified, fresh::unix_now());
         self.jobs_finished += 1;
         let failed = matches!(done.outcome, Outcome::Failed(_));
+        if let Some(p) = &mut self.progress {
+            p.finish_one(&key, failed);
+        }
         if failed && self.opts.daemon {
             self.force_next_poll = true;
         }
@@ -1191,6 +1214,7 @@ impl Engine {
     /// housekeeping (one-shot), and say how it went.
     async fn finish(&mut self, signals: &mut Signals) -> anyhow::Result<i32> {
         let mut stopped = self.stopping;
+        self.progress = None;
         self.flush();
         if stopped.is_none() && !self.recorder.fresh_clones.is_empty() {
             let clones = std::mem::take(&mut self.recorder.fresh_clones);

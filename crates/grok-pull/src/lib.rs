@@ -25,6 +25,7 @@ pub mod listener;
 pub mod metrics;
 mod piped;
 pub mod plan;
+pub mod progress;
 pub mod record;
 pub mod scheduler;
 pub mod service;
