@@ -161,9 +161,24 @@ impl RepoFreshness {
     pub fn failed(&mut self, error: &str, now: i64) {
         self.failing_since.get_or_insert(now);
         self.behind_since.get_or_insert(now);
-        self.last_error = Some(error.to_string());
+        self.last_error = Some(cut_error(error));
         self.attempts = self.attempts.saturating_add(1);
     }
+}
+
+/// The most of an error message kept, in bytes.
+pub const MAX_ERROR: usize = 1024;
+
+/// An error message cut to [`MAX_ERROR`] bytes (at a character boundary).
+fn cut_error(error: &str) -> String {
+    if error.len() <= MAX_ERROR {
+        return error.to_string();
+    }
+    let mut end = MAX_ERROR;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &error[..end])
 }
 
 /// The result of the last manifest poll.
@@ -539,6 +554,15 @@ mod tests {
             ..Freshness::default()
         };
         assert!(summarize(&f2, 1000, HOUR, 3).healthy());
+    }
+
+    #[test]
+    fn long_errors_are_cut() {
+        let mut r = RepoFreshness::default();
+        r.failed(&"é".repeat(2000), 1);
+        let kept = r.last_error.unwrap();
+        assert!(kept.len() <= MAX_ERROR + '…'.len_utf8(), "{}", kept.len());
+        assert!(kept.ends_with('…'));
     }
 
     #[test]
