@@ -2,7 +2,7 @@
 //! from the files on disk (the freshness file a run or a running daemon
 //! writes atomically, and the local manifest). Exit status 0 when
 //! everything is fresh, 1 when a repository is stale or failing or the
-//! origin's manifest could not be polled for longer than `[pull]
+//! origin's manifest polls have failed for longer than `[pull]
 //! stale_after`.
 
 use std::fmt::Write as _;
@@ -43,7 +43,7 @@ pub struct Status {
     pub last_poll: Option<freshness::PollRecord>,
     /// When a poll last succeeded.
     pub last_poll_ok: Option<i64>,
-    /// Whether polls have failed (or none succeeded) for longer than
+    /// Whether the last poll failed and none succeeded for longer than
     /// `stale_after`.
     pub manifest_stale: bool,
     /// The daemon that wrote the file, if one did.
@@ -78,7 +78,8 @@ pub fn status(
         .keys()
         .filter(|k| !file.repos.contains_key(*k))
         .count();
-    let manifest_stale = file.last_poll.is_some()
+    // Only failures count: a one-shot run from cron polls when it runs.
+    let manifest_stale = file.last_poll.as_ref().is_some_and(|p| p.error.is_some())
         && file
             .last_poll_ok
             .is_none_or(|t| (now - t) as u64 > stale_after.as_secs());
@@ -285,6 +286,8 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let s = status(&f, p, &local, 100, hour, |_| true);
         assert!(s.healthy);
+        // An old successful poll (cron) is not a problem in itself.
+        assert!(status(&f, p, &local, 100_000, hour, |_| true).healthy);
         assert_eq!(s.untracked, 1);
         assert!(text(&s).contains("1 total, 1 up to date, 0 behind, 0 stale, 0 failing"));
         assert!(text(&s).contains("daemon: not running"));
