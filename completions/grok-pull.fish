@@ -4,5 +4,7 @@ complete -c grok-pull -s n -l no-mtime-check -d 'Check every repository even if 
 complete -c grok-pull -s p -l purge -d 'Remove repositories that are no longer in the remote manifest (as `[pull] purge = yes` does)'
 complete -c grok-pull -l force-purge -d 'Purge even when more repositories would go than `[pull] purgeprotect` allows'
 complete -c grok-pull -s o -l continuous -d 'Keep running: re-check the origin every `[pull] refresh` seconds, fetch what `[pull] socket` is told about at once, follow changes of a file:// manifest and of the config file (without `refresh` in the config, run once)'
+complete -c grok-pull -l status -d 'Show how fresh the mirror is (last poll; repositories up to date, behind, stale, failing; what a running daemon does) and exit: 0 when all is fresh, 1 when something is stale or failing'
+complete -c grok-pull -l json -d 'With --status: print it as JSON'
 complete -c grok-pull -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c grok-pull -s V -l version -d 'Print version'

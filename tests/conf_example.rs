@@ -69,6 +69,8 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "housekeeping_max_load",
             "hook_timeout",
             "shutdown_grace",
+            "stale_after",
+            "metrics_listen",
         ],
     ),
     (

@@ -4,7 +4,8 @@
 //! on a real `git push`, the gitolite manifest command speaks the
 //! manifest_command protocol to the reference grok-pull, and the Kubernetes
 //! manifests parse, keep to the single-writer pattern, and their consumer
-//! script clones from a mirror for real.
+//! script clones from a mirror for real; the Grafana dashboard's queries
+//! are PromQL (promtool) naming only metrics grok-pull exports.
 
 mod support;
 
@@ -942,4 +943,131 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
         );
     }
     assert_eq!(snapshot(&mirror), before, "the consumer changed the mirror");
+}
+
+/// The metric names grok-pull writes to `[pull] metrics_file`, with the
+/// series names of histograms (`_bucket`, `_sum`, `_count`).
+fn exported_metrics() -> std::collections::BTreeSet<String> {
+    use grok_pull::job::Outcome;
+    use grok_pull::metrics::{Activity, Stats};
+    use grokmirror::freshness::{self, Freshness, RepoFreshness};
+    let mut f = Freshness::default();
+    let mut stale = RepoFreshness::default();
+    stale.observe(2, 1, true, 0);
+    let mut failing = RepoFreshness::default();
+    failing.failed("fatal: timed out", 0);
+    f.repos.insert("/s.git".into(), stale);
+    f.repos.insert("/f.git".into(), failing);
+    let stale_after = std::time::Duration::from_secs(1);
+    let mut stats = Stats {
+        started: Some(std::time::SystemTime::now()),
+        last_poll_ok: Some(std::time::SystemTime::now()),
+        freshness: Some((freshness::summarize(&f, 100, stale_after, 10), stale_after)),
+        ..Stats::default()
+    };
+    stats.attempt(&Outcome::Updated, std::time::Duration::from_secs(2));
+    let text = stats.prometheus(Activity::default(), std::time::SystemTime::now());
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        names.insert(name.to_string());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    names
+}
+
+/// Every `expr` of a Grafana dashboard, with its panel's title.
+fn dashboard_queries(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(targets) = m.get("targets").and_then(|t| t.as_array()) {
+                let title = m["title"].as_str().unwrap_or_default().to_string();
+                for t in targets {
+                    out.push((title.clone(), t["expr"].as_str().unwrap().to_string()));
+                }
+            }
+            for (k, x) in m {
+                if k != "targets" {
+                    dashboard_queries(x, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| dashboard_queries(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn grafana_dashboard_queries_name_exported_metrics() {
+    let exported = exported_metrics();
+    let path = contrib("grafana/grokmirror-freshness.json");
+    let dash: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+    let mut queries = Vec::new();
+    dashboard_queries(&dash, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (title, expr) in &queries {
+        let named = metric_names(expr);
+        assert!(
+            !named.is_empty(),
+            "panel {title:?}: {expr} names no grokmirror metric"
+        );
+        for n in named {
+            assert!(
+                exported.contains(&n),
+                "panel {title:?}: {expr} names {n}, which grok-pull does not export ({exported:?})"
+            );
+        }
+    }
+    // The variable's query too.
+    let var = dash["templating"]["list"][1]["query"].as_str().unwrap();
+    for n in metric_names(var) {
+        assert!(exported.contains(&n), "{var}: {n} is not exported");
+    }
+    // Each expression is valid PromQL: promtool parses it as a rule.
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.yml");
+    let mut text = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, expr)) in queries.iter().enumerate() {
+        // Grafana's variables, as Grafana substitutes them.
+        let e = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*");
+        text.push_str(&format!(
+            "      - record: dashboard:q{i}\n        expr: '{}'\n",
+            e.replace('\'', "''")
+        ));
+    }
+    std::fs::write(&rules, text).unwrap();
+    let out = run(Command::new(tool("promtool"))
+        .arg("check")
+        .arg("rules")
+        .arg(&rules));
+    assert!(
+        out.status.success(),
+        "promtool check rules on the dashboard's queries: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+}
+
+/// The `grokmirror_...` metric names in a query.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("grokmirror_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
 }

@@ -17,6 +17,7 @@ pub mod cli;
 mod forks;
 mod maintain;
 mod progress;
+pub mod replication;
 pub mod report;
 pub mod schedule;
 pub mod settings;
@@ -107,6 +108,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         status_write_failed: AtomicBool::new(false),
     };
     let result = fsck.run();
+    if let Err(e) = replication::check(&config, &settings.manifest, &report) {
+        report.critical(format!("cannot compare with the origin: {e:#}"));
+    }
     if let Err(e) = &result {
         // Mailed too; main() prints it.
         report.note(format!("grok-fsck stopped: {e:#}"));

@@ -8,6 +8,7 @@
 //! repository is gone.
 
 pub mod cli;
+mod progress;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -417,6 +418,10 @@ fn walk_tree(s: &Settings, git: &Git, use_now: bool) -> Walked {
     let facts = Mutex::new(Vec::new());
     let symlinks = Mutex::new(Vec::new());
     let unexported = Mutex::new(Vec::new());
+    let progress = {
+        use std::io::IsTerminal as _;
+        progress::WalkProgress::new(std::io::stderr().is_terminal())
+    };
     let opts = WalkOptions {
         ignore: s.ignore_paths.clone(),
         include_objstore: false,
@@ -428,6 +433,7 @@ fn walk_tree(s: &Settings, git: &Git, use_now: bool) -> Walked {
                 return;
             }
             let f = inspect_and_record(git, &p, &s.ignore_refs, use_now);
+            progress.one(&p.display().to_string());
             facts.lock().expect("poisoned").push((p, f));
         }
         Found::Symlink(p) => symlinks.lock().expect("poisoned").push(p),

@@ -50,6 +50,16 @@ pub struct Cli {
     #[arg(short = 'o', long = "continuous")]
     pub continuous: bool,
 
+    /// Show how fresh the mirror is (last poll; repositories up to date,
+    /// behind, stale, failing; what a running daemon does) and exit: 0 when
+    /// all is fresh, 1 when something is stale or failing.
+    #[arg(long = "status")]
+    pub status: bool,
+
+    /// With --status: print it as JSON.
+    #[arg(long = "json", requires = "status")]
+    pub json: bool,
+
     /// The grokmirror config file.
     #[arg(short = 'c', long = "config", value_name = "CONFIG", required = true)]
     pub config: PathBuf,

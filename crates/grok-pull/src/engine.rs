@@ -44,6 +44,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::forkgroup::Objstore;
+use crate::fresh::{self, Observed, Tracker};
 use crate::housekeeping::{self, Housekeeper, Tools};
 use crate::job::{self, Ctx, Done, Outcome};
 use crate::listener::{Listener, Notification};
@@ -66,6 +67,10 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// How often the metrics file is rewritten at the least.
 const METRICS_EVERY: Duration = Duration::from_secs(30);
+/// How long after jobs start or finish the freshness file says so (a
+/// stream of them makes one write; it is always written after a poll, with
+/// the metrics and at the end).
+const FRESH_SETTLE: Duration = Duration::from_secs(2);
 /// How long after a change of the config file it is read (editors and
 /// config management may take a few writes).
 const CONFIG_SETTLE: Duration = Duration::from_millis(500);
@@ -97,6 +102,7 @@ enum Polled {
         state: Option<RemoteState>,
         racy: bool,
         known: BTreeMap<String, RepoEntry>,
+        observed: Vec<Observed>,
     },
     Failed(anyhow::Error),
 }
@@ -192,6 +198,9 @@ struct Engine {
     sched: Scheduler,
     running: JoinSet<(Queued, Done)>,
     running_keys: HashMap<tokio::task::Id, String>,
+    started_at: HashMap<tokio::task::Id, Instant>,
+    fresh: Tracker,
+    progress: Option<crate::progress::Progress>,
     recorder: Recorder,
     hk: Housekeeper,
     hooks: JoinSet<()>,
@@ -209,6 +218,7 @@ struct Engine {
     force_next_poll: bool,
     // The daemon's extras.
     listener: Option<Listener>,
+    metrics_server: Option<crate::httpmetrics::MetricsServer>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     notes: Option<mpsc::Receiver<Notification>>,
     watch_tx: mpsc::UnboundedSender<Changed>,
@@ -223,6 +233,7 @@ struct Engine {
     metrics_next: Instant,
     stats_next: Instant,
     flush_due: Option<Instant>,
+    fresh_due: Option<Instant>,
     last_flush: Instant,
     worked_since_stats: bool,
     worked_since_idle: bool,
@@ -256,7 +267,9 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
             &local,
             force_purge,
         );
-        let known = plan::cull(&puller.settings, &manifest)
+        let culled = plan::cull(&puller.settings, &manifest);
+        let observed = fresh::observe(&culled, &local);
+        let known = culled
             .into_iter()
             .map(|(k, remote)| {
                 let entry = plan::entry_to_record(&remote, local.repos.get(&k));
@@ -269,6 +282,7 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
             state,
             racy,
             known,
+            observed,
         })
     })
     .await;
@@ -389,6 +403,9 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         sched: Scheduler::new(settings.pull_threads),
         running: JoinSet::new(),
         running_keys: HashMap::new(),
+        started_at: HashMap::new(),
+        fresh: Tracker::load(&settings),
+        progress: None,
         hk,
         hooks: JoinSet::new(),
         batch: Batch::default(),
@@ -407,6 +424,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         poll_requested: false,
         force_next_poll: opts.daemon || opts.force,
         listener,
+        metrics_server: None,
         listener_task,
         notes,
         watch_tx,
@@ -420,6 +438,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         metrics_next: now + METRICS_EVERY,
         stats_next: now + STATS_EVERY,
         flush_due: None,
+        fresh_due: None,
         last_flush: now,
         worked_since_stats: false,
         worked_since_idle: false,
@@ -431,6 +450,10 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         log,
     };
     if opts.daemon {
+        if let Some(addr) = &settings.metrics_listen {
+            engine.metrics_server = Some(crate::httpmetrics::MetricsServer::bind(addr).await?);
+            engine.write_metrics();
+        }
         engine.config_watch = FileWatch::new(
             &settings.config.path,
             Changed::Config,
@@ -529,6 +552,8 @@ impl Engine {
             consider(self.config_due);
             consider(self.manifest_due);
             consider(self.flush_due);
+            consider(self.fresh_due);
+            consider(self.progress.as_ref().and_then(|p| p.next_line()));
             if self.opts.daemon {
                 consider(Some(self.stats_next));
             }
@@ -539,7 +564,7 @@ impl Engine {
             }
         }
         consider(self.watchdog_next);
-        if self.settings().metrics_file.is_some() && self.opts.daemon {
+        if self.opts.daemon {
             consider(Some(self.metrics_next));
         }
         wake
@@ -591,6 +616,14 @@ impl Engine {
         if self.flush_due.is_some_and(|t| t <= now) {
             self.flush();
         }
+        if self.fresh_due.is_some_and(|t| t <= now) {
+            self.write_fresh();
+        }
+        if let Some(p) = &mut self.progress {
+            let mut active: Vec<String> = self.running_keys.values().cloned().collect();
+            active.sort();
+            p.tick(now, &active);
+        }
         if self.opts.daemon && self.stats_next <= now {
             if self.worked_since_stats {
                 self.log_stats();
@@ -639,6 +672,7 @@ impl Engine {
         let daemon = self.opts.daemon;
         match polled {
             Polled::Unchanged => {
+                self.fresh.poll_result("unchanged", None, fresh::unix_now());
                 self.stats.polls_unchanged += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
                 if !daemon {
@@ -647,6 +681,8 @@ impl Engine {
             }
             Polled::Failed(e) => {
                 self.stats.polls_failed += 1;
+                self.fresh
+                    .poll_result("failed", Some(format!("{e:#}")), fresh::unix_now());
                 if !daemon {
                     if grokmirror_cli::is_usage(&e) {
                         return Some(Err(e));
@@ -667,8 +703,11 @@ impl Engine {
                 state,
                 racy,
                 known,
+                observed,
             } => {
                 let plan = *plan;
+                let now = fresh::unix_now();
+                self.fresh.polled(&observed, now);
                 self.stats.polls_fetched += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
                 log_rejected(&rejected);
@@ -677,6 +716,7 @@ impl Engine {
                 self.purge_refused |= plan.purge_refused;
                 for (key, why) in &plan.failures {
                     self.recorder.fail(key, why);
+                    self.fresh.failed(key, why, now);
                     self.stats.failing.insert(key.clone(), why.clone());
                     self.stats.failed += 1;
                 }
@@ -716,6 +756,18 @@ impl Engine {
                         );
                     }
                 }
+                if !daemon && !keys.is_empty() {
+                    use std::io::IsTerminal as _;
+                    match &mut self.progress {
+                        Some(p) => p.add(keys.len()),
+                        None => {
+                            self.progress = Some(crate::progress::Progress::new(
+                                keys.len(),
+                                std::io::stderr().is_terminal(),
+                            ))
+                        }
+                    }
+                }
                 self.batch.add(keys.into_iter(), clean, state);
                 for job in plan.jobs {
                     self.push(job, None);
@@ -723,6 +775,7 @@ impl Engine {
                 self.check_batch();
             }
         }
+        self.write_fresh();
         if daemon {
             if let Some(r) = self.settings().refresh {
                 debug!(" manifest: next poll in {r}s");
@@ -748,6 +801,10 @@ impl Engine {
             let key = q.job.key.clone();
             let handle = self.running.spawn(run_guarded(q));
             self.running_keys.insert(handle.id(), key);
+            self.started_at.insert(handle.id(), Instant::now());
+            if self.opts.daemon {
+                self.fresh_due.get_or_insert(Instant::now() + FRESH_SETTLE);
+            }
         }
     }
 
@@ -758,9 +815,13 @@ impl Engine {
         match joined {
             Ok((id, (q, done))) => {
                 self.running_keys.remove(&id);
+                if let Some(t) = self.started_at.remove(&id) {
+                    self.stats.attempt(&done.outcome, t.elapsed());
+                }
                 self.settle(q, done);
             }
             Err(e) => {
+                self.started_at.remove(&e.id());
                 if let Some(key) = self.running_keys.remove(&e.id()) {
                     info!("  stopped: {key} (will be done next run)");
                     self.sched.cancelled(&key);
@@ -780,8 +841,14 @@ impl Engine {
             self.hk.unclaim(&key);
         }
         self.stats.job(&key, &done.outcome);
+        let modified = done.job.entry.as_ref().map(|e| e.modified);
+        self.fresh
+            .done(&key, &done.outcome, modified, fresh::unix_now());
         self.jobs_finished += 1;
         let failed = matches!(done.outcome, Outcome::Failed(_));
+        if let Some(p) = &mut self.progress {
+            p.finish_one(&key, failed);
+        }
         if failed && self.opts.daemon {
             self.force_next_poll = true;
         }
@@ -871,6 +938,26 @@ impl Engine {
             error!("{e:#}");
             self.record_error.get_or_insert(e);
         }
+        // Soon, not now: on a big collection the file is large, and a
+        // stream of finished jobs makes one write.
+        self.fresh_due.get_or_insert(Instant::now() + FRESH_SETTLE);
+    }
+
+    /// Write the freshness file, with what a running daemon is doing.
+    fn write_fresh(&mut self) {
+        self.fresh_due = None;
+        let activity = (self.opts.daemon && self.stopping.is_none()).then(|| {
+            let mut active: Vec<String> = self.running_keys.values().cloned().collect();
+            active.sort();
+            grokmirror::freshness::Activity {
+                pid: std::process::id(),
+                polling: self.poll.is_some(),
+                active,
+                queued: self.sched.queued(),
+                housekeeping: self.hk.load().total(),
+            }
+        });
+        self.fresh.write(activity);
     }
 
     fn log_stats(&mut self) {
@@ -883,10 +970,20 @@ impl Engine {
 
     fn write_metrics(&mut self) {
         self.metrics_next = Instant::now() + METRICS_EVERY;
-        if let Some(path) = self.settings().metrics_file.clone() {
-            if let Err(e) = self.stats.write(&path, self.activity()) {
+        self.write_fresh();
+        self.stats.freshness = Some((self.fresh.summary(), self.settings().stale_after));
+        let path = self.settings().metrics_file.clone();
+        if path.is_none() && self.metrics_server.is_none() {
+            return;
+        }
+        let text = self.stats.prometheus(self.activity(), SystemTime::now());
+        if let Some(path) = path {
+            if let Err(e) = fsutil::write_atomic(&path, text.as_bytes()) {
                 warn!("cannot write [pull] metrics_file {}: {e}", path.display());
             }
+        }
+        if let Some(server) = &self.metrics_server {
+            server.set(text);
         }
     }
 
@@ -990,6 +1087,9 @@ impl Engine {
         if new.socket != old.socket {
             needs_restart.push("[pull] socket");
         }
+        if new.metrics_listen != old.metrics_listen {
+            needs_restart.push("[pull] metrics_listen");
+        }
         if new.refresh.is_none() {
             needs_restart.push("[pull] refresh (unset)");
         }
@@ -1008,6 +1108,7 @@ impl Engine {
         self.config_text = text;
         self.sched.set_workers(new.pull_threads);
         self.recorder.reconfigure(&new);
+        self.fresh.reconfigure(&new);
         self.puller = match Puller::new(new) {
             Ok(p) => p,
             Err(e) => {
@@ -1113,6 +1214,7 @@ impl Engine {
     /// housekeeping (one-shot), and say how it went.
     async fn finish(&mut self, signals: &mut Signals) -> anyhow::Result<i32> {
         let mut stopped = self.stopping;
+        self.progress = None;
         self.flush();
         if stopped.is_none() && !self.recorder.fresh_clones.is_empty() {
             let clones = std::mem::take(&mut self.recorder.fresh_clones);

@@ -14,20 +14,25 @@
 pub mod cli;
 pub mod engine;
 pub mod forkgroup;
+pub mod fresh;
+pub mod freshmetrics;
 pub mod gitio;
 pub mod hooks;
 pub mod housekeeping;
+pub mod httpmetrics;
 pub mod job;
 pub mod listener;
 pub mod metrics;
 mod piped;
 pub mod plan;
+pub mod progress;
 pub mod record;
 pub mod scheduler;
 pub mod service;
 pub mod settings;
 pub mod source;
 pub mod stage;
+pub mod status;
 pub mod watch;
 
 use anyhow::Context as _;
@@ -57,6 +62,9 @@ pub fn main() -> i32 {
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let settings = Settings::from_config(config, cli.purge)?;
+    if cli.status {
+        return status::run(&settings, cli.json);
+    }
     let log =
         grokmirror_cli::init_logging("pull", cli.verbose, settings.log.clone(), settings.loglevel)?;
     let daemon = cli.continuous && settings.refresh.is_some();

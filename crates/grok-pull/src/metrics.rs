@@ -7,6 +7,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::time::Duration;
+
+use grokmirror::freshness::Summary;
+
+use crate::freshmetrics::{self, Histogram, FETCH_BUCKETS};
 use crate::job::Outcome;
 
 /// Counters and gauges.
@@ -46,6 +51,11 @@ pub struct Stats {
     pub last_poll_ok: Option<SystemTime>,
     /// When we started.
     pub started: Option<SystemTime>,
+    /// How long fetch attempts (clones, fetches, failures) took.
+    pub fetch_seconds: Histogram,
+    /// The collection's freshness when the metrics are written, with
+    /// `[pull] stale_after`.
+    pub freshness: Option<(Summary, Duration)>,
 }
 
 /// The moment's queue lengths, for the stats line.
@@ -80,6 +90,17 @@ impl Stats {
             }
         }
         self.failing.remove(key);
+    }
+
+    /// Count one finished attempt of a job that took `took`.
+    pub fn attempt(&mut self, outcome: &Outcome, took: Duration) {
+        if matches!(
+            outcome,
+            Outcome::Cloned | Outcome::Updated | Outcome::Failed(_)
+        ) {
+            self.fetch_seconds
+                .observe(FETCH_BUCKETS, freshmetrics::secs(took));
+        }
     }
 
     /// Fetched repositories (new ones included).
@@ -199,6 +220,15 @@ impl Stats {
                 "When this grok-pull started (Unix time).",
                 &[("", unix(t).round())],
             );
+        }
+        self.fetch_seconds.render(
+            &mut out,
+            "grokmirror_pull_fetch_duration_seconds",
+            "How long attempts to clone or fetch a repository took (failed ones included).",
+            FETCH_BUCKETS,
+        );
+        if let Some((summary, stale_after)) = &self.freshness {
+            freshmetrics::render(&mut out, summary, *stale_after);
         }
         out
     }

@@ -95,6 +95,11 @@ pub struct Settings {
     pub socket: Option<PathBuf>,
     /// `[pull] metrics_file`: Prometheus text-format statistics.
     pub metrics_file: Option<PathBuf>,
+    /// `[pull] metrics_listen`: where the daemon serves `/metrics`.
+    pub metrics_listen: Option<String>,
+    /// `[pull] stale_after`: a repository behind its origin for longer
+    /// than this is stale.
+    pub stale_after: std::time::Duration,
     /// `[pull] hook_timeout`: how long one hook command may run before it
     /// is killed with its process group.
     pub hook_timeout: std::time::Duration,
@@ -328,6 +333,11 @@ impl Settings {
             refresh,
             socket,
             metrics_file,
+            stale_after: grokmirror::freshness::stale_after(&config)?,
+            metrics_listen: config
+                .get("pull", "metrics_listen")?
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             hook_timeout: std::time::Duration::from_secs(hook_timeout as u64),
             shutdown_grace: std::time::Duration::from_secs(grace as u64),
             housekeeping_max_load,

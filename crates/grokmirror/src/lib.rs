@@ -12,6 +12,7 @@ pub mod config;
 pub mod deletion;
 pub mod discovery;
 pub mod forkgroups;
+pub mod freshness;
 pub mod fsutil;
 pub mod git;
 pub mod gitlocks;

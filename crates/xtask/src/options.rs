@@ -597,6 +597,36 @@ pub fn options() -> &'static [ConfOption] {
         },
         ConfOption {
             section: "pull",
+            key: "metrics_listen",
+            example: "",
+            alternatives: &["#metrics_listen = 127.0.0.1:9231"],
+            default: "empty (no endpoint)",
+            read_by: PULL,
+            doc: "The daemon (-o) serves the metrics of metrics_file over HTTP at \
+                  http://ADDRESS/metrics, for a Prometheus server to scrape. \
+                  host:port; bind it to localhost or a management network, it \
+                  has no authentication. A change needs a restart.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
+            key: "stale_after",
+            example: "1h",
+            alternatives: &[],
+            default: "1h",
+            read_by: PULL_FSCK,
+            doc: "A repository whose origin changed and that we have not caught up \
+                  with for longer than this is stale: grok-pull --status lists it \
+                  and exits 1, the metrics count it, grok-fsck reports it. Seconds, \
+                  or a number with s, m, h or d (90s, 30m, 1h, 2d). Each run (and \
+                  the daemon, after each poll and batch) records per repository \
+                  what the origin advertises, what we have, the last success and \
+                  the last error in .<manifest name>.freshness beside the local \
+                  manifest.",
+            ours: true,
+        },
+        ConfOption {
+            section: "pull",
             key: "housekeeping_max_load",
             example: "",
             alternatives: &["#housekeeping_max_load = 8"],

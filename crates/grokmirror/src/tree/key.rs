@@ -143,6 +143,11 @@ impl Reserved {
             &crate::state::state_path(manifest),
             "the manifest state file",
         );
+        r.add_file(
+            &top,
+            &crate::freshness::freshness_path(manifest),
+            "the freshness file",
+        );
         r.add_dir(&top, &config.core.objstore, "the object storage");
         r.add_dir(
             &top,

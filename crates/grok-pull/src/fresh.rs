@@ -1,0 +1,192 @@
+//! The freshness file kept by a run (or a daemon): what each poll saw the
+//! origin advertise, what each job brought, what the daemon is doing; see
+//! [`grokmirror::freshness`]. Written atomically after each poll, with the
+//! local manifest, with the metrics and at the end.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use grokmirror::freshness::{self, Activity, Freshness, PollRecord, Summary};
+use grokmirror::manifest::{Manifest, RepoEntry};
+use tracing::warn;
+
+use crate::job::Outcome;
+use crate::settings::Settings;
+
+/// How many lagging repositories `--status` and the metrics list.
+pub const WORST: usize = 10;
+
+/// The Unix time now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a poll saw of one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Its manifest key.
+    pub key: String,
+    /// The origin's `modified`.
+    pub origin_modified: i64,
+    /// Ours (0 when we don't have it).
+    pub have_modified: i64,
+    /// Whether the origin's refs differ from ours.
+    pub behind: bool,
+}
+
+/// Compare the culled remote entries with the local manifest.
+pub fn observe<'a>(
+    remote: impl IntoIterator<Item = (&'a String, &'a RepoEntry)>,
+    local: &Manifest,
+) -> Vec<Observed> {
+    remote
+        .into_iter()
+        .map(|(key, r)| {
+            let have = local.repos.get(key);
+            Observed {
+                key: key.clone(),
+                origin_modified: r.modified,
+                have_modified: have.map_or(0, |h| h.modified),
+                behind: have.is_none_or(|h| h.fingerprint != r.fingerprint),
+            }
+        })
+        .collect()
+}
+
+/// The file and what goes into it.
+#[derive(Debug)]
+pub struct Tracker {
+    path: PathBuf,
+    /// The recorded state.
+    pub file: Freshness,
+    stale_after: std::time::Duration,
+}
+
+impl Tracker {
+    /// Load what earlier runs recorded (an unreadable file is started
+    /// afresh, with a warning).
+    pub fn load(settings: &Settings) -> Tracker {
+        let path = freshness::freshness_path(settings.manifest());
+        let file = Freshness::read(&path).unwrap_or_else(|e| {
+            warn!("{e}");
+            Freshness::default()
+        });
+        Tracker {
+            path,
+            file,
+            stale_after: settings.stale_after,
+        }
+    }
+
+    /// Take up a reloaded config's `stale_after`.
+    pub fn reconfigure(&mut self, settings: &Settings) {
+        self.stale_after = settings.stale_after;
+    }
+
+    /// A poll brought a manifest: these are the repositories we mirror now.
+    pub fn polled(&mut self, observed: &[Observed], now: i64) {
+        let keys: BTreeSet<&str> = observed.iter().map(|o| o.key.as_str()).collect();
+        self.file.repos.retain(|k, _| keys.contains(k.as_str()));
+        for o in observed {
+            self.file.repos.entry(o.key.clone()).or_default().observe(
+                o.origin_modified,
+                o.have_modified,
+                o.behind,
+                now,
+            );
+        }
+        self.poll_result("fetched", None, now);
+    }
+
+    /// Record a poll's result.
+    pub fn poll_result(&mut self, result: &str, error: Option<String>, now: i64) {
+        if error.is_none() {
+            self.file.last_poll_ok = Some(now);
+        }
+        self.file.last_poll = Some(PollRecord {
+            at: now,
+            result: result.to_string(),
+            error,
+        });
+    }
+
+    /// A repository failed before any job ran.
+    pub fn failed(&mut self, key: &str, why: &str, now: i64) {
+        self.file
+            .repos
+            .entry(key.to_string())
+            .or_default()
+            .failed(why, now);
+    }
+
+    /// A job finished.
+    pub fn done(&mut self, key: &str, outcome: &Outcome, modified: Option<i64>, now: i64) {
+        match outcome {
+            Outcome::Busy => {}
+            Outcome::Purged => {
+                self.file.repos.remove(key);
+            }
+            Outcome::Failed(why) => self.failed(key, why, now),
+            Outcome::Cloned | Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => self
+                .file
+                .repos
+                .entry(key.to_string())
+                .or_default()
+                .succeeded(modified, now),
+        }
+    }
+
+    /// The collection at a glance, now.
+    pub fn summary(&self) -> Summary {
+        freshness::summarize(&self.file, unix_now(), self.stale_after, WORST)
+    }
+
+    /// Write the file (with the daemon's activity, if any).
+    pub fn write(&mut self, daemon: Option<Activity>) {
+        self.file.daemon = daemon;
+        if let Err(e) = self.file.write(&self.path, unix_now()) {
+            warn!("cannot write the freshness file: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fp: &str, modified: i64) -> RepoEntry {
+        RepoEntry {
+            fingerprint: Some(fp.into()),
+            modified,
+            ..RepoEntry::default()
+        }
+    }
+
+    #[test]
+    fn observes_what_differs() {
+        let mut local = Manifest::default();
+        local.repos.insert("/a.git".into(), entry("1", 10));
+        local.repos.insert("/b.git".into(), entry("2", 10));
+        let remote: Vec<(String, RepoEntry)> = vec![
+            ("/a.git".into(), entry("1", 10)),
+            ("/b.git".into(), entry("3", 20)),
+            ("/c.git".into(), entry("4", 30)),
+        ];
+        let o = observe(remote.iter().map(|(k, v)| (k, v)), &local);
+        let behind: Vec<(&str, bool, i64)> = o
+            .iter()
+            .map(|o| (o.key.as_str(), o.behind, o.have_modified))
+            .collect();
+        assert_eq!(
+            behind,
+            [
+                ("/a.git", false, 10),
+                ("/b.git", true, 10),
+                ("/c.git", true, 0)
+            ]
+        );
+    }
+}
