@@ -899,6 +899,14 @@ async fn purge(ctx: &Ctx, job: Job) -> Done {
         Err(why) => return Done::failed(job, why),
     };
     let here = parent.io_path().join(name);
+    if !repo::is_bare_repo(&here) {
+        // Whatever stands there now is not what the walk found: never
+        // delete a directory that is not a repository.
+        return Done::failed(
+            job,
+            format!("{} is not a repository; not purging it", target.display()),
+        );
+    }
     if !ctx.may_remove(&key, &here, &Removal::Purge) {
         return Done::new(job, Outcome::Skipped);
     }
