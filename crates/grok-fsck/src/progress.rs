@@ -2,18 +2,18 @@
 //! terminal, otherwise a log line every few seconds.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use grokmirror_cli::progress::{TerminalBar, LOG_EVERY};
 use tracing::info;
 
-/// How often the log gets a progress line when there is no bar.
-const LOG_EVERY: Duration = Duration::from_secs(5);
+/// The bar: count, total, time, and what is being worked on.
+const BAR_TEMPLATE: &str = "{bar:30} {pos}/{len} [{elapsed_precise}] {wide_msg}";
 
 /// Progress of the processing phase.
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    bar: Option<TerminalBar>,
     total: usize,
     done: AtomicUsize,
     saved_kib: AtomicU64,
@@ -24,18 +24,7 @@ impl Progress {
     /// Track `total` repositories; `terminal` shows a bar (the log keeps
     /// its lines, printed above the bar).
     pub fn new(total: usize, terminal: bool) -> Progress {
-        let bar = terminal.then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}] {wide_msg}")
-                    .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(250));
-            let printer = bar.clone();
-            grokmirror::logging::set_stderr_sink(Arc::new(move |line: &str| printer.println(line)));
-            bar
-        });
+        let bar = terminal.then(|| TerminalBar::new(Some(total as u64), BAR_TEMPLATE));
         Progress {
             bar,
             total,
@@ -83,15 +72,6 @@ impl Progress {
     /// Repositories finished so far.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            grokmirror::logging::clear_stderr_sink();
-            bar.finish_and_clear();
-        }
     }
 }
 

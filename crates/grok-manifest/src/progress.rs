@@ -3,14 +3,11 @@
 //! log every few seconds. The walk is parallel, so this is shared.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use grokmirror_cli::progress::{TerminalBar, LOG_EVERY};
 use tracing::info;
-
-/// How often the log gets a line when there is no spinner.
-const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The log line after `n` repositories.
 pub fn line(n: usize) -> String {
@@ -19,7 +16,7 @@ pub fn line(n: usize) -> String {
 
 /// Progress of the walk.
 pub struct WalkProgress {
-    bar: Option<ProgressBar>,
+    bar: Option<TerminalBar>,
     count: AtomicUsize,
     next_line: Mutex<Instant>,
 }
@@ -28,17 +25,10 @@ impl WalkProgress {
     /// Start; `terminal` shows a spinner (log lines print above it).
     pub fn new(terminal: bool) -> WalkProgress {
         let bar = terminal.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {pos} repositories [{elapsed_precise}] {wide_msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(250));
-            let printer = bar.clone();
-            grokmirror::logging::set_stderr_sink(Arc::new(move |l: &str| printer.println(l)));
-            bar
+            TerminalBar::new(
+                None,
+                "{spinner} {pos} repositories [{elapsed_precise}] {wide_msg}",
+            )
         });
         WalkProgress {
             bar,
@@ -60,15 +50,6 @@ impl WalkProgress {
         if now >= *next {
             *next = now + LOG_EVERY;
             info!("{}", line(n));
-        }
-    }
-}
-
-impl Drop for WalkProgress {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            grokmirror::logging::clear_stderr_sink();
-            bar.finish_and_clear();
         }
     }
 }

@@ -2,14 +2,10 @@
 //! stderr is a terminal, otherwise a line in the log every few seconds
 //! while repositories are being worked on.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use grokmirror_cli::progress::{TerminalBar, LOG_EVERY};
 use tracing::info;
-
-/// How often the log gets a progress line when there is no bar.
-pub const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// The progress line for the log.
 pub fn line(done: usize, total: usize, failed: usize, active: &[String]) -> String {
@@ -27,9 +23,12 @@ pub fn line(done: usize, total: usize, failed: usize, active: &[String]) -> Stri
     l
 }
 
+/// The bar: count, total, time, and what was last worked on.
+const BAR_TEMPLATE: &str = "{bar:30} {pos}/{len} [{elapsed_precise}] {wide_msg}";
+
 /// Progress over the planned jobs.
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    bar: Option<TerminalBar>,
     total: usize,
     done: usize,
     failed: usize,
@@ -39,18 +38,7 @@ pub struct Progress {
 impl Progress {
     /// Track `total` jobs; `terminal` shows a bar (log lines print above it).
     pub fn new(total: usize, terminal: bool) -> Progress {
-        let bar = terminal.then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}] {wide_msg}")
-                    .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(250));
-            let printer = bar.clone();
-            grokmirror::logging::set_stderr_sink(Arc::new(move |line: &str| printer.println(line)));
-            bar
-        });
+        let bar = terminal.then(|| TerminalBar::new(Some(total as u64), BAR_TEMPLATE));
         Progress {
             bar,
             total,
@@ -90,15 +78,6 @@ impl Progress {
         }
         self.next_line = now + LOG_EVERY;
         info!("   {}", line(self.done, self.total, self.failed, active));
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            grokmirror::logging::clear_stderr_sink();
-            bar.finish_and_clear();
-        }
     }
 }
 

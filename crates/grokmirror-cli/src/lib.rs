@@ -1,6 +1,8 @@
 //! What the `grok-*` programs share at the command-line edge: how an error
 //! becomes one line on stderr and an exit status, the version string, and
-//! logging set-up from flags and config.
+//! logging set-up from flags and config, and the progress bar.
+
+pub mod progress;
 
 use std::fmt;
 use std::path::PathBuf;
