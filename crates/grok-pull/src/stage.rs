@@ -189,8 +189,10 @@ impl Drop for Staged {
             // Remove the lock file while still holding it; nobody waits on
             // staging locks (they are only ever tried), so this can't strand
             // a waiter.
-            let lock_name = format!(".{}.lock", self.name.to_string_lossy());
-            let _ = self.area.dir().remove_file(OsStr::new(&lock_name));
+            let _ = self
+                .area
+                .dir()
+                .remove_file(&lock::lock_file_name(&self.name));
             drop(lock);
         }
     }

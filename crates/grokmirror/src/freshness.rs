@@ -46,14 +46,7 @@ pub enum FreshnessError {
 /// The freshness file of a local manifest: `.<name>.freshness` in its
 /// directory.
 pub fn freshness_path(manifest: &Path) -> PathBuf {
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    manifest
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(format!(".{name}.freshness"))
+    crate::fsutil::companion_path(manifest, "freshness")
 }
 
 /// Parse a duration: plain seconds (`3600`) or a number with a unit, `s`,

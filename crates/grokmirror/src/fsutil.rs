@@ -106,6 +106,25 @@ pub fn write_if_changed(path: &Path, data: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// The name of a file that goes with `name`: `.<name>.<suffix>` (the
+/// lock, state and freshness files grokmirror keeps beside a file or
+/// repository).
+pub fn companion_name(name: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    let mut out = std::ffi::OsString::from(".");
+    out.push(name);
+    out.push(".");
+    out.push(suffix);
+    out
+}
+
+/// The file that goes with `path`, beside it: `/t/m.js.gz` ->
+/// `/t/.m.js.gz.<suffix>`.
+pub fn companion_path(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default();
+    let parent = path.parent().unwrap_or_else(|| Path::new("."));
+    parent.join(companion_name(name, suffix))
+}
+
 /// The manifest key of `fullpath` under `toplevel`: its path relative to the
 /// top level with one leading `/`. `None` when it is not inside `toplevel`.
 /// Both paths are compared lexically (`.` and `..` resolved without touching
@@ -237,6 +256,10 @@ mod tests {
         assert_eq!(manifest_key(t, Path::new("/srv/git")), None);
         assert_eq!(key_path(t, "/a/b.git"), PathBuf::from("/srv/git/a/b.git"));
         assert_eq!(manifest_style(t, Path::new("/srv/git/a.git")), "/a.git");
+        assert_eq!(
+            companion_path(Path::new("/t/m.js.gz"), "remote"),
+            PathBuf::from("/t/.m.js.gz.remote")
+        );
         assert_eq!(manifest_style(t, Path::new("/srv/x/a.git")), "/../x/a.git");
         assert_eq!(
             relpath(Path::new("/a"), Path::new("/a")),

@@ -63,12 +63,13 @@ pub fn file_lock_path(file: &Path) -> PathBuf {
 }
 
 fn sibling_lock_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parent = path.parent().unwrap_or_else(|| Path::new("/"));
-    parent.join(format!(".{name}.lock"))
+    crate::fsutil::companion_path(path, "lock")
+}
+
+/// The name of the lock file of `name` in the same directory
+/// (`b.git` -> `.b.git.lock`), for removal through a directory handle.
+pub fn lock_file_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    crate::fsutil::companion_name(name, "lock")
 }
 
 fn ofd_lock(file: &File, wait: bool) -> io::Result<bool> {

@@ -316,7 +316,7 @@ pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
             removed.push(objstore_dir.join(name));
         }
         drop(guard);
-        let _ = dir.remove_file(std::ffi::OsStr::new(&format!(".{text}.lock")));
+        let _ = dir.remove_file(&lock::lock_file_name(name));
     }
     removed
 }

@@ -30,14 +30,7 @@ pub struct RemoteState {
 
 /// The state file of a local manifest: `.<name>.remote` in its directory.
 pub fn state_path(manifest: &Path) -> PathBuf {
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    manifest
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(format!(".{name}.remote"))
+    crate::fsutil::companion_path(manifest, "remote")
 }
 
 /// What to record for a manifest modified at `mtime` (Unix seconds, 0 when

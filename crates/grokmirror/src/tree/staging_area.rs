@@ -91,7 +91,7 @@ impl StagingArea {
             };
             self.dir.remove_tree(name)?;
             drop(guard);
-            let _ = self.dir.remove_file(OsStr::new(&format!(".{text}.lock")));
+            let _ = self.dir.remove_file(&lock::lock_file_name(name));
             removed.push(self.dir.shown_join(name));
         }
         Ok(removed)
