@@ -112,10 +112,7 @@ impl Puller {
         Ok(Puller {
             settings,
             git: Git::from_env(),
-            rules: Rules {
-                reserved: reserved.dirs(),
-                own: Some(reserved),
-            },
+            rules: Rules { reserved },
             tree,
         })
     }

@@ -113,7 +113,7 @@ proptest! {
         }
         let n = doc.len();
         let text = Value::Object(doc).to_string();
-        let rules = Rules { reserved: vec!["/objstore".into(), "/.grok-pull.staging".into()], own: None };
+        let rules = Rules { reserved: grokmirror::tree::Reserved::dirs_at(["/objstore", "/.grok-pull.staging"]) };
         let m = remote::parse_untrusted(text.as_bytes(), "fuzz", &rules).expect("an object always parses");
         prop_assert!(m.repos.len() + m.rejected.len() >= n, "an entry vanished");
         for r in &m.rejected {
@@ -123,7 +123,7 @@ proptest! {
             prop_assert!(key.starts_with('/'));
             prop_assert!(stays_inside(key), "accepted {key:?}");
             prop_assert!(!key.chars().any(char::is_control));
-            for reserved in &rules.reserved {
+            for reserved in &rules.reserved.dirs() {
                 prop_assert!(!remote::is_at_or_under(key, reserved), "{key} is reserved");
             }
             if let Some(h) = &e.head {

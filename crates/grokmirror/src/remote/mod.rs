@@ -77,13 +77,11 @@ pub struct RemoteManifest {
 /// What, beyond the built-in rules, a path may not be.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
-    /// Manifest-style paths that no entry, symlink or reference may equal
-    /// or lie under (the object storage directory when it is inside the top
-    /// level, our staging directory).
-    pub reserved: Vec<String>,
     /// The replica's own files and folders (local manifest, state, status
-    /// and lock files, logs, object storage, staging), by real location.
-    pub own: Option<crate::tree::Reserved>,
+    /// and lock files, logs, object storage, staging), by real location:
+    /// no entry, symlink or reference may name them, lie in the folders or
+    /// contain them.
+    pub reserved: crate::tree::Reserved,
 }
 
 /// Escape a key for a log line: control characters and NUL as `\xNN`.
@@ -212,13 +210,7 @@ fn is_fingerprint(s: &str) -> bool {
 }
 
 fn check_reserved(path: &str, rules: &Rules) -> Result<(), String> {
-    if let Some(own) = &rules.own {
-        own.check(path)?;
-    }
-    match rules.reserved.iter().find(|r| is_at_or_under(path, r)) {
-        Some(r) => Err(format!("{path} is inside {r}, which is reserved")),
-        None => Ok(()),
-    }
+    rules.reserved.check(path)
 }
 
 /// Check a key on its own (before its entry is read). Returns it

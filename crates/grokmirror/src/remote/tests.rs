@@ -143,8 +143,7 @@ fn overlaps_and_duplicates() {
 #[test]
 fn reserved_paths() {
     let rules = Rules {
-        reserved: vec!["/objstore".into()],
-        own: None,
+        reserved: crate::tree::Reserved::dirs_at(["/objstore"]),
     };
     let text = format!(
         r#"{{"/objstore/x.git": {0}, "/objstores.git": {0}}}"#,

@@ -219,8 +219,22 @@ impl Reserved {
         Ok(())
     }
 
-    /// The reserved paths, as manifest-style keys (for the older
-    /// string-based rules of [`remote::Rules`]).
+    /// Folders given directly as manifest-style keys (`/objstore`), for a
+    /// tree without a config to read them from.
+    pub fn dirs_at<'a>(keys: impl IntoIterator<Item = &'a str>) -> Reserved {
+        Reserved {
+            own: keys
+                .into_iter()
+                .map(|k| Own {
+                    key: k.to_string(),
+                    dir: true,
+                    what: "a reserved folder",
+                })
+                .collect(),
+        }
+    }
+
+    /// The reserved folders, as manifest-style keys.
     pub fn dirs(&self) -> Vec<String> {
         self.own
             .iter()
