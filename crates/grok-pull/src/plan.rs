@@ -347,7 +347,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
         }
         match deletion::purge_candidate(&plan.gate, &key) {
             Ok(()) => to_purge.push((key, wanted_link)),
-            Err(why) if why.contains("ffonly") => {
+            Err(deletion::Kept::FfOnly) => {
                 error!("Refusing to purge ffonly repo {key}");
             }
             Err(why) => debug!("not purging {key}: {why}"),

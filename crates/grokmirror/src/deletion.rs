@@ -51,13 +51,39 @@ pub struct Facts {
     pub borrowed: bool,
 }
 
+/// Why a repository stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Kept {
+    /// Others borrow its objects through alternates.
+    #[error("other repositories borrow its objects")]
+    Borrowed,
+    /// Purging is not enabled.
+    #[error("purging is off ([pull] purge = no and no -p)")]
+    PurgeOff,
+    /// The origin still lists it.
+    #[error("the origin still lists it as a repository")]
+    Wanted,
+    /// The origin lists it in an entry we rejected.
+    #[error("the origin lists it, in an entry that was rejected")]
+    Rejected,
+    /// `[pull] nopurge` protects it.
+    #[error("it matches [pull] nopurge")]
+    NoPurge,
+    /// `[pull] ffonly` protects it.
+    #[error("it matches [pull] ffonly")]
+    FfOnly,
+    /// Its purge did not pass `purgeprotect` this run.
+    #[error("it was not among this run's purges that passed [pull] purgeprotect")]
+    NotApproved,
+}
+
 /// The gate's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// It may go.
     Delete,
     /// It stays, for this reason (said in the log).
-    Keep(String),
+    Keep(Kept),
 }
 
 impl Verdict {
@@ -69,9 +95,8 @@ impl Verdict {
 
 /// Decide whether the repository at `key` may be removed for `removal`.
 pub fn judge(rules: &Rules, key: &str, removal: &Removal, facts: Facts) -> Verdict {
-    let keep = |why: &str| Verdict::Keep(why.to_string());
     if facts.borrowed {
-        return keep("other repositories borrow its objects");
+        return Verdict::Keep(Kept::Borrowed);
     }
     match removal {
         Removal::Reclone => {
@@ -85,7 +110,7 @@ pub fn judge(rules: &Rules, key: &str, removal: &Removal, facts: Facts) -> Verdi
                 return Verdict::Keep(why);
             }
             if !rules.approved.contains(key) {
-                return keep("it was not among this run's purges that passed [pull] purgeprotect");
+                return Verdict::Keep(Kept::NotApproved);
             }
             Verdict::Delete
         }
@@ -94,21 +119,20 @@ pub fn judge(rules: &Rules, key: &str, removal: &Removal, facts: Facts) -> Verdi
 
 /// Whether the purge rules would let `key` go, before `purgeprotect` is
 /// applied to the whole batch (the planner's first step).
-pub fn purge_candidate(rules: &Rules, key: &str) -> Result<(), String> {
-    let why = if !rules.purge {
-        "purging is off ([pull] purge = no and no -p)"
+pub fn purge_candidate(rules: &Rules, key: &str) -> Result<(), Kept> {
+    if !rules.purge {
+        Err(Kept::PurgeOff)
     } else if rules.wanted.contains(key) {
-        "the origin still lists it as a repository"
+        Err(Kept::Wanted)
     } else if rules.rejected.contains(key) {
-        "the origin lists it, in an entry that was rejected"
+        Err(Kept::Rejected)
     } else if rules.nopurge.is_match(key) {
-        "it matches [pull] nopurge"
+        Err(Kept::NoPurge)
     } else if rules.ffonly.is_match(key) {
-        "it matches [pull] ffonly"
+        Err(Kept::FfOnly)
     } else {
-        return Ok(());
-    };
-    Err(why.to_string())
+        Ok(())
+    }
 }
 
 /// Whether purging `candidates` of the `found` repositories (and symlinks)
@@ -183,7 +207,11 @@ mod tests {
             };
             assert_eq!(
                 judge(&off, "/gone.git", &removal, none),
-                Verdict::Keep("purging is off ([pull] purge = no and no -p)".into())
+                Verdict::Keep(Kept::PurgeOff)
+            );
+            assert_eq!(
+                Kept::PurgeOff.to_string(),
+                "purging is off ([pull] purge = no and no -p)"
             );
         }
         assert!(judge(&r, "/keep/a.git", &Removal::Reclone, none).allows());
