@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use grokmirror::config::Config;
 use grokmirror::deletion;
@@ -36,7 +36,7 @@ use grokmirror::manifest::{Manifest, RepoEntry};
 use grokmirror::objstore::FetchMethod;
 use grokmirror::remote::Rejected;
 use grokmirror::repo;
-use grokmirror::state::{self, RemoteState};
+use grokmirror::state::{self, unix_now, RemoteState};
 use grokmirror::{EXIT_FAILURE, EXIT_OK};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
@@ -238,12 +238,6 @@ struct Engine {
     worked_since_stats: bool,
     worked_since_idle: bool,
     jobs_finished: u64,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Poll, then plan off the loop.
@@ -672,7 +666,7 @@ impl Engine {
         let daemon = self.opts.daemon;
         match polled {
             Polled::Unchanged => {
-                self.fresh.poll_result("unchanged", None, fresh::unix_now());
+                self.fresh.poll_result("unchanged", None, unix_now());
                 self.stats.polls_unchanged += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
                 if !daemon {
@@ -682,7 +676,7 @@ impl Engine {
             Polled::Failed(e) => {
                 self.stats.polls_failed += 1;
                 self.fresh
-                    .poll_result("failed", Some(format!("{e:#}")), fresh::unix_now());
+                    .poll_result("failed", Some(format!("{e:#}")), unix_now());
                 if !daemon {
                     if grokmirror_cli::is_usage(&e) {
                         return Some(Err(e));
@@ -706,7 +700,7 @@ impl Engine {
                 observed,
             } => {
                 let plan = *plan;
-                let now = fresh::unix_now();
+                let now = unix_now();
                 self.fresh.polled(&observed, now);
                 self.stats.polls_fetched += 1;
                 self.stats.last_poll_ok = Some(SystemTime::now());
@@ -842,8 +836,7 @@ impl Engine {
         }
         self.stats.job(&key, &done.outcome);
         let modified = done.job.entry.as_ref().map(|e| e.modified);
-        self.fresh
-            .done(&key, &done.outcome, modified, fresh::unix_now());
+        self.fresh.done(&key, &done.outcome, modified, unix_now());
         self.jobs_finished += 1;
         let failed = matches!(done.outcome, Outcome::Failed(_));
         if let Some(p) = &mut self.progress {

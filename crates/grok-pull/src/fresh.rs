@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use grokmirror::freshness::{self, Activity, Freshness, PollRecord, Summary};
 use grokmirror::manifest::{Manifest, RepoEntry};
+use grokmirror::state::unix_now;
 use tracing::warn;
 
 use crate::job::Outcome;
@@ -16,13 +16,6 @@ use crate::settings::Settings;
 
 /// How many lagging repositories `--status` and the metrics list.
 pub const WORST: usize = 10;
-
-/// The Unix time now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// What a poll saw of one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]

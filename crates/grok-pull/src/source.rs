@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use grokmirror::manifest::decoding_reader;
 use grokmirror::remote::{self, RemoteManifest, Rules};
-use grokmirror::state::{self, Recorded, RemoteState};
+use grokmirror::state::{self, unix_now, Recorded, RemoteState};
 use tracing::{debug, info, warn};
 
 use crate::settings::{ManifestSource, Settings};
@@ -93,12 +93,6 @@ fn usable_since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
         });
     }
     usable
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Ask the origin for its manifest. `force` ignores If-Modified-Since and

@@ -15,8 +15,9 @@ use grokmirror::freshness::{self, Activity, Freshness, Summary};
 use grokmirror::manifest::Manifest;
 use serde::Serialize;
 
-use crate::fresh::{unix_now, WORST};
+use crate::fresh::WORST;
 use crate::settings::Settings;
+use grokmirror::state::unix_now;
 
 /// The daemon as `--status` sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -28,6 +28,13 @@ pub struct RemoteState {
     pub config_last_modified: i64,
 }
 
+/// The Unix time now, in seconds (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The state file of a local manifest: `.<name>.remote` in its directory.
 pub fn state_path(manifest: &Path) -> PathBuf {
     crate::fsutil::companion_path(manifest, "remote")
