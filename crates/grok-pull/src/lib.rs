@@ -92,7 +92,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
 pub struct Puller {
     settings: Settings,
     git: Git,
-    rules: Rules,
     tree: Tree,
 }
 
@@ -107,12 +106,11 @@ impl Puller {
                 .with_context(|| format!("cannot create the top level {}", toplevel.display()))?;
         }
         let reserved = Reserved::from_config(&settings.config);
-        let tree = Tree::open(&toplevel, reserved.clone())
+        let tree = Tree::open(&toplevel, reserved)
             .with_context(|| format!("cannot open the top level {}", toplevel.display()))?;
         Ok(Puller {
             settings,
             git: Git::from_env(),
-            rules: Rules { reserved },
             tree,
         })
     }
@@ -156,7 +154,10 @@ impl Puller {
     /// Step 1: ask the origin for its manifest.
     pub async fn poll(&self, force: bool) -> anyhow::Result<Poll> {
         let previous = RemoteState::read(&state::state_path(self.settings.manifest()));
-        source::poll(&self.settings, force, &previous, &self.rules).await
+        let rules = Rules {
+            reserved: self.tree.reserved().clone(),
+        };
+        source::poll(&self.settings, force, &previous, &rules).await
     }
 
     /// Step 2: decide the work.
