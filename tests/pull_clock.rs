@@ -8,20 +8,13 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::http::HttpServer;
-use support::mirror::{assert_mirrored, output_text, Origin, Replica};
+use support::mirror::{assert_mirrored, output_text, set_mtime, Origin, Replica};
 
 /// 2100-01-01 00:00:00 UTC.
 const Y2100: u64 = 4_102_444_800;
-
-fn set_mtime(path: &Path, secs: u64) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
-}
 
 fn now() -> i64 {
     SystemTime::now()

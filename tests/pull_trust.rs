@@ -51,9 +51,7 @@ fn serve(served: &Path, manifest: &Value) {
     static TICK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     std::fs::write(served, manifest.to_string()).unwrap();
     let n = TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + n);
-    let f = std::fs::File::options().write(true).open(served).unwrap();
-    f.set_modified(when).unwrap();
+    support::mirror::set_mtime(served, 1_700_000_000 + n);
 }
 
 fn is_repo(p: &Path) -> bool {

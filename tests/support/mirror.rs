@@ -98,6 +98,13 @@ impl Origin {
     }
 }
 
+/// Set a file's mtime to `secs` after the Unix epoch.
+pub fn set_mtime(path: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
 /// Move a file's mtime by `secs` relative to now.
 pub fn bump_mtime(path: &Path, secs: i64) {
     let when = std::time::SystemTime::now()
