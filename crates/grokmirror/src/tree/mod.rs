@@ -202,12 +202,6 @@ impl Tree {
             }
         })
     }
-
-    /// The repository directory of `key` itself, opened without following
-    /// symlinks on the way or at its end.
-    pub fn open_repo(&self, key: &RepoKey) -> Result<Dir, Error> {
-        self.parent_of(key, false)?.open_dir(key.name())
-    }
 }
 
 #[cfg(test)]
@@ -247,8 +241,9 @@ mod tests {
         assert_eq!(made.shown(), top.join("new/deeper"));
         assert!(top.join("new/deeper").is_dir());
         assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
-        assert!(tree.open_repo(&key("/r.git")).is_ok());
-        assert!(tree.open_repo(&key("/out")).is_err());
+        let parent = tree.parent_of(&key("/r.git"), false).unwrap();
+        assert!(parent.open_dir("r.git").is_ok());
+        assert!(parent.open_dir("out").is_err());
         assert_eq!(tree.path_of(&key("/a/b.git")), top.join("a/b.git"));
         assert!(tree.pin(&top.join("r.git")).is_ok());
         assert!(tree.pin(&top.join("out")).is_err());
