@@ -541,7 +541,7 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
                 return;
             }
         };
-        let _guard = match lock::acquire_repo(&parent.io_path().join(repo_key.name()), Wait::No) {
+        let _guard = match parent.lock_entry(repo_key.name(), Wait::No) {
             Ok(Some(g)) => g,
             Ok(None) => {
                 debug!("{key} is locked by another program; skipping its housekeeping");

@@ -19,7 +19,7 @@ use grokmirror::discovery::{self, Found, WalkOptions};
 use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, RepoLock, Wait};
+use grokmirror::lock::{RepoLock, Wait};
 use grokmirror::manifest::RepoEntry;
 use grokmirror::objects;
 use grokmirror::tree::{Dir, Kind, RepoKey, Tree};
@@ -179,7 +179,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job) -> Done {
 /// writer holds the repository's lock while it works. They are removed, or
 /// every later change to that file would fail, run after run.
 fn try_lock(parent: &Dir, name: &std::ffi::OsStr) -> Result<Option<RepoLock>, String> {
-    lock::acquire_repo(&parent.io_path().join(name), Wait::No).map_err(|e| e.to_string())
+    parent.lock_entry(name, Wait::No).map_err(|e| e.to_string())
 }
 
 /// An error text with the handle's `/proc` path replaced by the path the

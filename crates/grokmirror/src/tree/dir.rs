@@ -22,6 +22,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 
 use super::Error;
+use crate::lock::{RepoLock, Wait};
 
 /// Whether this kernel lacks `openat2` (learned once, on the first ENOSYS).
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
@@ -296,6 +297,30 @@ impl Dir {
             self.remove_tree(OsStr::from_bytes(&name))?;
         }
         Ok(())
+    }
+
+    /// Take the grokmirror lock of the repository `name` in this directory
+    /// (its `.<name>.lock` here, as grokmirror takes it), clearing stale git
+    /// locks in it once held (see [`crate::lock::acquire_repo`]).
+    pub fn lock_entry(&self, name: &OsStr, wait: Wait) -> Result<Option<RepoLock>, Error> {
+        self.lock_entry_noting(name, wait, || {})
+    }
+
+    /// [`Dir::lock_entry`], calling `on_wait` once if it has to wait.
+    pub fn lock_entry_noting(
+        &self,
+        name: &OsStr,
+        wait: Wait,
+        on_wait: impl FnOnce(),
+    ) -> Result<Option<RepoLock>, Error> {
+        let shown = self.shown.join(name);
+        crate::lock::acquire_repo_via(&self.io_path().join(name), &shown, wait, on_wait).map_err(
+            |e| Error::Io {
+                what: "lock",
+                path: shown.clone(),
+                cause: io::Error::other(e.to_string()),
+            },
+        )
     }
 
     /// The names in this directory (without `.` and `..`).

@@ -16,7 +16,7 @@ mod staging_area;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::lock::{self, RepoLock, Wait};
+use crate::lock::{RepoLock, Wait};
 
 pub use dir::{Dir, Kind};
 pub use key::{real_location, RepoKey, Reserved};
@@ -193,14 +193,7 @@ impl Tree {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(Error::NotBeneath(path.to_path_buf()));
         };
-        let parent = self.pin(parent)?;
-        lock::acquire_repo_via(&parent.io_path().join(name), path, wait, on_wait).map_err(|e| {
-            Error::Io {
-                what: "lock",
-                path: path.to_path_buf(),
-                cause: io::Error::other(e.to_string()),
-            }
-        })
+        self.pin(parent)?.lock_entry_noting(name, wait, on_wait)
     }
 }
 
