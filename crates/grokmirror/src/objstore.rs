@@ -299,7 +299,6 @@ pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
     let Ok(names) = dir.names() else {
         return Vec::new();
     };
-    let base = dir.io_path();
     let mut removed = Vec::new();
     for raw in names {
         let name = std::ffi::OsStr::from_bytes(&raw);
@@ -309,7 +308,7 @@ pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
         if !leftover || dir.kind_of(name).ok().flatten() != Some(crate::tree::Kind::Dir) {
             continue;
         }
-        let Ok(Some(guard)) = lock::acquire_repo(&base.join(name), lock::Wait::No) else {
+        let Ok(Some(guard)) = dir.lock_entry(name, lock::Wait::No) else {
             continue;
         };
         if dir.remove_tree(name).is_ok() {

@@ -86,7 +86,7 @@ impl StagingArea {
             if text.starts_with('.') {
                 continue;
             }
-            let Ok(Some(guard)) = lock::acquire_repo(&base.join(name), lock::Wait::No) else {
+            let Ok(Some(guard)) = self.dir.lock_entry(name, lock::Wait::No) else {
                 continue;
             };
             self.dir.remove_tree(name)?;
