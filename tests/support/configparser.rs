@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use grokmirror::ini::{self, Ini};
+use grokmirror::config::ini::{self, Ini};
 
 /// Python's view: {section: {key: interpolated value or {"error": ...}}}
 /// plus, for every value, what getboolean makes of it.

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use grokmirror::config::Config;
+use grokmirror::formats::manifest::Manifest;
 use grokmirror::git::Git;
-use grokmirror::manifest::Manifest;
 use grokmirror::tree::Dir;
 use tracing::{error, info};
 
@@ -80,8 +80,8 @@ impl Settings {
     /// the key, or the key matches the pattern without its leading `/`s).
     pub fn includes(&self, key: &str) -> bool {
         self.include.iter().any(|p| {
-            grokmirror::glob::Glob::new(p).is_match(key)
-                || grokmirror::glob::Glob::new(p.trim_start_matches('/')).is_match(key)
+            grokmirror::config::glob::Glob::new(p).is_match(key)
+                || grokmirror::config::glob::Glob::new(p.trim_start_matches('/')).is_match(key)
         })
     }
 }

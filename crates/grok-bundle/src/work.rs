@@ -7,12 +7,12 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
-use grokmirror::fsutil;
+use grokmirror::config::glob::GlobList;
 use grokmirror::git::{Git, GitError};
-use grokmirror::glob::GlobList;
 use grokmirror::lock::{self, LockError, Wait};
-use grokmirror::refs;
 use grokmirror::repo;
+use grokmirror::repo::refs;
+use grokmirror::tree::fsutil;
 use grokmirror::tree::{self, Dir, Kind};
 use tracing::{debug, info};
 

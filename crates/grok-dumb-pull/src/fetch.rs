@@ -5,11 +5,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use grokmirror::config::glob::GlobList;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
 use grokmirror::lock::{self, Wait};
 use grokmirror::objstore::{self, FetchMethod};
-use grokmirror::{refs, repo};
+use grokmirror::repo::{self, refs};
 use tracing::{debug, error, info, warn};
 
 use crate::Settings;

@@ -15,11 +15,11 @@ mod fetch;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use grokmirror::config::glob::GlobList;
 use grokmirror::config::LogLevel;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use tracing::{debug, error, info};
 
 pub use cli::Cli;

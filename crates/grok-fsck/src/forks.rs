@@ -34,16 +34,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use grokmirror::alternates::AltMap;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::formats::manifest::{self, Manifest};
 use grokmirror::git::Git;
 use grokmirror::lock::{self, RepoLock};
-use grokmirror::manifest::{self, Manifest};
+use grokmirror::objstore::siblings::{self, BlobSet};
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
-use grokmirror::roots::{self, Roots};
-use grokmirror::siblings::{self, BlobSet};
+use grokmirror::repo::alternates::AltMap;
+use grokmirror::repo::roots::{self, Roots};
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::tree::Tree;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -880,7 +880,7 @@ impl<'a> Forks<'a> {
         match self.tree.pin(member) {
             Ok(dir) => {
                 let objects = dir.io_path().join("objects");
-                let lenders = grokmirror::objects::read_alternates(&objects);
+                let lenders = grokmirror::repo::object_counts::read_alternates(&objects);
                 let ours = obst.join("objects");
                 !lenders
                     .iter()
@@ -1196,7 +1196,7 @@ pub fn freeze_for_prune(
         let dropped = tree
             .pin(m)
             .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|d| grokmirror::repack::drop_commit_graph(&d.io_path()));
+            .and_then(|d| grokmirror::repo::repack::drop_commit_graph(&d.io_path()));
         if let Err(e) = dropped {
             warn!("{}: cannot remove its commit-graph: {e}", m.display());
             return None;

@@ -32,18 +32,18 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
-use grokmirror::alternates::{self, AltMap, RepoRole};
+use grokmirror::config::glob::GlobList;
 use grokmirror::config::Config;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::formats::fsck_status::{self, RepoStatus, Status};
+use grokmirror::formats::manifest::{self, Manifest};
 use grokmirror::git::{Git, GitVersion};
-use grokmirror::glob::GlobList;
 use grokmirror::lock;
-use grokmirror::manifest::{self, Manifest};
-use grokmirror::objects::{self, RepackLevel};
-use grokmirror::repack::Precious;
-use grokmirror::status::{self, RepoStatus, Status};
-use grokmirror::{refs, repo};
+use grokmirror::repo::alternates::{self, AltMap, RepoRole};
+use grokmirror::repo::object_counts::{self, RepackLevel};
+use grokmirror::repo::repack::Precious;
+use grokmirror::repo::{self, refs};
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror_cli::usage;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -84,7 +84,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             status_dir.display()
         )));
     }
-    let Some(_tree_lock) = status::try_lock(&settings.statusfile)? else {
+    let Some(_tree_lock) = fsck_status::try_lock(&settings.statusfile)? else {
         info!(
             "Another grok-fsck holds {}; leaving this tree to it",
             lock::file_lock_path(&settings.statusfile).display()
@@ -192,7 +192,7 @@ struct Analysis {
     /// A new next-check date, when the decision moves it.
     reschedule: Option<NaiveDate>,
     /// Garbage to prune (with the role and counts), when not repacking.
-    garbage: Option<(RepoRole, objects::ObjectCounts)>,
+    garbage: Option<(RepoRole, object_counts::ObjectCounts)>,
     /// The work to do, if any.
     job: Option<Job>,
 }
@@ -416,7 +416,10 @@ impl Fsck<'_> {
         for (full, fp) in fingerprints {
             let next = schedule::first_check(self.today, s.frequency, self.mode.force, &mut rng);
             info!("{full}:");
-            info!("    added: next check on {}", status::format_date(next));
+            info!(
+                "    added: next check on {}",
+                fsck_status::format_date(next)
+            );
             status
                 .repos
                 .insert(full, RepoStatus::new_repo(next, fp.as_deref()));
@@ -528,7 +531,7 @@ impl Fsck<'_> {
         };
         maintain::fix_fetch_head(&repo);
         let role = RepoRole::of(&path, ctx.altmap, objstore_dir);
-        let missing_alt = objects::read_alternates(&path.join("objects"))
+        let missing_alt = object_counts::read_alternates(&path.join("objects"))
             .into_iter()
             .find(|dir| !dir.is_dir());
         if let Some(dir) = missing_alt {
@@ -544,7 +547,7 @@ impl Fsck<'_> {
             }
             return nothing;
         }
-        let counts = match objects::scan(&path) {
+        let counts = match object_counts::scan(&path) {
             Ok(c) => c,
             Err(e) => {
                 warn!("{e}; skipping it");
@@ -559,7 +562,7 @@ impl Fsck<'_> {
             counts: &counts,
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: self.settings.policy.precious == Precious::Always
-                && objects::is_precious(&path),
+                && object_counts::is_precious(&path),
         };
         let mut decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         if rewired && decision.repack.is_none() {
@@ -614,7 +617,7 @@ impl Fsck<'_> {
         ctx: &Ctx,
         path: &Path,
         role: &RepoRole,
-        counts: &objects::ObjectCounts,
+        counts: &object_counts::ObjectCounts,
     ) {
         let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
         match ctx.tree.lock_repo(path, lock::Wait::No) {
@@ -681,7 +684,7 @@ impl Fsck<'_> {
                 debug!("{key} is used by no repository (left for object-storage maintenance)");
             }
             let entry = &status.repos[&key];
-            let counts = match objects::scan(&path) {
+            let counts = match object_counts::scan(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     warn!("{e}; skipping it");
@@ -806,7 +809,7 @@ impl Fsck<'_> {
         progress.start(&fsutil::manifest_style(&self.settings.toplevel, &job.path));
         // Only repacks (and their prunes) change the size.
         let size = |p: &Path| match job.repack {
-            Some(_) => objects::scan(p).map(|c| c.total_kib()).unwrap_or(0),
+            Some(_) => object_counts::scan(p).map(|c| c.total_kib()).unwrap_or(0),
             None => 0,
         };
         let before = size(&job.path);
@@ -829,8 +832,10 @@ impl Fsck<'_> {
         if let Some(level) = job.repack {
             let done = match &frozen {
                 Some(_) => {
-                    let plan =
-                        grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
+                    let plan = grokmirror::repo::repack::plan_pruned_objstore(
+                        level,
+                        &self.settings.policy,
+                    );
                     ctx.repack_with_plan(&repo, &job.role, level, plan)
                 }
                 None => ctx.repack(&repo, &job.role, level),
@@ -901,7 +906,7 @@ impl Fsck<'_> {
         }
         let saved = before.saturating_sub(size(&job.path));
         if let Some(next) = next {
-            info!("     next: {}", status::format_date(next));
+            info!("     next: {}", fsck_status::format_date(next));
         }
         if saved > 0 {
             info!("     done: {elapsed}s, {} saved", human_size(saved));

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use grokmirror::config::glob::GlobList;
 use grokmirror::config::{Config, ConfigError};
-use grokmirror::glob::GlobList;
 use grokmirror::objstore::FetchMethod;
-use grokmirror::repack::{Precious, RepackPolicy};
+use grokmirror::repo::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
 /// Where and how the report of critical errors is mailed.

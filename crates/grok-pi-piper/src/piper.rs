@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
-use grokmirror::fsutil;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, Wait};
+use grokmirror::tree::fsutil;
 use tracing::{debug, error, info, warn};
 
 /// The file in the repository holding the id of the last commit piped (no

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use grokmirror::config::glob::Glob;
+use grokmirror::config::ini::{self, Ini};
 use grokmirror::config::{expand_user, LogLevel};
-use grokmirror::glob::Glob;
-use grokmirror::ini::{self, Ini};
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]

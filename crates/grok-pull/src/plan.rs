@@ -9,16 +9,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use grokmirror::deletion;
-use grokmirror::discovery::{self, Found, WalkOptions};
-use grokmirror::forkgroups::Forkgroups;
-use grokmirror::fsutil;
+use grokmirror::config::glob::GlobList;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
+use grokmirror::formats::remote_manifest::{self, RemoteManifest};
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::manifest::{Manifest, RepoEntry};
-use grokmirror::remote::{self, RemoteManifest};
+use grokmirror::objstore::grouping::Forkgroups;
+use grokmirror::repo::{self, refs};
+use grokmirror::tree::deletion;
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::tree::{Kind, Tree};
-use grokmirror::{refs, repo};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
@@ -253,7 +253,7 @@ pub fn plan(
     let rejected: BTreeSet<String> = remote
         .rejected
         .iter()
-        .filter_map(|r| remote::normalize_path(&r.key).ok())
+        .filter_map(|r| remote_manifest::normalize_path(&r.key).ok())
         .collect();
     let mut plan = Plan {
         gate: deletion::Rules {

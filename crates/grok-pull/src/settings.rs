@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use grokmirror::config::glob::GlobList;
 use grokmirror::config::{Config, ConfigError, LogLevel};
-use grokmirror::glob::GlobList;
 
 /// Default cap on the size of a remote manifest, decompressed:
 /// kernel.org's is a few MiB, so this only stops gzip bombs and runaway
@@ -333,7 +333,7 @@ impl Settings {
             refresh,
             socket,
             metrics_file,
-            stale_after: grokmirror::freshness::stale_after(&config)?,
+            stale_after: grokmirror::formats::freshness::stale_after(&config)?,
             metrics_listen: config
                 .get("pull", "metrics_listen")?
                 .map(|v| v.trim().to_string())

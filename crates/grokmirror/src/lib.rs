@@ -7,34 +7,13 @@
 
 #![warn(missing_docs)]
 
-pub mod alternates;
 pub mod config;
-pub mod deletion;
-pub mod discovery;
-pub mod forkgroups;
-pub mod freshness;
-pub mod fsutil;
+pub mod formats;
 pub mod git;
-pub mod gitlocks;
-pub mod glob;
-pub mod ini;
-pub mod inspect;
-pub mod json;
 pub mod lock;
 pub mod logging;
-pub mod manifest;
-pub mod objects;
 pub mod objstore;
-pub mod refs;
-pub mod remote;
-pub mod repack;
 pub mod repo;
-pub mod roots;
-pub mod siblings;
-pub mod staging;
-pub mod state;
-pub mod status;
-pub mod toplevel;
 pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.

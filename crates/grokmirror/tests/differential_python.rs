@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use grokmirror::glob::Glob;
-use grokmirror::ini::{self, Ini, IniError};
+use grokmirror::config::glob::Glob;
+use grokmirror::config::ini::{self, Ini, IniError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -293,7 +293,7 @@ fn globs_match_python_fnmatch_on_generated_pairs() {
 
 #[test]
 fn manifest_json_is_byte_identical_to_python_json_dumps() {
-    use grokmirror::manifest::{Manifest, RepoEntry};
+    use grokmirror::formats::manifest::{Manifest, RepoEntry};
     let mut rng = StdRng::seed_from_u64(seed() ^ 0x15a);
     let chars: Vec<char> = "ab/ .\"\\\n\t\r\u{1}\u{7f}\u{e9}\u{2028}\u{1F980}'<>&"
         .chars()

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use grokmirror::manifest::{decode_bytes, Manifest, ManifestError};
+use grokmirror::formats::manifest::{decode_bytes, Manifest, ManifestError};
 use proptest::prelude::*;
 
 fn corpus() -> Vec<PathBuf> {
@@ -124,7 +124,7 @@ proptest! {
     ) {
         let mut m = Manifest::new();
         for (key, (fp, modified, description, owner, symlinks)) in entries {
-            m.repos.insert(key, grokmirror::manifest::RepoEntry {
+            m.repos.insert(key, grokmirror::formats::manifest::RepoEntry {
                 fingerprint: fp,
                 modified,
                 description,

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use grokmirror::config::glob::GlobList;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::refs::{self, SnapshotSource};
+use grokmirror::repo::refs::{self, SnapshotSource};
 
 fn git(repo: Option<&Path>, args: &[&str]) -> String {
     let mut cmd = Command::new("git");

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::remote;
-use crate::staging;
+use crate::formats::remote_manifest;
+use crate::tree::staging;
 
 /// A manifest key (`/pub/scm/git/git.git`) that is safe to use under the
 /// top level: one leading `/`, plain components only (no `.`, `..`, empty,
@@ -22,7 +22,7 @@ impl RepoKey {
     /// Check `raw` (with or without its leading `/`) against the path rules
     /// and the reserved set.
     pub fn new(raw: &str, reserved: &Reserved) -> Result<RepoKey, String> {
-        let key = remote::normalize_path(raw)?;
+        let key = remote_manifest::normalize_path(raw)?;
         reserved.check(&key)?;
         Ok(RepoKey(key.into()))
     }
@@ -105,7 +105,7 @@ pub struct Reserved {
 /// exist yet: the longest existing ancestor canonicalized, the rest
 /// appended.
 pub fn real_location(path: &Path) -> PathBuf {
-    let path = crate::fsutil::absolute(path);
+    let path = crate::tree::fsutil::absolute(path);
     let mut missing = Vec::new();
     let mut probe = path.as_path();
     loop {
@@ -140,12 +140,12 @@ impl Reserved {
         r.add_file(&top, manifest, "the local manifest");
         r.add_file(
             &top,
-            &crate::state::state_path(manifest),
+            &crate::formats::last_remote::state_path(manifest),
             "the manifest state file",
         );
         r.add_file(
             &top,
-            &crate::freshness::freshness_path(manifest),
+            &crate::formats::freshness::freshness_path(manifest),
             "the freshness file",
         );
         r.add_dir(&top, &config.core.objstore, "the object storage");
@@ -173,7 +173,7 @@ impl Reserved {
 
     fn add(&mut self, top: &Path, path: &Path, dir: bool, what: &'static str) {
         let real = real_location(path);
-        if let Some(key) = crate::fsutil::manifest_key(top, &real) {
+        if let Some(key) = crate::tree::fsutil::manifest_key(top, &real) {
             self.own.push(Own { key, dir, what });
         }
     }
@@ -204,13 +204,13 @@ impl Reserved {
                 key.starts_with(&own.key) && !key[own.key.len()..].contains('/')
             } else {
                 key == own.key
-                    || (own.dir && remote::is_at_or_under(key, &own.key))
-                    || remote::is_at_or_under(&own.key, key)
+                    || (own.dir && remote_manifest::is_at_or_under(key, &own.key))
+                    || remote_manifest::is_at_or_under(&own.key, key)
             };
             if hit {
                 return Err(format!(
                     "{} would name or contain {} ({}), which belongs to this replica",
-                    remote::printable(key),
+                    remote_manifest::printable(key),
                     own.what,
                     own.key.trim_end_matches('.')
                 ));

@@ -9,6 +9,12 @@
 //! - [`StagingArea`]: where clones are built, ours alone (0700), verified
 //!   each time it is opened.
 
+pub mod deletion;
+pub mod discovery;
+pub mod fsutil;
+pub mod staging;
+pub mod toplevel;
+
 mod dir;
 mod key;
 mod staging_area;

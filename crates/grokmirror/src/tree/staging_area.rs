@@ -11,7 +11,7 @@ use rustix::fs::Mode;
 
 use super::{Dir, Error, Kind};
 use crate::lock;
-use crate::staging::STAGING_DIR_NAME;
+use crate::tree::staging::STAGING_DIR_NAME;
 
 /// An open, verified staging directory.
 #[derive(Debug, Clone)]

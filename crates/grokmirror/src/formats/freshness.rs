@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
-use crate::fsutil;
+use crate::tree::fsutil;
 
 /// Default `[pull] stale_after`: an hour.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(3600);
@@ -46,7 +46,7 @@ pub enum FreshnessError {
 /// The freshness file of a local manifest: `.<name>.freshness` in its
 /// directory.
 pub fn freshness_path(manifest: &Path) -> PathBuf {
-    crate::fsutil::companion_path(manifest, "freshness")
+    crate::tree::fsutil::companion_path(manifest, "freshness")
 }
 
 /// Parse a duration: plain seconds (`3600`) or a number with a unit, `s`,

@@ -11,9 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::fsutil;
-use crate::manifest::RepoEntry;
-use crate::remote::is_valid_forkgroup;
+use crate::formats::manifest::RepoEntry;
+use crate::formats::remote_manifest::is_valid_forkgroup;
+use crate::tree::fsutil;
 
 /// The fork groups of a pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

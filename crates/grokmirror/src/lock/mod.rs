@@ -8,6 +8,8 @@
 //! and are not dropped when some unrelated descriptor for the same file is
 //! closed (both of which break classic record locks in a threaded program).
 
+pub mod git_leftovers;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -63,13 +65,13 @@ pub fn file_lock_path(file: &Path) -> PathBuf {
 }
 
 fn sibling_lock_path(path: &Path) -> PathBuf {
-    crate::fsutil::companion_path(path, "lock")
+    crate::tree::fsutil::companion_path(path, "lock")
 }
 
 /// The name of the lock file of `name` in the same directory
 /// (`b.git` -> `.b.git.lock`), for removal through a directory handle.
 pub fn lock_file_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
-    crate::fsutil::companion_name(name, "lock")
+    crate::tree::fsutil::companion_name(name, "lock")
 }
 
 fn ofd_lock(file: &File, wait: bool) -> io::Result<bool> {
@@ -268,7 +270,7 @@ impl RepoLock {
 
 /// Take the lock of the repository at `repo` (its sibling `.name.lock`,
 /// as grokmirror does). Once it is held, git lock files that a killed git
-/// left in the repository are cleared (see [`crate::gitlocks`]): nobody
+/// left in the repository are cleared (see [`crate::lock::git_leftovers`]): nobody
 /// else who honours the lock can be writing them.
 pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, LockError> {
     acquire_repo_noting(repo, wait, || {})
@@ -298,7 +300,7 @@ pub fn acquire_repo_via(
     };
     // A real directory only: the lock of a symlink does not cover its target.
     if std::fs::symlink_metadata(io).is_ok_and(|m| m.is_dir()) {
-        crate::gitlocks::clear_stale(io, since);
+        crate::lock::git_leftovers::clear_stale(io, since);
     }
     Ok(Some(RepoLock {
         file,

@@ -1,12 +1,19 @@
 //! The files grokmirror keeps inside and beside a bare repository
 //! (SPEC §1.3, §1.5), and the few repository facts read straight from disk.
 
+pub mod alternates;
+pub mod inspect;
+pub mod object_counts;
+pub mod refs;
+pub mod repack;
+pub mod roots;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil;
 use crate::git::{Git, GitError};
+use crate::tree::fsutil;
 
 /// Marker file of an object-storage repository.
 pub const OBJSTORE_MARKER: &str = "grokmirror.objstore";

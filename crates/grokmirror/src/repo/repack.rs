@@ -8,8 +8,8 @@
 //! pruned; borrowers repack with `-l`, so only objects their lender
 //! already holds are dropped.
 
-use crate::alternates::RepoRole;
-use crate::objects::RepackLevel;
+use crate::repo::alternates::RepoRole;
+use crate::repo::object_counts::RepackLevel;
 
 /// The `[fsck] precious` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +31,7 @@ impl Precious {
         if value.trim().eq_ignore_ascii_case("always") {
             return Some(Precious::Always);
         }
-        match crate::ini::parse_bool(value.trim())? {
+        match crate::config::ini::parse_bool(value.trim())? {
             true => Some(Precious::Yes),
             false => Some(Precious::No),
         }

@@ -27,6 +27,9 @@
 //! function's documentation; when they need a member's lock and its object
 //! storage's lock together, they take the member's first.
 
+pub mod grouping;
+pub mod siblings;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
@@ -35,10 +38,10 @@ use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
 
-use crate::fsutil;
 use crate::git::{Git, GitError};
 use crate::lock;
 use crate::repo::{self, RepoError, OBJSTORE_MARKER};
+use crate::tree::fsutil;
 
 /// First lines of `grokmirror.objstore`. The file format is grokmirror's
 /// (this text, then one member per line), so it is reproduced as is.
@@ -201,7 +204,7 @@ pub fn local_forkgroups(
 
 /// Whether the object-storage repo holds any object yet.
 pub fn is_populated(obstrepo: &Path) -> bool {
-    crate::objects::scan(obstrepo)
+    crate::repo::object_counts::scan(obstrepo)
         .map(|c| c.count > 0 || c.in_pack > 0)
         .unwrap_or(false)
 }
@@ -696,7 +699,7 @@ pub fn fetch_member_from(
 /// object storage everything the member reaches: it borrows from nothing,
 /// or only from this object storage.
 fn plumbing_is_complete(obstrepo: &Path, member: &Path) -> bool {
-    let alternates = crate::objects::read_alternates(&member.join("objects"));
+    let alternates = crate::repo::object_counts::read_alternates(&member.join("objects"));
     let own = fs::canonicalize(obstrepo.join("objects")).ok();
     alternates.iter().all(|a| Some(a) == own.as_ref())
 }
@@ -868,7 +871,7 @@ pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), ObjstoreError> {
 /// Delete an object-storage repo nobody uses any more: renamed out of
 /// sight at once, then removed, both through a handle on the object-storage
 /// directory that never follows a symlink. The deletion gate
-/// ([`crate::deletion`]) decides first; `borrowed` is what the caller found
+/// ([`crate::tree::deletion`]) decides first; `borrowed` is what the caller found
 /// under the lock.
 ///
 /// Caller holds `obstrepo`'s lock (`_held`) and has checked, under it,
@@ -878,13 +881,13 @@ pub fn delete(
     borrowed: bool,
     _held: &lock::RepoLock,
 ) -> Result<(), ObjstoreError> {
-    let verdict = crate::deletion::judge(
-        &crate::deletion::Rules::default(),
+    let verdict = crate::tree::deletion::judge(
+        &crate::tree::deletion::Rules::default(),
         &obstrepo.display().to_string(),
-        &crate::deletion::Removal::UnusedObjectStorage,
-        crate::deletion::Facts { borrowed },
+        &crate::tree::deletion::Removal::UnusedObjectStorage,
+        crate::tree::deletion::Facts { borrowed },
     );
-    if let crate::deletion::Verdict::Keep(why) = verdict {
+    if let crate::tree::deletion::Verdict::Keep(why) = verdict {
         return Err(ObjstoreError::Io {
             path: obstrepo.to_path_buf(),
             cause: io::Error::other(format!("kept: {why}")),
@@ -918,13 +921,15 @@ pub fn delete(
 pub fn staged_clones_use(toplevel: &Path, obstrepo: &Path) -> bool {
     let wanted =
         fs::canonicalize(obstrepo.join("objects")).unwrap_or_else(|_| obstrepo.join("objects"));
-    let Ok(entries) = fs::read_dir(crate::staging::staging_root(toplevel)) else {
+    let Ok(entries) = fs::read_dir(crate::tree::staging::staging_root(toplevel)) else {
         return false;
     };
     entries.flatten().any(|entry| {
-        ["objects", crate::staging::STAGED_OBJECTS_DIR]
+        ["objects", crate::tree::staging::STAGED_OBJECTS_DIR]
             .iter()
-            .any(|o| crate::objects::read_alternates(&entry.path().join(o)).contains(&wanted))
+            .any(|o| {
+                crate::repo::object_counts::read_alternates(&entry.path().join(o)).contains(&wanted)
+            })
     })
 }
 
@@ -971,11 +976,13 @@ pub fn in_use(
         })
         .collect();
     let mut used = BTreeSet::new();
-    let staging = crate::staging::staging_root(toplevel);
+    let staging = crate::tree::staging::staging_root(toplevel);
     if let Ok(entries) = fs::read_dir(&staging) {
         for entry in entries.flatten() {
-            for objects in ["objects", crate::staging::STAGED_OBJECTS_DIR] {
-                for lender in crate::objects::read_alternates(&entry.path().join(objects)) {
+            for objects in ["objects", crate::tree::staging::STAGED_OBJECTS_DIR] {
+                for lender in
+                    crate::repo::object_counts::read_alternates(&entry.path().join(objects))
+                {
                     if let Some(c) = wanted.get(&lender) {
                         used.insert(c.clone());
                     }
@@ -983,7 +990,7 @@ pub fn in_use(
             }
         }
     }
-    let map = crate::alternates::AltMap::scan(&[toplevel, objstore_dir]);
+    let map = crate::repo::alternates::AltMap::scan(&[toplevel, objstore_dir]);
     for c in candidates {
         if map.is_borrowed(c) {
             used.insert(c.clone());

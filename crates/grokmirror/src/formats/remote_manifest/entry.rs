@@ -13,7 +13,7 @@ use super::limits::{
 };
 use super::tokens::{Fault, Tokens};
 use super::{shown, MAX_PATH_BYTES};
-use crate::manifest::{lenient_seconds, RepoEntry};
+use crate::formats::manifest::{lenient_seconds, RepoEntry};
 
 /// The raw key of one top-level member and what became of it.
 pub(super) struct Member {

@@ -302,7 +302,7 @@ pub fn read_alternates(objects: &Path) -> Vec<PathBuf> {
             } else {
                 objects.join(p)
             };
-            fs::canonicalize(&p).unwrap_or_else(|_| crate::fsutil::normalize_lexically(&p))
+            fs::canonicalize(&p).unwrap_or_else(|_| crate::tree::fsutil::normalize_lexically(&p))
         })
         .collect()
 }
@@ -396,7 +396,7 @@ pub fn worth_quick_repack(repo: &Path) -> Result<bool, ObjectsError> {
 /// The repository's own config file, read in-process (no process per
 /// question); `None` when it cannot be read.
 fn repo_config(repo: &Path) -> Option<git2::Config> {
-    crate::refs::init_libgit2();
+    crate::repo::refs::init_libgit2();
     git2::Config::open(&repo.join("config")).ok()
 }
 
@@ -406,7 +406,7 @@ pub fn config_bool(repo: &Path, key: &str) -> Option<bool> {
     let cfg = repo_config(repo)?;
     let entry = cfg.get_entry(key).ok()?;
     let value = entry.value()?;
-    crate::ini::parse_bool(value).or(match value {
+    crate::config::ini::parse_bool(value).or(match value {
         "" => Some(false),
         _ => None,
     })

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::fsutil;
 use crate::git::Git;
+use crate::repo::roots::Roots;
 use crate::repo::BLOBS_FILE;
-use crate::roots::Roots;
+use crate::tree::fsutil;
 
 /// The least share of an object-storage repository's roots that a
 /// repository must have to join it: repositories with a weak common

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::fsutil;
-use crate::json;
+use crate::formats::json;
+use crate::tree::fsutil;
 
 /// What the last successful manifest fetch recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub fn unix_now() -> i64 {
 
 /// The state file of a local manifest: `.<name>.remote` in its directory.
 pub fn state_path(manifest: &Path) -> PathBuf {
-    crate::fsutil::companion_path(manifest, "remote")
+    crate::tree::fsutil::companion_path(manifest, "remote")
 }
 
 /// What to record for a manifest modified at `mtime` (Unix seconds, 0 when

@@ -11,8 +11,8 @@ use std::sync::Once;
 
 use sha1::{Digest, Sha1};
 
+use crate::config::glob::GlobList;
 use crate::git::{Git, GitError};
-use crate::glob::GlobList;
 
 /// How a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

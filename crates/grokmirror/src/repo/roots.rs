@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use crate::fsutil;
 use crate::git::Git;
 use crate::repo::{FINGERPRINT_FILE, ROOTS_FILE};
+use crate::tree::fsutil;
 
 /// The root commits of a repository.
 pub type Roots = BTreeSet<String>;

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
-use crate::fsutil;
-use crate::json;
+use crate::formats::json;
 use crate::lock::{file_lock_path, FileLock, LockError};
+use crate::tree::fsutil;
 
 /// The `lastcheck` value of a repository that was never checked.
 pub const NEVER: &str = "never";

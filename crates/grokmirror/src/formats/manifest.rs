@@ -11,9 +11,9 @@ use flate2::Compression;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::fsutil;
-use crate::json::{Emitter, PyJson};
+use crate::formats::json::{Emitter, PyJson};
 use crate::lock::{file_lock_path, FileLock, LockError};
+use crate::tree::fsutil;
 
 /// The first two bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];

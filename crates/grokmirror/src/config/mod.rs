@@ -4,11 +4,14 @@
 //! defaults for `objstore` and `manifest` filled in); each program reads its
 //! own sections through the typed accessors.
 
+pub mod glob;
+pub mod ini;
+
 use std::path::{Path, PathBuf};
 
-use crate::glob::GlobList;
-use crate::ini::{self, Ini, IniError};
-use crate::toplevel::{self, Need, Refusal};
+use crate::tree::toplevel::{self, Need, Refusal};
+use glob::GlobList;
+use ini::{Ini, IniError};
 
 /// What can be wrong with a config file.
 #[derive(Debug, thiserror::Error)]

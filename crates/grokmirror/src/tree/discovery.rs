@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::glob::GlobList;
+use crate::config::glob::GlobList;
 use crate::repo::{is_bare_repo, is_objstore_repo};
 
 /// Something the walk found.
@@ -73,7 +73,7 @@ fn visit_dir<'s>(
         };
         // grok-pull's staging area holds clones in progress: never a
         // repository, nothing to look for inside.
-        if crate::staging::is_staging_name(&entry.file_name()) {
+        if crate::tree::staging::is_staging_name(&entry.file_name()) {
             continue;
         }
         let path = entry.path();

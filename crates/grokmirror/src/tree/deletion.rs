@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::glob::GlobList;
+use crate::config::glob::GlobList;
 
 /// Why a repository would go.
 #[derive(Debug, Clone, PartialEq, Eq)]

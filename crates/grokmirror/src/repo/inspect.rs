@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::config::glob::GlobList;
 use crate::git::{Git, GitError};
-use crate::glob::GlobList;
-use crate::refs::{self, RefsSnapshot};
 use crate::repo;
+use crate::repo::refs::{self, RefsSnapshot};
 
 /// The facts about a repository that go into its manifest entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

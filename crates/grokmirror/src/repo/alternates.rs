@@ -9,14 +9,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::discovery::{self, Found, WalkOptions};
-use crate::objects::read_alternates;
 use crate::repo;
+use crate::repo::object_counts::read_alternates;
+use crate::tree::discovery::{self, Found, WalkOptions};
 
 /// Canonical path of a directory, or the lexically normalized path when it
 /// does not exist.
 fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| crate::fsutil::normalize_lexically(path))
+    std::fs::canonicalize(path).unwrap_or_else(|_| crate::tree::fsutil::normalize_lexically(path))
 }
 
 /// The repositories whose objects `repo` borrows: each alternates entry

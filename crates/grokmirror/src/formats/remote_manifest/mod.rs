@@ -15,7 +15,7 @@ use std::io::Read;
 
 use serde::de::Error as _;
 
-use crate::manifest::{ManifestError, RepoEntry, StreamFault};
+use crate::formats::manifest::{ManifestError, RepoEntry, StreamFault};
 
 mod entry;
 mod tokens;
@@ -297,7 +297,7 @@ pub fn parse_untrusted(
 }
 
 /// Parse and validate a remote manifest as it is read from `reader`
-/// (decompressed, e.g. by [`crate::manifest::decoding_reader`]), entry by
+/// (decompressed, e.g. by [`crate::formats::manifest::decoding_reader`]), entry by
 /// entry. Fails only when the whole document is unusable (not JSON, not
 /// an object, or the reader failed or went over its limit); single bad
 /// entries end up in [`RemoteManifest::rejected`].
