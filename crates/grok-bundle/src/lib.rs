@@ -18,7 +18,7 @@
 
 pub mod cli;
 mod pyfloat;
-mod work;
+pub mod work;
 
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ use grokmirror::tree::Dir;
 use tracing::{error, info};
 
 pub use cli::Cli;
-pub use work::{BundleError, Outcome, BUNDLE_FILE, BUNDLE_LIST_FILE, FINGERPRINT_FILE};
+pub use work::{Outcome, BUNDLE_FILE, BUNDLE_LIST_FILE, FINGERPRINT_FILE};
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {

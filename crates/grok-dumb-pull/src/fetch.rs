@@ -197,7 +197,7 @@ fn fetch_svn(git: &Git, path: &Path, patterns: &[String]) -> Fetched {
 fn report(
     path: &Path,
     what: &str,
-    out: Result<grokmirror::git::GitOutput, grokmirror::git::GitError>,
+    out: Result<grokmirror::git::GitOutput, grokmirror::git::Error>,
 ) -> bool {
     match out {
         Ok(out) if out.success() => {

@@ -16,7 +16,7 @@ use clap::Parser;
 
 pub use cli::Cli;
 pub use piper::{Piper, STATE_FILE};
-pub use settings::{PiperSettings, SettingsError};
+pub use settings::PiperSettings;
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use grokmirror::formats::manifest::{decoding_reader, ManifestError, StreamFault};
+use grokmirror::formats::manifest::{self, decoding_reader, StreamFault};
 use grokmirror::formats::remote_manifest::{self, RemoteManifest, Rules};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
@@ -51,7 +51,7 @@ pub(crate) fn spawn_parser(
     rules: &Rules,
 ) -> (
     mpsc::Sender<Chunk>,
-    tokio::task::JoinHandle<Result<RemoteManifest, ManifestError>>,
+    tokio::task::JoinHandle<Result<RemoteManifest, manifest::Error>>,
 ) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (what, rules) = (what.to_string(), rules.clone());

@@ -26,7 +26,7 @@ const REPO_LOCATION_VARS: &[&str] = &[
 
 /// A failed git invocation.
 #[derive(Debug, thiserror::Error)]
-pub enum GitError {
+pub enum Error {
     /// git could not be started at all.
     #[error("cannot run {bin}: {cause} (is git installed? set GITBIN to its path)")]
     Spawn {
@@ -155,7 +155,7 @@ impl Git {
 
     /// Run git to completion, capturing its output. A non-zero exit is not an
     /// error here; see [`Git::run_ok`].
-    pub fn run<I, S>(&self, repo: Option<&Path>, args: I) -> Result<GitOutput, GitError>
+    pub fn run<I, S>(&self, repo: Option<&Path>, args: I) -> Result<GitOutput, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -169,7 +169,7 @@ impl Git {
         repo: Option<&Path>,
         args: I,
         input: Option<&[u8]>,
-    ) -> Result<GitOutput, GitError>
+    ) -> Result<GitOutput, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -179,7 +179,7 @@ impl Git {
         if input.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let spawn_err = |cause| GitError::Spawn {
+        let spawn_err = |cause| Error::Spawn {
             bin: self.bin.clone(),
             cause,
         };
@@ -209,8 +209,8 @@ impl Git {
         })
     }
 
-    /// Run git and turn a non-zero exit into [`GitError::Failed`].
-    pub fn run_ok<I, S>(&self, repo: Option<&Path>, args: I) -> Result<GitOutput, GitError>
+    /// Run git and turn a non-zero exit into [`Error::Failed`].
+    pub fn run_ok<I, S>(&self, repo: Option<&Path>, args: I) -> Result<GitOutput, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -225,19 +225,19 @@ impl Git {
     }
 
     /// The version of the git binary.
-    pub fn version(&self) -> Result<GitVersion, GitError> {
+    pub fn version(&self) -> Result<GitVersion, Error> {
         let out = self.run_ok(None, ["--version"])?;
         parse_version(&out.stdout_str())
     }
 }
 
-/// Build a [`GitError::Failed`] from a finished process.
-pub fn failed<S: AsRef<OsStr>>(repo: Option<&Path>, args: &[S], out: &GitOutput) -> GitError {
+/// Build a [`Error::Failed`] from a finished process.
+pub fn failed<S: AsRef<OsStr>>(repo: Option<&Path>, args: &[S], out: &GitOutput) -> Error {
     let stderr = out.stderr_str();
     // The last few lines carry the reason; the rest is progress noise.
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    GitError::Failed {
+    Error::Failed {
         args: args
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -253,11 +253,11 @@ pub fn failed<S: AsRef<OsStr>>(repo: Option<&Path>, args: &[S], out: &GitOutput)
 
 /// Parse `git version 2.47.3` (and vendor suffixes like `2.39.5.windows.1`
 /// or `2.45.0.rc1`).
-pub fn parse_version(text: &str) -> Result<GitVersion, GitError> {
+pub fn parse_version(text: &str) -> Result<GitVersion, Error> {
     let word = text
         .split_whitespace()
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .ok_or_else(|| GitError::Version(text.to_string()))?;
+        .ok_or_else(|| Error::Version(text.to_string()))?;
     let mut nums = word.split('.').map(|p| {
         p.chars()
             .take_while(char::is_ascii_digit)
@@ -267,7 +267,7 @@ pub fn parse_version(text: &str) -> Result<GitVersion, GitError> {
     });
     let major = nums
         .next()
-        .ok_or_else(|| GitError::Version(text.to_string()))?;
+        .ok_or_else(|| Error::Version(text.to_string()))?;
     Ok(GitVersion(
         major,
         nums.next().unwrap_or(0),

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use grokmirror::config::glob::Glob;
-use grokmirror::config::ini::{self, Ini, IniError};
+use grokmirror::config::ini::{self, Ini};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -78,15 +78,15 @@ print(json.dumps(out))
 "#;
 
 /// Python's error class names for our errors.
-fn python_error_name(e: &IniError) -> &'static str {
+fn python_error_name(e: &ini::Error) -> &'static str {
     match e {
-        IniError::Syntax { .. } => "ParsingError",
-        IniError::MissingSectionHeader { .. } => "MissingSectionHeaderError",
-        IniError::DuplicateSection { .. } => "DuplicateSectionError",
-        IniError::DuplicateOption { .. } => "DuplicateOptionError",
-        IniError::InterpolationSyntax { .. } => "InterpolationSyntaxError",
-        IniError::InterpolationMissing { .. } => "InterpolationMissingOptionError",
-        IniError::InterpolationDepth { .. } => "InterpolationDepthError",
+        ini::Error::Syntax { .. } => "ParsingError",
+        ini::Error::MissingSectionHeader { .. } => "MissingSectionHeaderError",
+        ini::Error::DuplicateSection { .. } => "DuplicateSectionError",
+        ini::Error::DuplicateOption { .. } => "DuplicateOptionError",
+        ini::Error::InterpolationSyntax { .. } => "InterpolationSyntaxError",
+        ini::Error::InterpolationMissing { .. } => "InterpolationMissingOptionError",
+        ini::Error::InterpolationDepth { .. } => "InterpolationDepthError",
     }
 }
 

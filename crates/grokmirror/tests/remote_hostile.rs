@@ -290,7 +290,7 @@ fn fields_over_their_limits_reject_only_their_entry() {
 
 #[test]
 fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
-    use grokmirror::formats::manifest::{decoding_reader, ManifestError};
+    use grokmirror::formats::manifest::{self, decoding_reader};
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(b"{\"/a.git\": {\"description\": \"").unwrap();
@@ -304,7 +304,7 @@ fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
     assert!(
         matches!(
             err,
-            ManifestError::TooLarge {
+            manifest::Error::TooLarge {
                 limit: 1_000_000,
                 ..
             }
@@ -315,14 +315,14 @@ fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
     let reader = decoding_reader(bomb.as_slice(), Some(100_000_000), "bomb").unwrap();
     let err =
         remote_manifest::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::Parse { .. }), "{err}");
+    assert!(matches!(err, manifest::Error::Parse { .. }), "{err}");
     // Plain data over the cap, and garbage after the gzip magic.
     let reader = decoding_reader(&[b' '; 100][..], Some(10), "plain").unwrap();
     let err =
         remote_manifest::parse_untrusted_reader(reader, "plain", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::TooLarge { .. }), "{err}");
+    assert!(matches!(err, manifest::Error::TooLarge { .. }), "{err}");
     let reader = decoding_reader(&[0x1f, 0x8b, 1, 2, 3][..], Some(10), "junk").unwrap();
     let err =
         remote_manifest::parse_untrusted_reader(reader, "junk", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::Decompress { .. }), "{err}");
+    assert!(matches!(err, manifest::Error::Decompress { .. }), "{err}");
 }

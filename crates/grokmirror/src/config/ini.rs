@@ -20,7 +20,7 @@ pub const DEFAULT_SECTION: &str = "DEFAULT";
 
 /// What can be wrong with an INI file or with one of its values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IniError {
+pub enum Error {
     /// A line that is neither a section header, an option, a comment nor a
     /// continuation.
     #[error(
@@ -112,7 +112,7 @@ fn py_strip(s: &str) -> &str {
 
 impl Ini {
     /// Parse INI text with configparser's default (strict) rules.
-    pub fn parse(text: &str) -> Result<Ini, IniError> {
+    pub fn parse(text: &str) -> Result<Ini, Error> {
         let mut ini = Ini::default();
         // Which section we are in: None before any header, Some(None) for
         // DEFAULT, Some(Some(i)) for sections[i].
@@ -123,7 +123,7 @@ impl Ini {
         let mut open_key: Option<String> = None;
         let mut pending: Vec<String> = Vec::new();
         let mut indent_level = usize::MAX;
-        let mut errors: Option<IniError> = None;
+        let mut errors: Option<Error> = None;
 
         // Flush the open option's accumulated lines into its section.
         fn flush(
@@ -169,7 +169,7 @@ impl Ini {
                     current = Some(None);
                 } else if let Some(pos) = ini.sections.iter().position(|(n, _)| n == header) {
                     if seen_sections.iter().any(|s| s == header) {
-                        return Err(IniError::DuplicateSection {
+                        return Err(Error::DuplicateSection {
                             line: lineno,
                             section: header.to_string(),
                         });
@@ -183,7 +183,7 @@ impl Ini {
                 continue;
             }
             let Some(section) = current else {
-                return Err(IniError::MissingSectionHeader {
+                return Err(Error::MissingSectionHeader {
                     line: lineno,
                     text: line.to_string(),
                 });
@@ -200,7 +200,7 @@ impl Ini {
                         .iter()
                         .any(|(s, k)| *s == section_name && *k == key)
                     {
-                        return Err(IniError::DuplicateOption {
+                        return Err(Error::DuplicateOption {
                             line: lineno,
                             section: section_name,
                             key,
@@ -215,7 +215,7 @@ impl Ini {
                     // still takes continuation lines) and reports all bad
                     // lines at the end; the first is enough for a human.
                     if errors.is_none() {
-                        errors = Some(IniError::Syntax {
+                        errors = Some(Error::Syntax {
                             line: lineno,
                             text: line.to_string(),
                         });
@@ -275,7 +275,7 @@ impl Ini {
 
     /// The interpolated value of `key` in `section`, `Ok(None)` when the
     /// section or key does not exist.
-    pub fn get(&self, section: &str, key: &str) -> Result<Option<String>, IniError> {
+    pub fn get(&self, section: &str, key: &str) -> Result<Option<String>, Error> {
         let Some(raw) = self.get_raw(section, key) else {
             return Ok(None);
         };
@@ -309,14 +309,14 @@ impl Ini {
         mut rest: &str,
         out: &mut String,
         depth: usize,
-    ) -> Result<(), IniError> {
+    ) -> Result<(), Error> {
         if depth > MAX_INTERPOLATION_DEPTH {
-            return Err(IniError::InterpolationDepth {
+            return Err(Error::InterpolationDepth {
                 section: section.to_string(),
                 key: key.to_string(),
             });
         }
-        let syntax = |why: &str| IniError::InterpolationSyntax {
+        let syntax = |why: &str| Error::InterpolationSyntax {
             section: section.to_string(),
             key: key.to_string(),
             value: self.get_raw(section, key).unwrap_or_default().to_string(),
@@ -348,7 +348,7 @@ impl Ini {
                         [s, k] => (s.to_string(), k.to_lowercase()),
                         _ => return Err(syntax("more than one `:` in a reference")),
                     };
-                    let missing = || IniError::InterpolationMissing {
+                    let missing = || Error::InterpolationMissing {
                         section: section.to_string(),
                         key: key.to_string(),
                         reference: reference.to_string(),
@@ -467,37 +467,37 @@ mod tests {
     fn errors() {
         assert!(matches!(
             Ini::parse("toplevel = /x\n"),
-            Err(IniError::MissingSectionHeader { line: 1, .. })
+            Err(Error::MissingSectionHeader { line: 1, .. })
         ));
         assert!(matches!(
             Ini::parse("[a]\nx=1\n[a]\n"),
-            Err(IniError::DuplicateSection { line: 3, .. })
+            Err(Error::DuplicateSection { line: 3, .. })
         ));
         assert!(matches!(
             Ini::parse("[a]\nx=1\nX=2\n"),
-            Err(IniError::DuplicateOption { line: 3, .. })
+            Err(Error::DuplicateOption { line: 3, .. })
         ));
         assert!(matches!(
             Ini::parse("[a]\njunk\n"),
-            Err(IniError::Syntax { line: 2, .. })
+            Err(Error::Syntax { line: 2, .. })
         ));
         let ini = Ini::parse("[a]\nx = ${nope}\ny = $oops\nz = ${a:b:c}\nl1 = ${l2}\nl2 = ${l1}\n")
             .unwrap();
         assert!(matches!(
             ini.get("a", "x"),
-            Err(IniError::InterpolationMissing { .. })
+            Err(Error::InterpolationMissing { .. })
         ));
         assert!(matches!(
             ini.get("a", "y"),
-            Err(IniError::InterpolationSyntax { .. })
+            Err(Error::InterpolationSyntax { .. })
         ));
         assert!(matches!(
             ini.get("a", "z"),
-            Err(IniError::InterpolationSyntax { .. })
+            Err(Error::InterpolationSyntax { .. })
         ));
         assert!(matches!(
             ini.get("a", "l1"),
-            Err(IniError::InterpolationDepth { .. })
+            Err(Error::InterpolationDepth { .. })
         ));
     }
 

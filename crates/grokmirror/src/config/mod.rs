@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use crate::tree::toplevel::{self, Need, Refusal};
 use glob::GlobList;
-use ini::{Ini, IniError};
+use ini::Ini;
 
 /// What can be wrong with a config file.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum Error {
     /// The file does not exist.
     #[error("config file {0} does not exist")]
     NotFound(PathBuf),
@@ -33,7 +33,7 @@ pub enum ConfigError {
         /// The config file.
         path: PathBuf,
         /// What is wrong.
-        cause: IniError,
+        cause: ini::Error,
     },
     /// There is no `[core]` section.
     #[error("config file {0} has no [core] section (is it a grokmirror 1.x config? see the README on migrating)")]
@@ -160,14 +160,14 @@ pub fn expand_user(path: &str) -> PathBuf {
 
 impl Config {
     /// Read and resolve a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, Error> {
         let text = match std::fs::read(path) {
             Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError::NotFound(path.to_path_buf()))
+                return Err(Error::NotFound(path.to_path_buf()))
             }
             Err(cause) => {
-                return Err(ConfigError::Read {
+                return Err(Error::Read {
                     path: path.to_path_buf(),
                     cause,
                 })
@@ -183,25 +183,25 @@ impl Config {
     }
 
     /// Resolve config text; `path` is used for messages only.
-    pub fn from_text(text: &str, path: &Path, last_modified: i64) -> Result<Config, ConfigError> {
-        let syntax = |cause| ConfigError::Syntax {
+    pub fn from_text(text: &str, path: &Path, last_modified: i64) -> Result<Config, Error> {
+        let syntax = |cause| Error::Syntax {
             path: path.to_path_buf(),
             cause,
         };
         let mut ini = Ini::parse(text).map_err(syntax)?;
         if !ini.sections().any(|s| s == "core") {
-            return Err(ConfigError::NoCore(path.to_path_buf()));
+            return Err(Error::NoCore(path.to_path_buf()));
         }
         let raw_top = ini
             .get("core", "toplevel")
             .map_err(syntax)?
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ConfigError::Missing {
+            .ok_or_else(|| Error::Missing {
                 path: path.to_path_buf(),
                 section: "core".into(),
                 key: "toplevel".into(),
             })?;
-        let toplevel_err = |why: String| ConfigError::Toplevel {
+        let toplevel_err = |why: String| Error::Toplevel {
             path: path.to_path_buf(),
             toplevel: raw_top.clone(),
             why,
@@ -213,7 +213,7 @@ impl Config {
         })?;
         let allow_any = match ini.get("core", "allow_any_toplevel").map_err(syntax)? {
             None => false,
-            Some(v) => ini::parse_bool(&v).ok_or_else(|| ConfigError::BadValue {
+            Some(v) => ini::parse_bool(&v).ok_or_else(|| Error::BadValue {
                 path: path.to_path_buf(),
                 section: "core".into(),
                 key: "allow_any_toplevel".into(),
@@ -231,7 +231,7 @@ impl Config {
                 )))
             }
             Err(Refusal::TooWide(why)) => {
-                return Err(ConfigError::WideToplevel {
+                return Err(Error::WideToplevel {
                     path: path.to_path_buf(),
                     toplevel,
                     why,
@@ -283,15 +283,15 @@ impl Config {
         Ok(config)
     }
 
-    fn syntax(&self, cause: IniError) -> ConfigError {
-        ConfigError::Syntax {
+    fn syntax(&self, cause: ini::Error) -> Error {
+        Error::Syntax {
             path: self.path.clone(),
             cause,
         }
     }
 
-    fn bad(&self, section: &str, key: &str, value: String, expected: &'static str) -> ConfigError {
-        ConfigError::BadValue {
+    fn bad(&self, section: &str, key: &str, value: String, expected: &'static str) -> Error {
+        Error::BadValue {
             path: self.path.clone(),
             section: section.to_string(),
             key: key.to_string(),
@@ -306,7 +306,7 @@ impl Config {
     }
 
     /// The interpolated value, `None` when unset (or the section is absent).
-    pub fn get(&self, section: &str, key: &str) -> Result<Option<String>, ConfigError> {
+    pub fn get(&self, section: &str, key: &str) -> Result<Option<String>, Error> {
         if section != ini::DEFAULT_SECTION && !self.has_section(section) {
             return Ok(None);
         }
@@ -314,7 +314,7 @@ impl Config {
     }
 
     /// The value, or `default` when unset.
-    pub fn get_or(&self, section: &str, key: &str, default: &str) -> Result<String, ConfigError> {
+    pub fn get_or(&self, section: &str, key: &str, default: &str) -> Result<String, Error> {
         Ok(self
             .get(section, key)?
             .unwrap_or_else(|| default.to_string()))
@@ -322,7 +322,7 @@ impl Config {
 
     /// A boolean (`yes/no/true/false/on/off/1/0`, any case); `default` when
     /// unset.
-    pub fn get_bool(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfigError> {
+    pub fn get_bool(&self, section: &str, key: &str, default: bool) -> Result<bool, Error> {
         match self.get(section, key)? {
             None => Ok(default),
             Some(v) => {
@@ -332,7 +332,7 @@ impl Config {
     }
 
     /// An integer; `default` when unset.
-    pub fn get_int(&self, section: &str, key: &str, default: i64) -> Result<i64, ConfigError> {
+    pub fn get_int(&self, section: &str, key: &str, default: i64) -> Result<i64, Error> {
         match self.get(section, key)? {
             None => Ok(default),
             Some(v) => ini::parse_int(&v).ok_or_else(|| self.bad(section, key, v, "an integer")),
@@ -340,7 +340,7 @@ impl Config {
     }
 
     /// An optional integer: `None` when unset.
-    pub fn get_opt_int(&self, section: &str, key: &str) -> Result<Option<i64>, ConfigError> {
+    pub fn get_opt_int(&self, section: &str, key: &str) -> Result<Option<i64>, Error> {
         match self.get(section, key)? {
             None => Ok(None),
             Some(v) => ini::parse_int(&v)
@@ -351,18 +351,13 @@ impl Config {
 
     /// One glob per line; `default` (also one per line) when unset. An
     /// option that is set but empty yields no globs.
-    pub fn get_globs(
-        &self,
-        section: &str,
-        key: &str,
-        default: &str,
-    ) -> Result<GlobList, ConfigError> {
+    pub fn get_globs(&self, section: &str, key: &str, default: &str) -> Result<GlobList, Error> {
         let value = self.get_or(section, key, default)?;
         Ok(GlobList::from_lines(&value))
     }
 
     /// The non-empty, trimmed lines of a multi-line value.
-    pub fn get_lines(&self, section: &str, key: &str) -> Result<Vec<String>, ConfigError> {
+    pub fn get_lines(&self, section: &str, key: &str) -> Result<Vec<String>, Error> {
         Ok(self
             .get_or(section, key, "")?
             .lines()
@@ -373,7 +368,7 @@ impl Config {
     }
 
     /// A path value with `~` expanded; `None` when unset or empty.
-    pub fn get_path(&self, section: &str, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+    pub fn get_path(&self, section: &str, key: &str) -> Result<Option<PathBuf>, Error> {
         Ok(self
             .get(section, key)?
             .filter(|v| !v.is_empty())
@@ -422,7 +417,7 @@ mod tests {
         );
 
         let err = Config::from_text("[pull]\nx=1\n", Path::new("/etc/g.conf"), 0).unwrap_err();
-        assert!(matches!(err, ConfigError::NoCore(_)));
+        assert!(matches!(err, Error::NoCore(_)));
         let err = Config::from_text("[core]\ntoplevel = /nonexistent/x\n", Path::new("g"), 0)
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x"), "{err}");
@@ -436,12 +431,12 @@ mod tests {
         let text = format!("[core]\ntoplevel = {}\n", file.display());
         let err = Config::from_text(&text, Path::new("/etc/g.conf"), 0).unwrap_err();
         assert!(
-            matches!(&err, ConfigError::Toplevel { why, .. } if why.starts_with("it is not a directory")),
+            matches!(&err, Error::Toplevel { why, .. } if why.starts_with("it is not a directory")),
             "{err}"
         );
         let err =
             Config::from_text("[core]\ntoplevel = /\n", Path::new("/etc/g.conf"), 0).unwrap_err();
-        assert!(matches!(err, ConfigError::WideToplevel { .. }), "{err}");
+        assert!(matches!(err, Error::WideToplevel { .. }), "{err}");
         let text = "[core]\ntoplevel = /\nallow_any_toplevel = maybe\n";
         let err = Config::from_text(text, Path::new("/etc/g.conf"), 0).unwrap_err();
         assert!(err.to_string().contains("allow_any_toplevel"), "{err}");

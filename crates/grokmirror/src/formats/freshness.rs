@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{self, Config};
 use crate::tree::fsutil;
 
 /// Default `[pull] stale_after`: an hour.
@@ -24,7 +24,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Errors reading or writing the freshness file.
 #[derive(Debug, thiserror::Error)]
-pub enum FreshnessError {
+pub enum Error {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -82,13 +82,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// `[pull] stale_after` of a config (read by grok-pull and grok-fsck).
-pub fn stale_after(config: &Config) -> Result<Duration, ConfigError> {
+pub fn stale_after(config: &Config) -> Result<Duration, config::Error> {
     match config.get("pull", "stale_after")? {
         None => Ok(DEFAULT_STALE_AFTER),
         Some(v) if v.trim().is_empty() => Ok(DEFAULT_STALE_AFTER),
         Some(v) => match parse_duration(&v) {
             Some(d) if !d.is_zero() => Ok(d),
-            _ => Err(ConfigError::BadValue {
+            _ => Err(config::Error::BadValue {
                 path: config.path.clone(),
                 section: "pull".into(),
                 key: "stale_after".into(),
@@ -225,29 +225,29 @@ pub struct Freshness {
 
 impl Freshness {
     /// Read the file; a missing one is empty.
-    pub fn read(path: &Path) -> Result<Freshness, FreshnessError> {
+    pub fn read(path: &Path) -> Result<Freshness, Error> {
         let raw = match std::fs::read(path) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Freshness::default()),
             Err(source) => {
-                return Err(FreshnessError::Io {
+                return Err(Error::Io {
                     path: path.to_path_buf(),
                     source,
                 })
             }
         };
-        serde_json::from_slice(&raw).map_err(|source| FreshnessError::Parse {
+        serde_json::from_slice(&raw).map_err(|source| Error::Parse {
             path: path.to_path_buf(),
             source,
         })
     }
 
     /// Write it atomically, stamped `now`.
-    pub fn write(&mut self, path: &Path, now: i64) -> Result<(), FreshnessError> {
+    pub fn write(&mut self, path: &Path, now: i64) -> Result<(), Error> {
         self.version = FORMAT_VERSION;
         self.updated = now;
         let text = serde_json::to_vec(self).expect("serializable");
-        fsutil::write_atomic(path, &text).map_err(|source| FreshnessError::Io {
+        fsutil::write_atomic(path, &text).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })

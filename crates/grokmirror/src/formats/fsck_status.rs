@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use crate::formats::json;
-use crate::lock::{file_lock_path, FileLock, LockError};
+use crate::lock::{self, file_lock_path, FileLock};
 use crate::tree::fsutil;
 
 /// The `lastcheck` value of a repository that was never checked.
@@ -31,7 +31,7 @@ const ELAPSED: &str = "s_elapsed";
 
 /// What can go wrong with the status file.
 #[derive(Debug, thiserror::Error)]
-pub enum StatusError {
+pub enum Error {
     /// The file could not be read.
     #[error("cannot read status file {path}: {source}")]
     Read {
@@ -58,7 +58,7 @@ pub enum StatusError {
     },
     /// The lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] lock::Error),
 }
 
 /// Format a date the way the status file stores it (`%Y-%m-%d`).
@@ -180,8 +180,8 @@ pub struct Status {
 impl Status {
     /// Parse the file's text. Entries that are not objects are dropped with
     /// a warning (grokmirror would crash on them later).
-    pub fn from_json_slice(data: &[u8], path: &Path) -> Result<Status, StatusError> {
-        let parse_err = |why: String| StatusError::Parse {
+    pub fn from_json_slice(data: &[u8], path: &Path) -> Result<Status, Error> {
+        let parse_err = |why: String| Error::Parse {
             path: path.to_path_buf(),
             why,
         };
@@ -207,11 +207,11 @@ impl Status {
     }
 
     /// Read the status file; a missing file is an empty status.
-    pub fn read(path: &Path) -> Result<Status, StatusError> {
+    pub fn read(path: &Path) -> Result<Status, Error> {
         match std::fs::read(path) {
             Ok(data) => Status::from_json_slice(&data, path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Status::default()),
-            Err(source) => Err(StatusError::Read {
+            Err(source) => Err(Error::Read {
                 path: path.to_path_buf(),
                 source,
             }),
@@ -231,8 +231,8 @@ impl Status {
 
     /// Replace the file atomically, so a crash leaves the old or the new
     /// file, never a torn one, and wait until it is on disk.
-    pub fn write(&self, path: &Path) -> Result<(), StatusError> {
-        fsutil::write_atomic(path, self.to_json().as_bytes()).map_err(|source| StatusError::Write {
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
+        fsutil::write_atomic(path, self.to_json().as_bytes()).map_err(|source| Error::Write {
             path: path.to_path_buf(),
             source,
         })
@@ -242,12 +242,10 @@ impl Status {
     /// repository, so that a killed run loses no record (the kernel keeps
     /// the renamed file) without an fsync per repository; a run ends with
     /// [`Status::write`].
-    pub fn write_quickly(&self, path: &Path) -> Result<(), StatusError> {
-        fsutil::replace_quickly(path, self.to_json().as_bytes()).map_err(|source| {
-            StatusError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
+    pub fn write_quickly(&self, path: &Path) -> Result<(), Error> {
+        fsutil::replace_quickly(path, self.to_json().as_bytes()).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
         })
     }
 }
@@ -255,7 +253,7 @@ impl Status {
 /// Take the status file's lock (`.<name>.lock` beside it) if nobody holds
 /// it: one grok-fsck per tree, ours or grokmirror's. `Ok(None)` when another
 /// run holds it.
-pub fn try_lock(path: &Path) -> Result<Option<FileLock>, StatusError> {
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>, Error> {
     Ok(crate::lock::acquire(
         &file_lock_path(path),
         crate::lock::Wait::No,
@@ -326,7 +324,7 @@ mod tests {
         let p = dir.path().join("st.js");
         assert!(Status::read(&p).unwrap().repos.is_empty());
         std::fs::write(&p, "[1, 2]").unwrap();
-        assert!(matches!(Status::read(&p), Err(StatusError::Parse { .. })));
+        assert!(matches!(Status::read(&p), Err(Error::Parse { .. })));
         std::fs::write(&p, "{trunc").unwrap();
         let err = Status::read(&p).unwrap_err().to_string();
         assert!(err.contains("st.js"), "{err}");

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::formats::json::{Emitter, PyJson};
-use crate::lock::{file_lock_path, FileLock, LockError};
+use crate::lock::{self, file_lock_path, FileLock};
 use crate::tree::fsutil;
 
 /// The first two bytes of every gzip stream.
@@ -159,7 +159,7 @@ pub struct Manifest {
 
 /// What can go wrong reading or writing a manifest.
 #[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
+pub enum Error {
     /// The file could not be read.
     #[error("cannot read manifest {path}: {cause}")]
     Read {
@@ -202,17 +202,13 @@ pub enum ManifestError {
     },
     /// The manifest lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] lock::Error),
 }
 
 /// Decompress `raw` if it starts with the gzip magic, refusing to produce
 /// more than `limit` bytes. `what` names the source in errors.
-pub fn decode_bytes(
-    raw: Vec<u8>,
-    limit: Option<u64>,
-    what: &str,
-) -> Result<Vec<u8>, ManifestError> {
-    let too_large = || ManifestError::TooLarge {
+pub fn decode_bytes(raw: Vec<u8>, limit: Option<u64>, what: &str) -> Result<Vec<u8>, Error> {
+    let too_large = || Error::TooLarge {
         path: what.to_string(),
         limit: limit.unwrap_or(u64::MAX),
     };
@@ -230,7 +226,7 @@ pub fn decode_bytes(
     decoder
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|cause| ManifestError::Decompress {
+        .map_err(|cause| Error::Decompress {
             path: what.to_string(),
             cause,
         })?;
@@ -255,18 +251,18 @@ pub enum StreamFault {
 }
 
 impl StreamFault {
-    /// The [`ManifestError`] for an error from a [`decoding_reader`]
+    /// The [`Error`] for an error from a [`decoding_reader`]
     /// stream: over the limit, a failed source, or (anything else) bad
     /// gzip data.
-    pub fn into_manifest_error(e: io::Error, what: &str) -> ManifestError {
+    pub fn into_manifest_error(e: io::Error, what: &str) -> Error {
         let path = what.to_string();
         if !e.get_ref().is_some_and(|i| i.is::<StreamFault>()) {
-            return ManifestError::Decompress { path, cause: e };
+            return Error::Decompress { path, cause: e };
         }
         let inner = e.into_inner().expect("checked above");
         match *inner.downcast::<StreamFault>().expect("checked above") {
-            StreamFault::TooLarge(limit) => ManifestError::TooLarge { path, limit },
-            StreamFault::Source(cause) => ManifestError::Read { path, cause },
+            StreamFault::TooLarge(limit) => Error::TooLarge { path, limit },
+            StreamFault::Source(cause) => Error::Read { path, cause },
         }
     }
 }
@@ -322,7 +318,7 @@ pub fn decoding_reader<'a, R: Read + 'a>(
     raw: R,
     limit: Option<u64>,
     what: &str,
-) -> Result<Box<dyn Read + 'a>, ManifestError> {
+) -> Result<Box<dyn Read + 'a>, Error> {
     let limit = limit.unwrap_or(u64::MAX);
     let mut raw = Capped {
         inner: raw,
@@ -370,9 +366,9 @@ impl Manifest {
     }
 
     /// Parse JSON text (already decompressed) with every entry well-formed.
-    pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, ManifestError> {
+    pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, Error> {
         let repos: BTreeMap<String, RepoEntry> =
-            serde_json::from_slice(data).map_err(|cause| ManifestError::Parse {
+            serde_json::from_slice(data).map_err(|cause| Error::Parse {
                 path: what.to_string(),
                 cause,
             })?;
@@ -394,12 +390,12 @@ impl Manifest {
 
     /// Read a manifest file (plain or gzip, detected by content). `Ok(None)`
     /// when the file does not exist.
-    pub fn read(path: &Path) -> Result<Option<Manifest>, ManifestError> {
+    pub fn read(path: &Path) -> Result<Option<Manifest>, Error> {
         let what = path.display().to_string();
         let raw = match std::fs::read(path) {
             Ok(raw) => raw,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(cause) => return Err(ManifestError::Read { path: what, cause }),
+            Err(cause) => return Err(Error::Read { path: what, cause }),
         };
         let data = decode_bytes(raw, None, &what)?;
         Manifest::from_json_slice(&data, &what).map(Some)
@@ -410,11 +406,11 @@ impl Manifest {
     /// empty so that it gets regenerated. A file we cannot read or
     /// decompress (a truncated gzip, say) is an error instead: rewriting it
     /// would hide whatever damaged it, so it is left for the operator.
-    pub fn read_local(path: &Path) -> Result<Manifest, ManifestError> {
+    pub fn read_local(path: &Path) -> Result<Manifest, Error> {
         match Manifest::read(path) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Ok(Manifest::new()),
-            Err(e @ ManifestError::Parse { .. }) => {
+            Err(e @ Error::Parse { .. }) => {
                 tracing::error!("{e}; treating it as empty, it will be regenerated");
                 Ok(Manifest::new())
             }
@@ -423,7 +419,7 @@ impl Manifest {
     }
 
     /// Write atomically: gzip when the name ends in `.gz`, plain otherwise.
-    pub fn write(&self, path: &Path, pretty: bool) -> Result<(), ManifestError> {
+    pub fn write(&self, path: &Path, pretty: bool) -> Result<(), Error> {
         let text = self.to_json(pretty);
         let gzip = path.to_string_lossy().ends_with(".gz");
         fsutil::write_atomic_with(path, |file| {
@@ -435,7 +431,7 @@ impl Manifest {
                 file.write_all(text.as_bytes())
             }
         })
-        .map_err(|cause| ManifestError::Write {
+        .map_err(|cause| Error::Write {
             path: path.to_path_buf(),
             cause,
         })
@@ -444,7 +440,7 @@ impl Manifest {
 
 /// Take the manifest's lock file (`.<name>.lock` beside it), waiting for any
 /// other writer, ours or grokmirror's.
-pub fn lock(path: &Path) -> Result<FileLock, ManifestError> {
+pub fn lock(path: &Path) -> Result<FileLock, Error> {
     let held = crate::lock::acquire(&file_lock_path(path), crate::lock::Wait::Forever)?;
     Ok(held.expect("Wait::Forever returns the lock or an error"))
 }
@@ -506,6 +502,6 @@ mod tests {
         let bomb = enc.finish().unwrap();
         assert!(bomb.len() < 100_000);
         let err = decode_bytes(bomb, Some(1_000_000), "bomb").unwrap_err();
-        assert!(matches!(err, ManifestError::TooLarge { .. }));
+        assert!(matches!(err, Error::TooLarge { .. }));
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// Failure to create, open or lock a lock file.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub enum Error {
     /// The lock file (or its directory) could not be created or opened.
     #[error("cannot open lock file {path}: {cause}")]
     Open {
@@ -104,10 +104,10 @@ fn ofd_lock(file: &File, wait: bool) -> io::Result<bool> {
 }
 
 impl FileLock {
-    fn open(path: &Path) -> Result<File, LockError> {
+    fn open(path: &Path) -> Result<File, Error> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() && !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|cause| LockError::Open {
+                std::fs::create_dir_all(parent).map_err(|cause| Error::Open {
                     path: path.to_path_buf(),
                     cause,
                 })?;
@@ -119,16 +119,16 @@ impl FileLock {
             .truncate(false)
             .mode(0o666)
             .open(path)
-            .map_err(|cause| LockError::Open {
+            .map_err(|cause| Error::Open {
                 path: path.to_path_buf(),
                 cause,
             })
     }
 
     /// Take the lock, waiting as long as it takes.
-    fn acquire(path: &Path) -> Result<FileLock, LockError> {
+    fn acquire(path: &Path) -> Result<FileLock, Error> {
         let file = Self::open(path)?;
-        ofd_lock(&file, true).map_err(|cause| LockError::Lock {
+        ofd_lock(&file, true).map_err(|cause| Error::Lock {
             path: path.to_path_buf(),
             cause,
         })?;
@@ -139,9 +139,9 @@ impl FileLock {
     }
 
     /// Take the lock if nobody holds it; `Ok(None)` when somebody does.
-    fn try_acquire(path: &Path) -> Result<Option<FileLock>, LockError> {
+    fn try_acquire(path: &Path) -> Result<Option<FileLock>, Error> {
         let file = Self::open(path)?;
-        let got = ofd_lock(&file, false).map_err(|cause| LockError::Lock {
+        let got = ofd_lock(&file, false).map_err(|cause| Error::Lock {
             path: path.to_path_buf(),
             cause,
         })?;
@@ -157,7 +157,7 @@ impl FileLock {
         path: &Path,
         timeout: Option<Duration>,
         on_wait: impl FnOnce(),
-    ) -> Result<FileLock, LockError> {
+    ) -> Result<FileLock, Error> {
         if let Some(lock) = Self::try_acquire(path)? {
             return Ok(lock);
         }
@@ -173,7 +173,7 @@ impl FileLock {
             }
             let waited = start.elapsed();
             if waited >= timeout {
-                return Err(LockError::Timeout {
+                return Err(Error::Timeout {
                     path: path.to_path_buf(),
                     waited,
                 });
@@ -185,7 +185,7 @@ impl FileLock {
 
     /// Whether somebody (another process or another descriptor of ours)
     /// holds the lock right now.
-    pub fn is_held(path: &Path) -> Result<bool, LockError> {
+    pub fn is_held(path: &Path) -> Result<bool, Error> {
         if !path.exists() {
             return Ok(false);
         }
@@ -217,7 +217,7 @@ pub enum Wait {
     /// Not at all: `Ok(None)` when the lock is held.
     No,
     /// With backoff (10 ms doubling to 500 ms) up to this long, then
-    /// [`LockError::Timeout`].
+    /// [`Error::Timeout`].
     UpTo(Duration),
     /// As long as it takes.
     Forever,
@@ -225,7 +225,7 @@ pub enum Wait {
 
 /// The one way to take a lock file: `Ok(None)` only with [`Wait::No`] when
 /// somebody holds it.
-pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, LockError> {
+pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, Error> {
     acquire_noting(path, wait, || {})
 }
 
@@ -235,7 +235,7 @@ pub fn acquire_noting(
     path: &Path,
     wait: Wait,
     on_wait: impl FnOnce(),
-) -> Result<Option<FileLock>, LockError> {
+) -> Result<Option<FileLock>, Error> {
     match wait {
         Wait::No => FileLock::try_acquire(path),
         Wait::Forever => FileLock::acquire_patiently(path, None, on_wait).map(Some),
@@ -272,7 +272,7 @@ impl RepoLock {
 /// as grokmirror does). Once it is held, git lock files that a killed git
 /// left in the repository are cleared (see [`crate::lock::git_leftovers`]): nobody
 /// else who honours the lock can be writing them.
-pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, LockError> {
+pub fn acquire_repo(repo: &Path, wait: Wait) -> Result<Option<RepoLock>, Error> {
     acquire_repo_noting(repo, wait, || {})
 }
 
@@ -281,7 +281,7 @@ pub fn acquire_repo_noting(
     repo: &Path,
     wait: Wait,
     on_wait: impl FnOnce(),
-) -> Result<Option<RepoLock>, LockError> {
+) -> Result<Option<RepoLock>, Error> {
     acquire_repo_via(repo, repo, wait, on_wait)
 }
 
@@ -293,7 +293,7 @@ pub fn acquire_repo_via(
     shown: &Path,
     wait: Wait,
     on_wait: impl FnOnce(),
-) -> Result<Option<RepoLock>, LockError> {
+) -> Result<Option<RepoLock>, Error> {
     let since = std::time::SystemTime::now();
     let Some(file) = acquire_noting(&repo_lock_path(io), wait, on_wait)? else {
         return Ok(None);
@@ -347,9 +347,9 @@ mod tests {
             FileLock::acquire_patiently(&p, Some(Duration::from_millis(50)), || waited = true)
                 .unwrap_err();
         assert!(waited);
-        assert!(matches!(err, LockError::Timeout { .. }));
+        assert!(matches!(err, Error::Timeout { .. }));
         let err = acquire(&p, Wait::UpTo(Duration::from_millis(30))).unwrap_err();
-        assert!(matches!(err, LockError::Timeout { .. }));
+        assert!(matches!(err, Error::Timeout { .. }));
         assert!(acquire(&p, Wait::No).unwrap().is_none());
     }
 

@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
 
-use crate::git::{Git, GitError};
+use crate::git::{self, Git};
 use crate::lock;
-use crate::repo::{self, RepoError, OBJSTORE_MARKER};
+use crate::repo::{self, OBJSTORE_MARKER};
 use crate::tree::fsutil;
 
 /// First lines of `grokmirror.objstore`. The file format is grokmirror's
@@ -54,10 +54,10 @@ pub const ISLAND_PATTERN: &str = "refs/virtual/([0-9a-f]+)/";
 
 /// Failure of an object-storage step.
 #[derive(Debug, thiserror::Error)]
-pub enum ObjstoreError {
+pub enum Error {
     /// A git command failed.
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(#[from] git::Error),
     /// A file could not be read or written.
     #[error("{path}: {cause}")]
     Io {
@@ -80,17 +80,17 @@ pub enum ObjstoreError {
     Incomplete(String),
 }
 
-impl From<RepoError> for ObjstoreError {
-    fn from(e: RepoError) -> Self {
+impl From<repo::Error> for Error {
+    fn from(e: repo::Error) -> Self {
         match e {
-            RepoError::Git(g) => ObjstoreError::Git(g),
-            RepoError::Io { path, cause } => ObjstoreError::Io { path, cause },
+            repo::Error::Git(g) => Error::Git(g),
+            repo::Error::Io { path, cause } => Error::Io { path, cause },
         }
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ObjstoreError + '_ {
-    move |cause| ObjstoreError::Io {
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |cause| Error::Io {
         path: path.to_path_buf(),
         cause,
     }
@@ -126,7 +126,7 @@ pub fn forkgroup_name(obstrepo: &Path) -> Option<String> {
 /// (the order `git remote -v` prints, which grokmirror relies on), read
 /// from its config file in-process (grok-pull reads every object storage's
 /// remotes on each run). Remotes without a URL are left out.
-pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, ObjstoreError> {
+pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, Error> {
     let cfg = open_config(obstrepo)?;
     let mut remotes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.url$")) {
@@ -226,11 +226,7 @@ fn building_name(name: &str) -> String {
 /// when somebody else created it meanwhile, theirs is returned.
 ///
 /// Crash: a leftover hidden directory, removed by [`sweep_leftovers`].
-pub fn create(
-    git: &Git,
-    objstore_dir: &Path,
-    name: Option<&str>,
-) -> Result<PathBuf, ObjstoreError> {
+pub fn create(git: &Git, objstore_dir: &Path, name: Option<&str>) -> Result<PathBuf, Error> {
     let name = match name {
         Some(n) => n.to_string(),
         None => new_forkgroup_name(),
@@ -245,7 +241,7 @@ pub fn create(
     // Held while building, so a sweep never takes a live build for a
     // leftover.
     let guard = lock::acquire_repo(&building, lock::Wait::Forever)
-        .map_err(|e| ObjstoreError::Io {
+        .map_err(|e| Error::Io {
             path: building.clone(),
             cause: io::Error::other(e),
         })?
@@ -271,7 +267,7 @@ pub fn create(
     result.map(|()| target)
 }
 
-fn build(git: &Git, path: &Path) -> Result<(), ObjstoreError> {
+fn build(git: &Git, path: &Path) -> Result<(), Error> {
     repo::init_bare_repo(git, path)?;
     let settings: [(&str, &str); 5] = [
         ("core.repositoryformatversion", "1"),
@@ -323,16 +319,16 @@ pub fn sweep_leftovers(objstore_dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-fn open_config(obstrepo: &Path) -> Result<git2::Config, ObjstoreError> {
+fn open_config(obstrepo: &Path) -> Result<git2::Config, Error> {
     let path = obstrepo.join("config");
-    git2::Config::open(&path).map_err(|e| ObjstoreError::Config {
+    git2::Config::open(&path).map_err(|e| Error::Config {
         path,
         message: e.message().to_string(),
     })
 }
 
-fn config_err(obstrepo: &Path) -> impl FnOnce(git2::Error) -> ObjstoreError + '_ {
-    move |e| ObjstoreError::Config {
+fn config_err(obstrepo: &Path) -> impl FnOnce(git2::Error) -> Error + '_ {
+    move |e| Error::Config {
         path: obstrepo.join("config"),
         message: e.message().to_string(),
     }
@@ -392,7 +388,7 @@ pub fn is_member(obstrepo: &Path, member: &Path) -> bool {
 /// changed. A half-written remote (a crash) is repaired by the next call.
 ///
 /// Caller holds `obstrepo`'s lock. Changes no objects or refs.
-pub fn add_member(obstrepo: &Path, member: &Path) -> Result<bool, ObjstoreError> {
+pub fn add_member(obstrepo: &Path, member: &Path) -> Result<bool, Error> {
     let v = virtref(member);
     let url = member.to_string_lossy().into_owned();
     let mut cfg = open_config(obstrepo)?;
@@ -430,10 +426,7 @@ pub fn read_member_list(obstrepo: &Path) -> BTreeSet<PathBuf> {
 
 /// Rewrite `grokmirror.objstore` with these members (sorted). Returns
 /// whether its contents changed.
-pub fn write_member_list(
-    obstrepo: &Path,
-    members: &BTreeSet<PathBuf>,
-) -> Result<bool, ObjstoreError> {
+pub fn write_member_list(obstrepo: &Path, members: &BTreeSet<PathBuf>) -> Result<bool, Error> {
     let mut text = MARKER_PREAMBLE.to_string();
     if !members.is_empty() {
         let lines: Vec<String> = members
@@ -456,7 +449,7 @@ pub fn write_member_list(
 /// there were. The objects stay (they may still be borrowed).
 ///
 /// Caller holds `obstrepo`'s lock.
-pub fn trim_virtref(git: &Git, obstrepo: &Path, virtref: &str) -> Result<usize, ObjstoreError> {
+pub fn trim_virtref(git: &Git, obstrepo: &Path, virtref: &str) -> Result<usize, Error> {
     let prefix = virtual_prefix(virtref);
     let out = git.run_ok(
         Some(obstrepo),
@@ -484,7 +477,7 @@ pub fn trim_virtref(git: &Git, obstrepo: &Path, virtref: &str) -> Result<usize, 
 }
 
 /// The member names that have refs under `refs/virtual/`.
-pub fn virtrefs_with_refs(git: &Git, obstrepo: &Path) -> Result<BTreeSet<String>, ObjstoreError> {
+pub fn virtrefs_with_refs(git: &Git, obstrepo: &Path) -> Result<BTreeSet<String>, Error> {
     let out = git.run_ok(
         Some(obstrepo),
         ["for-each-ref", "--format=%(refname)", "refs/virtual/"],
@@ -502,7 +495,7 @@ pub fn virtrefs_with_refs(git: &Git, obstrepo: &Path) -> Result<BTreeSet<String>
 /// borrows them keeps working).
 ///
 /// Caller holds `obstrepo`'s lock.
-pub fn remove_member(git: &Git, obstrepo: &Path, virtref: &str) -> Result<(), ObjstoreError> {
+pub fn remove_member(git: &Git, obstrepo: &Path, virtref: &str) -> Result<(), Error> {
     trim_virtref(git, obstrepo, virtref)?;
     let mut cfg = open_config(obstrepo)?;
     let prefix = format!("remote.{virtref}.");
@@ -591,7 +584,7 @@ pub fn fetch_member(
     obstrepo: &Path,
     member: &Path,
     method: FetchMethod,
-) -> Result<bool, ObjstoreError> {
+) -> Result<bool, Error> {
     let v = virtref(member);
     let url = member.to_string_lossy().into_owned();
     {
@@ -645,7 +638,7 @@ pub fn fetch_member_unlocked(
     obstrepo: &Path,
     member: &Path,
     method: FetchMethod,
-) -> Result<bool, ObjstoreError> {
+) -> Result<bool, Error> {
     let member_guard = match method {
         FetchMethod::Plumbing => lock::acquire_repo(member, lock::Wait::No).ok().flatten(),
         FetchMethod::Porcelain => None,
@@ -675,7 +668,7 @@ pub fn fetch_member_from(
     obstrepo: &Path,
     member: &Path,
     source: &Path,
-) -> Result<(), ObjstoreError> {
+) -> Result<(), Error> {
     let v = virtref(member);
     let refspec = member_refspec(&v);
     git.run_ok(
@@ -709,7 +702,7 @@ fn fetch_with_plumbing(
     obstrepo: &Path,
     member: &Path,
     virtref: &str,
-) -> Result<(), ObjstoreError> {
+) -> Result<(), Error> {
     // Refs first: every object they name is in the member's files (or
     // already in the object storage) before we look at the files.
     let theirs = git.run_ok(
@@ -756,7 +749,7 @@ fn fetch_with_plumbing(
             Some(input.as_bytes()),
         )?;
         if let Some(missing) = out.stdout_str().lines().find(|l| l.ends_with(" missing")) {
-            return Err(ObjstoreError::Incomplete(format!(
+            return Err(Error::Incomplete(format!(
                 "{} is not in {} after linking",
                 missing.trim_end_matches(" missing"),
                 obstrepo.display()
@@ -798,9 +791,9 @@ fn is_hex(s: &str, len: usize) -> bool {
 /// (skipping what is already there, bitmaps, keep files and anything in
 /// progress). Each pack's `.idx` is linked last: git only sees a pack once
 /// its index is there, and by then the data is.
-fn link_objects(from: &Path, to: &Path) -> Result<usize, ObjstoreError> {
+fn link_objects(from: &Path, to: &Path) -> Result<usize, Error> {
     let mut linked = 0;
-    let link = |src: &Path, dst: &Path| -> Result<bool, ObjstoreError> {
+    let link = |src: &Path, dst: &Path| -> Result<bool, Error> {
         if dst.exists() {
             return Ok(false);
         }
@@ -864,7 +857,7 @@ fn link_objects(from: &Path, to: &Path) -> Result<usize, ObjstoreError> {
 /// when `obstrepo` already holds everything `member` reaches (it was
 /// fetched in) and nobody borrows from `member` through its old lender.
 /// Caller holds `member`'s lock.
-pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), ObjstoreError> {
+pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), Error> {
     repo::set_alternate_repo(member, obstrepo).map_err(io_err(member))
 }
 
@@ -876,11 +869,7 @@ pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), ObjstoreError> {
 ///
 /// Caller holds `obstrepo`'s lock (`_held`) and has checked, under it,
 /// whether any repository (staged clones included) borrows from it.
-pub fn delete(
-    obstrepo: &Path,
-    borrowed: bool,
-    _held: &lock::RepoLock,
-) -> Result<(), ObjstoreError> {
+pub fn delete(obstrepo: &Path, borrowed: bool, _held: &lock::RepoLock) -> Result<(), Error> {
     let verdict = crate::tree::deletion::judge(
         &crate::tree::deletion::Rules::default(),
         &obstrepo.display().to_string(),
@@ -888,18 +877,18 @@ pub fn delete(
         crate::tree::deletion::Facts { borrowed },
     );
     if let crate::tree::deletion::Verdict::Keep(why) = verdict {
-        return Err(ObjstoreError::Io {
+        return Err(Error::Io {
             path: obstrepo.to_path_buf(),
             cause: io::Error::other(format!("kept: {why}")),
         });
     }
     let (Some(parent), Some(name)) = (obstrepo.parent(), obstrepo.file_name()) else {
-        return Err(ObjstoreError::Io {
+        return Err(Error::Io {
             path: obstrepo.to_path_buf(),
             cause: io::Error::other("not a path inside the object storage"),
         });
     };
-    let dir = crate::tree::Dir::open_root(parent).map_err(|e| ObjstoreError::Io {
+    let dir = crate::tree::Dir::open_root(parent).map_err(|e| Error::Io {
         path: parent.to_path_buf(),
         cause: io::Error::other(e.to_string()),
     })?;
@@ -908,7 +897,7 @@ pub fn delete(
         name.to_string_lossy(),
         std::process::id()
     ));
-    let tree_err = |e: crate::tree::Error| ObjstoreError::Io {
+    let tree_err = |e: crate::tree::Error| Error::Io {
         path: obstrepo.to_path_buf(),
         cause: io::Error::other(e.to_string()),
     };
@@ -935,9 +924,9 @@ pub fn staged_clones_use(toplevel: &Path, obstrepo: &Path) -> bool {
 
 /// Whether `obstrepo` holds, under `refs/virtual/<virtref>/`, exactly the
 /// refs `member` has now (same names, same objects).
-pub fn member_refs_match(git: &Git, obstrepo: &Path, member: &Path) -> Result<bool, ObjstoreError> {
+pub fn member_refs_match(git: &Git, obstrepo: &Path, member: &Path) -> Result<bool, Error> {
     let prefix = virtual_prefix(&virtref(member));
-    let list = |repo: &Path, pattern: &str| -> Result<BTreeSet<(String, String)>, ObjstoreError> {
+    let list = |repo: &Path, pattern: &str| -> Result<BTreeSet<(String, String)>, Error> {
         let out = git.run_ok(
             Some(repo),
             ["for-each-ref", "--format=%(objectname) %(refname)", pattern],
@@ -1001,7 +990,7 @@ pub fn in_use(
 
 /// Set a single-valued config key of `repo` (through git, so it is
 /// written the way git writes it). Returns whether it changed.
-pub fn set_config(git: &Git, repo: &Path, key: &str, value: &str) -> Result<bool, ObjstoreError> {
+pub fn set_config(git: &Git, repo: &Path, key: &str, value: &str) -> Result<bool, Error> {
     let current = git.run(Some(repo), ["config", "--get", key])?;
     if current.success() && current.stdout_str() == value {
         return Ok(false);

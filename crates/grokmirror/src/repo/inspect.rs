@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::config::glob::GlobList;
-use crate::git::{Git, GitError};
+use crate::git::{self, Git};
 use crate::repo;
 use crate::repo::refs::{self, RefsSnapshot};
 
@@ -47,7 +47,7 @@ pub fn inspect(
     path: &Path,
     ignore_refs: &GlobList,
     want_dates: bool,
-) -> Result<RepoFacts, GitError> {
+) -> Result<RepoFacts, git::Error> {
     let local = refs::RepoConfig::read(path);
     let in_process = local
         .as_ref()

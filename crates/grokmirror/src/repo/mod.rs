@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::git::{Git, GitError};
+use crate::git::{self, Git};
 use crate::tree::fsutil;
 
 /// Marker file of an object-storage repository.
@@ -127,7 +127,7 @@ pub fn read_head(git: &Git, repo: &Path) -> Option<String> {
 
 /// HEAD as git resolves it: `ref: <target>` when symbolic, the object id
 /// when detached.
-fn real_head(git: &Git, repo: &Path) -> Result<Option<String>, GitError> {
+fn real_head(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
     let sym = git.run(Some(repo), ["symbolic-ref", "-q", "HEAD"])?;
     if sym.success() {
         return Ok(Some(format!("ref: {}", sym.stdout_str())));
@@ -182,10 +182,10 @@ pub fn set_alternate_repo(repo: &Path, altrepo: &Path) -> io::Result<()> {
 
 /// Failure to set up a repository.
 #[derive(Debug, thiserror::Error)]
-pub enum RepoError {
+pub enum Error {
     /// A git command failed.
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(#[from] git::Error),
     /// A file inside the repository could not be written.
     #[error("cannot write {path}: {cause}")]
     Io {
@@ -199,7 +199,7 @@ pub enum RepoError {
 /// Initialize a new bare repository the way grokmirror does: `git init
 /// --bare`, sample hooks removed, `gc.auto=0`, `FETCH_HEAD` a symlink to
 /// `/dev/null`.
-pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), RepoError> {
+pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), Error> {
     let path_str = path.as_os_str();
     git.run_ok(
         None,
@@ -220,7 +220,7 @@ pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), RepoError> {
     git.run_ok(Some(path), ["config", "gc.auto", "0"])?;
     let fetch_head = path.join("FETCH_HEAD");
     let _ = fs::remove_file(&fetch_head);
-    std::os::unix::fs::symlink("/dev/null", &fetch_head).map_err(|cause| RepoError::Io {
+    std::os::unix::fs::symlink("/dev/null", &fetch_head).map_err(|cause| Error::Io {
         path: fetch_head.clone(),
         cause,
     })?;

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::git::{Git, GitError};
+use crate::git::{self, Git};
 
 /// The numbers `git count-objects -v` prints, sizes in KiB as git prints
 /// them.
@@ -40,10 +40,10 @@ pub struct ObjectCounts {
 
 /// Failure to count a repository's objects.
 #[derive(Debug, thiserror::Error)]
-pub enum ObjectsError {
+pub enum Error {
     /// git could not be run or failed.
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(#[from] git::Error),
     /// git's output lacked a number we need.
     #[error("git count-objects -v in {repo} printed no {field:?} line")]
     Missing {
@@ -64,7 +64,7 @@ pub enum ObjectsError {
 
 impl ObjectCounts {
     /// Parse `git count-objects -v` output.
-    pub fn parse(text: &str, repo: &Path) -> Result<ObjectCounts, ObjectsError> {
+    pub fn parse(text: &str, repo: &Path) -> Result<ObjectCounts, Error> {
         let mut c = ObjectCounts::default();
         let mut seen: Vec<&str> = Vec::new();
         for line in text.lines() {
@@ -94,7 +94,7 @@ impl ObjectCounts {
         }
         for field in ["count", "size", "in-pack", "packs", "size-pack"] {
             if !seen.contains(&field) {
-                return Err(ObjectsError::Missing {
+                return Err(Error::Missing {
                     repo: repo.to_path_buf(),
                     field,
                 });
@@ -111,7 +111,7 @@ impl ObjectCounts {
 }
 
 /// Ask git: `git count-objects -v`.
-pub fn count_with_git(git: &Git, repo: &Path) -> Result<ObjectCounts, ObjectsError> {
+pub fn count_with_git(git: &Git, repo: &Path) -> Result<ObjectCounts, Error> {
     let out = git.run_ok(Some(repo), ["count-objects", "-v"])?;
     ObjectCounts::parse(&String::from_utf8_lossy(&out.stdout), repo)
 }
@@ -122,8 +122,8 @@ pub fn count_with_git(git: &Git, repo: &Path) -> Result<ObjectCounts, ObjectsErr
 /// index. Differences from git: `prune_packable` is not computed, and
 /// garbage in an alternate's pack directory is not counted (git counts it
 /// against this repository).
-pub fn scan(repo: &Path) -> Result<ObjectCounts, ObjectsError> {
-    let io_err = |source| ObjectsError::Io {
+pub fn scan(repo: &Path) -> Result<ObjectCounts, Error> {
+    let io_err = |source| Error::Io {
         repo: repo.to_path_buf(),
         source,
     };
@@ -379,7 +379,7 @@ pub fn repack_level(
 /// anything); otherwise by [`repack_level`], with the packed objects of the
 /// repository it borrows from counted in the totals, as grokmirror's pull
 /// does.
-pub fn worth_quick_repack(repo: &Path) -> Result<bool, ObjectsError> {
+pub fn worth_quick_repack(repo: &Path) -> Result<bool, Error> {
     if is_precious(repo) {
         return Ok(false);
     }
@@ -420,7 +420,7 @@ pub fn is_precious(repo: &Path) -> bool {
 
 /// Turn `extensions.preciousObjects` on or off (through git, which takes the
 /// config lock).
-pub fn set_precious(git: &Git, repo: &Path, on: bool) -> Result<(), GitError> {
+pub fn set_precious(git: &Git, repo: &Path, on: bool) -> Result<(), git::Error> {
     let value = if on { "true" } else { "false" };
     git.run_ok(
         Some(repo),

@@ -12,7 +12,7 @@ use std::sync::Once;
 use sha1::{Digest, Sha1};
 
 use crate::config::glob::GlobList;
-use crate::git::{Git, GitError};
+use crate::git::{self, Git};
 
 /// How a snapshot was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub fn snapshot(
     repo: &Path,
     ignore: &GlobList,
     want_dates: bool,
-) -> Result<RefsSnapshot, GitError> {
+) -> Result<RefsSnapshot, git::Error> {
     let readable = RepoConfig::read(repo).is_some_and(|c| c.readable);
     let in_process = readable
         .then(|| snapshot_in_process(repo, ignore, want_dates))
@@ -347,7 +347,7 @@ pub fn snapshot_cli(
     repo: &Path,
     ignore: &GlobList,
     want_dates: bool,
-) -> Result<RefsSnapshot, GitError> {
+) -> Result<RefsSnapshot, git::Error> {
     let shown = git.run(Some(repo), ["show-ref"])?;
     let fingerprint = if shown.success() {
         fingerprint_of_show_ref(&shown.stdout, ignore)

@@ -15,7 +15,7 @@ use std::io::Read;
 
 use serde::de::Error as _;
 
-use crate::formats::manifest::{ManifestError, RepoEntry, StreamFault};
+use crate::formats::manifest::{self, RepoEntry, StreamFault};
 
 mod entry;
 mod tokens;
@@ -292,7 +292,7 @@ pub fn parse_untrusted(
     data: &[u8],
     what: &str,
     rules: &Rules,
-) -> Result<RemoteManifest, ManifestError> {
+) -> Result<RemoteManifest, manifest::Error> {
     parse_untrusted_reader(data, what, rules)
 }
 
@@ -305,9 +305,9 @@ pub fn parse_untrusted_reader<R: Read>(
     reader: R,
     what: &str,
     rules: &Rules,
-) -> Result<RemoteManifest, ManifestError> {
+) -> Result<RemoteManifest, manifest::Error> {
     let fail = |fault: tokens::Fault| match fault {
-        tokens::Fault::Syntax(msg) => ManifestError::Parse {
+        tokens::Fault::Syntax(msg) => manifest::Error::Parse {
             path: what.to_string(),
             cause: serde_json::Error::custom(msg),
         },
