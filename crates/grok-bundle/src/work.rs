@@ -142,7 +142,7 @@ fn repo_size_kib(git: &Git, repo: &Path) -> Result<u64, Error> {
             }
         }
         seen.push(current.clone());
-        match repo::alternate_repo(&current) {
+        match repo::alternates::lender(&current) {
             Some(alt) if !seen.contains(&alt) && seen.len() < 16 => current = alt,
             _ => break,
         }

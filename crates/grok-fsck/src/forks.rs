@@ -518,7 +518,7 @@ impl<'a> Forks<'a> {
         if opted_out(path) {
             return;
         }
-        let alt = repo::alternate_repo(path);
+        let alt = repo::alternates::lender(path);
         match alt {
             None => self.place_standalone(path),
             // Its lender is gone: grok-fsck asks for a re-clone elsewhere.
@@ -658,7 +658,7 @@ impl<'a> Forks<'a> {
                 // borrowers off); we keep reaching its objects through it
                 // meanwhile. Lock order: members first (the lender's only
                 // tried).
-                if copy_lender && repo::alternate_repo(lender).is_none() {
+                if copy_lender && repo::alternates::lender(lender).is_none() {
                     if let Ok(Some(l)) = self.tree.lock_repo(lender, lock::Wait::No) {
                         locks.push(l);
                         steps.push(Step::Attach {
@@ -880,7 +880,7 @@ impl<'a> Forks<'a> {
         match self.tree.pin(member) {
             Ok(dir) => {
                 let objects = dir.io_path().join("objects");
-                let lenders = grokmirror::repo::object_counts::read_alternates(&objects);
+                let lenders = grokmirror::repo::alternates::read(&objects);
                 let ours = obst.join("objects");
                 !lenders
                     .iter()

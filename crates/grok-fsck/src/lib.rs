@@ -531,7 +531,7 @@ impl Fsck<'_> {
         };
         maintain::fix_fetch_head(&repo);
         let role = RepoRole::of(&path, ctx.altmap, objstore_dir);
-        let missing_alt = object_counts::read_alternates(&path.join("objects"))
+        let missing_alt = grokmirror::repo::alternates::read(&path.join("objects"))
             .into_iter()
             .find(|dir| !dir.is_dir());
         if let Some(dir) = missing_alt {

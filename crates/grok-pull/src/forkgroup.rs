@@ -188,7 +188,7 @@ pub async fn prepare(
 fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target: &Path) -> bool {
     for sibling in ctx.groups.siblings(group, target) {
         if !repo::is_bare_repo(&sibling)
-            || repo::alternate_repo(&sibling).is_some()
+            || repo::alternates::lender(&sibling).is_some()
             || sibling.join(repo::DO_NOT_OBJSTORE_FILE).exists()
         {
             continue;

@@ -63,7 +63,7 @@ impl Ctx {
             let set = std::sync::Mutex::new(BTreeSet::new());
             discovery::walk(self.toplevel(), &WalkOptions::default(), &|f| {
                 if let Found::Repo(p) = f {
-                    if let Some(alt) = repo::alternate_repo(&p) {
+                    if let Some(alt) = repo::alternates::lender(&p) {
                         set.lock().expect("poisoned").insert(alt);
                     }
                 }
@@ -524,7 +524,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     // borrows from its group's from the first fetch on.
     let mut placement = None;
     let alternates = if reclone {
-        repo::alternate_repo(&here)
+        repo::alternates::lender(&here)
     } else {
         let prepared = forkgroup::prepare(
             ctx.objstore.clone(),

@@ -325,7 +325,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
     let borrowed = Mutex::new(BTreeSet::new());
     discovery::walk(toplevel, &WalkOptions::default(), &|f| match f {
         Found::Repo(p) => {
-            if let Some(alt) = repo::alternate_repo(&p) {
+            if let Some(alt) = repo::alternates::lender(&p) {
                 borrowed.lock().expect("poisoned").insert(alt);
             }
             found.lock().expect("poisoned").push((p, false));

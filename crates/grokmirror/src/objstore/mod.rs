@@ -154,7 +154,7 @@ pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>
 
 /// The object-storage repo `repo` borrows from, if its alternate is one.
 pub fn objstore_of(repo: &Path) -> Option<PathBuf> {
-    repo::alternate_repo(repo).filter(|alt| repo::is_objstore_repo(alt))
+    repo::alternates::lender(repo).filter(|alt| repo::is_objstore_repo(alt))
 }
 
 /// The object-storage repositories in `objstore_dir`: its `*.git`
@@ -692,7 +692,7 @@ pub fn fetch_member_from(
 /// object storage everything the member reaches: it borrows from nothing,
 /// or only from this object storage.
 fn plumbing_is_complete(obstrepo: &Path, member: &Path) -> bool {
-    let alternates = crate::repo::object_counts::read_alternates(&member.join("objects"));
+    let alternates = crate::repo::alternates::read(&member.join("objects"));
     let own = fs::canonicalize(obstrepo.join("objects")).ok();
     alternates.iter().all(|a| Some(a) == own.as_ref())
 }
@@ -858,7 +858,7 @@ fn link_objects(from: &Path, to: &Path) -> Result<usize, Error> {
 /// fetched in) and nobody borrows from `member` through its old lender.
 /// Caller holds `member`'s lock.
 pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), Error> {
-    repo::set_alternate_repo(member, obstrepo).map_err(io_err(member))
+    repo::alternates::point_at(member, obstrepo).map_err(io_err(member))
 }
 
 /// Delete an object-storage repo nobody uses any more: renamed out of
@@ -917,7 +917,7 @@ pub fn staged_clones_use(toplevel: &Path, obstrepo: &Path) -> bool {
         ["objects", crate::tree::staging::STAGED_OBJECTS_DIR]
             .iter()
             .any(|o| {
-                crate::repo::object_counts::read_alternates(&entry.path().join(o)).contains(&wanted)
+                crate::repo::alternates::read(&entry.path().join(o)).contains(&wanted)
             })
     })
 }
@@ -970,7 +970,7 @@ pub fn in_use(
         for entry in entries.flatten() {
             for objects in ["objects", crate::tree::staging::STAGED_OBJECTS_DIR] {
                 for lender in
-                    crate::repo::object_counts::read_alternates(&entry.path().join(objects))
+                    crate::repo::alternates::read(&entry.path().join(objects))
                 {
                     if let Some(c) = wanted.get(&lender) {
                         used.insert(c.clone());

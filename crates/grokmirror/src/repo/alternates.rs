@@ -6,11 +6,11 @@
 //! storage repositories are only repacked in ways that keep every object.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::repo;
-use crate::repo::object_counts::read_alternates;
 use crate::tree::discovery::{self, Found, WalkOptions};
 
 /// Canonical path of a directory, or the lexically normalized path when it
@@ -23,11 +23,64 @@ fn canonical(path: &Path) -> PathBuf {
 /// that names some `<repo>/objects`, as a real path. Entries naming an
 /// object directory that is not inside a repository are left out.
 pub fn borrowed_from(repo: &Path) -> Vec<PathBuf> {
-    read_alternates(&repo.join("objects"))
+    read(&repo.join("objects"))
         .into_iter()
         .filter(|objects| objects.file_name().is_some_and(|n| n == "objects"))
         .filter_map(|objects| objects.parent().map(Path::to_path_buf))
         .collect()
+}
+
+/// The alternate object directories listed in `objects/info/alternates`,
+/// made absolute (relative entries are relative to `objects`, as git reads
+/// them) and real. The one reader of that file: every question about
+/// lenders goes through it, so a file of several lines means the same to
+/// all of them.
+pub fn read(objects: &Path) -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string(objects.join("info/alternates")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let p = Path::new(l.trim_matches('"'));
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                objects.join(p)
+            };
+            fs::canonicalize(&p).unwrap_or_else(|_| crate::tree::fsutil::normalize_lexically(&p))
+        })
+        .collect()
+}
+
+
+/// The repository whose objects this one borrows (its lender): the first
+/// alternates entry that names some `<repo>/objects`, as a real path.
+pub fn lender(repo: &Path) -> Option<PathBuf> {
+    borrowed_from(repo).into_iter().next()
+}
+
+/// Point `repo`'s alternates at `lender`'s objects (which must exist),
+/// replacing whatever it listed.
+pub fn point_at(repo: &Path, lender: &Path) -> std::io::Result<()> {
+    let objects = lender.join("objects");
+    if !objects.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} does not exist; not pointing {} at it",
+                objects.display(),
+                repo.display()
+            ),
+        ));
+    }
+    let info = repo.join("objects/info");
+    std::fs::create_dir_all(&info)?;
+    crate::tree::fsutil::write_atomic(
+        &info.join("alternates"),
+        format!("{}\n", objects.display()).as_bytes(),
+    )
 }
 
 /// Which repositories borrow objects from which, over a whole tree.
@@ -57,7 +110,7 @@ impl AltMap {
             seen_roots.push(root.clone());
             discovery::walk(&root, &opts, &|found| {
                 if let Found::Repo(path) = found {
-                    let objects = read_alternates(&path.join("objects"));
+                    let objects = read(&path.join("objects"));
                     if objects.is_empty() {
                         return;
                     }
@@ -199,6 +252,47 @@ pub fn family_root(repo: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lender_and_point_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.git");
+        let b = dir.path().join("b.git");
+        std::fs::create_dir_all(a.join("objects/info")).unwrap();
+        std::fs::create_dir_all(b.join("objects")).unwrap();
+        assert_eq!(lender(&a), None);
+        point_at(&a, &b).unwrap();
+        assert_eq!(lender(&a), Some(std::fs::canonicalize(&b).unwrap()));
+        std::fs::write(a.join("objects/info/alternates"), "../../b.git/objects\n").unwrap();
+        assert_eq!(lender(&a), Some(std::fs::canonicalize(&b).unwrap()));
+        assert!(point_at(&a, &dir.path().join("missing.git")).is_err());
+    }
+
+    #[test]
+    fn every_question_reads_the_same_entries() {
+        // A file of several lines, with a comment, a blank line, an entry
+        // that is no repository's objects and a quoted one: the reader, the
+        // lender and the borrowers agree.
+        let dir = tempfile::tempdir().unwrap();
+        let top = std::fs::canonicalize(dir.path()).unwrap();
+        let a = top.join("a.git");
+        for d in ["a.git/objects/info", "b.git/objects", "c.git/objects", "loose"] {
+            std::fs::create_dir_all(top.join(d)).unwrap();
+        }
+        let text = format!(
+            "# comment\n\n{}\n\"../../b.git/objects\"\n{}/c.git/objects\n",
+            top.join("loose").display(),
+            top.display()
+        );
+        std::fs::write(a.join("objects/info/alternates"), text).unwrap();
+        assert_eq!(
+            read(&a.join("objects")),
+            vec![top.join("loose"), top.join("b.git/objects"), top.join("c.git/objects")]
+        );
+        assert_eq!(borrowed_from(&a), vec![top.join("b.git"), top.join("c.git")]);
+        assert_eq!(lender(&a), Some(top.join("b.git")));
+    }
+
     use std::fs;
 
     fn fake_repo(p: &Path) {

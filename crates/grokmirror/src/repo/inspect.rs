@@ -64,7 +64,7 @@ pub fn inspect(
             out.success().then(|| out.stdout_str())
         }
     };
-    let alternate = repo::alternate_repo(path);
+    let alternate = repo::alternates::lender(path);
     let forkgroup = alternate
         .as_deref()
         .filter(|alt| repo::is_objstore_repo(alt))

@@ -136,50 +136,6 @@ fn real_head(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
     Ok(detached.success().then(|| detached.stdout_str()))
 }
 
-/// The repository whose objects this one borrows: the first line of
-/// `objects/info/alternates` when it names some `<repo>/objects`, resolved to
-/// a real path (relative entries are relative to our `objects` directory,
-/// as git reads them).
-pub fn alternate_repo(repo: &Path) -> Option<PathBuf> {
-    let text = fs::read_to_string(repo.join("objects/info/alternates")).ok()?;
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
-    let objects = Path::new(line);
-    let objects = if objects.is_absolute() {
-        objects.to_path_buf()
-    } else {
-        repo.join("objects").join(objects)
-    };
-    if objects.file_name()? != "objects" {
-        return None;
-    }
-    let parent = objects.parent()?;
-    Some(fs::canonicalize(parent).unwrap_or_else(|_| fsutil::normalize_lexically(parent)))
-}
-
-/// Point `repo`'s alternates at `altrepo`'s objects (which must exist).
-pub fn set_alternate_repo(repo: &Path, altrepo: &Path) -> io::Result<()> {
-    let objects = altrepo.join("objects");
-    if !objects.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "{} does not exist; not pointing {} at it",
-                objects.display(),
-                repo.display()
-            ),
-        ));
-    }
-    let info = repo.join("objects/info");
-    fs::create_dir_all(&info)?;
-    fsutil::write_atomic(
-        &info.join("alternates"),
-        format!("{}\n", objects.display()).as_bytes(),
-    )
-}
-
 /// Failure to set up a repository.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -246,21 +202,6 @@ mod tests {
         assert_eq!(read_description(r), None);
         fs::write(r.join("description"), b"Linux kernel\xff\n").unwrap();
         assert_eq!(read_description(r).as_deref(), Some("Linux kernel\u{fffd}"));
-    }
-
-    #[test]
-    fn alternates() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("a.git");
-        let b = dir.path().join("b.git");
-        fs::create_dir_all(a.join("objects/info")).unwrap();
-        fs::create_dir_all(b.join("objects")).unwrap();
-        assert_eq!(alternate_repo(&a), None);
-        set_alternate_repo(&a, &b).unwrap();
-        assert_eq!(alternate_repo(&a), Some(fs::canonicalize(&b).unwrap()));
-        fs::write(a.join("objects/info/alternates"), "../../b.git/objects\n").unwrap();
-        assert_eq!(alternate_repo(&a), Some(fs::canonicalize(&b).unwrap()));
-        assert!(set_alternate_repo(&a, &dir.path().join("missing.git")).is_err());
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub fn scan(repo: &Path) -> Result<ObjectCounts, Error> {
     scan_packs(&objects.join("pack"), &mut c, &mut garbage_bytes).map_err(io_err)?;
     c.size = loose_bytes / 1024;
     c.size_garbage = garbage_bytes / 1024;
-    c.alternates = read_alternates(&objects);
+    c.alternates = crate::repo::alternates::read(&objects);
     Ok(c)
 }
 
@@ -284,27 +284,6 @@ fn read_idx_count(idx: &Path) -> io::Result<(u64, u64)> {
     let last = &fanout[255 * 4..256 * 4];
     let n = u32::from_be_bytes([last[0], last[1], last[2], last[3]]);
     Ok((u64::from(n), len))
-}
-
-/// The alternate object directories listed in `objects/info/alternates`,
-/// made absolute (relative entries are relative to `objects`).
-pub fn read_alternates(objects: &Path) -> Vec<PathBuf> {
-    let Ok(text) = fs::read_to_string(objects.join("info/alternates")) else {
-        return Vec::new();
-    };
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let p = Path::new(l.trim_matches('"'));
-            let p = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                objects.join(p)
-            };
-            fs::canonicalize(&p).unwrap_or_else(|_| crate::tree::fsutil::normalize_lexically(&p))
-        })
-        .collect()
 }
 
 /// How thoroughly to repack.
