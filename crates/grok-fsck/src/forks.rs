@@ -178,7 +178,7 @@ impl<'a> Forks<'a> {
         let toplevel = settings.toplevel.clone();
         let in_manifest = repos
             .iter()
-            .filter_map(|p| fsutil::manifest_key(&toplevel, p))
+            .filter_map(|p| grokmirror::tree::key::manifest_key(&toplevel, p))
             .collect();
         Forks {
             git,
@@ -256,7 +256,7 @@ impl<'a> Forks<'a> {
     }
 
     fn gitdir(&self, path: &Path) -> String {
-        fsutil::manifest_style(&self.toplevel, path)
+        grokmirror::tree::key::manifest_style(&self.toplevel, path)
     }
 
     fn is_private(&self, path: &Path) -> bool {
@@ -1157,7 +1157,7 @@ pub fn freeze_for_prune(
     let private = &settings.objstore_settings.private;
     let toplevel = &settings.toplevel;
     if members.iter().any(|m| {
-        private.is_match(&fsutil::manifest_style(toplevel, m))
+        private.is_match(&grokmirror::tree::key::manifest_style(toplevel, m))
             || private.is_match(&m.to_string_lossy())
     }) {
         return None;

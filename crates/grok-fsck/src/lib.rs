@@ -43,7 +43,6 @@ use grokmirror::repo::object_counts::{self, RepackLevel};
 use grokmirror::repo::repack::Precious;
 use grokmirror::repo::{self, refs};
 use grokmirror::tree::discovery::{self, WalkOptions};
-use grokmirror::tree::fsutil;
 use grokmirror_cli::usage;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -381,7 +380,7 @@ impl Fsck<'_> {
                 );
                 continue;
             }
-            let path = fsutil::key_path(&s.toplevel, &key);
+            let path = grokmirror::tree::key::key_path(&s.toplevel, &key);
             let full = path.to_string_lossy().into_owned();
             if !path.is_dir() {
                 // A grok-pull moving it aside to re-clone it holds its lock.
@@ -438,7 +437,8 @@ impl Fsck<'_> {
             if self.is_objstore_path(path, &objstore_dir) {
                 return true;
             }
-            let keep = fsutil::manifest_key(&s.toplevel, path).is_some_and(|k| wanted.contains(&k));
+            let keep = grokmirror::tree::key::manifest_key(&s.toplevel, path)
+                .is_some_and(|k| wanted.contains(&k));
             if !keep {
                 debug!("{full} is no longer in the manifest, dropped from the status");
             }
@@ -525,7 +525,7 @@ impl Fsck<'_> {
             job: None,
         };
         let path = PathBuf::from(key);
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, &path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, &path);
         let Some(repo) = ctx.open(&path) else {
             return nothing;
         };
@@ -619,7 +619,7 @@ impl Fsck<'_> {
         role: &RepoRole,
         counts: &object_counts::ObjectCounts,
     ) {
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, path);
         match ctx.tree.lock_repo(path, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
@@ -806,7 +806,10 @@ impl Fsck<'_> {
     /// One repository's work, under its lock.
     fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Recorded>, progress: &Progress) {
         info!("{}:", job.key);
-        progress.start(&fsutil::manifest_style(&self.settings.toplevel, &job.path));
+        progress.start(&grokmirror::tree::key::manifest_style(
+            &self.settings.toplevel,
+            &job.path,
+        ));
         // Only repacks (and their prunes) change the size.
         let size = |p: &Path| match job.repack {
             Some(_) => object_counts::scan(p).map(|c| c.total_kib()).unwrap_or(0),

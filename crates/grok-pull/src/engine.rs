@@ -846,7 +846,7 @@ impl Engine {
             self.force_next_poll = true;
         }
         if !failed && !done.housekeeping.is_empty() && self.stopping.is_none() {
-            let path = fsutil::key_path(self.settings().toplevel(), &key);
+            let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
             self.hk
                 .queue(&key, &path, done.housekeeping.clone(), self.tools.clone());
         }
@@ -1009,7 +1009,7 @@ impl Engine {
         let mut entry = entry.clone();
         // Something was pushed just now.
         entry.modified = unix_now();
-        let path = fsutil::key_path(self.settings().toplevel(), &key);
+        let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
         let action = if repo::is_bare_repo(&path) {
             Action::Update {
                 adopt: false,

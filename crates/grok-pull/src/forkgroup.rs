@@ -193,7 +193,7 @@ fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target
         {
             continue;
         }
-        let key = grokmirror::tree::fsutil::manifest_style(&ctx.toplevel, &sibling);
+        let key = grokmirror::tree::key::manifest_style(&ctx.toplevel, &sibling);
         if ctx.is_private(&key, &sibling) {
             continue;
         }

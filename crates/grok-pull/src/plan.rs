@@ -11,13 +11,12 @@ use std::sync::Mutex;
 
 use grokmirror::config::glob::GlobList;
 use grokmirror::formats::manifest::{Manifest, RepoEntry};
-use grokmirror::formats::remote_manifest::{self, RemoteManifest};
+use grokmirror::formats::remote_manifest::RemoteManifest;
 use grokmirror::git::Git;
 use grokmirror::objstore::grouping::Forkgroups;
 use grokmirror::repo::{self, refs};
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
-use grokmirror::tree::fsutil;
 use grokmirror::tree::{Kind, Tree};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
@@ -253,7 +252,7 @@ pub fn plan(
     let rejected: BTreeSet<String> = remote
         .rejected
         .iter()
-        .filter_map(|r| remote_manifest::normalize_path(&r.key).ok())
+        .filter_map(|r| grokmirror::tree::key::normalize_path(&r.key).ok())
         .collect();
     let mut plan = Plan {
         gate: deletion::Rules {
@@ -338,7 +337,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
     plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
     let mut to_purge = Vec::new();
     for (path, is_link) in &found {
-        let Some(key) = fsutil::manifest_key(toplevel, path) else {
+        let Some(key) = grokmirror::tree::key::manifest_key(toplevel, path) else {
             continue;
         };
         let wanted_link = plan.symlinks.contains(&key);

@@ -124,7 +124,7 @@ proptest! {
             prop_assert!(stays_inside(key), "accepted {key:?}");
             prop_assert!(!key.chars().any(char::is_control));
             for reserved in &rules.reserved.dirs() {
-                prop_assert!(!remote_manifest::is_at_or_under(key, reserved), "{key} is reserved");
+                prop_assert!(!grokmirror::tree::key::is_at_or_under(key, reserved), "{key} is reserved");
             }
             if let Some(h) = &e.head {
                 prop_assert!(remote_manifest::is_valid_head(h), "head {h:?}");
@@ -140,7 +140,7 @@ proptest! {
             }
             // No accepted repository sits inside another accepted one.
             for other in m.repos.keys() {
-                prop_assert!(other == key || !remote_manifest::is_at_or_under(other, key), "{other} inside {key}");
+                prop_assert!(other == key || !grokmirror::tree::key::is_at_or_under(other, key), "{other} inside {key}");
             }
         }
     }

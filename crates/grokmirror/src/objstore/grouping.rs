@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use crate::formats::manifest::RepoEntry;
 use crate::formats::remote_manifest::is_valid_forkgroup;
-use crate::tree::fsutil;
 
 /// The fork groups of a pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +53,7 @@ pub fn assign(
     let valid = |fg: &Option<String>| fg.clone().filter(|n| is_valid_forkgroup(n));
     let mut theirs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     for (key, entry) in remote {
-        let path = fsutil::key_path(toplevel, key);
+        let path = crate::tree::key::key_path(toplevel, key);
         let (reference, mut forkgroup) = match local.get(key) {
             Some(l) => (
                 l.reference.clone().or_else(|| entry.reference.clone()),
@@ -64,7 +63,7 @@ pub fn assign(
         };
         if let (Some(reference), None) = (&reference, &forkgroup) {
             // A 1.x origin: the repository and the one it borrows from.
-            let lender = fsutil::key_path(toplevel, reference);
+            let lender = crate::tree::key::key_path(toplevel, reference);
             let known = theirs
                 .iter()
                 .find(|(_, members)| members.contains(&lender))
@@ -94,7 +93,7 @@ pub fn assign(
     let mut of_key = BTreeMap::new();
     for (name, group) in &members {
         for path in group {
-            if let Some(key) = fsutil::manifest_key(toplevel, path) {
+            if let Some(key) = crate::tree::key::manifest_key(toplevel, path) {
                 if remote.contains_key(&key) {
                     of_key.insert(key, name.clone());
                 }

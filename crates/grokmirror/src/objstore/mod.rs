@@ -916,9 +916,7 @@ pub fn staged_clones_use(toplevel: &Path, obstrepo: &Path) -> bool {
     entries.flatten().any(|entry| {
         ["objects", crate::tree::staging::STAGED_OBJECTS_DIR]
             .iter()
-            .any(|o| {
-                crate::repo::alternates::read(&entry.path().join(o)).contains(&wanted)
-            })
+            .any(|o| crate::repo::alternates::read(&entry.path().join(o)).contains(&wanted))
     })
 }
 
@@ -969,9 +967,7 @@ pub fn in_use(
     if let Ok(entries) = fs::read_dir(&staging) {
         for entry in entries.flatten() {
             for objects in ["objects", crate::tree::staging::STAGED_OBJECTS_DIR] {
-                for lender in
-                    crate::repo::alternates::read(&entry.path().join(objects))
-                {
+                for lender in crate::repo::alternates::read(&entry.path().join(objects)) {
                     if let Some(c) = wanted.get(&lender) {
                         used.insert(c.clone());
                     }

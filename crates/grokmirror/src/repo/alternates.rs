@@ -54,7 +54,6 @@ pub fn read(objects: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-
 /// The repository whose objects this one borrows (its lender): the first
 /// alternates entry that names some `<repo>/objects`, as a real path.
 pub fn lender(repo: &Path) -> Option<PathBuf> {
@@ -276,7 +275,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let top = std::fs::canonicalize(dir.path()).unwrap();
         let a = top.join("a.git");
-        for d in ["a.git/objects/info", "b.git/objects", "c.git/objects", "loose"] {
+        for d in [
+            "a.git/objects/info",
+            "b.git/objects",
+            "c.git/objects",
+            "loose",
+        ] {
             std::fs::create_dir_all(top.join(d)).unwrap();
         }
         let text = format!(
@@ -287,9 +291,16 @@ mod tests {
         std::fs::write(a.join("objects/info/alternates"), text).unwrap();
         assert_eq!(
             read(&a.join("objects")),
-            vec![top.join("loose"), top.join("b.git/objects"), top.join("c.git/objects")]
+            vec![
+                top.join("loose"),
+                top.join("b.git/objects"),
+                top.join("c.git/objects")
+            ]
         );
-        assert_eq!(borrowed_from(&a), vec![top.join("b.git"), top.join("c.git")]);
+        assert_eq!(
+            borrowed_from(&a),
+            vec![top.join("b.git"), top.join("c.git")]
+        );
         assert_eq!(lender(&a), Some(top.join("b.git")));
     }
 

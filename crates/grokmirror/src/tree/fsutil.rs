@@ -125,20 +125,6 @@ pub fn companion_path(path: &Path, suffix: &str) -> PathBuf {
     parent.join(companion_name(name, suffix))
 }
 
-/// The manifest key of `fullpath` under `toplevel`: its path relative to the
-/// top level with one leading `/`. `None` when it is not inside `toplevel`.
-/// Both paths are compared lexically (`.` and `..` resolved without touching
-/// the disk).
-pub fn manifest_key(toplevel: &Path, fullpath: &Path) -> Option<String> {
-    let top = normalize_lexically(toplevel);
-    let full = normalize_lexically(fullpath);
-    let rel = full.strip_prefix(&top).ok()?;
-    if rel.as_os_str().is_empty() {
-        return None;
-    }
-    Some(format!("/{}", rel.to_string_lossy()))
-}
-
 /// Python's `os.path.relpath(path, start)` for absolute paths: the path of
 /// `path` relative to `start`, with `..` steps when it lies outside.
 pub fn relpath(path: &Path, start: &Path) -> PathBuf {
@@ -158,18 +144,6 @@ pub fn relpath(path: &Path, start: &Path) -> PathBuf {
         out.push(".");
     }
     out
-}
-
-/// `'/' + relpath(path, toplevel)`: the manifest-style name grokmirror gives
-/// any path, even one outside the top level.
-pub fn manifest_style(toplevel: &Path, path: &Path) -> String {
-    format!("/{}", relpath(path, toplevel).to_string_lossy())
-}
-
-/// The full path of a manifest key under `toplevel`. The key is trusted
-/// here; untrusted keys are validated before they get this far.
-pub fn key_path(toplevel: &Path, key: &str) -> PathBuf {
-    toplevel.join(key.trim_start_matches('/'))
 }
 
 /// Resolve `.` and `..` components without following symlinks, the way
@@ -239,31 +213,5 @@ mod tests {
         fs::write(dir.path().join(".other.abc.tmp"), b"").unwrap();
         assert_eq!(remove_stale_temps(&p), 1);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
-    }
-
-    #[test]
-    fn keys() {
-        let t = Path::new("/srv/git");
-        assert_eq!(
-            manifest_key(t, Path::new("/srv/git/a/b.git")).as_deref(),
-            Some("/a/b.git")
-        );
-        assert_eq!(
-            manifest_key(t, Path::new("/srv/git/./a/../b.git")).as_deref(),
-            Some("/b.git")
-        );
-        assert_eq!(manifest_key(t, Path::new("/srv/other/b.git")), None);
-        assert_eq!(manifest_key(t, Path::new("/srv/git")), None);
-        assert_eq!(key_path(t, "/a/b.git"), PathBuf::from("/srv/git/a/b.git"));
-        assert_eq!(manifest_style(t, Path::new("/srv/git/a.git")), "/a.git");
-        assert_eq!(
-            companion_path(Path::new("/t/m.js.gz"), "remote"),
-            PathBuf::from("/t/.m.js.gz.remote")
-        );
-        assert_eq!(manifest_style(t, Path::new("/srv/x/a.git")), "/../x/a.git");
-        assert_eq!(
-            relpath(Path::new("/a"), Path::new("/a")),
-            PathBuf::from(".")
-        );
     }
 }

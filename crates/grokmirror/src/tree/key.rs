@@ -1,5 +1,8 @@
-//! [`RepoKey`]: a manifest key checked once, and [`Reserved`]: the
-//! replica's own files and folders, which no key may name.
+//! Manifest keys, in one place: the rules a key must follow
+//! ([`normalize_path`]), how a key and a path turn into each other
+//! ([`manifest_key`], [`key_path`], [`manifest_style`]), [`RepoKey`]: a key
+//! checked once, and [`Reserved`]: the replica's own files and folders,
+//! which no key may name.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -7,8 +10,86 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::formats::remote_manifest;
+use crate::tree::fsutil::{normalize_lexically, relpath};
 use crate::tree::staging;
+
+/// The longest manifest path we accept, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// The longest single path component we accept, in bytes (`NAME_MAX`).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// Check a manifest path and return it normalized to one leading `/`.
+/// grokmirror 1.x wrote keys without the slash; those are accepted and
+/// normalized. Rejected: empty paths and components, `.` and `..`, NUL and
+/// other control characters, over-long paths or components.
+pub fn normalize_path(raw: &str) -> Result<String, String> {
+    let body = raw.strip_prefix('/').unwrap_or(raw);
+    if body.is_empty() {
+        return Err("empty path".into());
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
+    }
+    for comp in body.split('/') {
+        if comp.is_empty() {
+            return Err("path has an empty component (// or a trailing /)".into());
+        }
+        if comp == "." || comp == ".." {
+            return Err(format!("path has a {comp:?} component"));
+        }
+        if comp.contains('\0') {
+            return Err("path contains a NUL byte".into());
+        }
+        if comp.chars().any(char::is_control) {
+            return Err("path contains a control character".into());
+        }
+        if comp.len() > MAX_COMPONENT_BYTES {
+            return Err(format!(
+                "path has a component longer than {MAX_COMPONENT_BYTES} bytes"
+            ));
+        }
+    }
+    Ok(format!("/{body}"))
+}
+
+/// Whether `path` equals `base` or lies under it (both normalized).
+pub fn is_at_or_under(path: &str, base: &str) -> bool {
+    path == base
+        || (path.starts_with(base)
+            && (base.ends_with('/') || path.as_bytes().get(base.len()) == Some(&b'/')))
+}
+
+/// `key` with exactly one leading `/` (grokmirror 1.x wrote keys without
+/// it), unchecked: for keys already known to follow the rules.
+pub fn with_leading_slash(key: &str) -> String {
+    format!("/{}", key.trim_start_matches('/'))
+}
+
+/// The manifest key of `fullpath` under `toplevel`: its path relative to the
+/// top level with one leading `/`. `None` when it is not inside `toplevel`.
+/// Both paths are compared lexically (`.` and `..` resolved without touching
+/// the disk).
+pub fn manifest_key(toplevel: &Path, fullpath: &Path) -> Option<String> {
+    let top = normalize_lexically(toplevel);
+    let full = normalize_lexically(fullpath);
+    let rel = full.strip_prefix(&top).ok()?;
+    if rel.as_os_str().is_empty() {
+        return None;
+    }
+    Some(format!("/{}", rel.to_string_lossy()))
+}
+
+/// `'/' + relpath(path, toplevel)`: the manifest-style name grokmirror gives
+/// any path, even one outside the top level.
+pub fn manifest_style(toplevel: &Path, path: &Path) -> String {
+    format!("/{}", relpath(path, toplevel).to_string_lossy())
+}
+
+/// The full path of a manifest key under `toplevel`. The key is trusted
+/// here; untrusted keys are validated before they get this far.
+pub fn key_path(toplevel: &Path, key: &str) -> PathBuf {
+    toplevel.join(key.trim_start_matches('/'))
+}
 
 /// A manifest key (`/pub/scm/git/git.git`) that is safe to use under the
 /// top level: one leading `/`, plain components only (no `.`, `..`, empty,
@@ -22,7 +103,7 @@ impl RepoKey {
     /// Check `raw` (with or without its leading `/`) against the path rules
     /// and the reserved set.
     pub fn new(raw: &str, reserved: &Reserved) -> Result<RepoKey, String> {
-        let key = remote_manifest::normalize_path(raw)?;
+        let key = normalize_path(raw)?;
         reserved.check(&key)?;
         Ok(RepoKey(key.into()))
     }
@@ -173,7 +254,7 @@ impl Reserved {
 
     fn add(&mut self, top: &Path, path: &Path, dir: bool, what: &'static str) {
         let real = real_location(path);
-        if let Some(key) = crate::tree::fsutil::manifest_key(top, &real) {
+        if let Some(key) = crate::tree::key::manifest_key(top, &real) {
             self.own.push(Own { key, dir, what });
         }
     }
@@ -204,13 +285,13 @@ impl Reserved {
                 key.starts_with(&own.key) && !key[own.key.len()..].contains('/')
             } else {
                 key == own.key
-                    || (own.dir && remote_manifest::is_at_or_under(key, &own.key))
-                    || remote_manifest::is_at_or_under(&own.key, key)
+                    || (own.dir && is_at_or_under(key, &own.key))
+                    || is_at_or_under(&own.key, key)
             };
             if hit {
                 return Err(format!(
                     "{} would name or contain {} ({}), which belongs to this replica",
-                    remote_manifest::printable(key),
+                    crate::formats::remote_manifest::printable(key),
                     own.what,
                     own.key.trim_end_matches('.')
                 ));
@@ -247,6 +328,32 @@ impl Reserved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys() {
+        let t = Path::new("/srv/git");
+        assert_eq!(
+            manifest_key(t, Path::new("/srv/git/a/b.git")).as_deref(),
+            Some("/a/b.git")
+        );
+        assert_eq!(
+            manifest_key(t, Path::new("/srv/git/./a/../b.git")).as_deref(),
+            Some("/b.git")
+        );
+        assert_eq!(manifest_key(t, Path::new("/srv/other/b.git")), None);
+        assert_eq!(manifest_key(t, Path::new("/srv/git")), None);
+        assert_eq!(key_path(t, "/a/b.git"), PathBuf::from("/srv/git/a/b.git"));
+        assert_eq!(manifest_style(t, Path::new("/srv/git/a.git")), "/a.git");
+        assert_eq!(
+            crate::tree::fsutil::companion_path(Path::new("/t/m.js.gz"), "remote"),
+            PathBuf::from("/t/.m.js.gz.remote")
+        );
+        assert_eq!(manifest_style(t, Path::new("/srv/x/a.git")), "/../x/a.git");
+        assert_eq!(
+            relpath(Path::new("/a"), Path::new("/a")),
+            PathBuf::from(".")
+        );
+    }
 
     fn config(text: &str, dir: &Path) -> Config {
         let text = text.replace("TOP", &dir.display().to_string());

@@ -16,7 +16,7 @@ pub mod staging;
 pub mod toplevel;
 
 mod dir;
-mod key;
+pub mod key;
 mod staging_area;
 
 use std::io;

@@ -16,6 +16,7 @@ use std::io::Read;
 use serde::de::Error as _;
 
 use crate::formats::manifest::{self, RepoEntry, StreamFault};
+use crate::tree::key::{is_at_or_under, normalize_path, MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
 
 mod entry;
 mod tokens;
@@ -48,11 +49,6 @@ pub mod limits {
     /// How much of a value a log line or reason shows.
     pub const SHOWN_BYTES: usize = 200;
 }
-
-/// The longest manifest path we accept, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH_BYTES: usize = 4096;
-/// The longest single path component we accept, in bytes (`NAME_MAX`).
-pub const MAX_COMPONENT_BYTES: usize = 255;
 
 /// An entry that was not accepted, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,47 +111,6 @@ pub fn shown(value: &str, total: u64) -> String {
 /// [`shown`] for a value held whole.
 pub fn cut(value: &str) -> String {
     shown(value, value.len() as u64)
-}
-
-/// Check a manifest path and return it normalized to one leading `/`.
-/// grokmirror 1.x wrote keys without the slash; those are accepted and
-/// normalized. Rejected: empty paths and components, `.` and `..`, NUL and
-/// other control characters, over-long paths or components.
-pub fn normalize_path(raw: &str) -> Result<String, String> {
-    let body = raw.strip_prefix('/').unwrap_or(raw);
-    if body.is_empty() {
-        return Err("empty path".into());
-    }
-    if raw.len() > MAX_PATH_BYTES {
-        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
-    }
-    for comp in body.split('/') {
-        if comp.is_empty() {
-            return Err("path has an empty component (// or a trailing /)".into());
-        }
-        if comp == "." || comp == ".." {
-            return Err(format!("path has a {comp:?} component"));
-        }
-        if comp.contains('\0') {
-            return Err("path contains a NUL byte".into());
-        }
-        if comp.chars().any(char::is_control) {
-            return Err("path contains a control character".into());
-        }
-        if comp.len() > MAX_COMPONENT_BYTES {
-            return Err(format!(
-                "path has a component longer than {MAX_COMPONENT_BYTES} bytes"
-            ));
-        }
-    }
-    Ok(format!("/{body}"))
-}
-
-/// Whether `path` equals `base` or lies under it (both normalized).
-pub fn is_at_or_under(path: &str, base: &str) -> bool {
-    path == base
-        || (path.starts_with(base)
-            && (base.ends_with('/') || path.as_bytes().get(base.len()) == Some(&b'/')))
 }
 
 /// Whether `refname` is a name git accepts (`git check-ref-format`
