@@ -1,0 +1,295 @@
+//! Who belongs to an object-storage repository: its remotes (one per
+//! member, named by the member's virtual ref), the member list, and the
+//! alternates and config that tie a member to it.
+
+use crate::git::Git;
+use crate::repo::{self, OBJSTORE_MARKER};
+use crate::tree::fsutil;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{
+    fingerprint_file, io_err, member_refspec, virtref, virtual_prefix, Error, MARKER_PREAMBLE,
+};
+
+/// The remotes of an object-storage repo as `(name, url)`, sorted by name
+/// (the order `git remote -v` prints, which grokmirror relies on), read
+/// from its config file in-process (grok-pull reads every object storage's
+/// remotes on each run). Remotes without a URL are left out.
+pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, Error> {
+    let cfg = open_config(obstrepo)?;
+    let mut remotes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.url$")) {
+        while let Some(Ok(e)) = entries.next() {
+            let (Some(name), Some(url)) = (e.name(), e.value()) else {
+                continue;
+            };
+            let Some(remote) = name
+                .strip_prefix("remote.")
+                .and_then(|r| r.strip_suffix(".url"))
+            else {
+                continue;
+            };
+            remotes
+                .entry(remote.to_string())
+                .or_default()
+                .insert(url.to_string());
+        }
+    }
+    Ok(remotes
+        .into_iter()
+        .flat_map(|(name, urls)| urls.into_iter().map(move |u| (name.clone(), u)))
+        .collect())
+}
+
+pub(super) fn open_config(obstrepo: &Path) -> Result<git2::Config, Error> {
+    let path = obstrepo.join("config");
+    git2::Config::open(&path).map_err(|e| Error::Config {
+        path,
+        message: e.message().to_string(),
+    })
+}
+
+pub(super) fn config_err(obstrepo: &Path) -> impl FnOnce(git2::Error) -> Error + '_ {
+    move |e| Error::Config {
+        path: obstrepo.join("config"),
+        message: e.message().to_string(),
+    }
+}
+
+pub(super) fn all_values(cfg: &git2::Config, key: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    if let Ok(mut entries) = cfg.multivar(key, None) {
+        while let Some(Ok(e)) = entries.next() {
+            values.push(e.value().unwrap_or_default().to_string());
+        }
+    }
+    values
+}
+
+/// Whether `member` is a remote of `obstrepo` exactly as it should be.
+pub(super) fn remote_is_right(cfg: &git2::Config, virtref: &str, url: &str) -> bool {
+    let key = |k: &str| format!("remote.{virtref}.{k}");
+    all_values(cfg, &key("url")) == [url]
+        && all_values(cfg, &key("fetch")) == [member_refspec(virtref)]
+        && all_values(cfg, &key("tagopt")) == ["--no-tags"]
+}
+
+/// Every remote name of `obstrepo`'s config, URL or not (a crash while a
+/// remote was written can leave one without).
+pub fn remote_names(obstrepo: &Path) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let Ok(cfg) = open_config(obstrepo) else {
+        return names;
+    };
+    if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.")) {
+        while let Some(Ok(e)) = entries.next() {
+            let Some(name) = e.name() else {
+                continue;
+            };
+            if let Some(rest) = name.strip_prefix("remote.") {
+                if let Some((remote, _)) = rest.rsplit_once('.') {
+                    names.insert(remote.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Whether `member` is a remote of `obstrepo` (by name and URL).
+pub fn is_member(obstrepo: &Path, member: &Path) -> bool {
+    let Ok(cfg) = open_config(obstrepo) else {
+        return false;
+    };
+    let v = virtref(member);
+    all_values(&cfg, &format!("remote.{v}.url")) == [member.to_string_lossy().into_owned()]
+}
+
+/// Make `member` a remote of `obstrepo` (its objects will be fetched into
+/// it) and list it in `grokmirror.objstore`. Returns whether anything
+/// changed. A half-written remote (a crash) is repaired by the next call.
+///
+/// Caller holds `obstrepo`'s lock. Changes no objects or refs.
+pub fn add_member(obstrepo: &Path, member: &Path) -> Result<bool, Error> {
+    let v = virtref(member);
+    let url = member.to_string_lossy().into_owned();
+    let mut cfg = open_config(obstrepo)?;
+    if remote_is_right(&cfg, &v, &url) {
+        return Ok(false);
+    }
+    let key = |k: &str| format!("remote.{v}.{k}");
+    // The URL goes last: a remote without one is never fetched from.
+    for k in ["url", "fetch", "tagopt"] {
+        let _ = cfg.remove_multivar(&key(k), ".*");
+    }
+    cfg.set_str(&key("tagopt"), "--no-tags")
+        .map_err(config_err(obstrepo))?;
+    cfg.set_str(&key("fetch"), &member_refspec(&v))
+        .map_err(config_err(obstrepo))?;
+    cfg.set_str(&key("url"), &url)
+        .map_err(config_err(obstrepo))?;
+    let mut listed = read_member_list(obstrepo);
+    listed.retain(|p| p.is_dir());
+    listed.insert(member.to_path_buf());
+    write_member_list(obstrepo, &listed)?;
+    Ok(true)
+}
+
+/// The members `grokmirror.objstore` lists.
+pub fn read_member_list(obstrepo: &Path) -> BTreeSet<PathBuf> {
+    fs::read_to_string(obstrepo.join(OBJSTORE_MARKER))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Rewrite `grokmirror.objstore` with these members (sorted). Returns
+/// whether its contents changed.
+pub fn write_member_list(obstrepo: &Path, members: &BTreeSet<PathBuf>) -> Result<bool, Error> {
+    let mut text = MARKER_PREAMBLE.to_string();
+    if !members.is_empty() {
+        let lines: Vec<String> = members
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        text.push_str(&lines.join("\n"));
+        text.push('\n');
+    }
+    let marker = obstrepo.join(OBJSTORE_MARKER);
+    let current = fs::read(&marker).ok();
+    if current.as_deref() == Some(text.as_bytes()) {
+        return Ok(false);
+    }
+    fsutil::write_atomic(&marker, text.as_bytes()).map_err(io_err(&marker))?;
+    Ok(true)
+}
+
+/// Delete every ref under `refs/virtual/<virtref>/`. Returns how many
+/// there were. The objects stay (they may still be borrowed).
+///
+/// Caller holds `obstrepo`'s lock.
+pub fn trim_virtref(git: &Git, obstrepo: &Path, virtref: &str) -> Result<usize, Error> {
+    let prefix = virtual_prefix(virtref);
+    let out = git.run_ok(
+        Some(obstrepo),
+        [
+            "for-each-ref",
+            "--format=delete %(refname) %(objectname)",
+            prefix.as_str(),
+        ],
+    )?;
+    let commands = out.stdout_str();
+    if commands.is_empty() {
+        return Ok(0);
+    }
+    let count = commands.lines().count();
+    let input = format!("{commands}\n");
+    let done = git.run_with_input(
+        Some(obstrepo),
+        ["update-ref", "--stdin"],
+        Some(input.as_bytes()),
+    )?;
+    if !done.success() {
+        return Err(crate::git::failed(Some(obstrepo), &["update-ref", "--stdin"], &done).into());
+    }
+    Ok(count)
+}
+
+/// The member names that have refs under `refs/virtual/`.
+pub fn virtrefs_with_refs(git: &Git, obstrepo: &Path) -> Result<BTreeSet<String>, Error> {
+    let out = git.run_ok(
+        Some(obstrepo),
+        ["for-each-ref", "--format=%(refname)", "refs/virtual/"],
+    )?;
+    Ok(out
+        .stdout_str()
+        .lines()
+        .filter_map(|r| r.split('/').nth(2))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Stop tracking member `virtref`: its refs are trimmed, its remote and
+/// its recorded fingerprint removed. Its objects stay (whoever still
+/// borrows them keeps working).
+///
+/// Caller holds `obstrepo`'s lock.
+pub fn remove_member(git: &Git, obstrepo: &Path, virtref: &str) -> Result<(), Error> {
+    trim_virtref(git, obstrepo, virtref)?;
+    let mut cfg = open_config(obstrepo)?;
+    let prefix = format!("remote.{virtref}.");
+    let mut keys = BTreeSet::new();
+    if let Ok(mut entries) = cfg.entries(None) {
+        while let Some(Ok(e)) = entries.next() {
+            if let Some(name) = e.name() {
+                if name
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase())
+                {
+                    keys.insert(name.to_string());
+                }
+            }
+        }
+    }
+    for k in keys {
+        cfg.remove_multivar(&k, ".*")
+            .map_err(config_err(obstrepo))?;
+    }
+    let fp = fingerprint_file(obstrepo, virtref);
+    match fs::remove_file(&fp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&fp)(e)),
+    }
+}
+
+/// Point `member`'s alternates at `obstrepo`'s objects.
+///
+/// Safe when `member` borrowed from nothing (it only gains a lender), or
+/// when `obstrepo` already holds everything `member` reaches (it was
+/// fetched in) and nobody borrows from `member` through its old lender.
+/// Caller holds `member`'s lock.
+pub fn point_at(member: &Path, obstrepo: &Path) -> Result<(), Error> {
+    repo::alternates::point_at(member, obstrepo).map_err(io_err(member))
+}
+
+/// Whether `obstrepo` holds, under `refs/virtual/<virtref>/`, exactly the
+/// refs `member` has now (same names, same objects).
+pub fn member_refs_match(git: &Git, obstrepo: &Path, member: &Path) -> Result<bool, Error> {
+    let prefix = virtual_prefix(&virtref(member));
+    let list = |repo: &Path, pattern: &str| -> Result<BTreeSet<(String, String)>, Error> {
+        let out = git.run_ok(
+            Some(repo),
+            ["for-each-ref", "--format=%(objectname) %(refname)", pattern],
+        )?;
+        Ok(out
+            .stdout_str()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(oid, name)| (name.to_string(), oid.to_string()))
+            .collect())
+    };
+    let theirs = list(member, "refs/")?;
+    let ours: BTreeSet<(String, String)> = list(obstrepo, &prefix)?
+        .into_iter()
+        .filter_map(|(name, oid)| Some((format!("refs/{}", name.strip_prefix(&prefix)?), oid)))
+        .collect();
+    Ok(theirs == ours)
+}
+
+/// Set a single-valued config key of `repo` (through git, so it is
+/// written the way git writes it). Returns whether it changed.
+pub fn set_config(git: &Git, repo: &Path, key: &str, value: &str) -> Result<bool, Error> {
+    let current = git.run(Some(repo), ["config", "--get", key])?;
+    if current.success() && current.stdout_str() == value {
+        return Ok(false);
+    }
+    git.run_ok(Some(repo), ["config", "--replace-all", key, value])?;
+    Ok(true)
+}
