@@ -261,7 +261,7 @@ fn systemd_units_say_what_the_daemon_needs() {
 
 #[test]
 fn logrotate_rotates_a_log_our_writer_follows() {
-    use grokmirror::logging::WatchedFile;
+    use grokmirror_cli::logging::WatchedFile;
 
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("log");

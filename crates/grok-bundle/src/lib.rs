@@ -116,7 +116,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 " manifest: no manifest at {}, nothing to bundle",
                 settings.manifest.display()
             );
-            return Ok(grokmirror::EXIT_OK);
+            return Ok(grokmirror_cli::EXIT_OK);
         }
         Err(e) => {
             return Err(anyhow::Error::new(e)).with_context(|| {
@@ -146,9 +146,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         summary.generated, summary.unchanged, summary.skipped, summary.failed
     );
     Ok(if summary.failed > 0 {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     } else {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     })
 }
 

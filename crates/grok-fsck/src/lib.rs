@@ -88,7 +88,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             "Another grok-fsck holds {}; leaving this tree to it",
             lock::file_lock_path(&settings.statusfile).display()
         );
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     };
     let report = Report::default();
     let fsck = Fsck {
@@ -119,9 +119,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     result?;
     Ok(if report.is_empty() {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     } else {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     })
 }
 

@@ -264,7 +264,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if s.remove && !targets.is_empty() {
         remove_paths(&s, &mut manifest);
         write(&s, &manifest)?;
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     }
 
     let full_walk = s.purge || targets.is_empty() || manifest.is_empty();
@@ -370,9 +370,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         info!("Done in {elapsed:.2}s");
     }
     Ok(if outcome.failures > 0 {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     } else {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     })
 }
 

@@ -257,9 +257,9 @@ pub fn run(settings: &Settings, json: bool) -> anyhow::Result<i32> {
         print!("{}", text(&s));
     }
     Ok(if s.healthy {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     } else {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     })
 }
 

@@ -2,14 +2,23 @@
 //! becomes one line on stderr and an exit status, the version string, and
 //! logging set-up from flags and config, and the progress bar.
 
+pub mod logging;
 pub mod progress;
 
 use std::fmt;
 use std::path::PathBuf;
 
 use grokmirror::config::{self, LogLevel};
-use grokmirror::logging::{self, LogHandle, LogSettings};
-pub use grokmirror::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use logging::{LogHandle, LogSettings};
+
+/// Exit status of a run where everything succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit status when the run did its work but something failed (a repo could
+/// not be fetched, a manifest could not be read, ...); details are logged.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status for bad usage: unknown flags, a broken or missing config
+/// file, paths that are not what they should be.
+pub const EXIT_USAGE: i32 = 2;
 
 /// The version line every program prints for `--version`.
 pub const VERSION: &str = concat!(

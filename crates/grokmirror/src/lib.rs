@@ -11,19 +11,9 @@ pub mod config;
 pub mod formats;
 pub mod git;
 pub mod lock;
-pub mod logging;
 pub mod objstore;
 pub mod repo;
 pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.
 pub const REFERENCE_VERSION: &str = "2.0.12";
-
-/// Exit status of a run where everything succeeded.
-pub const EXIT_OK: i32 = 0;
-/// Exit status when the run did its work but something failed (a repo could
-/// not be fetched, a manifest could not be read, ...); details are logged.
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit status for bad usage: unknown flags, a broken or missing config
-/// file, paths that are not what they should be.
-pub const EXIT_USAGE: i32 = 2;

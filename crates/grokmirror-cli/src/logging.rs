@@ -20,7 +20,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
-use crate::config::LogLevel;
+use grokmirror::config::LogLevel;
 
 /// A log file that follows its path across rotations.
 #[derive(Debug)]
