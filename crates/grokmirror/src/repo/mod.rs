@@ -66,6 +66,34 @@ pub fn write_fingerprint(repo: &Path, fingerprint: &str) -> io::Result<bool> {
     fsutil::write_if_changed(&repo.join(FINGERPRINT_FILE), fingerprint.as_bytes())
 }
 
+/// The fingerprint of `repo` as grokmirror trusts it: the recorded one, or,
+/// when none is recorded, computed from its refs now and recorded (as
+/// grokmirror does). `None` when it has no refs or they cannot be read.
+/// The one "fingerprint on disk" function: grok-pull's plan and grok-fsck
+/// use it.
+pub fn fingerprint_on_disk(git: &Git, repo: &Path) -> Option<String> {
+    if let Some(fp) = read_fingerprint(repo) {
+        return Some(fp);
+    }
+    let fp = fingerprint_now(git, repo)?;
+    if let Err(e) = write_fingerprint(repo, &fp) {
+        tracing::debug!("cannot record the fingerprint of {}: {e}", repo.display());
+    }
+    Some(fp)
+}
+
+/// The fingerprint of `repo`'s refs as they are now (nothing recorded);
+/// `None` when it has no refs. A failure to read them is logged.
+pub fn fingerprint_now(git: &Git, repo: &Path) -> Option<String> {
+    match refs::snapshot(git, repo, &crate::config::glob::GlobList::default(), false) {
+        Ok(snapshot) => snapshot.fingerprint,
+        Err(e) => {
+            tracing::warn!("cannot read the refs of {}: {e}", repo.display());
+            None
+        }
+    }
+}
+
 /// The `modified` recorded by the last pull, 0 when absent or unreadable.
 pub fn read_timestamp(repo: &Path) -> i64 {
     fs::read_to_string(repo.join(TIMESTAMP_FILE))
@@ -212,5 +240,39 @@ mod tests {
         let age = fs::read_to_string(dir.path().join(AGEFILE)).unwrap();
         assert_eq!(age.len(), "2020-09-13 12:26:40\n".len());
         assert!(age.ends_with('\n'));
+    }
+
+    #[test]
+    fn fingerprint_on_disk_is_recorded_once_then_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        let git = Git::from_env();
+        git.run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
+            .unwrap();
+        assert_eq!(fingerprint_on_disk(&git, &repo), None, "no refs");
+        assert!(!repo.join(FINGERPRINT_FILE).exists());
+        let tree = git
+            .run_with_input(Some(&repo), ["mktree"], Some(b""))
+            .unwrap()
+            .stdout_str();
+        let c = git
+            .run_ok(Some(&repo), ["commit-tree", "-m", "root", tree.as_str()])
+            .unwrap()
+            .stdout_str();
+        git.run_ok(Some(&repo), ["update-ref", "refs/heads/main", c.as_str()])
+            .unwrap();
+        let now = fingerprint_now(&git, &repo).unwrap();
+        assert_eq!(
+            fingerprint_on_disk(&git, &repo).as_deref(),
+            Some(now.as_str())
+        );
+        assert_eq!(read_fingerprint(&repo).as_deref(), Some(now.as_str()));
+        // A recorded value is trusted as is, as grokmirror does.
+        fs::write(repo.join(FINGERPRINT_FILE), "recorded").unwrap();
+        assert_eq!(
+            fingerprint_on_disk(&git, &repo).as_deref(),
+            Some("recorded")
+        );
+        assert_eq!(fingerprint_now(&git, &repo), Some(now));
     }
 }
