@@ -7,7 +7,7 @@
 //! checked-in file differs from what this crate generates now.
 
 pub mod conf;
-pub mod options;
+pub use grokmirror::config::options;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -261,3 +261,6 @@ fn common_sections(name: &str) -> Roff {
     r.text([roman(refs.join(", "))]);
     r
 }
+
+#[cfg(test)]
+mod option_coverage;

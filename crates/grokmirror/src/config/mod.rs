@@ -6,6 +6,7 @@
 
 pub mod glob;
 pub mod ini;
+pub mod options;
 
 use std::path::{Path, PathBuf};
 
