@@ -10,7 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-mod fetch;
+mod work;
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use grokmirror::tree::fsutil;
 use tracing::{debug, error, info};
 
 pub use cli::Cli;
-pub use fetch::{Outcome, RemoteKind};
+pub use work::{Outcome, RemoteKind};
 
 /// What can stop grok-dumb-pull before it touches any repository.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         };
         for repo in repos {
             seen += 1;
-            match fetch::pull_repo(&git, &repo, &settings) {
+            match work::pull_repo(&git, &repo, &settings) {
                 Outcome::Updated => updated += 1,
                 Outcome::Unchanged | Outcome::Skipped => {}
                 Outcome::Failed => failed += 1,

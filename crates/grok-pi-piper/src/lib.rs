@@ -9,14 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-mod piper;
 pub mod settings;
+mod work;
 
 use clap::Parser;
 
 pub use cli::Cli;
-pub use piper::{Piper, STATE_FILE};
 pub use settings::PiperSettings;
+pub use work::{Piper, STATE_FILE};
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {

@@ -38,10 +38,8 @@ pub enum Outcome {
 }
 
 /// The fingerprint of every ref, `None` without refs.
-fn fingerprint(git: &Git, path: &Path) -> Result<Option<String>, String> {
-    refs::snapshot(git, path, &GlobList::default(), false)
-        .map(|s| s.fingerprint)
-        .map_err(|e| e.to_string())
+fn fingerprint(git: &Git, path: &Path) -> Result<Option<String>, grokmirror::git::Error> {
+    refs::snapshot(git, path, &GlobList::default(), false).map(|s| s.fingerprint)
 }
 
 /// Fetch the remotes of `path` that `settings` asks for, then record what

@@ -270,16 +270,35 @@ fn resolve_program(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Run the command with `message` on its stdin; `Err` with what went wrong
-/// when it can't start or exits non-zero.
-fn pipe_to(program: &Path, args: &[String], message: &[u8]) -> Result<(), String> {
+/// Why piping one message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipeError {
+    /// The command could not be started.
+    #[error("cannot start it: {0}")]
+    Start(#[source] std::io::Error),
+    /// Waiting for the command failed.
+    #[error("cannot wait for it: {0}")]
+    Wait(#[source] std::io::Error),
+    /// The command exited unsuccessfully; `last_line` is the last line it
+    /// wrote on stderr, if any.
+    #[error("{status}{}", if last_line.is_empty() { String::new() } else { format!(": {last_line}") })]
+    Exited {
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// The last line of its stderr.
+        last_line: String,
+    },
+}
+
+/// Run the command with `message` on its stdin.
+fn pipe_to(program: &Path, args: &[String], message: &[u8]) -> Result<(), PipeError> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start it: {e}"))?;
+        .map_err(PipeError::Start)?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let message = message.to_vec();
     // Written from a thread: a command that prints before it reads must
@@ -289,9 +308,7 @@ fn pipe_to(program: &Path, args: &[String], message: &[u8]) -> Result<(), String
         // exit status, not by the broken pipe.
         let _ = stdin.write_all(&message);
     });
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("cannot wait for it: {e}"))?;
+    let out = child.wait_with_output().map_err(PipeError::Wait)?;
     let _ = writer.join();
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !stdout.trim().is_empty() {
@@ -301,14 +318,9 @@ fn pipe_to(program: &Path, args: &[String], message: &[u8]) -> Result<(), String
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.trim().lines().last().unwrap_or("").to_string();
-    Err(format!(
-        "{}{}",
-        out.status,
-        if last.is_empty() {
-            String::new()
-        } else {
-            format!(": {last}")
-        }
-    ))
+    let last_line = stderr.trim().lines().last().unwrap_or("").to_string();
+    Err(PipeError::Exited {
+        status: out.status,
+        last_line,
+    })
 }
