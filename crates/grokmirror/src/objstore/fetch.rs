@@ -11,10 +11,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{
-    add_member, all_values, io_err, member_refspec, open_config, remote_is_right, virtref,
-    virtual_prefix, Error,
-};
+use super::{add_member, io_err, member_refspec, member_remote, virtref, virtual_prefix, Error};
+use crate::repo::git_config;
 
 /// Where the object-storage repo records the fingerprint a member had
 /// when it was last fetched.
@@ -80,11 +78,11 @@ pub fn fetch_member(
     let v = virtref(member);
     let url = member.to_string_lossy().into_owned();
     {
-        let cfg = open_config(obstrepo)?;
-        if all_values(&cfg, &format!("remote.{v}.url")) != [url.clone()] {
+        let cfg = git_config::open(obstrepo)?;
+        if git_config::values(&cfg, &format!("remote.{v}.url")) != [url.clone()] {
             return Ok(false);
         }
-        if !remote_is_right(&cfg, &v, &url) {
+        if !member_remote(&v, &url, &member_refspec(&v)).is_in(&cfg) {
             drop(cfg);
             add_member(obstrepo, member)?;
         }

@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use super::{
     fingerprint_file, io_err, member_refspec, virtref, virtual_prefix, Error, MARKER_PREAMBLE,
 };
+use crate::repo::git_config::{self, Remote};
 
 /// The remotes of an object-storage repo as `(name, url)`, sorted by name
 /// (the order `git remote -v` prints, which grokmirror relies on), read
 /// from its config file in-process (grok-pull reads every object storage's
 /// remotes on each run). Remotes without a URL are left out.
 pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>, Error> {
-    let cfg = open_config(obstrepo)?;
+    let cfg = git_config::open(obstrepo)?;
     let mut remotes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.url$")) {
         while let Some(Ok(e)) = entries.next() {
@@ -44,44 +45,22 @@ pub fn list_remotes(_git: &Git, obstrepo: &Path) -> Result<Vec<(String, String)>
         .collect())
 }
 
-pub(super) fn open_config(obstrepo: &Path) -> Result<git2::Config, Error> {
-    let path = obstrepo.join("config");
-    git2::Config::open(&path).map_err(|e| Error::Config {
-        path,
-        message: e.message().to_string(),
-    })
-}
-
-pub(super) fn config_err(obstrepo: &Path) -> impl FnOnce(git2::Error) -> Error + '_ {
-    move |e| Error::Config {
-        path: obstrepo.join("config"),
-        message: e.message().to_string(),
+/// A member's remote in its object storage: named by its virtual ref,
+/// fetching its refs under that ref's prefix, no tags.
+pub(super) fn member_remote<'a>(virtref: &'a str, url: &'a str, refspec: &'a str) -> Remote<'a> {
+    Remote {
+        name: virtref,
+        url,
+        fetch: refspec,
+        tagopt: Some("--no-tags"),
     }
-}
-
-pub(super) fn all_values(cfg: &git2::Config, key: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    if let Ok(mut entries) = cfg.multivar(key, None) {
-        while let Some(Ok(e)) = entries.next() {
-            values.push(e.value().unwrap_or_default().to_string());
-        }
-    }
-    values
-}
-
-/// Whether `member` is a remote of `obstrepo` exactly as it should be.
-pub(super) fn remote_is_right(cfg: &git2::Config, virtref: &str, url: &str) -> bool {
-    let key = |k: &str| format!("remote.{virtref}.{k}");
-    all_values(cfg, &key("url")) == [url]
-        && all_values(cfg, &key("fetch")) == [member_refspec(virtref)]
-        && all_values(cfg, &key("tagopt")) == ["--no-tags"]
 }
 
 /// Every remote name of `obstrepo`'s config, URL or not (a crash while a
 /// remote was written can leave one without).
 pub fn remote_names(obstrepo: &Path) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let Ok(cfg) = open_config(obstrepo) else {
+    let Ok(cfg) = git_config::open(obstrepo) else {
         return names;
     };
     if let Ok(mut entries) = cfg.entries(Some(r"^remote\..*\.")) {
@@ -101,11 +80,11 @@ pub fn remote_names(obstrepo: &Path) -> BTreeSet<String> {
 
 /// Whether `member` is a remote of `obstrepo` (by name and URL).
 pub fn is_member(obstrepo: &Path, member: &Path) -> bool {
-    let Ok(cfg) = open_config(obstrepo) else {
+    let Ok(cfg) = git_config::open(obstrepo) else {
         return false;
     };
     let v = virtref(member);
-    all_values(&cfg, &format!("remote.{v}.url")) == [member.to_string_lossy().into_owned()]
+    git_config::values(&cfg, &format!("remote.{v}.url")) == [member.to_string_lossy().into_owned()]
 }
 
 /// Make `member` a remote of `obstrepo` (its objects will be fetched into
@@ -116,21 +95,13 @@ pub fn is_member(obstrepo: &Path, member: &Path) -> bool {
 pub fn add_member(obstrepo: &Path, member: &Path) -> Result<bool, Error> {
     let v = virtref(member);
     let url = member.to_string_lossy().into_owned();
-    let mut cfg = open_config(obstrepo)?;
-    if remote_is_right(&cfg, &v, &url) {
+    let mut cfg = git_config::open(obstrepo)?;
+    let refspec = member_refspec(&v);
+    let remote = member_remote(&v, &url, &refspec);
+    if remote.is_in(&cfg) {
         return Ok(false);
     }
-    let key = |k: &str| format!("remote.{v}.{k}");
-    // The URL goes last: a remote without one is never fetched from.
-    for k in ["url", "fetch", "tagopt"] {
-        let _ = cfg.remove_multivar(&key(k), ".*");
-    }
-    cfg.set_str(&key("tagopt"), "--no-tags")
-        .map_err(config_err(obstrepo))?;
-    cfg.set_str(&key("fetch"), &member_refspec(&v))
-        .map_err(config_err(obstrepo))?;
-    cfg.set_str(&key("url"), &url)
-        .map_err(config_err(obstrepo))?;
+    remote.write(&mut cfg, obstrepo)?;
     let mut listed = read_member_list(obstrepo);
     listed.retain(|p| p.is_dir());
     listed.insert(member.to_path_buf());
@@ -222,25 +193,8 @@ pub fn virtrefs_with_refs(git: &Git, obstrepo: &Path) -> Result<BTreeSet<String>
 /// Caller holds `obstrepo`'s lock.
 pub fn remove_member(git: &Git, obstrepo: &Path, virtref: &str) -> Result<(), Error> {
     trim_virtref(git, obstrepo, virtref)?;
-    let mut cfg = open_config(obstrepo)?;
-    let prefix = format!("remote.{virtref}.");
-    let mut keys = BTreeSet::new();
-    if let Ok(mut entries) = cfg.entries(None) {
-        while let Some(Ok(e)) = entries.next() {
-            if let Some(name) = e.name() {
-                if name
-                    .to_ascii_lowercase()
-                    .starts_with(&prefix.to_ascii_lowercase())
-                {
-                    keys.insert(name.to_string());
-                }
-            }
-        }
-    }
-    for k in keys {
-        cfg.remove_multivar(&k, ".*")
-            .map_err(config_err(obstrepo))?;
-    }
+    let mut cfg = git_config::open(obstrepo)?;
+    git_config::remove_remote(&mut cfg, obstrepo, virtref)?;
     let fp = fingerprint_file(obstrepo, virtref);
     match fs::remove_file(&fp) {
         Ok(()) => Ok(()),

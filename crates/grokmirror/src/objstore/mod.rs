@@ -71,13 +71,8 @@ pub enum Error {
         cause: io::Error,
     },
     /// A git config file could not be read or written.
-    #[error("{path}: {message}")]
-    Config {
-        /// The config file.
-        path: PathBuf,
-        /// What libgit2 said.
-        message: String,
-    },
+    #[error(transparent)]
+    Config(#[from] crate::repo::git_config::Error),
     /// The objects were copied but something the refs point at is missing
     /// (plumbing fetch only; the porcelain fetch is the fallback).
     #[error("{0}")]

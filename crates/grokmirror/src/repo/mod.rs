@@ -2,6 +2,7 @@
 //! (SPEC §1.3, §1.5), and the few repository facts read straight from disk.
 
 pub mod alternates;
+pub mod git_config;
 pub mod inspect;
 pub mod object_counts;
 pub mod refs;

@@ -1,0 +1,174 @@
+//! A repository's git config, read and written in process (libgit2): the
+//! one place that opens it, so every writer reports a failure the same way
+//! and writes a remote the same way (grok-pull's origin remote, the
+//! members' remotes of an object storage).
+
+use std::path::{Path, PathBuf};
+
+/// A config file that could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {message}", path.display())]
+pub struct Error {
+    /// What we were doing ("open", "write").
+    pub action: &'static str,
+    /// The config file.
+    pub path: PathBuf,
+    /// What libgit2 said.
+    pub message: String,
+}
+
+fn error<'a>(action: &'static str, repo: &'a Path) -> impl FnOnce(git2::Error) -> Error + 'a {
+    move |e| Error {
+        action,
+        path: repo.join("config"),
+        message: e.message().to_string(),
+    }
+}
+
+/// Open `repo`'s own config file (`<repo>/config`, nothing inherited).
+pub fn open(repo: &Path) -> Result<git2::Config, Error> {
+    git2::Config::open(&repo.join("config")).map_err(error("open", repo))
+}
+
+/// Every value of a multi-valued `key`, in file order.
+pub fn values(cfg: &git2::Config, key: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    if let Ok(mut entries) = cfg.multivar(key, None) {
+        while let Some(Ok(e)) = entries.next() {
+            values.push(e.value().unwrap_or_default().to_string());
+        }
+    }
+    values
+}
+
+/// Set single-valued `key` to `value` unless it holds exactly that.
+/// Returns whether it changed.
+pub fn set(cfg: &mut git2::Config, repo: &Path, key: &str, value: &str) -> Result<bool, Error> {
+    if values(cfg, key) == [value] {
+        return Ok(false);
+    }
+    cfg.set_str(key, value).map_err(error("write", repo))?;
+    Ok(true)
+}
+
+/// Remove every key under `remote.<name>.` (as `git remote remove` would,
+/// without touching refs).
+pub fn remove_remote(cfg: &mut git2::Config, repo: &Path, name: &str) -> Result<(), Error> {
+    let prefix = format!("remote.{name}.").to_ascii_lowercase();
+    let mut old_keys = std::collections::BTreeSet::new();
+    if let Ok(mut entries) = cfg.entries(None) {
+        while let Some(Ok(e)) = entries.next() {
+            if let Some(n) = e.name() {
+                if n.to_ascii_lowercase().starts_with(&prefix) {
+                    old_keys.insert(n.to_string());
+                }
+            }
+        }
+    }
+    for k in old_keys {
+        cfg.remove_multivar(&k, ".*")
+            .map_err(error("write", repo))?;
+    }
+    Ok(())
+}
+
+/// A remote as we define it: one URL, one fetch refspec, and optionally a
+/// `tagopt`.
+#[derive(Debug, Clone, Copy)]
+pub struct Remote<'a> {
+    /// The remote's name.
+    pub name: &'a str,
+    /// Its URL.
+    pub url: &'a str,
+    /// Its one fetch refspec.
+    pub fetch: &'a str,
+    /// Its `tagopt` (`--no-tags`); `None`: not ours to check or set.
+    pub tagopt: Option<&'a str>,
+}
+
+impl Remote<'_> {
+    fn key(&self, k: &str) -> String {
+        format!("remote.{}.{k}", self.name)
+    }
+
+    /// Whether `cfg` defines this remote exactly so.
+    pub fn is_in(&self, cfg: &git2::Config) -> bool {
+        values(cfg, &self.key("url")) == [self.url]
+            && values(cfg, &self.key("fetch")) == [self.fetch]
+            && self
+                .tagopt
+                .is_none_or(|t| values(cfg, &self.key("tagopt")) == [t])
+    }
+
+    /// Replace whatever `cfg` has under `remote.<name>.` (as `git remote
+    /// remove` would, without touching refs) by this remote. The URL is
+    /// written last: a crash half-way leaves a remote without a URL, which
+    /// nobody fetches from.
+    pub fn write(&self, cfg: &mut git2::Config, repo: &Path) -> Result<(), Error> {
+        remove_remote(cfg, repo, self.name)?;
+        if let Some(tagopt) = self.tagopt {
+            cfg.set_str(&self.key("tagopt"), tagopt)
+                .map_err(error("write", repo))?;
+        }
+        cfg.set_str(&self.key("fetch"), self.fetch)
+            .map_err(error("write", repo))?;
+        cfg.set_str(&self.key("url"), self.url)
+            .map_err(error("write", repo))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_is_replaced_whole_and_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        std::fs::write(
+            repo.join("config"),
+            "[remote \"origin\"]\n\turl = old\n\tfetch = a\n\tfetch = b\n\tmirror = true\n",
+        )
+        .unwrap();
+        let remote = Remote {
+            name: "origin",
+            url: "https://new/",
+            fetch: "+refs/*:refs/*",
+            tagopt: Some("--no-tags"),
+        };
+        let mut cfg = open(repo).unwrap();
+        assert!(!remote.is_in(&cfg));
+        remote.write(&mut cfg, repo).unwrap();
+        let cfg = open(repo).unwrap();
+        assert!(remote.is_in(&cfg));
+        assert_eq!(values(&cfg, "remote.origin.fetch"), ["+refs/*:refs/*"]);
+        assert!(
+            values(&cfg, "remote.origin.mirror").is_empty(),
+            "old keys go"
+        );
+        // Without a tagopt of ours, whatever is there is not checked.
+        let loose = Remote {
+            tagopt: None,
+            ..remote
+        };
+        assert!(loose.is_in(&cfg));
+    }
+
+    #[test]
+    fn set_reports_change_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config"), "").unwrap();
+        let mut cfg = open(dir.path()).unwrap();
+        assert!(set(&mut cfg, dir.path(), "gitweb.owner", "me").unwrap());
+        assert!(!set(&mut cfg, dir.path(), "gitweb.owner", "me").unwrap());
+        let missing = dir.path().join("nowhere");
+        std::fs::create_dir(&missing).unwrap();
+        std::fs::create_dir(missing.join("config")).unwrap();
+        let err = open(&missing)
+            .err()
+            .expect("a directory is no config file")
+            .to_string();
+        assert!(err.starts_with("cannot open "), "{err}");
+        assert!(err.contains("nowhere/config"), "{err}");
+    }
+}
