@@ -562,7 +562,7 @@ impl Fsck<'_> {
             counts: &counts,
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: self.settings.policy.precious == Precious::Always
-                && object_counts::is_precious(&path),
+                && grokmirror::repo::git_config::is_precious(&path),
         };
         let mut decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         if rewired && decision.repack.is_none() {

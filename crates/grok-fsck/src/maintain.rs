@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use grokmirror::git::{Git, GitOutput};
 use grokmirror::repo::alternates::{AltMap, RepoRole};
-use grokmirror::repo::object_counts::{self, RepackLevel};
+use grokmirror::repo::object_counts::RepackLevel;
 use grokmirror::repo::repack::{self, Precious};
 use grokmirror::repo::{FSCK_ERR_FILE, RECLONE_FILE};
 use grokmirror::tree::fsutil;
@@ -224,7 +224,7 @@ impl Ctx<'_> {
     }
 
     fn set_precious(&self, repo: &Repo, on: bool) -> bool {
-        match object_counts::set_precious(self.git, &repo.io(), on) {
+        match grokmirror::repo::git_config::set_precious(self.git, &repo.io(), on) {
             Ok(()) => true,
             Err(e) => {
                 self.report.critical(format!(
@@ -260,7 +260,7 @@ impl Ctx<'_> {
             );
             warn!("         : objects it drops may be missed further down the chain");
         }
-        let was_precious = object_counts::is_precious(&repo.io());
+        let was_precious = grokmirror::repo::git_config::is_precious(&repo.io());
         let precious_in_the_end = plan.precious_after || was_precious;
         // Lift preciousObjects while we repack (git refuses `-d` with it),
         // unless precious = always.
@@ -349,7 +349,7 @@ impl Ctx<'_> {
     }
 
     fn write_commit_graph(&self, repo: &Repo) {
-        if object_counts::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
+        if grokmirror::repo::git_config::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
             let args = strings(&["config", "core.commitgraph", "true"]);
             if let Some(out) = self.run(repo, &args) {
                 if !out.success() {
@@ -378,7 +378,7 @@ impl Ctx<'_> {
     /// alone: a push or fetch may be about to reference them).
     fn prune_now(&self, repo: &Repo, role: &RepoRole) -> bool {
         info!("    prune: pruning");
-        let precious = object_counts::is_precious(&repo.io());
+        let precious = grokmirror::repo::git_config::is_precious(&repo.io());
         if precious && !self.set_precious(repo, false) {
             return false;
         }

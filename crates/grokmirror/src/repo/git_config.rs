@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::git::{self, Git};
+
 /// A config file that could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {action} {}: {message}", path.display())]
@@ -27,6 +29,7 @@ fn error<'a>(action: &'static str, repo: &'a Path) -> impl FnOnce(git2::Error) -
 
 /// Open `repo`'s own config file (`<repo>/config`, nothing inherited).
 pub fn open(repo: &Path) -> Result<git2::Config, Error> {
+    crate::repo::refs::init_libgit2();
     git2::Config::open(&repo.join("config")).map_err(error("open", repo))
 }
 
@@ -117,6 +120,40 @@ impl Remote<'_> {
     }
 }
 
+/// A boolean from the repository's own config file, read the way git
+/// reads booleans; `None` when unset or unreadable.
+pub fn config_bool(repo: &Path, key: &str) -> Option<bool> {
+    let cfg = open(repo).ok()?;
+    let entry = cfg.get_entry(key).ok()?;
+    let value = entry.value()?;
+    crate::config::ini::parse_bool(value).or(match value {
+        "" => Some(false),
+        _ => None,
+    })
+}
+
+/// Whether `extensions.preciousObjects` is on: git then refuses to delete
+/// any object or pack in the repository (no prune, no `repack -d`).
+pub fn is_precious(repo: &Path) -> bool {
+    config_bool(repo, "extensions.preciousObjects").unwrap_or(false)
+}
+
+/// Turn `extensions.preciousObjects` on or off (through git, which takes the
+/// config lock).
+pub fn set_precious(git: &Git, repo: &Path, on: bool) -> Result<(), git::Error> {
+    let value = if on { "true" } else { "false" };
+    git.run_ok(
+        Some(repo),
+        [
+            "config",
+            "--replace-all",
+            "extensions.preciousObjects",
+            value,
+        ],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +207,23 @@ mod tests {
             .to_string();
         assert!(err.starts_with("cannot open "), "{err}");
         assert!(err.contains("nowhere/config"), "{err}");
+    }
+
+    #[test]
+    fn precious_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("p.git");
+        assert!(std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&repo)
+            .status()
+            .unwrap()
+            .success());
+        let g = Git::from_env();
+        assert!(!is_precious(&repo));
+        set_precious(&g, &repo, true).unwrap();
+        assert!(is_precious(&repo));
+        set_precious(&g, &repo, false).unwrap();
+        assert!(!is_precious(&repo));
     }
 }

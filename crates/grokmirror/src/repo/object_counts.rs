@@ -359,7 +359,7 @@ pub fn repack_level(
 /// repository it borrows from counted in the totals, as grokmirror's pull
 /// does.
 pub fn worth_quick_repack(repo: &Path) -> Result<bool, Error> {
-    if is_precious(repo) {
+    if crate::repo::git_config::is_precious(repo) {
         return Ok(false);
     }
     let counts = scan(repo)?;
@@ -370,47 +370,6 @@ pub fn worth_quick_repack(repo: &Path) -> Result<bool, Error> {
         .and_then(|dir| dir.parent())
         .and_then(|lender| scan(lender).ok());
     Ok(repack_level(&counts, lender.as_ref(), &RepackThresholds::default()).is_some())
-}
-
-/// The repository's own config file, read in-process (no process per
-/// question); `None` when it cannot be read.
-fn repo_config(repo: &Path) -> Option<git2::Config> {
-    crate::repo::refs::init_libgit2();
-    git2::Config::open(&repo.join("config")).ok()
-}
-
-/// A boolean from the repository's own config file, read the way git
-/// reads booleans; `None` when unset or unreadable.
-pub fn config_bool(repo: &Path, key: &str) -> Option<bool> {
-    let cfg = repo_config(repo)?;
-    let entry = cfg.get_entry(key).ok()?;
-    let value = entry.value()?;
-    crate::config::ini::parse_bool(value).or(match value {
-        "" => Some(false),
-        _ => None,
-    })
-}
-
-/// Whether `extensions.preciousObjects` is on: git then refuses to delete
-/// any object or pack in the repository (no prune, no `repack -d`).
-pub fn is_precious(repo: &Path) -> bool {
-    config_bool(repo, "extensions.preciousObjects").unwrap_or(false)
-}
-
-/// Turn `extensions.preciousObjects` on or off (through git, which takes the
-/// config lock).
-pub fn set_precious(git: &Git, repo: &Path, on: bool) -> Result<(), git::Error> {
-    let value = if on { "true" } else { "false" };
-    git.run_ok(
-        Some(repo),
-        [
-            "config",
-            "--replace-all",
-            "extensions.preciousObjects",
-            value,
-        ],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -590,28 +549,10 @@ mod tests {
         add_commits(&repo, 410, "b");
         assert!(scan(&repo).unwrap().count >= 1200);
         assert!(worth_quick_repack(&repo).unwrap());
-        set_precious(&Git::from_env(), &repo, true).unwrap();
+        crate::repo::git_config::set_precious(&Git::from_env(), &repo, true).unwrap();
         assert!(!worth_quick_repack(&repo).unwrap());
-        set_precious(&Git::from_env(), &repo, false).unwrap();
+        crate::repo::git_config::set_precious(&Git::from_env(), &repo, false).unwrap();
         git(&repo, &["repack", "-a", "-d", "-q"]);
         assert!(!worth_quick_repack(&repo).unwrap());
-    }
-
-    #[test]
-    fn precious_switch() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("p.git");
-        assert!(Command::new("git")
-            .args(["init", "-q", "--bare"])
-            .arg(&repo)
-            .status()
-            .unwrap()
-            .success());
-        let g = Git::from_env();
-        assert!(!is_precious(&repo));
-        set_precious(&g, &repo, true).unwrap();
-        assert!(is_precious(&repo));
-        set_precious(&g, &repo, false).unwrap();
-        assert!(!is_precious(&repo));
     }
 }
