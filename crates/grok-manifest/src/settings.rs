@@ -1,7 +1,7 @@
 //! Flags and config combined into the settings of one run, checked before
 //! anything changes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use grokmirror::config::{Config, LogLevel};
 use grokmirror::glob::GlobList;
@@ -105,27 +105,7 @@ impl Settings {
                 toplevel.display()
             ))
         })?;
-        // grok-manifest reads the tree and writes only inside repositories
-        // (fingerprints) and the manifest, which may live elsewhere: a top
-        // level it can walk is enough (with --cfgfile, [core] toplevel must
-        // also be writable, as in every program reading a config).
-        let allow_any = match &config {
-            Some(c) => c.get_bool("core", "allow_any_toplevel", false)?,
-            None => false,
-        };
-        toplevel::check(&s.toplevel, Need::Read, allow_any).map_err(|r| {
-            let fix = match r {
-                Refusal::Unusable(_) => "pass a directory of repositories with -t",
-                Refusal::TooWide(_) => {
-                    "pass the collection's own directory with -t, or \
-                    --cfgfile with [core] allow_any_toplevel = yes if this is really meant"
-                }
-            };
-            usage(format!(
-                "toplevel {} is refused: {r}; {fix}",
-                s.toplevel.display()
-            ))
-        })?;
+        check_toplevel(&s.toplevel, config.as_ref())?;
         if s.paths.is_empty() && s.wait {
             return Err(usage(
                 "--wait-for-manifest only makes sense when repository paths are given",
@@ -133,4 +113,31 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// Refuse a top level grok-manifest must not walk (the root, a home, a
+/// file), unless `[core] allow_any_toplevel` says it is meant.
+fn check_toplevel(toplevel: &Path, config: Option<&Config>) -> anyhow::Result<()> {
+    // grok-manifest reads the tree and writes only inside repositories
+    // (fingerprints) and the manifest, which may live elsewhere: a top
+    // level it can walk is enough (with --cfgfile, [core] toplevel must
+    // also be writable, as in every program reading a config).
+    let allow_any = match config {
+        Some(c) => c.get_bool("core", "allow_any_toplevel", false)?,
+        None => false,
+    };
+    toplevel::check(toplevel, Need::Read, allow_any).map_err(|r| {
+        let fix = match r {
+            Refusal::Unusable(_) => "pass a directory of repositories with -t",
+            Refusal::TooWide(_) => {
+                "pass the collection's own directory with -t, or \
+                --cfgfile with [core] allow_any_toplevel = yes if this is really meant"
+            }
+        };
+        usage(format!(
+            "toplevel {} is refused: {r}; {fix}",
+            toplevel.display()
+        ))
+    })?;
+    Ok(())
 }
