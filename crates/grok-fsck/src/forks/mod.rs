@@ -30,9 +30,10 @@
 //! grok-pull uses too); a lock taken out of that order is only ever tried,
 //! never waited for, so no two processes can wait on each other. A member
 //! somebody else is working on is left for the next run.
-
 //!
-//! The work, in the order a run does it:
+//! # The work
+//!
+//! In the order a run does it, in the order a run does it:
 //!
 //! - [`discover`]: each repository of the tree is placed: it joins the
 //!   best object storage, or a new one shared with its siblings, or (1.x
@@ -45,12 +46,12 @@
 //! - [`repack`]: when object storage is repacked later in the run, what
 //!   makes pruning it safe, and its preload bundle.
 
-mod discover;
-mod join;
-mod leave;
-mod merge;
-mod repack;
-mod tend;
+pub mod discover;
+pub mod join;
+pub mod leave;
+pub mod merge;
+pub mod repack;
+pub mod tend;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

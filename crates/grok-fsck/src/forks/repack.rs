@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use grokmirror::alternates::AltMap;
 use grokmirror::fsutil;
-use grokmirror::git::Git;
+use grokmirror::git::{Git, GitError};
 use grokmirror::lock::{self, RepoLock};
 use grokmirror::objstore;
 use grokmirror::tree::Tree;
@@ -32,7 +32,33 @@ pub fn write_preload_bundle(git: &Git, obst: &Path, outdir: &Path, report: &Repo
     let target = outdir.join(format!("{name}.bundle"));
     let tmp = outdir.join(format!(".{name}.bundle.{}.tmp", std::process::id()));
     info!(" bundling: {name}.bundle");
-    let made = git.run(
+    if let Err(e) = bundle_into(git, obst, &tmp, &target) {
+        let _ = std::fs::remove_file(&tmp);
+        report.critical(format!("cannot write {}: {e}", target.display()));
+    }
+}
+
+/// Why a preload bundle could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// git could not be run.
+    #[error(transparent)]
+    Run(#[from] GitError),
+    /// `git bundle create` failed; what it said.
+    #[error("{stderr}")]
+    Refused {
+        /// git's complaint.
+        stderr: String,
+    },
+    /// The finished bundle could not be renamed into place.
+    #[error(transparent)]
+    Rename(#[from] std::io::Error),
+}
+
+/// `git bundle create` of every ref of `obst` into `tmp`, then renamed to
+/// `target`.
+fn bundle_into(git: &Git, obst: &Path, tmp: &Path, target: &Path) -> Result<(), BundleError> {
+    let out = git.run(
         Some(obst),
         [
             std::ffi::OsStr::new("bundle"),
@@ -41,16 +67,14 @@ pub fn write_preload_bundle(git: &Git, obst: &Path, outdir: &Path, report: &Repo
             tmp.as_os_str(),
             "--all".as_ref(),
         ],
-    );
-    let result = match made {
-        Ok(out) if out.success() => std::fs::rename(&tmp, &target).map_err(|e| e.to_string()),
-        Ok(out) => Err(out.stderr_str()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        report.critical(format!("cannot write {}: {e}", target.display()));
+    )?;
+    if !out.success() {
+        return Err(BundleError::Refused {
+            stderr: out.stderr_str(),
+        });
     }
+    std::fs::rename(tmp, target)?;
+    Ok(())
 }
 
 /// Whether object storage may lose unreachable objects in this repack,

@@ -100,7 +100,7 @@ impl FsckRun<'_> {
                 }
             };
             if let Some(_guard) = guard {
-                self.work(maintenance, &job, status, progress);
+                self.do_task(maintenance, &job, status, progress);
             } else {
                 progress.finish_one(0);
             }

@@ -24,7 +24,7 @@ use crate::record::status::{note_work, Recorded};
 
 impl FsckRun<'_> {
     /// One repository's work, under its lock.
-    pub(super) fn work(
+    pub(super) fn do_task(
         &self,
         maintenance: &Maintenance,
         task: &RepoTask,
