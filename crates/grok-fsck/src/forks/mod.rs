@@ -33,7 +33,7 @@
 //!
 //! # The work
 //!
-//! In the order a run does it, in the order a run does it:
+//! In the order a run does it:
 //!
 //! - [`discover`]: each repository of the tree is placed: it joins the
 //!   best object storage, or a new one shared with its siblings, or (1.x
