@@ -45,7 +45,7 @@ use std::path::Path;
 use clap::Parser;
 use grokmirror::config::Config;
 use grokmirror::lock;
-use grokmirror::status;
+use grokmirror::formats::fsck_status;
 use grokmirror_cli::usage;
 use tracing::info;
 
@@ -85,12 +85,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             status_dir.display()
         )));
     }
-    let Some(_tree_lock) = status::try_lock(&settings.statusfile)? else {
+    let Some(_tree_lock) = fsck_status::try_lock(&settings.statusfile)? else {
         info!(
             "Another grok-fsck holds {}; leaving this tree to it",
             lock::file_lock_path(&settings.statusfile).display()
         );
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     };
     let report = Report::default();
     let mode = Mode {
@@ -112,8 +112,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     result?;
     Ok(if report.is_empty() {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     } else {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     })
 }

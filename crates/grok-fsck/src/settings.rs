@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use grokmirror::config::{Config, ConfigError};
-use grokmirror::glob::GlobList;
+use grokmirror::config::{self, Config};
+use grokmirror::config::glob::GlobList;
 use grokmirror::objstore::FetchMethod;
-use grokmirror::repack::{Precious, RepackPolicy};
+use grokmirror::repo::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
 /// Where and how the report of critical errors is mailed.
@@ -86,8 +86,8 @@ pub struct Settings {
     pub objstore_settings: ObjstoreSettings,
 }
 
-fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> ConfigError {
-    ConfigError::BadValue {
+fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> config::Error {
+    config::Error::BadValue {
         path: config.path.clone(),
         section: "fsck".into(),
         key: key.into(),
@@ -103,7 +103,7 @@ fn int_in(
     default: i64,
     range: std::ops::RangeInclusive<i64>,
     expected: &'static str,
-) -> Result<i64, ConfigError> {
+) -> Result<i64, config::Error> {
     let value = config.get_int("fsck", key, default)?;
     if !range.contains(&value) {
         return Err(bad(config, key, value.to_string(), expected));
@@ -112,7 +112,7 @@ fn int_in(
 }
 
 /// `[fsck] key` as whitespace-separated words.
-fn words(config: &Config, key: &str) -> Result<Vec<String>, ConfigError> {
+fn words(config: &Config, key: &str) -> Result<Vec<String>, config::Error> {
     Ok(config
         .get_or("fsck", key, "")?
         .split_whitespace()
@@ -121,7 +121,7 @@ fn words(config: &Config, key: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 /// The repack flags and what goes around the repack.
-fn repack_policy(config: &Config) -> Result<RepackPolicy, ConfigError> {
+fn repack_policy(config: &Config) -> Result<RepackPolicy, config::Error> {
     let precious_raw = config.get_or("fsck", "precious", "yes")?;
     let precious = Precious::parse(&precious_raw).ok_or_else(|| {
         bad(
@@ -147,7 +147,7 @@ fn repack_policy(config: &Config) -> Result<RepackPolicy, ConfigError> {
 }
 
 /// What object storage needs from `[core]` and `[fsck]`.
-fn objstore_settings(config: &Config) -> Result<ObjstoreSettings, ConfigError> {
+fn objstore_settings(config: &Config) -> Result<ObjstoreSettings, config::Error> {
     let strategy = config.get_or("fsck", "obstrepo_merge_strategy", "exact")?;
     let merge_strategy = match strategy.trim().to_ascii_lowercase().as_str() {
         "" | "exact" => MergeStrategy::Exact,
@@ -175,7 +175,7 @@ fn objstore_settings(config: &Config) -> Result<ObjstoreSettings, ConfigError> {
 }
 
 /// Where and how the report is mailed.
-fn report_settings(config: &Config) -> Result<ReportSettings, ConfigError> {
+fn report_settings(config: &Config) -> Result<ReportSettings, config::Error> {
     Ok(ReportSettings {
         to: config.get_or("fsck", "report_to", "root")?,
         from: config.get_or("fsck", "report_from", "root")?,

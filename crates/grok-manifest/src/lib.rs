@@ -57,7 +57,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if s.remove && !targets.is_empty() {
         record::remove_paths(&s, &mut manifest);
         record::write(&s, &manifest)?;
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     }
 
     let full_walk = plan::walks_the_tree(s.purge, targets.is_empty(), manifest.is_empty());
@@ -83,8 +83,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         info!("Done in {elapsed:.2}s");
     }
     Ok(if tally.failures > 0 {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     } else {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     })
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use grokmirror::fsutil;
-use grokmirror::manifest::RepoEntry;
+use grokmirror::tree::fsutil;
+use grokmirror::formats::manifest::RepoEntry;
 
 /// Whether this run walks the whole tree: asked to (`--purge`), no
 /// repositories named, or a manifest to regenerate (empty or unreadable).
@@ -45,7 +45,7 @@ pub fn reference(
     };
     if reference.is_none() && forkgroup.is_none() {
         if let Some(alt) = alternate {
-            reference = Some(fsutil::manifest_style(toplevel, alt));
+            reference = Some(grokmirror::tree::key::manifest_style(toplevel, alt));
         }
     }
     reference

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::inspect::RepoFacts;
-use grokmirror::manifest::{Manifest, RepoEntry};
+use grokmirror::repo::inspect::RepoFacts;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
 use grokmirror::objstore;
 use tracing::{debug, error, info};
 
@@ -35,7 +35,7 @@ pub fn purge_gone(s: &Settings, manifest: &mut Manifest, walked: &Inspected) {
         .iter()
         .map(|(p, _)| p)
         .chain(&walked.unexported)
-        .filter_map(|p| fsutil::manifest_key(&s.toplevel, p))
+        .filter_map(|p| grokmirror::tree::key::manifest_key(&s.toplevel, p))
         .collect();
     for key in plan::gone_keys(manifest.repos.keys(), &on_disk) {
         info!(" manifest: purged {key} (gone)");
@@ -58,7 +58,7 @@ pub fn fold(
 ) -> Tally {
     let mut tally = Tally::default();
     for path in &found.unexported {
-        if let Some(key) = fsutil::manifest_key(&s.toplevel, path) {
+        if let Some(key) = grokmirror::tree::key::manifest_key(&s.toplevel, path) {
             if manifest.repos.remove(&key).is_some() {
                 info!(" manifest: removed {key} (no longer exported)");
             }
@@ -67,7 +67,7 @@ pub fn fold(
     let now = chrono::Utc::now().timestamp();
     for (path, result) in found.facts {
         tally.processed += 1;
-        let Some(key) = fsutil::manifest_key(&s.toplevel, &path) else {
+        let Some(key) = grokmirror::tree::key::manifest_key(&s.toplevel, &path) else {
             continue;
         };
         match result {
@@ -110,7 +110,7 @@ fn first_member(git: &Git, toplevel: &Path, obst: &Path) -> Option<String> {
         .collect();
     urls.sort();
     urls.first()
-        .map(|u| fsutil::manifest_style(toplevel, Path::new(u)))
+        .map(|u| grokmirror::tree::key::manifest_style(toplevel, Path::new(u)))
 }
 
 /// Fold one repository's facts into its manifest entry.
@@ -184,12 +184,12 @@ fn update_entry(
 fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) {
     let mut retarget: BTreeMap<String, String> = BTreeMap::new();
     for link in symlinks {
-        let relative = fsutil::manifest_style(toplevel, link);
+        let relative = grokmirror::tree::key::manifest_style(toplevel, link);
         let Ok(target) = std::fs::canonicalize(link) else {
             error!(" manifest: symlink {relative} is broken, ignored");
             continue;
         };
-        let Some(target_key) = fsutil::manifest_key(toplevel, &target) else {
+        let Some(target_key) = grokmirror::tree::key::manifest_key(toplevel, &target) else {
             error!(" manifest: symlink {relative} points outside toplevel, ignored");
             continue;
         };
@@ -219,7 +219,7 @@ fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) 
 /// of the repos they point at.
 pub fn remove_paths(s: &Settings, manifest: &mut Manifest) {
     for given in &s.paths {
-        let key = fsutil::manifest_style(&s.toplevel, &fsutil::absolute(given));
+        let key = grokmirror::tree::key::manifest_style(&s.toplevel, &fsutil::absolute(given));
         if manifest.repos.remove(&key).is_some() {
             info!(" manifest: removed {key}");
             continue;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use grokmirror::config::{Config, LogLevel};
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::objstore;
-use grokmirror::toplevel::{self, Need, Refusal};
+use grokmirror::tree::toplevel::{self, Need, Refusal};
 use grokmirror_cli::usage;
 
 use crate::cli::Cli;

@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use grokmirror::discovery::{self, Found, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::inspect::{self, RepoFacts};
+use grokmirror::config::glob::GlobList;
+use grokmirror::repo::inspect::{self, RepoFacts};
 use grokmirror::lock::{self, FileLock};
-use grokmirror::manifest::{self, Manifest};
+use grokmirror::formats::manifest::{self, Manifest};
 use grokmirror::{objstore, repo};
 use grokmirror_cli::usage;
 use rayon::prelude::*;
@@ -58,7 +58,7 @@ pub fn resolve_targets(s: &Settings) -> anyhow::Result<Vec<Target>> {
                 given.display()
             )));
         }
-        if fsutil::manifest_key(&s.toplevel, &real).is_none() {
+        if grokmirror::tree::key::manifest_key(&s.toplevel, &real).is_none() {
             return Err(usage(format!(
                 "{} is not under the toplevel {}; pass -t or fix the path",
                 given.display(),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use grokmirror::lock;
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
-use grokmirror::roots::Roots;
-use grokmirror::siblings;
+use grokmirror::repo::roots::Roots;
+use grokmirror::objstore::siblings;
 use tracing::info;
 
 use super::join::Step;
@@ -56,7 +56,7 @@ impl Forks<'_> {
         if opted_out(path) {
             return;
         }
-        let alt = repo::alternate_repo(path);
+        let alt = repo::alternates::lender(path);
         match alt {
             None => self.place_standalone(path),
             // Its lender is gone: grok-fsck asks for a re-clone elsewhere.
@@ -196,7 +196,7 @@ impl Forks<'_> {
                 // borrowers off); we keep reaching its objects through it
                 // meanwhile. Lock order: members first (the lender's only
                 // tried).
-                if copy_lender && repo::alternate_repo(lender).is_none() {
+                if copy_lender && repo::alternates::lender(lender).is_none() {
                     if let Ok(Some(l)) = self.tree.lock_repo(lender, lock::Wait::No) {
                         locks.push(l);
                         steps.push(Step::Attach {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::lock::RepoLock;
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;

@@ -20,7 +20,7 @@ impl Forks<'_> {
         match self.tree.pin(member) {
             Ok(dir) => {
                 let objects = dir.io_path().join("objects");
-                let lenders = grokmirror::objects::read_alternates(&objects);
+                let lenders = grokmirror::repo::alternates::read(&objects);
                 let ours = obst.join("objects");
                 !lenders
                     .iter()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use grokmirror::lock;
 use grokmirror::objstore::{self, FetchMethod};
-use grokmirror::siblings::{self, BlobSet};
+use grokmirror::objstore::siblings::{self, BlobSet};
 use tracing::info;
 
 use super::{pinned_roots, Forks};

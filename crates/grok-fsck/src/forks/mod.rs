@@ -56,14 +56,14 @@ pub mod tend;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use grokmirror::alternates::AltMap;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::repo::alternates::AltMap;
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, RepoLock};
 use grokmirror::objstore;
 use grokmirror::repo;
-use grokmirror::roots::{self, Roots};
+use grokmirror::repo::roots::{self, Roots};
 use grokmirror::tree::Tree;
 use rayon::prelude::*;
 use tracing::{info, warn};
@@ -162,7 +162,7 @@ impl<'a> Forks<'a> {
         let toplevel = settings.toplevel.clone();
         let in_manifest = repos
             .iter()
-            .filter_map(|p| fsutil::manifest_key(&toplevel, p))
+            .filter_map(|p| grokmirror::tree::key::manifest_key(&toplevel, p))
             .collect();
         Forks {
             git,
@@ -240,7 +240,7 @@ impl<'a> Forks<'a> {
     }
 
     fn gitdir(&self, path: &Path) -> String {
-        fsutil::manifest_style(&self.toplevel, path)
+        grokmirror::tree::key::manifest_style(&self.toplevel, path)
     }
 
     fn is_private(&self, path: &Path) -> bool {

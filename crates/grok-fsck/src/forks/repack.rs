@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use grokmirror::alternates::AltMap;
-use grokmirror::fsutil;
-use grokmirror::git::{Git, GitError};
+use grokmirror::repo::alternates::AltMap;
+use grokmirror::tree::fsutil;
+use grokmirror::git::{self, Git};
 use grokmirror::lock::{self, RepoLock};
 use grokmirror::objstore;
 use grokmirror::tree::Tree;
@@ -40,10 +40,10 @@ pub fn write_preload_bundle(git: &Git, obst: &Path, outdir: &Path, report: &Repo
 
 /// Why a preload bundle could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum BundleError {
+pub enum work::Error {
     /// git could not be run.
     #[error(transparent)]
-    Run(#[from] GitError),
+    Run(#[from] git::Error),
     /// `git bundle create` failed; what it said.
     #[error("{stderr}")]
     Refused {
@@ -57,7 +57,7 @@ pub enum BundleError {
 
 /// `git bundle create` of every ref of `obst` into `tmp`, then renamed to
 /// `target`.
-fn bundle_into(git: &Git, obst: &Path, tmp: &Path, target: &Path) -> Result<(), BundleError> {
+fn bundle_into(git: &Git, obst: &Path, tmp: &Path, target: &Path) -> Result<(), work::Error> {
     let out = git.run(
         Some(obst),
         [
@@ -69,7 +69,7 @@ fn bundle_into(git: &Git, obst: &Path, tmp: &Path, target: &Path) -> Result<(), 
         ],
     )?;
     if !out.success() {
-        return Err(BundleError::Refused {
+        return Err(work::Error::Refused {
             stderr: out.stderr_str(),
         });
     }
@@ -101,7 +101,7 @@ pub fn freeze_for_prune(
     let private = &settings.objstore_settings.private;
     let toplevel = &settings.toplevel;
     if members.iter().any(|m| {
-        private.is_match(&fsutil::manifest_style(toplevel, m))
+        private.is_match(&grokmirror::tree::key::manifest_style(toplevel, m))
             || private.is_match(&m.to_string_lossy())
     }) {
         return None;
@@ -140,7 +140,7 @@ pub fn freeze_for_prune(
         let dropped = tree
             .pin(m)
             .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|d| grokmirror::repack::drop_commit_graph(&d.io_path()));
+            .and_then(|d| grokmirror::repo::repack::drop_commit_graph(&d.io_path()));
         if let Err(e) = dropped {
             warn!("{}: cannot remove its commit-graph: {e}", m.display());
             return None;

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::lock;
 use grokmirror::objstore::{self, FetchMethod};
-use grokmirror::roots;
+use grokmirror::repo::roots;
 use tracing::{debug, info, warn};
 
 use super::Forks;

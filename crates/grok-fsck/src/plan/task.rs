@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use grokmirror::alternates::RepoRole;
-use grokmirror::objects::RepackLevel;
+use grokmirror::repo::alternates::RepoRole;
+use grokmirror::repo::object_counts::RepackLevel;
 
 use super::schedule::Decision;
 

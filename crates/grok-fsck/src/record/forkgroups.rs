@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use grokmirror::manifest::{self, Manifest};
+use grokmirror::formats::manifest::{self, Manifest};
 
 use crate::settings::Settings;
 

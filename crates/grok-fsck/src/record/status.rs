@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::NaiveDate;
-use grokmirror::objects::RepackLevel;
-use grokmirror::status::{RepoStatus, Status};
+use grokmirror::repo::object_counts::RepackLevel;
+use grokmirror::formats::fsck_status::{RepoStatus, Status};
 use tracing::debug;
 
 use crate::plan::task::RepoTask;
@@ -116,7 +116,7 @@ pub fn note_work(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::alternates::RepoRole;
+    use grokmirror::repo::alternates::RepoRole;
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

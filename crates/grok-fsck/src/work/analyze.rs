@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use chrono::NaiveDate;
-use grokmirror::alternates::{self, RepoRole};
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::repo::alternates::{self, RepoRole};
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::lock;
-use grokmirror::objects::{self, ObjectCounts};
-use grokmirror::repack::Precious;
+use grokmirror::repo::object_counts::{self, ObjectCounts};
+use grokmirror::repo::repack::Precious;
 use grokmirror::repo;
-use grokmirror::status::{RepoStatus, Status};
+use grokmirror::formats::fsck_status::{RepoStatus, Status};
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
 
@@ -123,7 +123,7 @@ impl FsckRun<'_> {
         rewired: bool,
     ) -> RepoFindings {
         let path = PathBuf::from(key);
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, &path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, &path);
         let Some(repo) = maintenance.open(&path) else {
             return RepoFindings::nothing(key);
         };
@@ -132,7 +132,7 @@ impl FsckRun<'_> {
         if self.lost_its_lender(&repo, &role, &gitdir) {
             return RepoFindings::nothing(key);
         }
-        let counts = match objects::scan(&path) {
+        let counts = match object_counts::scan(&path) {
             Ok(c) => c,
             Err(e) => {
                 warn!("{e}; skipping it");
@@ -147,7 +147,7 @@ impl FsckRun<'_> {
             counts: &counts,
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: self.settings.policy.precious == Precious::Always
-                && objects::is_precious(&path),
+                && grokmirror::repo::git_config::is_precious(&path),
         };
         let decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         let decision = schedule::after_rewiring(decision, rewired);
@@ -176,7 +176,7 @@ impl FsckRun<'_> {
     /// Whether the repository's alternates are gone: then it is reported,
     /// and (unless others borrow from it) a re-clone is requested.
     fn lost_its_lender(&self, repo: &Repo, role: &RepoRole, gitdir: &str) -> bool {
-        let missing_alt = objects::read_alternates(&repo.path().join("objects"))
+        let missing_alt = grokmirror::repo::alternates::read(&repo.path().join("objects"))
             .into_iter()
             .find(|dir| !dir.is_dir());
         let Some(dir) = missing_alt else {
@@ -212,7 +212,7 @@ impl FsckRun<'_> {
         role: &RepoRole,
         counts: &ObjectCounts,
     ) {
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, path);
         match maintenance.tree.lock_repo(path, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
@@ -291,7 +291,7 @@ impl FsckRun<'_> {
             debug!("{key} is used by no repository (left for object-storage maintenance)");
         }
         let entry = &status.repos[&key];
-        let counts = match objects::scan(&path) {
+        let counts = match object_counts::scan(&path) {
             Ok(c) => c,
             Err(e) => {
                 warn!("{e}; skipping it");

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::{refs, repo};
+use grokmirror::config::glob::GlobList;
+use grokmirror::repo::{self, refs};
 use tracing::debug;
 
 // house: dedup with library

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use grokmirror::alternates::AltMap;
+use grokmirror::repo::alternates::AltMap;
 use grokmirror::git::{Git, GitVersion};
-use grokmirror::status::Status;
+use grokmirror::formats::fsck_status::Status;
 use grokmirror::tree::Tree;
 use tracing::{info, warn};
 

@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use grokmirror::lock;
-use grokmirror::status::Status;
+use grokmirror::formats::fsck_status::Status;
 use tracing::{debug, info};
 
 use super::maintain::Maintenance;
@@ -152,7 +152,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::alternates::RepoRole;
+    use grokmirror::repo::alternates::RepoRole;
 
     fn job(name: &str, family: &str) -> RepoTask {
         RepoTask {

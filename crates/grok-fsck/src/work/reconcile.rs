@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::lock;
-use grokmirror::manifest::{self, Manifest};
-use grokmirror::status::{self, RepoStatus, Status};
+use grokmirror::formats::manifest::{self, Manifest};
+use grokmirror::formats::fsck_status::{self, RepoStatus, Status};
 use rand::Rng;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -97,7 +97,7 @@ impl FsckRun<'_> {
                 );
                 continue;
             }
-            let path = fsutil::key_path(&s.toplevel, &key);
+            let path = grokmirror::tree::key::key_path(&s.toplevel, &key);
             let full = path.to_string_lossy().into_owned();
             if !path.is_dir() {
                 // A grok-pull moving it aside to re-clone it holds its lock.
@@ -143,7 +143,7 @@ impl FsckRun<'_> {
         for (full, fp) in fingerprints {
             let next = schedule::first_check(self.today, s.frequency, self.mode.force, rng);
             info!("{full}:");
-            info!("    added: next check on {}", status::format_date(next));
+            info!("    added: next check on {}", fsck_status::format_date(next));
             status
                 .repos
                 .insert(full, RepoStatus::new_repo(next, fp.as_deref()));
@@ -161,7 +161,7 @@ impl FsckRun<'_> {
             if self.is_objstore_path(path, &objstore_dir) {
                 return true;
             }
-            let keep = fsutil::manifest_key(&s.toplevel, path).is_some_and(|k| wanted.contains(&k));
+            let keep = grokmirror::tree::key::manifest_key(&s.toplevel, path).is_some_and(|k| wanted.contains(&k));
             if !keep {
                 debug!("{full} is no longer in the manifest, dropped from the status");
             }

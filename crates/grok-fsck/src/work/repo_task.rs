@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use grokmirror::alternates::RepoRole;
-use grokmirror::fsutil;
-use grokmirror::objects::{self, RepackLevel};
+use grokmirror::repo::alternates::RepoRole;
+use grokmirror::tree::fsutil;
+use grokmirror::repo::object_counts::{self, RepackLevel};
 use grokmirror::repo;
-use grokmirror::status::{self, RepoStatus};
+use grokmirror::formats::fsck_status::{self, RepoStatus};
 use tracing::{info, warn};
 
 use super::keys::{current_fingerprint, real_path};
@@ -32,10 +32,10 @@ impl FsckRun<'_> {
         progress: &Progress,
     ) {
         info!("{}:", task.key);
-        progress.start(&fsutil::manifest_style(&self.settings.toplevel, &task.path));
+        progress.start(&grokmirror::tree::key::manifest_style(&self.settings.toplevel, &task.path));
         // Only repacks (and their prunes) change the size.
         let size = |p: &Path| match task.repack {
-            Some(_) => objects::scan(p).map(|c| c.total_kib()).unwrap_or(0),
+            Some(_) => object_counts::scan(p).map(|c| c.total_kib()).unwrap_or(0),
             None => 0,
         };
         let before = size(&task.path);
@@ -48,7 +48,7 @@ impl FsckRun<'_> {
         let next = self.record(task, &repo, elapsed, status);
         let saved = before.saturating_sub(size(&task.path));
         if let Some(next) = next {
-            info!("     next: {}", status::format_date(next));
+            info!("     next: {}", fsck_status::format_date(next));
         }
         if saved > 0 {
             info!("     done: {elapsed}s, {} saved", human_size(saved));
@@ -78,7 +78,7 @@ impl FsckRun<'_> {
             let done = match &frozen {
                 Some(_) => {
                     let plan =
-                        grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
+                        grokmirror::repo::repack::plan_pruned_objstore(level, &self.settings.policy);
                     maintenance.repack_with_plan(&repo, &task.role, level, plan)
                 }
                 None => maintenance.repack(&repo, &task.role, level),
