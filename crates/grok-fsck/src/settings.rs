@@ -96,6 +96,96 @@ fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> con
     }
 }
 
+/// `[fsck] key` as a number within `range`.
+fn int_in(
+    config: &Config,
+    key: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    expected: &'static str,
+) -> Result<i64, config::Error> {
+    let value = config.get_int("fsck", key, default)?;
+    if !range.contains(&value) {
+        return Err(bad(config, key, value.to_string(), expected));
+    }
+    Ok(value)
+}
+
+/// `[fsck] key` as whitespace-separated words.
+fn words(config: &Config, key: &str) -> Result<Vec<String>, config::Error> {
+    Ok(config
+        .get_or("fsck", key, "")?
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The repack flags and what goes around the repack.
+fn repack_policy(config: &Config) -> Result<RepackPolicy, config::Error> {
+    let precious_raw = config.get_or("fsck", "precious", "yes")?;
+    let precious = Precious::parse(&precious_raw).ok_or_else(|| {
+        bad(
+            config,
+            "precious",
+            precious_raw.clone(),
+            "yes, no or always",
+        )
+    })?;
+    // 1.x documented "never" for commitgraph; take it as "no".
+    let commit_graph = match config.get("fsck", "commitgraph")? {
+        None => true,
+        Some(v) if v.trim().eq_ignore_ascii_case("never") => false,
+        Some(_) => config.get_bool("fsck", "commitgraph", true)?,
+    };
+    Ok(RepackPolicy {
+        prune: config.get_bool("fsck", "prune", true)?,
+        precious,
+        commit_graph,
+        extra_flags: words(config, "extra_repack_flags")?,
+        extra_full_flags: words(config, "extra_repack_flags_full")?,
+    })
+}
+
+/// What object storage needs from `[core]` and `[fsck]`.
+fn objstore_settings(config: &Config) -> Result<ObjstoreSettings, config::Error> {
+    let strategy = config.get_or("fsck", "obstrepo_merge_strategy", "exact")?;
+    let merge_strategy = match strategy.trim().to_ascii_lowercase().as_str() {
+        "" | "exact" => MergeStrategy::Exact,
+        "loose" => MergeStrategy::Loose,
+        "blobs" => MergeStrategy::Blobs,
+        _ => {
+            return Err(bad(
+                config,
+                "obstrepo_merge_strategy",
+                strategy.clone(),
+                "exact, loose or blobs",
+            ))
+        }
+    };
+    Ok(ObjstoreSettings {
+        private: config.core.private.clone(),
+        fetch_method: FetchMethod::from_config(config.core.objstore_uses_plumbing),
+        merge_strategy,
+        baselines: config.get_globs("fsck", "baselines", "")?,
+        islandcores: config.get_globs("fsck", "islandcores", "")?,
+        preload_bundle_outdir: config
+            .get_path("fsck", "preload_bundle_outdir")?
+            .filter(|p| !p.as_os_str().is_empty()),
+    })
+}
+
+/// Where and how the report is mailed.
+fn report_settings(config: &Config) -> Result<ReportSettings, config::Error> {
+    Ok(ReportSettings {
+        to: config.get_or("fsck", "report_to", "root")?,
+        from: config.get_or("fsck", "report_from", "root")?,
+        subject: config
+            .get("fsck", "report_subject")?
+            .filter(|s| !s.trim().is_empty()),
+        mailhost: config.get_or("fsck", "report_mailhost", "localhost")?,
+    })
+}
+
 impl Settings {
     /// Read the settings; `config_path` is the path as given by the user.
     pub fn from_config(config: &Config, config_path: &Path) -> anyhow::Result<Settings> {
@@ -105,88 +195,17 @@ impl Settings {
                 config.path.display()
             ))
         })?;
-        let frequency = config.get_int("fsck", "frequency", 30)?;
-        if !(1..=36_500).contains(&frequency) {
-            return Err(bad(
-                config,
-                "frequency",
-                frequency.to_string(),
-                "a number of days from 1 to 36500",
-            )
-            .into());
-        }
-        let threads = config.get_int("fsck", "threads", 1)?;
-        if !(1..=1024).contains(&threads) {
-            return Err(bad(
-                config,
-                "threads",
-                threads.to_string(),
-                "a number from 1 to 1024",
-            )
-            .into());
-        }
-        let precious_raw = config.get_or("fsck", "precious", "yes")?;
-        let precious = Precious::parse(&precious_raw).ok_or_else(|| {
-            bad(
-                config,
-                "precious",
-                precious_raw.clone(),
-                "yes, no or always",
-            )
-        })?;
-        // 1.x documented "never" for commitgraph; take it as "no".
-        let commit_graph = match config.get("fsck", "commitgraph")? {
-            None => true,
-            Some(v) if v.trim().eq_ignore_ascii_case("never") => false,
-            Some(_) => config.get_bool("fsck", "commitgraph", true)?,
-        };
-        let words = |key: &str| -> Result<Vec<String>, config::Error> {
-            Ok(config
-                .get_or("fsck", key, "")?
-                .split_whitespace()
-                .map(str::to_string)
-                .collect())
-        };
-        let policy = RepackPolicy {
-            prune: config.get_bool("fsck", "prune", true)?,
-            precious,
-            commit_graph,
-            extra_flags: words("extra_repack_flags")?,
-            extra_full_flags: words("extra_repack_flags_full")?,
-        };
-        let strategy = config.get_or("fsck", "obstrepo_merge_strategy", "exact")?;
-        let merge_strategy = match strategy.trim().to_ascii_lowercase().as_str() {
-            "" | "exact" => MergeStrategy::Exact,
-            "loose" => MergeStrategy::Loose,
-            "blobs" => MergeStrategy::Blobs,
-            _ => {
-                return Err(bad(
-                    config,
-                    "obstrepo_merge_strategy",
-                    strategy.clone(),
-                    "exact, loose or blobs",
-                )
-                .into())
-            }
-        };
-        let objstore_settings = ObjstoreSettings {
-            private: config.core.private.clone(),
-            fetch_method: FetchMethod::from_config(config.core.objstore_uses_plumbing),
-            merge_strategy,
-            baselines: config.get_globs("fsck", "baselines", "")?,
-            islandcores: config.get_globs("fsck", "islandcores", "")?,
-            preload_bundle_outdir: config
-                .get_path("fsck", "preload_bundle_outdir")?
-                .filter(|p| !p.as_os_str().is_empty()),
-        };
-        let report = ReportSettings {
-            to: config.get_or("fsck", "report_to", "root")?,
-            from: config.get_or("fsck", "report_from", "root")?,
-            subject: config
-                .get("fsck", "report_subject")?
-                .filter(|s| !s.trim().is_empty()),
-            mailhost: config.get_or("fsck", "report_mailhost", "localhost")?,
-        };
+        let frequency = int_in(
+            config,
+            "frequency",
+            30,
+            1..=36_500,
+            "a number of days from 1 to 36500",
+        )?;
+        let threads = int_in(config, "threads", 1, 1..=1024, "a number from 1 to 1024")?;
+        let policy = repack_policy(config)?;
+        let objstore_settings = objstore_settings(config)?;
+        let report = report_settings(config)?;
         Ok(Settings {
             config_path: config_path.to_path_buf(),
             toplevel: config.core.toplevel.clone(),

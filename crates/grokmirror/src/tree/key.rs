@@ -330,6 +330,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_from_a_local_manifest() {
+        // grok-fsck's cases, from when it had rules of its own.
+        assert!(normalize_path("/a/b.git").is_ok());
+        assert!(normalize_path("a.git").is_ok());
+        assert!(normalize_path("/a/../b.git").is_err());
+        assert!(normalize_path("/").is_err());
+        assert!(normalize_path("/a//b.git").is_err());
+        assert_eq!(with_leading_slash("a.git"), "/a.git");
+        assert_eq!(with_leading_slash("/a.git"), "/a.git");
+    }
+
+    #[test]
     fn keys() {
         let t = Path::new("/srv/git");
         assert_eq!(

@@ -8,9 +8,9 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, Message, SmtpTransport, Transport};
-use tracing::error;
+use tracing::{error, info};
 
-use crate::settings::ReportSettings;
+use crate::settings::{ReportSettings, Settings};
 
 /// Critical lines of this run, in the order they happened; blocks of lines
 /// about one repository stay together when several run at once.
@@ -66,57 +66,107 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Parse one address. A bare local part (`root`, what grokmirror's
-/// defaults are) is qualified with this host's name, as a local mail
-/// transfer agent would qualify it: SMTP needs a domain.
-fn mailbox(text: &str, host: &str) -> Result<Mailbox, String> {
+/// Why the report could not be mailed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `report_from` or `report_to` holds something that is no address.
+    #[error("{key}: {text:?} is not a mail address")]
+    BadAddress {
+        /// The setting (`report_from`, `report_to`).
+        key: &'static str,
+        /// The address as written.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// `report_to` is empty.
+    #[error("report_to names no address")]
+    NoRecipient,
+    /// `report_mailhost` has a port that is no number.
+    #[error("report_mailhost {mailhost:?}: bad port {port:?}")]
+    BadPort {
+        /// The setting as written.
+        mailhost: String,
+        /// The port part of it.
+        port: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// The message could not be put together.
+    #[error(transparent)]
+    Message(#[from] lettre::error::Error),
+    /// The mail host did not take the message.
+    #[error("cannot send the report through {mailhost}: {source}")]
+    Send {
+        /// `report_mailhost`.
+        mailhost: String,
+        /// What SMTP said.
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+}
+
+/// Parse one address (`key` is the setting it comes from). A bare local
+/// part (`root`, what grokmirror's defaults are) is qualified with this
+/// host's name, as a local mail transfer agent would qualify it: SMTP needs
+/// a domain.
+fn mailbox(key: &'static str, text: &str, host: &str) -> Result<Mailbox, Error> {
     let text = text.trim();
-    if let Ok(m) = text.parse::<Mailbox>() {
-        return Ok(m);
-    }
+    let parse_error = match text.parse::<Mailbox>() {
+        Ok(m) => return Ok(m),
+        Err(e) => e,
+    };
     if !text.contains('@') && !text.contains('<') {
         if let Ok(addr) = Address::new(text, host) {
             return Ok(Mailbox::new(None, addr));
         }
     }
-    Err(format!("{text:?} is not a mail address"))
+    Err(Error::BadAddress {
+        key,
+        text: text.to_string(),
+        source: parse_error,
+    })
 }
 
 /// `host` or `host:port` (port 25 by default), split as Python's smtplib
 /// splits it (only when there is exactly one colon).
-fn host_and_port(mailhost: &str) -> Result<(String, u16), String> {
+fn host_and_port(mailhost: &str) -> Result<(String, u16), Error> {
     let mailhost = mailhost.trim();
     if mailhost.matches(':').count() == 1 {
         let (host, port) = mailhost.split_once(':').expect("one colon");
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("report_mailhost {mailhost:?}: bad port {port:?}"))?;
+        let port = port.parse::<u16>().map_err(|source| Error::BadPort {
+            mailhost: mailhost.to_string(),
+            port: port.to_string(),
+            source,
+        })?;
         return Ok((host.to_string(), port));
     }
     Ok((mailhost.to_string(), 25))
 }
 
 /// Build the report message.
-pub fn message(settings: &ReportSettings, subject: &str, body: &str) -> Result<Message, String> {
+pub fn message(settings: &ReportSettings, subject: &str, body: &str) -> Result<Message, Error> {
     let host = hostname();
     let mut builder = Message::builder()
-        .from(mailbox(&settings.from, &host).map_err(|e| format!("report_from: {e}"))?)
+        .from(mailbox("report_from", &settings.from, &host)?)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN);
     let mut any = false;
     for to in settings.to.split(',').filter(|t| !t.trim().is_empty()) {
-        builder = builder.to(mailbox(to, &host).map_err(|e| format!("report_to: {e}"))?);
+        builder = builder.to(mailbox("report_to", to, &host)?);
         any = true;
     }
     if !any {
-        return Err("report_to names no address".into());
+        return Err(Error::NoRecipient);
     }
-    builder.body(body.to_string()).map_err(|e| e.to_string())
+    Ok(builder.body(body.to_string())?)
 }
 
 /// Mail the report. Failures are returned for the caller to log; they
 /// never make the run fail.
-pub fn send(settings: &ReportSettings, subject: &str, body: &str) -> Result<(), String> {
+pub fn send(settings: &ReportSettings, subject: &str, body: &str) -> Result<(), Error> {
     let msg = message(settings, subject, body)?;
     let (host, port) = host_and_port(&settings.mailhost)?;
     // No TLS: a local mail relay, as grokmirror's smtplib.SMTP(mailhost).
@@ -128,7 +178,27 @@ pub fn send(settings: &ReportSettings, subject: &str, body: &str) -> Result<(), 
     transport
         .send(&msg)
         .map(|_| ())
-        .map_err(|e| format!("cannot send the report through {}: {e}", settings.mailhost))
+        .map_err(|source| Error::Send {
+            mailhost: settings.mailhost.clone(),
+            source,
+        })
+}
+
+/// Mail the report to `[fsck] report_to`, logging (not returning) a
+/// failure: the run's work is done either way.
+pub fn mail(settings: &Settings, report: &Report) {
+    let subject = settings.report.subject.clone().unwrap_or_else(|| {
+        format!(
+            "grok-fsck errors on {} ({})",
+            hostname(),
+            settings.config_path.display()
+        )
+    });
+    match send(&settings.report, &subject, &report.text()) {
+        Ok(()) => info!("Sent the report to {}", settings.report.to),
+        // Shown even without -v: nobody else will tell the operator.
+        Err(e) => tracing::error!("{e}; the errors are in the log"),
+    }
 }
 
 #[cfg(test)]
@@ -138,17 +208,23 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(
-            mailbox("root", "box.example").unwrap().to_string(),
+            mailbox("report_to", "root", "box.example")
+                .unwrap()
+                .to_string(),
             "root@box.example"
         );
         assert_eq!(
-            mailbox(" Mirror <m@example.org>", "h")
+            mailbox("report_to", " Mirror <m@example.org>", "h")
                 .unwrap()
                 .email
                 .to_string(),
             "m@example.org"
         );
-        assert!(mailbox("not an address", "h").is_err());
+        let err = mailbox("report_from", "not an address", "h").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report_from: \"not an address\" is not a mail address"
+        );
         assert_eq!(
             host_and_port("localhost").unwrap(),
             ("localhost".into(), 25)
@@ -157,7 +233,10 @@ mod tests {
             host_and_port("127.0.0.1:2525").unwrap(),
             ("127.0.0.1".into(), 2525)
         );
-        assert!(host_and_port("h:x").is_err());
+        assert_eq!(
+            host_and_port("h:x").unwrap_err().to_string(),
+            "report_mailhost \"h:x\": bad port \"x\""
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use grokmirror::config::Config;
 use grokmirror::formats::freshness::{self, Freshness, Summary};
 use tracing::{debug, info};
 
-use crate::report::Report;
+use crate::record::report::Report;
 
 /// The report's lines for a summary: one per stale or failing repository,
 /// naming it, how long it has been behind and why.

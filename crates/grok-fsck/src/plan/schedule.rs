@@ -145,6 +145,16 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
     d
 }
 
+/// A repository that just joined (or lent to) object storage gets at least
+/// a quick repack: it drops what the object storage now holds.
+pub fn after_rewiring(mut d: Decision, rewired: bool) -> Decision {
+    if rewired && d.repack.is_none() {
+        d.repack = Some(RepackLevel::Quick);
+        d.reason = "object storage";
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +291,24 @@ mod tests {
         assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
         let d = decide_objstore(&facts(&tidy, true, false), false, &m, true);
         assert_eq!((d.repack, d.fsck), (None, true));
+    }
+
+    #[test]
+    fn rewired_repositories_get_at_least_a_quick_repack() {
+        let d = after_rewiring(Decision::default(), true);
+        assert_eq!(
+            (d.repack, d.reason),
+            (Some(RepackLevel::Quick), "object storage")
+        );
+        assert_eq!(
+            after_rewiring(Decision::default(), false),
+            Decision::default()
+        );
+        let full = Decision {
+            repack: Some(RepackLevel::Full),
+            reason: "requested",
+            ..Default::default()
+        };
+        assert_eq!(after_rewiring(full, true), full);
     }
 }

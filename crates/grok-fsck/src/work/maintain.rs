@@ -18,7 +18,7 @@ use grokmirror::tree::fsutil;
 use grokmirror::tree::{self, Dir, Tree};
 use tracing::{debug, info, warn};
 
-use crate::report::Report;
+use crate::record::report::Report;
 use crate::settings::Settings;
 
 /// How many lines of one complaint go into the log and the report; the
@@ -59,7 +59,7 @@ impl Repo {
 }
 
 /// What a worker needs to work on repositories.
-pub struct Ctx<'a> {
+pub struct Maintenance<'a> {
     /// The git runner.
     pub git: &'a Git,
     /// The settings.
@@ -85,7 +85,7 @@ fn split_ignored<'l>(lines: &[&'l str], ignore: &[String]) -> (Vec<&'l str>, Vec
         .partition(|l| ignore.iter().any(|pat| l.contains(pat.as_str())))
 }
 
-impl Ctx<'_> {
+impl Maintenance<'_> {
     /// Open the repository at `path` through the handles; a failure is a
     /// critical error in the report (the repository is skipped).
     pub fn open(&self, path: &Path) -> Option<Repo> {
@@ -244,7 +244,7 @@ impl Ctx<'_> {
         self.repack_with_plan(repo, role, level, plan)
     }
 
-    /// [`Ctx::repack`] with a plan made elsewhere (object storage that may
+    /// [`Maintenance::repack`] with a plan made elsewhere (object storage that may
     /// be pruned).
     pub fn repack_with_plan(
         &self,

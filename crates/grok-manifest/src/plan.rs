@@ -1,0 +1,103 @@
+//! The decisions of a run, free of I/O: whether the whole tree is walked,
+//! which entries are gone, and what a repository's `reference` becomes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use grokmirror::formats::manifest::RepoEntry;
+
+/// Whether this run walks the whole tree: asked to (`--purge`), no
+/// repositories named, or a manifest to regenerate (empty or unreadable).
+/// Otherwise (a hook) only the named repositories are touched.
+pub fn walks_the_tree(purge: bool, no_targets: bool, manifest_empty: bool) -> bool {
+    purge || no_targets || manifest_empty
+}
+
+/// Keys of the manifest whose repository a full walk did not find
+/// (`on_disk` holds keys with their leading slash; grokmirror 1.x wrote
+/// keys without one).
+pub fn gone_keys<'k>(
+    keys: impl IntoIterator<Item = &'k String>,
+    on_disk: &BTreeSet<String>,
+) -> Vec<String> {
+    keys.into_iter()
+        .filter(|k| !on_disk.contains(*k) && !on_disk.contains(&format!("/{k}")))
+        .cloned()
+        .collect()
+}
+
+/// The `reference` of a repository's entry, for grokmirror 1.x clients:
+/// when its forkgroup changes, the first member of the object storage it
+/// borrows from (`first_member`, asked only then); the borrowed-from repo
+/// for plain alternates; otherwise whatever it was.
+pub fn reference(
+    old: &RepoEntry,
+    forkgroup: Option<&str>,
+    alternate: Option<&Path>,
+    toplevel: &Path,
+    first_member: impl FnOnce(&Path) -> Option<String>,
+) -> Option<String> {
+    let mut reference = if old.forkgroup.as_deref() != forkgroup {
+        alternate.and_then(first_member)
+    } else {
+        old.reference.clone()
+    };
+    if reference.is_none() && forkgroup.is_none() {
+        if let Some(alt) = alternate {
+            reference = Some(grokmirror::tree::key::manifest_style(toplevel, alt));
+        }
+    }
+    reference
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_hook_with_a_manifest_skips_the_walk() {
+        assert!(!walks_the_tree(false, false, false));
+        assert!(walks_the_tree(true, false, false));
+        assert!(walks_the_tree(false, true, false));
+        assert!(walks_the_tree(false, false, true));
+    }
+
+    #[test]
+    fn keys_without_a_slash_are_found_too() {
+        let keys: Vec<String> = ["/a.git", "b.git", "/c.git"].map(String::from).into();
+        let on_disk: BTreeSet<String> = ["/a.git", "/b.git"].map(String::from).into();
+        assert_eq!(gone_keys(&keys, &on_disk), ["/c.git"]);
+    }
+
+    #[test]
+    fn references() {
+        let top = Path::new("/top");
+        let alt = Path::new("/top/linux.git");
+        let none = |_: &Path| -> Option<String> { panic!("not asked") };
+        let old = RepoEntry {
+            reference: Some("/kept.git".into()),
+            forkgroup: Some("fg".into()),
+            ..Default::default()
+        };
+        // Same forkgroup: kept as it was.
+        assert_eq!(
+            reference(&old, Some("fg"), Some(alt), top, none).as_deref(),
+            Some("/kept.git")
+        );
+        // A new forkgroup: its first member.
+        let first = |_: &Path| Some("/first.git".to_string());
+        assert_eq!(
+            reference(&old, Some("other"), Some(alt), top, first).as_deref(),
+            Some("/first.git")
+        );
+        // Plain alternates: the lender.
+        assert_eq!(
+            reference(&RepoEntry::default(), None, Some(alt), top, none).as_deref(),
+            Some("/linux.git")
+        );
+        assert_eq!(
+            reference(&RepoEntry::default(), None, None, top, none),
+            None
+        );
+    }
+}
