@@ -14,6 +14,7 @@
 //! umask, signal dispositions): give children their environment through
 //! `Command::env` instead. See `support` for the shared helpers.
 
+#[macro_use]
 mod support;
 
 mod e2e {

@@ -64,7 +64,7 @@ fn reference(conf: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     out
 }
 
@@ -277,13 +277,13 @@ fn repositories_over_maxsize_are_skipped_with_the_references_line() {
     assert_eq!(our_skips, skips(&theirs), "{}", output_text(&theirs));
     assert!(!files(&our_out).iter().any(|f| f.ends_with("clone.bundle")));
     // foo.github/y.git does not match -i, and is not bundled either.
-    assert!(!our_out.join("foohub").exists());
+    assert_missing!(our_out.join("foohub"));
 
     // Under the limit, the same repositories are bundled.
     ok(ours(&conf, &our_out, &["-s", "1", "-i", "/pub/*"]));
     assert!(our_out.join("pub/a/x/clone.bundle").is_file());
     assert!(our_out.join("pub/z/clone.bundle").is_file());
-    assert!(!our_out.join("foohub").exists());
+    assert_missing!(our_out.join("foohub"));
 }
 
 #[test]
@@ -341,7 +341,7 @@ fn git_clone_with_bundle_uri_takes_the_objects_from_the_bundle() {
         .arg(format!("{}/pub/a/x.git", daemon.site()))
         .arg(&dst);
     let out = run(&mut clone);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         !stderr_of(&out).contains("failed to download bundle"),
         "{}",

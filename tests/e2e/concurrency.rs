@@ -882,7 +882,7 @@ fn a_manifest_rewritten_within_the_second_it_was_read_is_not_missed() {
         .modified()
         .unwrap();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in ["/a.git", "/b.git"] {
         assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
     }
@@ -898,7 +898,7 @@ fn a_manifest_rewritten_within_the_second_it_was_read_is_not_missed() {
         .unwrap();
 
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &origin.path("/a.git"),
         &replica.path("/a.git"),
@@ -922,7 +922,7 @@ fn a_repository_joining_object_storage_leaves_no_stale_commit_graph() {
     tree.manifest();
     let fsck = |args: &[&str]| {
         let out = tree.fsck(args);
-        assert!(out.status.success(), "{}", output_text(&out));
+        assert_success!(out);
         output_text(&out)
     };
     let log = fsck(&["--repack-all-full"]);

@@ -633,7 +633,7 @@ fn reference_grok_pull_mirrors_through_the_gitolite_command() {
         ),
     );
     let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let mirrored = replica.join("pub/project.git");
     assert_eq!(
         show_ref_sha1(&mirrored),
@@ -644,7 +644,7 @@ fn reference_grok_pull_mirrors_through_the_gitolite_command() {
     );
     // Second run: the command answers 127 and grok-pull has nothing to do.
     let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let log = read(&tmp.path().join("pull.log"));
     let second_run: Vec<&str> = log
         .lines()
@@ -674,7 +674,7 @@ fn reference_grok_pull_mirrors_through_the_gitolite_command() {
         .arg("-n")
         .arg("-c")
         .arg(&ours_config));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_eq!(
         show_ref_sha1(&ours.join("pub/project.git")),
         show_ref_sha1(&origin.top.join("pub/project.git")),
@@ -682,7 +682,7 @@ fn reference_grok_pull_mirrors_through_the_gitolite_command() {
         output_text(&out)
     );
     let out = run(support::grok("grok-pull").arg("-c").arg(&ours_config));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         read(&tmp.path().join("ours.log")).contains("manifest: unchanged"),
         "{}",
@@ -912,7 +912,7 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
             );
         }
         let out = run(&mut cmd);
-        assert!(out.status.success(), "{mode}: {}", output_text(&out));
+        assert_success!(out, "{mode}");
         let head = git(Some(&checkout.join(".git")), &["rev-parse", "HEAD"]);
         let want = if mode == "reference" {
             git(Some(&upstream), &["rev-parse", "main"])

@@ -154,7 +154,7 @@ fn a_notified_push_arrives_without_waiting_for_refresh() {
     );
 
     stop(&mut d);
-    assert!(!socket.exists(), "the socket is removed on exit");
+    assert_missing!(socket, "the socket is removed on exit");
     let local = read_manifest_json(&s.replica.manifest());
     for key in ["/a.git", "/b.git", "/sub/c.git"] {
         assert_eq!(

@@ -48,7 +48,7 @@ fn include_changes_are_mirrored_and_broken_configs_rejected() {
     let mut d = Pulld::start(&replica.config, &dir.join("replica.log"), |_| {});
     d.wait_for("/a/x.git", |_| in_step("/a/x.git"));
     d.wait_log("stats: 1 fetched");
-    assert!(!replica.path("/b/y.git").exists());
+    assert_missing!(replica.path("/b/y.git"));
 
     // Include more: mirrored without a restart.
     replace(&replica.config, &write("include = /a/*\n    /b/*"));

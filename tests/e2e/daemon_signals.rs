@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::mirror::{assert_mirrored, output_text, repos_under, Origin, Replica};
+use crate::support::mirror::{assert_mirrored, repos_under, Origin, Replica};
 use crate::support::pulld::{Pulld, PATIENCE};
 use crate::support::{
     held_upload_pack, read_manifest_json, show_ref_sha1, staging_entries, use_upload_pack,
@@ -43,7 +43,7 @@ impl Setup {
             &format!("refresh = 3600\n{pull_extra}"),
         );
         let out = replica.pull(&[]);
-        assert!(out.status.success(), "{}", output_text(&out));
+        assert_success!(out);
         origin.project("/big.git", 3000, 1_500_000_000);
         origin.manifest();
         // Rewritten within the second of the first pull: make the change
@@ -72,8 +72,8 @@ impl Setup {
 
     /// Nothing half-made is visible, the local manifest is intact.
     fn assert_clean_after_interruption(&self) {
-        assert!(
-            !self.replica.path("/big.git").exists(),
+        assert_missing!(
+            self.replica.path("/big.git"),
             "no half-cloned repository at its path"
         );
         assert_eq!(
@@ -97,7 +97,7 @@ impl Setup {
     /// The next run completes the clone.
     fn assert_next_run_completes(&self) {
         let out = self.replica.pull(&[]);
-        assert!(out.status.success(), "{}", output_text(&out));
+        assert_success!(out);
         assert_mirrored(
             &self.origin.path("/big.git"),
             &self.replica.path("/big.git"),

@@ -122,5 +122,5 @@ fn hostile_clients_neither_stop_nor_bloat_the_daemon() {
     d.signal(Signal::SIGTERM);
     let status = d.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(0), "{}", d.describe());
-    assert!(!socket.exists(), "the socket is removed on exit");
+    assert_missing!(socket, "the socket is removed on exit");
 }

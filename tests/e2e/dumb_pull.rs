@@ -295,7 +295,7 @@ fn svn_without_git_svn_is_a_one_line_error_and_touches_nothing() {
         "{err}"
     );
     assert_eq!(show_ref(&a), before);
-    assert!(!a.join("grokmirror.fingerprint").exists());
+    assert_missing!(a.join("grokmirror.fingerprint"));
 }
 
 /// `svn` and `svnadmin` from the subversion package, and a git that runs

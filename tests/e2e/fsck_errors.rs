@@ -74,8 +74,8 @@ fn corrupt_repo_is_reported_marked_for_reclone_and_mailed() {
         reclone.starts_with("Requested by grok-fsck due to error: "),
         "{reclone}"
     );
-    assert!(!good.join("grokmirror.fsck.err").exists());
-    assert!(!good.join("grokmirror.reclone").exists());
+    assert_missing!(good.join("grokmirror.fsck.err"));
+    assert_missing!(good.join("grokmirror.reclone"));
     assert_eq!(r.status_of("pub/bad.git")["lastcheck"], today());
     assert_eq!(r.status_of("good.git")["lastcheck"], today());
 
@@ -126,8 +126,8 @@ fn ignored_error_strings_are_not_reported() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("reports errors"), "{err}");
-    assert!(!repo.join("grokmirror.fsck.err").exists());
-    assert!(!repo.join("grokmirror.reclone").exists());
+    assert_missing!(repo.join("grokmirror.fsck.err"));
+    assert_missing!(repo.join("grokmirror.reclone"));
     assert!(sink.mails().is_empty());
     assert_eq!(r.status_of("tagged.git")["lastcheck"], today());
 
@@ -147,7 +147,7 @@ fn ignored_error_strings_are_not_reported() {
     assert!(err.contains("missingTaggerEntry"), "{err}");
     let errfile = std::fs::read_to_string(repo2.join("grokmirror.fsck.err")).unwrap();
     assert!(errfile.contains("missingTaggerEntry"), "{errfile}");
-    assert!(!repo2.join("grokmirror.reclone").exists());
+    assert_missing!(repo2.join("grokmirror.reclone"));
     assert_eq!(sink2.mails().len(), 1);
 }
 
@@ -183,7 +183,7 @@ fn a_lender_is_never_marked_for_reclone() {
         "{err}"
     );
     assert!(parent.join("grokmirror.fsck.err").exists());
-    assert!(!parent.join("grokmirror.reclone").exists());
+    assert_missing!(parent.join("grokmirror.reclone"));
 }
 
 #[test]

@@ -106,7 +106,7 @@ fn one_grok_fsck_per_tree_even_with_the_reference() {
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");
     assert!(err.contains("Another grok-fsck"), "{err}");
-    assert!(!r.status_file.exists(), "nothing was done");
+    assert_missing!(r.status_file, "nothing was done");
 
     python.stdin.take().unwrap().write_all(b"").unwrap();
     assert!(python.wait().unwrap().success());

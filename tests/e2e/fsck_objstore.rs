@@ -200,8 +200,8 @@ fn killed_anywhere_every_repo_stays_valid_and_a_rerun_completes() {
         assert!(diff.is_empty(), "round {round}: {diff:#?}");
         for repo in support::mirror::repos_under(&tree.top) {
             let path = tree.top.join(repo.trim_start_matches('/'));
-            assert!(
-                !path.join("grokmirror.repack").exists(),
+            assert_missing!(
+                path.join("grokmirror.repack"),
                 "round {round}: {repo} still waits for its repack"
             );
         }
@@ -464,7 +464,7 @@ fn unused_object_storage_is_deleted_unless_a_staged_clone_uses_it() {
     let out = tree.fsck(&[]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
-    assert!(!lonely.exists(), "{log}");
+    assert_missing!(lonely, "{log}");
     assert!(
         log.contains("deleting (no longer used by anything)"),
         "{log}"

@@ -77,7 +77,7 @@ fn repair_loop(pull_with: impl Fn() -> Command) {
     );
 
     pull(pull_with(), &r.config);
-    assert!(!proj.join("grokmirror.reclone").exists(), "re-cloned");
+    assert_missing!(proj.join("grokmirror.reclone"), "re-cloned");
     assert!(support::replica::has_object(&proj, &blob));
     assert_eq!(show_ref(&proj), show_ref(&m.origin.join("pub/proj.git")));
 
@@ -85,7 +85,7 @@ fn repair_loop(pull_with: impl Fn() -> Command) {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("reports errors"), "{err}");
-    assert!(!proj.join("grokmirror.reclone").exists());
+    assert_missing!(proj.join("grokmirror.reclone"));
     assert_eq!(r.status_of("pub/proj.git")["lastcheck"], today());
 }
 

@@ -137,7 +137,7 @@ fn lender_keeps_objects_its_borrowers_need() {
     assert_eq!(r.status_of("parent.git")["lastfullrepack"], today());
     // The child was repacked too, locally only.
     assert_eq!(r.status_of("child.git")["lastfullrepack"], today());
-    assert!(!child.join("objects/info/commit-graph").exists());
+    assert_missing!(child.join("objects/info/commit-graph"));
 }
 
 #[test]
@@ -211,14 +211,14 @@ fn repack_request_is_honoured_and_refs_packed() {
         err.contains("--threads=1 -a -b --unpack-unreachable=yesterday -f --pack-kept-objects --window=250 --depth=50 -d"),
         "full repack with the extra flags: {err}"
     );
-    assert!(!repo.join("grokmirror.repack").exists());
+    assert_missing!(repo.join("grokmirror.repack"));
     let st = r.status_of("asked.git");
     assert_eq!(st["lastfullrepack"], today());
     assert_eq!(st["lastcheck"], today());
     assert!(st["nextcheck"].as_str().unwrap() > today().as_str());
     let packed = std::fs::read_to_string(repo.join("packed-refs")).unwrap();
     assert!(packed.contains("refs/heads/main"), "{packed}");
-    assert!(!repo.join("refs/heads/main").exists());
+    assert_missing!(repo.join("refs/heads/main"));
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn garbage_is_pruned_and_old_reflogs_expire() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("garbage: /messy.git"), "{err}");
-    assert!(!stale.exists(), "git prune removes stale temporary files");
+    assert_missing!(stale, "git prune removes stale temporary files");
 
     // Reflogs: an entry from long ago goes, a recent one stays.
     let logged = fixture::project(&r.repo("logged.git"), 5, 1_600_000_000);

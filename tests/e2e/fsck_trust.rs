@@ -69,7 +69,7 @@ fn swapping_a_directory_for_a_symlink_never_redirects_maintenance() {
     // Without the attack: every repository is sound and the next runs
     // are clean.
     let out = tree.fsck(&["-f"]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_eq!(fsck_all(&tree.top, false), Vec::<String>::new());
     assert_eq!(snapshot(&outside), before);
 }

@@ -176,7 +176,7 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
         let mut last = pull_cmd(&replica);
         let out = run(&mut last);
         let when = format!("seed {seed}, round {round}, the rerun");
-        assert!(out.status.success(), "{when}: {}", output_text(&out));
+        assert_success!(out, "{when}");
         await_gone(&orphans);
         assert_consistent(&origin, &replica, &when);
         assert_eq!(repos_under(&replica.top), keys, "{when}");
@@ -192,7 +192,7 @@ fn grok_pull_killed_anywhere_resumes_to_a_complete_mirror() {
         let listed: Vec<&String> = local.as_object().unwrap().keys().collect();
         assert_eq!(listed, keys.iter().collect::<Vec<_>>(), "{when}");
         let out = run(&mut pull_cmd(&replica));
-        assert!(out.status.success(), "{when}: {}", output_text(&out));
+        assert_success!(out, "{when}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
             "{when}, once more: {}",
@@ -375,7 +375,7 @@ fn grok_fsck_killed_anywhere_leaves_valid_repos_and_a_rerun_completes() {
         }
         let rerun = run(&mut fsck_cmd(&config, mode));
         let when = format!("seed {seed}, round {round}, the rerun");
-        assert!(rerun.status.success(), "{when}: {}", output_text(&rerun));
+        assert_success!(rerun, "{when}");
         check(&top, &when);
         let status = read_manifest_json(&top.join("fsck.status.js"));
         for key in &keys {
@@ -422,7 +422,7 @@ fn lock_files_of_a_killed_git_do_not_block_the_next_run() {
     let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &origin.local_site(), &url, "");
     let out = run(&mut pull_cmd(&replica));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let repo = replica.path("/a.git");
     let locks = ["config.lock", "packed-refs.lock", "refs/heads/main.lock"];
     for l in locks {
@@ -433,7 +433,7 @@ fn lock_files_of_a_killed_git_do_not_block_the_next_run() {
     origin.manifest();
     origin.age_manifest(5);
     let out = run(&mut pull_cmd(&replica));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(&origin.path("/a.git"), &repo, "Grokmirror");
     for l in locks {
         assert!(!repo.join(l).exists(), "{l} is still there");

@@ -119,7 +119,7 @@ fn grok_pull_refuses_a_home_unless_allowed() {
         &["replica.conf", "is a home directory", "allow_any_toplevel"],
         "toplevel = $HOME",
     );
-    assert!(!s.replica.path("/a.git").exists());
+    assert_missing!(s.replica.path("/a.git"));
     // ... unless the operator says it is meant.
     let allowed = write_config(
         &s.dir,
@@ -128,7 +128,7 @@ fn grok_pull_refuses_a_home_unless_allowed() {
             .replace("[core]\n", "[core]\nallow_any_toplevel = yes\n"),
     );
     let out = pull_as_home(&allowed);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &s.origin.path("/a.git"),
         &s.replica.path("/a.git"),
@@ -164,7 +164,7 @@ fn grok_pull_refuses_a_missing_top_level_and_does_not_create_it() {
         &["missing.conf", "missing", "create it"],
         "toplevel is missing",
     );
-    assert!(!missing.exists());
+    assert_missing!(missing);
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn grok_pull_refuses_a_purgeprotect_that_is_no_percentage() {
             &["pp.conf", "[pull] purgeprotect", value],
             &format!("purgeprotect = {value}"),
         );
-        assert!(!s.replica.path("/a.git").exists());
+        assert_missing!(s.replica.path("/a.git"));
     }
     let conf = write_config(
         &s.dir,
@@ -192,7 +192,7 @@ fn grok_pull_refuses_a_purgeprotect_that_is_no_percentage() {
         &s.text.replace("[pull]\n", "[pull]\npurgeprotect = 99\n"),
     );
     let out = run(grok("grok-pull").arg("-c").arg(&conf));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
 }
 
 fn fsck_replica() -> replica::Replica {
@@ -215,7 +215,7 @@ fn grok_fsck_refuses_a_home_unless_allowed() {
         ],
         "toplevel = $HOME",
     );
-    assert!(!r.status_file.exists(), "nothing was checked");
+    assert_missing!(r.status_file, "nothing was checked");
     let text = std::fs::read_to_string(&r.config).unwrap();
     let allowed = write_config(
         r.dir.path(),
@@ -223,7 +223,7 @@ fn grok_fsck_refuses_a_home_unless_allowed() {
         &text.replace("[core]\n", "[core]\nallow_any_toplevel = yes\n"),
     );
     let out = fsck(&allowed);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(r.status_file.exists());
 }
 
@@ -294,7 +294,7 @@ fn grok_manifest_refuses_a_home_unless_allowed() {
         &["is a home directory", "allow_any_toplevel"],
         "-t $HOME",
     );
-    assert!(!manifest.exists());
+    assert_missing!(manifest);
     let conf = write_config(
         &dir,
         "origin.conf",
@@ -304,7 +304,7 @@ fn grok_manifest_refuses_a_home_unless_allowed() {
         ),
     );
     let out = as_home(&["--cfgfile".as_ref(), conf.as_os_str()]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let json = support::read_manifest_json(&manifest);
     assert!(json.get("/a.git").is_some(), "{json}");
 }
@@ -320,7 +320,7 @@ fn grok_manifest_refuses_a_top_level_that_is_a_file() {
         .arg("-t")
         .arg(&file));
     refused(&out, &["a-file", "is not a directory"], "-t a file");
-    assert!(!manifest.exists());
+    assert_missing!(manifest);
 }
 
 #[test]
@@ -336,11 +336,7 @@ fn grok_pull_takes_the_last_config() {
         .arg("--config")
         .arg(&s.replica.config)
         .arg("-v"));
-    assert!(
-        out.status.success(),
-        "grok-pull -c a -c b: {}",
-        output_text(&out)
-    );
+    assert_success!(out, "grok-pull -c a -c b");
     assert_mirrored(
         &s.origin.path("/a.git"),
         &s.replica.path("/a.git"),
@@ -359,11 +355,7 @@ fn grok_fsck_takes_the_last_config() {
         .arg("--config")
         .arg(&r.config)
         .arg("-f"));
-    assert!(
-        out.status.success(),
-        "grok-fsck -c a -c b: {}",
-        output_text(&out)
-    );
+    assert_success!(out, "grok-fsck -c a -c b");
     assert!(r.status_file.exists(), "grok-fsck used the last config");
 }
 
@@ -381,12 +373,8 @@ fn grok_manifest_takes_the_last_manifest_and_toplevel() {
         .arg("--toplevel")
         .arg(&top)
         .args(["-y", "-y"]));
-    assert!(
-        out.status.success(),
-        "grok-manifest -m a -m b: {}",
-        output_text(&out)
-    );
-    assert!(!first.exists());
+    assert_success!(out, "grok-manifest -m a -m b");
+    assert_missing!(first);
     let json = support::read_manifest_json(&last);
     assert!(json.get("/a.git").is_some(), "{json}");
 }
@@ -432,6 +420,6 @@ fn a_read_only_top_level_is_refused_where_it_is_written() {
         .arg(&manifest)
         .arg("-t")
         .arg(&ro));
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(manifest.exists());
 }

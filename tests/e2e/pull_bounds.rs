@@ -84,7 +84,7 @@ fn mirrored_by_command(remote_extra: &str) -> Mirrored {
         &format!("manifest_command = {}\n{remote_extra}", cmd.display()),
     );
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     Mirrored {
         _tmp: tmp,
         dir,
@@ -240,7 +240,7 @@ fn a_gzip_bomb_and_a_giant_field_over_http_stay_in_bounded_memory() {
         &replica.path("/one.git"),
         "Grokmirror",
     );
-    assert!(!replica.path("/two.git").exists());
+    assert_missing!(replica.path("/two.git"));
     assert!(rss < MAX_RSS_KIB, "peak RSS {rss} KiB");
     let before = std::fs::read(replica.manifest()).unwrap();
 
@@ -409,5 +409,5 @@ fn peak_memory_of_a_100k_entry_manifest() {
     );
     let (out, rss) = pull_measured(&replica, &[], &[]);
     eprintln!("100,000-entry manifest: peak RSS {rss} KiB");
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
 }

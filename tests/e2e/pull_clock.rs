@@ -29,7 +29,7 @@ fn state(replica: &Replica) -> serde_json::Value {
 /// Pull and check that `keys` are mirrored.
 fn pull_and_check(origin: &Origin, replica: &Replica, keys: &[&str], what: &str) -> String {
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{what}: {}", output_text(&out));
+    assert_success!(out, "{what}");
     for key in keys {
         assert!(
             replica.path(key).is_dir(),
@@ -134,7 +134,7 @@ fn a_replica_the_reference_left_in_2100_catches_up() {
         "",
     );
     let out = replica.pull_oracle(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_eq!(
         state(&replica)["last-fetched"].as_i64(),
         Some(Y2100 as i64),
@@ -143,9 +143,9 @@ fn a_replica_the_reference_left_in_2100_catches_up() {
     origin.project("/b.git", 2, 1_600_000_000);
     origin.manifest();
     let out = replica.pull_oracle(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(
-        !replica.path("/b.git").exists(),
+    assert_success!(out);
+    assert_missing!(
+        replica.path("/b.git"),
         "the reference missed the change (if it no longer does, say so in the README)"
     );
     // (Only /b.git is compared whole: the reference writes no

@@ -77,7 +77,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
 
     // First run: everything included is cloned.
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("4 cloned, 0 updated, 0 unchanged, 0 purged, 0 failed"),
         "{}",
@@ -116,8 +116,8 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
             .unwrap_or(0);
         assert_eq!(samples, 0, "sample hooks are removed");
     }
-    assert!(
-        !replica.path("/private/x.git").exists(),
+    assert_missing!(
+        replica.path("/private/x.git"),
         "excluded repos are never cloned"
     );
     let link = replica.path("/pub/d-link.git");
@@ -134,7 +134,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     // The local manifest records what was mirrored, with the origin's data.
     let remote = read_manifest_json(&origin.manifest);
     let local = read_manifest_json(&replica.manifest());
-    let local_keys: Vec<&String> = local.as_object().unwrap().keys().collect();
+    let local_keys = support::json_keys(&local);
     assert_eq!(
         local_keys,
         vec!["/pub/a.git", "/pub/b.git", "/pub/d.git", "/pub/sub/c.git"]
@@ -186,7 +186,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     // Second run: the server says 304 to our If-Modified-Since.
     http.clear_requests();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let reqs = http.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].status, 304);
@@ -216,7 +216,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     origin.manifest_hook(&["/pub/a.git", "/pub/b.git"]);
     origin.age_manifest(5);
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("0 cloned, 2 updated, 2 unchanged"),
         "{}",
@@ -261,9 +261,9 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
         "refused purge deletes nothing"
     );
     let out = replica.pull(&["-p", "--force-purge"]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(stderr(&out).contains("1 purged"), "{}", output_text(&out));
-    assert!(!replica.path("/pub/sub/c.git").exists());
+    assert_missing!(replica.path("/pub/sub/c.git"));
     let local = read_manifest_json(&replica.manifest());
     assert!(local.get("/pub/sub/c.git").is_none());
     assert_eq!(local.as_object().unwrap().len(), 3);
@@ -303,7 +303,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
         "",
     );
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in ["/one.git", "/two.git"] {
         assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
     }
@@ -329,7 +329,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
         "",
     );
     let out = replica2.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &origin.path("/one.git"),
         &replica2.path("/one.git"),
@@ -360,7 +360,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
         &format!("manifest_command = {}", cmd.display()),
     );
     let out = replica3.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &origin.path("/two.git"),
         &replica3.path("/two.git"),
@@ -368,7 +368,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     );
     std::fs::write(&exit_file, "127").unwrap();
     let out = replica3.pull(&["-n"]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("nothing to do"),
         "{}",
@@ -383,8 +383,8 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
         output_text(&out)
     );
     assert_eq!(lines(&args_log), vec!["args:", "args:", "args:--force"]);
-    assert!(
-        !replica3.top.join(".manifest.js.gz.remote").exists(),
+    assert_missing!(
+        replica3.top.join(".manifest.js.gz.remote"),
         "no state file for manifest_command"
     );
 }
@@ -401,7 +401,7 @@ fn reclone_ffonly_and_usage_errors() {
     let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &site, &url, "ffonly = /ff.git\n");
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_eq!(
         git(
             Some(&replica.path("/ff.git")),
@@ -425,13 +425,13 @@ fn reclone_ffonly_and_usage_errors() {
         }
     }
     let out = replica.pull(&["-n"]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("reclone: /plain.git"),
         "{}",
         output_text(&out)
     );
-    assert!(!plain.join("grokmirror.reclone").exists());
+    assert_missing!(plain.join("grokmirror.reclone"));
     assert_mirrored(&origin.path("/plain.git"), &plain, "Grokmirror");
     support::run_ok(support::git_cmd(Some(&plain)).args(["fsck", "--no-dangling"]));
 
@@ -512,7 +512,7 @@ fn http_credentials_from_netrc_and_proxy_from_the_environment() {
     mirror::no_proxy(&mut cmd);
     cmd.env("NETRC", &netrc).arg("-c").arg(&replica.config);
     let out = support::run(&mut cmd);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let auth = http.requests()[0].authorization.clone();
     assert_eq!(
         auth.as_deref(),
@@ -543,7 +543,7 @@ fn http_credentials_from_netrc_and_proxy_from_the_environment() {
         .arg("-c")
         .arg(&replica2.config);
     let out = support::run(&mut cmd);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let reqs = http.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, "/manifest.js.gz");
@@ -671,7 +671,7 @@ fn purge_spares_what_it_must_and_projects_list_options() {
     )
     .unwrap();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         replica.path("/local/gone.git").is_dir(),
         "no purge unless asked"
@@ -685,7 +685,7 @@ fn purge_spares_what_it_must_and_projects_list_options() {
     )
     .unwrap();
     let out = replica.pull(&["-n", "-p", "--force-purge"]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let err = stderr(&out);
     assert!(
         err.contains("2 purged"),
@@ -703,7 +703,7 @@ fn purge_spares_what_it_must_and_projects_list_options() {
         "{}",
         output_text(&out)
     );
-    assert!(!replica.path("/local/gone.git").exists());
+    assert_missing!(replica.path("/local/gone.git"));
     for key in [
         "/local/lender.git",
         "/local/keep.git",
@@ -735,13 +735,13 @@ fn loose_objects_after_a_fetch_get_a_quick_repack() {
     let site = origin.local_site();
     let replica = Replica::new(&dir, "replica", &site, &origin.file_manifest_url(), "");
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     // 30 more commits (90 objects) arrive loose: over 10% of the objects.
     fixture::commits(&repo, "main", 30, 1_700_000_000);
     origin.manifest();
     origin.age_manifest(5);
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("spa: /big.git (done: repack, pack-refs)"),
         "{}",

@@ -39,7 +39,7 @@ fn broken_manifest_sources_change_nothing() {
         "purge = yes\n",
     );
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let manifest_before = std::fs::read(replica.manifest()).unwrap();
     let state_before = std::fs::read(replica.top.join(".manifest.js.gz.remote")).unwrap();
 
@@ -149,7 +149,7 @@ fn failed_repositories_are_reported_and_retried() {
     let url = origin.file_manifest_url();
     let replica = Replica::new(&dir, "replica", &site, &url, "");
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
 
     // Three new repositories: one is missing on the server, one's transfer
     // dies half-way (upload-pack output cut short), one is fine.
@@ -195,9 +195,9 @@ fn failed_repositories_are_reported_and_retried() {
         &replica.path("/good.git"),
         "Grokmirror",
     );
-    assert!(!replica.path("/missing.git").exists());
-    assert!(
-        !replica.path("/broken.git").exists(),
+    assert_missing!(replica.path("/missing.git"));
+    assert_missing!(
+        replica.path("/broken.git"),
         "no half clone at the final path"
     );
     assert_eq!(repos_under(&replica.top), vec!["/good.git", "/old.git"]);
@@ -206,7 +206,7 @@ fn failed_repositories_are_reported_and_retried() {
         "failed clones leave nothing staged"
     );
     let local = read_manifest_json(&replica.manifest());
-    let keys: Vec<&String> = local.as_object().unwrap().keys().collect();
+    let keys = support::json_keys(&local);
     assert_eq!(
         keys,
         vec!["/good.git", "/old.git"],
@@ -217,7 +217,7 @@ fn failed_repositories_are_reported_and_retried() {
     // retries (a failed run does not record the manifest as seen).
     std::fs::rename(&parked, origin.path("/missing.git")).unwrap();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(stderr(&out).contains("2 cloned"), "{}", output_text(&out));
     for key in ["/old.git", "/good.git", "/missing.git", "/broken.git"] {
         assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
@@ -268,10 +268,7 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
     .unwrap();
     child.wait().unwrap();
 
-    assert!(
-        !replica.path("/slow.git").exists(),
-        "nothing at the final path"
-    );
+    assert_missing!(replica.path("/slow.git"), "nothing at the final path");
     assert_eq!(
         staging_entries(&replica.top).len(),
         1,
@@ -283,7 +280,7 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
     );
 
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("left over by an interrupted run"),
         "{}",
@@ -347,7 +344,7 @@ fn sigterm_stops_a_run_cleanly() {
     assert!(err.contains("waiting up to 1s"), "{err}");
     assert!(err.contains("grace period is over"), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
-    assert!(!replica.path("/slow.git").exists());
+    assert_missing!(replica.path("/slow.git"));
     assert!(
         staging_entries(&replica.top).is_empty(),
         "the interrupted clone was cleaned up"

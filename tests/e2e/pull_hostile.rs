@@ -58,7 +58,7 @@ fn hostile_entries_are_rejected_and_the_rest_is_mirrored() {
     let honest = read_manifest_json(&origin.manifest);
     std::fs::write(&served, honest.to_string()).unwrap();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &origin.path("/keep.git"),
         &replica.path("/keep.git"),
@@ -174,7 +174,7 @@ fn hostile_entries_are_rejected_and_the_rest_is_mirrored() {
     assert!(!Path::new("/etc/objects").exists());
     assert!(std::fs::symlink_metadata(replica.top.join("etc")).is_err());
     let local = read_manifest_json(&replica.manifest());
-    let keys: Vec<&String> = local.as_object().unwrap().keys().collect();
+    let keys = support::json_keys(&local);
     assert_eq!(keys, vec!["/evil-base.git", "/good.git", "/keep.git"]);
     assert_eq!(
         local["/keep.git"], keep,

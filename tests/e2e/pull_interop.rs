@@ -63,7 +63,7 @@ fn manifests_and_local_state_cross_both_ways() {
     origin.manifest_by_oracle();
     let ours = Replica::new(&dir, "ours", &daemon.site(), &url, "");
     let out = ours.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in KEYS {
         assert_mirrored(&origin.path(key), &ours.path(key), "unused");
     }
@@ -78,13 +78,13 @@ fn manifests_and_local_state_cross_both_ways() {
     origin.age_manifest(-10);
     let theirs = Replica::new(&dir, "theirs", &daemon.site(), &url, "");
     let out = theirs.pull_oracle(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in KEYS {
         assert_mirrored(&origin.path(key), &theirs.path(key), "unused");
     }
     let ours2 = Replica::new(&dir, "ours2", &daemon.site(), &url, "");
     let out = ours2.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_eq!(
         read_manifest_json(&ours2.manifest()),
         read_manifest_json(&theirs.manifest())
@@ -135,7 +135,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
 
     // The reference makes the replica.
     let out = replica.pull_oracle(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in KEYS {
         assert_mirrored(&origin.path(key), &replica.path(key), "unused");
     }
@@ -144,7 +144,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     // We take over: the reference's .remote says nothing changed (304).
     http.clear_requests();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert!(
         stderr(&out).contains("nothing to do"),
         "{}",
@@ -160,7 +160,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     origin.manifest_hook(&["/pub/one.git"]);
     origin.age_manifest(-5);
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let err = stderr(&out);
     assert!(
         err.contains("0 cloned, 1 updated, 2 unchanged"),
@@ -188,7 +188,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     let packs_three = pack_inodes(&replica.path("/pub/deep/three.git"));
     http.clear_requests();
     let out = replica.pull_oracle(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let ims = http.requests()[0].if_modified_since.clone();
     let expected = httpdate::fmt_http_date(
         std::time::UNIX_EPOCH

@@ -156,7 +156,7 @@ fn setup() -> Setup {
         "manifest_timeout = 2\n",
     );
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     origin.project("/c.git", 2, 1_600_000_000);
     support::fixture::commits(&origin.path("/a.git"), "main", 2, 1_600_100_000);
     origin.manifest();
@@ -204,7 +204,7 @@ fn an_origin_that_stalls_mid_response_is_timed_out() {
     // Once the origin answers again, the next run catches up.
     s.http.set_mode(Mode::Normal);
     let out = s.replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in ["/a.git", "/b.git", "/c.git"] {
         assert_mirrored(&s.origin.path(key), &s.replica.path(key), "Grokmirror");
     }
@@ -233,7 +233,7 @@ fn a_redirect_loop_is_stopped() {
 
     s.http.set_mode(Mode::Normal);
     let out = s.replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     for key in ["/a.git", "/b.git", "/c.git"] {
         assert_mirrored(&s.origin.path(key), &s.replica.path(key), "Grokmirror");
     }
@@ -307,7 +307,7 @@ fn a_git_server_that_stalls_is_given_up_on_after_fetch_timeout() {
         silent.all_hung_up(),
         "the stalled gits were killed, not left behind"
     );
-    assert!(!replica.path("/a.git").exists(), "no half clone");
+    assert_missing!(replica.path("/a.git"), "no half clone");
     assert!(staging(&replica.top).iter().all(|n| n.starts_with('.')));
     if replica.manifest().exists() {
         let local = support::read_manifest_json(&replica.manifest());
@@ -318,7 +318,7 @@ fn a_git_server_that_stalls_is_given_up_on_after_fetch_timeout() {
     let gitd = support::daemon::GitDaemon::serve(&origin.root);
     let replica = Replica::new(&dir, "replica", &gitd.site(), &url, "fetch_timeout = 600\n");
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     assert_mirrored(
         &origin.path("/a.git"),
         &replica.path("/a.git"),

@@ -236,9 +236,9 @@ fn replica_object_storage_is_what_the_reference_builds() {
     let ours = Mirror::new(&dir, "ours", &origin, "", "");
     let theirs = Mirror::new(&dir, "theirs", &origin, "", "");
     let out = ours.pull();
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let out = theirs.pull_oracle();
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let a = forks::layout(&ours.top);
     let b = forks::layout(&theirs.top);
     let diff = a.diff(&b);
@@ -266,8 +266,8 @@ fn an_existing_sibling_seeds_new_object_storage() {
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let replica = Mirror::new(&dir, "replica", &origin, "", "");
     let out = replica.pull();
-    assert!(out.status.success(), "{}", output_text(&out));
-    assert!(!replica.top.join("objstore").exists());
+    assert_success!(out);
+    assert_missing!(replica.top.join("objstore"));
 
     // The origin groups its forks, and gets a new one.
     let out = origin.fsck(&[]);
@@ -371,7 +371,7 @@ fn updates_reach_object_storage() {
         let dir = std::fs::canonicalize(tmp.path()).unwrap();
         let replica = Mirror::new(&dir, "replica", &origin, core, "");
         let out = replica.pull();
-        assert!(out.status.success(), "{}", output_text(&out));
+        assert_success!(out);
         let fork = origin.repo("/proj1/fork02.git");
         let tip = support::fixture::commits(&fork, "later", 3, 1_690_000_000);
         origin.manifest();

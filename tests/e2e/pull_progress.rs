@@ -2,7 +2,7 @@
 //! log every few seconds while repositories are being worked on, naming
 //! how many are done and which are under way.
 
-use crate::support::mirror::{no_proxy, output_text, Origin, Replica};
+use crate::support::mirror::{no_proxy, Origin, Replica};
 use crate::support::{git_binary, grok, run, script, use_upload_pack};
 
 #[test]
@@ -34,7 +34,7 @@ fn a_long_initial_mirror_logs_its_progress() {
         .arg("-c")
         .arg(&replica.config);
     let out = run(&mut cmd);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let log = std::fs::read_to_string(dir.join("replica.log")).unwrap();
     let lines: Vec<&str> = log
         .lines()

@@ -119,7 +119,7 @@ fn stale_and_failing_repositories_are_named_everywhere() {
 
     // A first, one-shot run mirrors everything: all fresh, exit 0.
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let (code, v) = status_json(&replica);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["total"], 3, "{v:#}");
@@ -301,7 +301,7 @@ fn stale_and_failing_repositories_are_named_everywhere() {
     // The origin is back and a run catches up: all fresh, exit 0.
     std::fs::rename(dir.join("gone.git.moved"), origin.path("/gone.git")).unwrap();
     let out = replica.pull(&[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_success!(out);
     let (code, v) = status_json(&replica);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["up_to_date"], 3, "{v:#}");
