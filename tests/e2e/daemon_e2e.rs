@@ -281,6 +281,9 @@ fn sighup_reopens_the_log_file() {
     let s = Setup::new(&["/a.git"], "refresh = 3600", false);
     let mut d = s.start();
     s.wait_mirrored(&mut d, &["/a.git"]);
+    // The repository is in step a moment before the run's stats line is
+    // logged: rotate only after it, or it lands in the new file.
+    d.wait_log("stats: 1 fetched");
     let rotated = s.dir.join("replica.log.1");
     std::fs::rename(s.log(), &rotated).unwrap();
     d.signal(Signal::SIGHUP);
