@@ -240,55 +240,6 @@ fn random_string(rng: &mut StdRng, alphabet: &[char], max: usize) -> String {
         .collect()
 }
 
-#[test]
-fn globs_match_python_fnmatch_on_generated_pairs() {
-    let mut rng = StdRng::seed_from_u64(seed() ^ 0x9e37);
-    let pat_chars: Vec<char> = "ab/*?[]!-^\\.{},z\u{e9}".chars().collect();
-    let text_chars: Vec<char> = "ab/-]![^\\.{z\u{e9}\n".chars().collect();
-    let pairs: Vec<(String, String)> = (0..cases(6000))
-        .map(|_| {
-            let pattern = random_string(&mut rng, &pat_chars, 8);
-            // Half the texts are the pattern with its wildcards filled in,
-            // so that matches are common, not just mismatches.
-            let text = if rng.random_bool(0.5) {
-                pattern
-                    .chars()
-                    .map(|c| match c {
-                        '*' => random_string(&mut rng, &text_chars, 3),
-                        '?' => random_string(&mut rng, &text_chars, 1),
-                        c => c.to_string(),
-                    })
-                    .collect()
-            } else {
-                random_string(&mut rng, &text_chars, 8)
-            };
-            (pattern, text)
-        })
-        .collect();
-    let theirs = python(FNMATCH, &json!(pairs));
-    let mut failures = Vec::new();
-    let mut matched = 0;
-    for ((pattern, text), expected) in pairs.iter().zip(&theirs) {
-        let ours = Glob::new(pattern).is_match(text);
-        matched += ours as usize;
-        if json!(ours) != *expected {
-            failures.push(format!(
-                "pattern {pattern:?} text {text:?}: ours {ours}, python {expected}"
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures[..failures.len().min(10)].join("\n")
-    );
-    assert!(
-        matched > pairs.len() / 10,
-        "generator too weak: only {matched} matches"
-    );
-}
-
 // -------------------------------------------------------------- JSON ---
 
 #[test]
@@ -375,6 +326,61 @@ fn ini_corpus_matches_configparser() {
             expected,
             "{} is read differently from configparser",
             file.display()
+        );
+    }
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn globs_match_python_fnmatch_on_generated_pairs() {
+        let mut rng = StdRng::seed_from_u64(seed() ^ 0x9e37);
+        let pat_chars: Vec<char> = "ab/*?[]!-^\\.{},z\u{e9}".chars().collect();
+        let text_chars: Vec<char> = "ab/-]![^\\.{z\u{e9}\n".chars().collect();
+        let pairs: Vec<(String, String)> = (0..cases(6000))
+            .map(|_| {
+                let pattern = random_string(&mut rng, &pat_chars, 8);
+                // Half the texts are the pattern with its wildcards filled in,
+                // so that matches are common, not just mismatches.
+                let text = if rng.random_bool(0.5) {
+                    pattern
+                        .chars()
+                        .map(|c| match c {
+                            '*' => random_string(&mut rng, &text_chars, 3),
+                            '?' => random_string(&mut rng, &text_chars, 1),
+                            c => c.to_string(),
+                        })
+                        .collect()
+                } else {
+                    random_string(&mut rng, &text_chars, 8)
+                };
+                (pattern, text)
+            })
+            .collect();
+        let theirs = python(FNMATCH, &json!(pairs));
+        let mut failures = Vec::new();
+        let mut matched = 0;
+        for ((pattern, text), expected) in pairs.iter().zip(&theirs) {
+            let ours = Glob::new(pattern).is_match(text);
+            matched += ours as usize;
+            if json!(ours) != *expected {
+                failures.push(format!(
+                    "pattern {pattern:?} text {text:?}: ours {ours}, python {expected}"
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} mismatches:\n{}",
+            failures.len(),
+            failures[..failures.len().min(10)].join("\n")
+        );
+        assert!(
+            matched > pairs.len() / 10,
+            "generator too weak: only {matched} matches"
         );
     }
 }

@@ -41,7 +41,7 @@ fn tool(name: &str) -> PathBuf {
             .expect("run scripts/setup-test-tools");
         assert!(
             status.success(),
-            "scripts/setup-test-tools could not install the tools tests/contrib.rs needs"
+            "scripts/setup-test-tools could not install the tools tests/e2e/contrib.rs needs"
         );
     });
     let path_var = std::env::var_os("PATH").unwrap_or_default();
@@ -582,114 +582,6 @@ fn gitolite_manifest_command_speaks_the_protocol() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("failed"));
 }
 
-/// The reference grok-pull, the protocol's other end, mirrors an origin
-/// through the gitolite manifest command and then sees "unchanged".
-#[test]
-fn reference_grok_pull_mirrors_through_the_gitolite_command() {
-    let origin = Origin::new(&["pub/project.git"]);
-    let manifest = origin.top.join("manifest.js.gz");
-    let tmp = tempfile::tempdir().unwrap();
-    let replica = tmp.path().join("replica");
-    std::fs::create_dir(&replica).unwrap();
-    // Everything gl_manifest sets, in a wrapper the config can name
-    // (grok-pull runs manifest_command without arguments but --force).
-    let transport = tmp.path().join("local-ssh");
-    std::fs::write(
-        &transport,
-        format!(
-            "#!/bin/sh\nshift\ncmd=$1; shift\nexec \"{}/$cmd\" \"$@\"\n",
-            contrib("gitolite").display()
-        ),
-    )
-    .unwrap();
-    let wrapper = tmp.path().join("manifest-command");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexport GROK_GL_REMOTE=git@origin.invalid GROK_GL_SSH='{}' \
-             GROK_GL_STATE='{}' GROK_MANIFEST='{}' GROK_MANIFEST_READERS=mirror1 GL_USER=mirror1\n\
-             exec '{}' \"$@\"\n",
-            transport.display(),
-            tmp.path().join("state.mtime").display(),
-            manifest.display(),
-            contrib("gitolite/grok-get-gl-manifest.sh").display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    for f in [&transport, &wrapper] {
-        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let config = support::write_config(
-        tmp.path(),
-        "replica.conf",
-        &format!(
-            "[core]\ntoplevel = {}\nlog = {}/pull.log\n[remote]\nsite = file://{}\n\
-             manifest_command = {}\n[pull]\ninclude = *\npull_threads = 1\n",
-            replica.display(),
-            tmp.path().display(),
-            origin.top.display(),
-            wrapper.display()
-        ),
-    );
-    let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
-    assert_success!(out);
-    let mirrored = replica.join("pub/project.git");
-    assert_eq!(
-        show_ref_sha1(&mirrored),
-        show_ref_sha1(&origin.top.join("pub/project.git")),
-        "not mirrored:\n{}\n{}",
-        output_text(&out),
-        read(&tmp.path().join("pull.log"))
-    );
-    // Second run: the command answers 127 and grok-pull has nothing to do.
-    let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
-    assert_success!(out);
-    let log = read(&tmp.path().join("pull.log"));
-    let second_run: Vec<&str> = log
-        .lines()
-        .skip_while(|l| !l.contains("spa: /pub/project.git"))
-        .collect();
-    assert!(
-        second_run.iter().any(|l| l.contains("manifest: unchanged")),
-        "{log}"
-    );
-    // Ours, the same way. The command's state already says "unchanged",
-    // so the first run asks with -n, which passes --force.
-    let ours = tmp.path().join("ours");
-    std::fs::create_dir(&ours).unwrap();
-    let ours_config = support::write_config(
-        tmp.path(),
-        "ours.conf",
-        &format!(
-            "[core]\ntoplevel = {}\nlog = {}/ours.log\n[remote]\nsite = file://{}\n\
-             manifest_command = {}\n[pull]\ninclude = *\npull_threads = 1\n",
-            ours.display(),
-            tmp.path().display(),
-            origin.top.display(),
-            wrapper.display()
-        ),
-    );
-    let out = run(support::grok("grok-pull")
-        .arg("-n")
-        .arg("-c")
-        .arg(&ours_config));
-    assert_success!(out);
-    assert_eq!(
-        show_ref_sha1(&ours.join("pub/project.git")),
-        show_ref_sha1(&origin.top.join("pub/project.git")),
-        "not mirrored by ours:\n{}",
-        output_text(&out)
-    );
-    let out = run(support::grok("grok-pull").arg("-c").arg(&ours_config));
-    assert_success!(out);
-    assert!(
-        read(&tmp.path().join("ours.log")).contains("manifest: unchanged"),
-        "{}",
-        output_text(&out)
-    );
-}
-
 // ---------------------------------------------------------------- kubernetes
 
 fn k8s_docs() -> Vec<(String, Yaml)> {
@@ -1070,4 +962,118 @@ fn metric_names(expr: &str) -> Vec<String> {
         rest = &tail[end..];
     }
     names
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    /// The reference grok-pull, the protocol's other end, mirrors an origin
+    /// through the gitolite manifest command and then sees "unchanged".
+    #[test]
+    fn reference_grok_pull_mirrors_through_the_gitolite_command() {
+        let origin = Origin::new(&["pub/project.git"]);
+        let manifest = origin.top.join("manifest.js.gz");
+        let tmp = tempfile::tempdir().unwrap();
+        let replica = tmp.path().join("replica");
+        std::fs::create_dir(&replica).unwrap();
+        // Everything gl_manifest sets, in a wrapper the config can name
+        // (grok-pull runs manifest_command without arguments but --force).
+        let transport = tmp.path().join("local-ssh");
+        std::fs::write(
+            &transport,
+            format!(
+                "#!/bin/sh\nshift\ncmd=$1; shift\nexec \"{}/$cmd\" \"$@\"\n",
+                contrib("gitolite").display()
+            ),
+        )
+        .unwrap();
+        let wrapper = tmp.path().join("manifest-command");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexport GROK_GL_REMOTE=git@origin.invalid GROK_GL_SSH='{}' \
+                 GROK_GL_STATE='{}' GROK_MANIFEST='{}' GROK_MANIFEST_READERS=mirror1 GL_USER=mirror1\n\
+                 exec '{}' \"$@\"\n",
+                transport.display(),
+                tmp.path().join("state.mtime").display(),
+                manifest.display(),
+                contrib("gitolite/grok-get-gl-manifest.sh").display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&transport, &wrapper] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let config = support::write_config(
+            tmp.path(),
+            "replica.conf",
+            &format!(
+                "[core]\ntoplevel = {}\nlog = {}/pull.log\n[remote]\nsite = file://{}\n\
+                 manifest_command = {}\n[pull]\ninclude = *\npull_threads = 1\n",
+                replica.display(),
+                tmp.path().display(),
+                origin.top.display(),
+                wrapper.display()
+            ),
+        );
+        let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
+        assert_success!(out);
+        let mirrored = replica.join("pub/project.git");
+        assert_eq!(
+            show_ref_sha1(&mirrored),
+            show_ref_sha1(&origin.top.join("pub/project.git")),
+            "not mirrored:\n{}\n{}",
+            output_text(&out),
+            read(&tmp.path().join("pull.log"))
+        );
+        // Second run: the command answers 127 and grok-pull has nothing to do.
+        let out = run(support::oracle("grok-pull").arg("-c").arg(&config));
+        assert_success!(out);
+        let log = read(&tmp.path().join("pull.log"));
+        let second_run: Vec<&str> = log
+            .lines()
+            .skip_while(|l| !l.contains("spa: /pub/project.git"))
+            .collect();
+        assert!(
+            second_run.iter().any(|l| l.contains("manifest: unchanged")),
+            "{log}"
+        );
+        // Ours, the same way. The command's state already says "unchanged",
+        // so the first run asks with -n, which passes --force.
+        let ours = tmp.path().join("ours");
+        std::fs::create_dir(&ours).unwrap();
+        let ours_config = support::write_config(
+            tmp.path(),
+            "ours.conf",
+            &format!(
+                "[core]\ntoplevel = {}\nlog = {}/ours.log\n[remote]\nsite = file://{}\n\
+                 manifest_command = {}\n[pull]\ninclude = *\npull_threads = 1\n",
+                ours.display(),
+                tmp.path().display(),
+                origin.top.display(),
+                wrapper.display()
+            ),
+        );
+        let out = run(support::grok("grok-pull")
+            .arg("-n")
+            .arg("-c")
+            .arg(&ours_config));
+        assert_success!(out);
+        assert_eq!(
+            show_ref_sha1(&ours.join("pub/project.git")),
+            show_ref_sha1(&origin.top.join("pub/project.git")),
+            "not mirrored by ours:\n{}",
+            output_text(&out)
+        );
+        let out = run(support::grok("grok-pull").arg("-c").arg(&ours_config));
+        assert_success!(out);
+        assert!(
+            read(&tmp.path().join("ours.log")).contains("manifest: unchanged"),
+            "{}",
+            output_text(&out)
+        );
+    }
 }

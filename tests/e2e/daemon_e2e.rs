@@ -307,50 +307,6 @@ fn pack_inodes(repo: &Path) -> Vec<u64> {
 }
 
 #[test]
-fn takes_over_a_replica_the_reference_made_and_hands_it_back() {
-    // Housekeeping never waits for the load here: the test counts the
-    // daemon's idle stats lines, which a busy machine would delay.
-    let s = Setup::new(
-        &["/a.git", "/b.git"],
-        "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket\nhousekeeping_max_load = 0",
-        false,
-    );
-    let out = s.replica.pull_oracle(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        support::mirror::output_text(&out)
-    );
-    let before = pack_inodes(&s.replica.path("/a.git"));
-
-    // The reference logged to the same file; only our part counts.
-    let ours_from = std::fs::read_to_string(s.log()).unwrap().len();
-    let mut d = s.start();
-    d.wait_log("stats: 0 fetched");
-    assert!(
-        !d.log_text()[ours_from..].contains("fetch: "),
-        "nothing is fetched again\n{}",
-        d.describe()
-    );
-    assert_eq!(pack_inodes(&s.replica.path("/a.git")), before);
-    s.push("/b.git", 1_700_000_000);
-    s.origin.manifest_hook(&["/b.git"]);
-    notify(&s.replica.top.join(".updater.socket"), &["/b.git"]);
-    s.wait_mirrored(&mut d, &["/b.git"]);
-    stop(&mut d);
-
-    // The reference carries on from what we left.
-    let out = s.replica.pull_oracle(&[]);
-    let text = support::mirror::output_text(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        !text.contains("fetch:") && !text.contains("reclone"),
-        "{text}"
-    );
-    assert_eq!(pack_inodes(&s.replica.path("/a.git")), before);
-}
-
-#[test]
 fn housekeeping_runs_at_low_priority_and_yields_to_fetches() {
     // Never paused by a busy test machine (the pause has a unit test).
     let s = Setup::new(
@@ -491,4 +447,54 @@ fn objstore_members_new_objects_are_fetched_by_housekeeping() {
     });
     d.wait_log(" objstore: /a.git");
     stop(&mut d);
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn takes_over_a_replica_the_reference_made_and_hands_it_back() {
+        // Housekeeping never waits for the load here: the test counts the
+        // daemon's idle stats lines, which a busy machine would delay.
+        let s = Setup::new(
+            &["/a.git", "/b.git"],
+            "refresh = 3600\nsocket = ${core:toplevel}/.updater.socket\nhousekeeping_max_load = 0",
+            false,
+        );
+        let out = s.replica.pull_oracle(&[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            support::mirror::output_text(&out)
+        );
+        let before = pack_inodes(&s.replica.path("/a.git"));
+
+        // The reference logged to the same file; only our part counts.
+        let ours_from = std::fs::read_to_string(s.log()).unwrap().len();
+        let mut d = s.start();
+        d.wait_log("stats: 0 fetched");
+        assert!(
+            !d.log_text()[ours_from..].contains("fetch: "),
+            "nothing is fetched again\n{}",
+            d.describe()
+        );
+        assert_eq!(pack_inodes(&s.replica.path("/a.git")), before);
+        s.push("/b.git", 1_700_000_000);
+        s.origin.manifest_hook(&["/b.git"]);
+        notify(&s.replica.top.join(".updater.socket"), &["/b.git"]);
+        s.wait_mirrored(&mut d, &["/b.git"]);
+        stop(&mut d);
+
+        // The reference carries on from what we left.
+        let out = s.replica.pull_oracle(&[]);
+        let text = support::mirror::output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("fetch:") && !text.contains("reclone"),
+            "{text}"
+        );
+        assert_eq!(pack_inodes(&s.replica.path("/a.git")), before);
+    }
 }

@@ -12,96 +12,6 @@ use std::time::Duration;
 use crate::support::forks::{self, Spec, Tree};
 use crate::support::replica::stderr;
 
-/// Our run and the reference's on identical collections group the same
-/// repositories the same way, with the same object-storage layout; the
-/// reference run after ours changes nothing, nor ours after the
-/// reference; ours saves at least as much disk; every repository passes
-/// git fsck; private forks' own objects are in no object storage.
-#[test]
-fn grouped_like_the_reference_and_a_fixed_point_both_ways() {
-    let spec = Spec {
-        projects: 5,
-        forks: 40,
-        private_every: 13,
-        chain: true,
-        unrelated: true,
-        base_commits: 30,
-    };
-    let ours = Tree::new("", "");
-    let theirs = Tree::new("", "");
-    let collection = forks::build(&ours.top, &spec);
-    forks::build(&theirs.top, &spec);
-    ours.manifest();
-    theirs.manifest();
-    let disk_before = forks::disk_kib(&ours.top);
-
-    let out = ours.fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    let out = theirs.oracle_fsck(&[]);
-    let their_log = stderr(&out);
-    assert!(out.status.success(), "{their_log}");
-
-    let our_layout = forks::layout(&ours.top);
-    let their_layout = forks::layout(&theirs.top);
-    let groups: Vec<_> = our_layout.stores.keys().collect();
-    assert_eq!(our_layout.stores.len(), spec.projects, "{groups:#?}");
-    let diff = our_layout.anonymous().diff(&their_layout.anonymous());
-    assert!(diff.is_empty(), "{diff:#?}");
-    // Each project is one group: the base, its public forks, the 1.x
-    // child; private forks borrow without being members; the unrelated
-    // fork stays alone.
-    for (members, store) in &our_layout.stores {
-        assert!(members.iter().all(|m| !m.contains("/private/")));
-        assert_eq!(store.fingerprinted, *members);
-        assert!(store.stray_virtual.is_empty());
-    }
-    assert_eq!(our_layout.borrows["proj1/unrelated.git"], "");
-    for key in &collection.private {
-        let lender = &our_layout.borrows[key.trim_start_matches('/')];
-        assert!(
-            lender.starts_with("objstore/"),
-            "{key} borrows from {lender}"
-        );
-    }
-    assert!(our_layout.borrows["proj0/child.git"].starts_with("objstore/"));
-
-    let bad = forks::fsck_all(&ours.top, false);
-    assert!(bad.is_empty(), "{bad:#?}");
-    for (key, objects) in &collection.private_objects {
-        for oid in objects {
-            assert!(
-                !forks::in_any_objstore(&ours.top, oid),
-                "{oid} of private {key} is in object storage"
-            );
-        }
-    }
-    let ours_after = forks::disk_kib(&ours.top);
-    let theirs_after = forks::disk_kib(&theirs.top);
-    assert!(
-        ours_after <= theirs_after && ours_after < disk_before,
-        "disk use: before {disk_before} KiB, ours {ours_after} KiB, reference {theirs_after} KiB"
-    );
-
-    // The reference after ours: nothing to rewire.
-    let out = ours.oracle_fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(forks::rewiring(&log).is_empty(), "{log}");
-    let diff = forks::layout(&ours.top).diff(&our_layout);
-    assert!(diff.is_empty(), "{diff:#?}");
-
-    // Ours after the reference: nothing either.
-    let out = theirs.fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(forks::rewiring(&log).is_empty(), "{log}");
-    let diff = forks::layout(&theirs.top).diff(&their_layout);
-    assert!(diff.is_empty(), "{diff:#?}");
-    let bad = forks::fsck_all(&theirs.top, true);
-    assert!(bad.is_empty(), "{bad:#?}");
-}
-
 /// Lines of our log that mark object-storage steps (the kill points):
 /// creating object storage, moving forks in, migrating 1.x alternates.
 fn is_step(line: &str) -> bool {
@@ -155,64 +65,6 @@ fn fsck_killed_at(tree: &Tree, kill_at: Option<usize>, delay_ms: u64) -> (usize,
         assert!(status.success(), "{log}");
     }
     (steps, killed)
-}
-
-/// SIGKILL grok-fsck (and its git children) at 10 points while it
-/// creates object storage, moves forks in and migrates 1.x alternates:
-/// after each kill every repository passes `git fsck --connectivity-only`,
-/// and a rerun finishes the job, ending where an uninterrupted run does.
-#[test]
-fn killed_anywhere_every_repo_stays_valid_and_a_rerun_completes() {
-    let spec = Spec {
-        projects: 2,
-        forks: 6,
-        private_every: 4,
-        chain: true,
-        unrelated: true,
-        base_commits: 20,
-    };
-    let clean = Tree::new("", "");
-    forks::build(&clean.top, &spec);
-    clean.manifest();
-    let (steps, _) = fsck_killed_at(&clean, None, 0);
-    assert!(steps > 10, "only {steps} steps");
-    let expected = forks::layout(&clean.top).anonymous();
-    assert_eq!(expected.stores.len(), 2);
-
-    for round in 0..10usize {
-        let tree = Tree::new("", "");
-        forks::build(&tree.top, &spec);
-        tree.manifest();
-        // Spread over the run, each a few milliseconds into its step.
-        let kill_at = 1 + round * (steps - 1) / 10;
-        let delay = (round as u64 * 7) % 23;
-        let (_, killed) = fsck_killed_at(&tree, Some(kill_at), delay);
-        assert!(killed, "round {round}: the run ended before step {kill_at}");
-        let bad = forks::fsck_all(&tree.top, true);
-        assert!(
-            bad.is_empty(),
-            "round {round}, killed {delay} ms after step {kill_at}: {bad:#?}"
-        );
-        fsck_killed_at(&tree, None, 0);
-        let bad = forks::fsck_all(&tree.top, true);
-        assert!(bad.is_empty(), "round {round}, after the rerun: {bad:#?}");
-        let diff = forks::layout(&tree.top).anonymous().diff(&expected);
-        assert!(diff.is_empty(), "round {round}: {diff:#?}");
-        for repo in support::mirror::repos_under(&tree.top) {
-            let path = tree.top.join(repo.trim_start_matches('/'));
-            assert_missing!(
-                path.join("grokmirror.repack"),
-                "round {round}: {repo} still waits for its repack"
-            );
-        }
-        let leftovers: Vec<_> = std::fs::read_dir(tree.objstore())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".building") || n.ends_with(".deleting"))
-            .collect();
-        assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
-    }
 }
 
 /// Put `members` into a new object storage by hand (as another tool, or
@@ -588,54 +440,6 @@ fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
     }
 }
 
-/// `grok-manifest -o` (the origin's post-receive hook) copies a pushed
-/// member's new objects into its object storage, by fetch or by the
-/// plumbing copy; the reference grok-manifest does it on our layout too.
-#[test]
-fn manifest_hook_fetches_into_object_storage() {
-    for (core, ours) in [
-        ("", true),
-        ("objstore_uses_plumbing = yes", true),
-        ("", false),
-    ] {
-        let tree = Tree::new(core, "");
-        forks::build(&tree.top, &small_spec());
-        tree.manifest();
-        let out = tree.fsck(&[]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let fork = tree.repo("/proj0/fork02.git");
-        let tip = support::fixture::commits(&fork, "pushed", 2, 1_695_000_000);
-        let mut cmd = if ours {
-            support::grok("grok-manifest")
-        } else {
-            support::oracle("grok-manifest")
-        };
-        let out = support::run(
-            cmd.arg("--cfgfile")
-                .arg(&tree.config)
-                .arg("-o")
-                .arg("-v")
-                .arg(&fork),
-        );
-        let log = stderr(&out);
-        assert!(out.status.success(), "{core} ours={ours}: {log}");
-        let layout = forks::layout(&tree.top);
-        let (_, store) = layout
-            .stores
-            .iter()
-            .find(|(m, _)| m.contains("proj0/fork02.git"))
-            .unwrap();
-        assert!(
-            store.virtual_refs["proj0/fork02.git"].contains("heads/pushed"),
-            "{core} ours={ours}: {log}"
-        );
-        let obst = tree.objstore().join(&store.name);
-        assert!(support::replica::has_object(&obst, &tip));
-        let bad = forks::fsck_all(&tree.top, false);
-        assert!(bad.is_empty(), "{core} ours={ours}: {bad:#?}");
-    }
-}
-
 /// grokmirror 1.x alternates (forks borrowing straight from their parent)
 /// move into object storage without a borrower ever missing an object:
 /// also objects only its old parent had, unreachable there (a branch the
@@ -699,4 +503,206 @@ fn legacy_alternates_migrate_without_breaking_borrowers() {
     assert!(out.status.success(), "{}", stderr(&out));
     let bad = forks::fsck_all(&tree.top, false);
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    /// Our run and the reference's on identical collections group the same
+    /// repositories the same way, with the same object-storage layout; the
+    /// reference run after ours changes nothing, nor ours after the
+    /// reference; ours saves at least as much disk; every repository passes
+    /// git fsck; private forks' own objects are in no object storage.
+    #[test]
+    fn grouped_like_the_reference_and_a_fixed_point_both_ways() {
+        let spec = Spec {
+            projects: 5,
+            forks: 40,
+            private_every: 13,
+            chain: true,
+            unrelated: true,
+            base_commits: 30,
+        };
+        let ours = Tree::new("", "");
+        let theirs = Tree::new("", "");
+        let collection = forks::build(&ours.top, &spec);
+        forks::build(&theirs.top, &spec);
+        ours.manifest();
+        theirs.manifest();
+        let disk_before = forks::disk_kib(&ours.top);
+
+        let out = ours.fsck(&[]);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        let out = theirs.oracle_fsck(&[]);
+        let their_log = stderr(&out);
+        assert!(out.status.success(), "{their_log}");
+
+        let our_layout = forks::layout(&ours.top);
+        let their_layout = forks::layout(&theirs.top);
+        let groups: Vec<_> = our_layout.stores.keys().collect();
+        assert_eq!(our_layout.stores.len(), spec.projects, "{groups:#?}");
+        let diff = our_layout.anonymous().diff(&their_layout.anonymous());
+        assert!(diff.is_empty(), "{diff:#?}");
+        // Each project is one group: the base, its public forks, the 1.x
+        // child; private forks borrow without being members; the unrelated
+        // fork stays alone.
+        for (members, store) in &our_layout.stores {
+            assert!(members.iter().all(|m| !m.contains("/private/")));
+            assert_eq!(store.fingerprinted, *members);
+            assert!(store.stray_virtual.is_empty());
+        }
+        assert_eq!(our_layout.borrows["proj1/unrelated.git"], "");
+        for key in &collection.private {
+            let lender = &our_layout.borrows[key.trim_start_matches('/')];
+            assert!(
+                lender.starts_with("objstore/"),
+                "{key} borrows from {lender}"
+            );
+        }
+        assert!(our_layout.borrows["proj0/child.git"].starts_with("objstore/"));
+
+        let bad = forks::fsck_all(&ours.top, false);
+        assert!(bad.is_empty(), "{bad:#?}");
+        for (key, objects) in &collection.private_objects {
+            for oid in objects {
+                assert!(
+                    !forks::in_any_objstore(&ours.top, oid),
+                    "{oid} of private {key} is in object storage"
+                );
+            }
+        }
+        let ours_after = forks::disk_kib(&ours.top);
+        let theirs_after = forks::disk_kib(&theirs.top);
+        assert!(
+            ours_after <= theirs_after && ours_after < disk_before,
+            "disk use: before {disk_before} KiB, ours {ours_after} KiB, reference {theirs_after} KiB"
+        );
+
+        // The reference after ours: nothing to rewire.
+        let out = ours.oracle_fsck(&[]);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        assert!(forks::rewiring(&log).is_empty(), "{log}");
+        let diff = forks::layout(&ours.top).diff(&our_layout);
+        assert!(diff.is_empty(), "{diff:#?}");
+
+        // Ours after the reference: nothing either.
+        let out = theirs.fsck(&[]);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        assert!(forks::rewiring(&log).is_empty(), "{log}");
+        let diff = forks::layout(&theirs.top).diff(&their_layout);
+        assert!(diff.is_empty(), "{diff:#?}");
+        let bad = forks::fsck_all(&theirs.top, true);
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    /// SIGKILL grok-fsck (and its git children) at 10 points while it
+    /// creates object storage, moves forks in and migrates 1.x alternates:
+    /// after each kill every repository passes `git fsck --connectivity-only`,
+    /// and a rerun finishes the job, ending where an uninterrupted run does.
+    #[test]
+    fn killed_anywhere_every_repo_stays_valid_and_a_rerun_completes() {
+        let spec = Spec {
+            projects: 2,
+            forks: 6,
+            private_every: 4,
+            chain: true,
+            unrelated: true,
+            base_commits: 20,
+        };
+        let clean = Tree::new("", "");
+        forks::build(&clean.top, &spec);
+        clean.manifest();
+        let (steps, _) = fsck_killed_at(&clean, None, 0);
+        assert!(steps > 10, "only {steps} steps");
+        let expected = forks::layout(&clean.top).anonymous();
+        assert_eq!(expected.stores.len(), 2);
+
+        for round in 0..10usize {
+            let tree = Tree::new("", "");
+            forks::build(&tree.top, &spec);
+            tree.manifest();
+            // Spread over the run, each a few milliseconds into its step.
+            let kill_at = 1 + round * (steps - 1) / 10;
+            let delay = (round as u64 * 7) % 23;
+            let (_, killed) = fsck_killed_at(&tree, Some(kill_at), delay);
+            assert!(killed, "round {round}: the run ended before step {kill_at}");
+            let bad = forks::fsck_all(&tree.top, true);
+            assert!(
+                bad.is_empty(),
+                "round {round}, killed {delay} ms after step {kill_at}: {bad:#?}"
+            );
+            fsck_killed_at(&tree, None, 0);
+            let bad = forks::fsck_all(&tree.top, true);
+            assert!(bad.is_empty(), "round {round}, after the rerun: {bad:#?}");
+            let diff = forks::layout(&tree.top).anonymous().diff(&expected);
+            assert!(diff.is_empty(), "round {round}: {diff:#?}");
+            for repo in support::mirror::repos_under(&tree.top) {
+                let path = tree.top.join(repo.trim_start_matches('/'));
+                assert_missing!(
+                    path.join("grokmirror.repack"),
+                    "round {round}: {repo} still waits for its repack"
+                );
+            }
+            let leftovers: Vec<_> = std::fs::read_dir(tree.objstore())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".building") || n.ends_with(".deleting"))
+                .collect();
+            assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+        }
+    }
+
+    /// `grok-manifest -o` (the origin's post-receive hook) copies a pushed
+    /// member's new objects into its object storage, by fetch or by the
+    /// plumbing copy; the reference grok-manifest does it on our layout too.
+    #[test]
+    fn manifest_hook_fetches_into_object_storage() {
+        for (core, ours) in [
+            ("", true),
+            ("objstore_uses_plumbing = yes", true),
+            ("", false),
+        ] {
+            let tree = Tree::new(core, "");
+            forks::build(&tree.top, &small_spec());
+            tree.manifest();
+            let out = tree.fsck(&[]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let fork = tree.repo("/proj0/fork02.git");
+            let tip = support::fixture::commits(&fork, "pushed", 2, 1_695_000_000);
+            let mut cmd = if ours {
+                support::grok("grok-manifest")
+            } else {
+                support::oracle("grok-manifest")
+            };
+            let out = support::run(
+                cmd.arg("--cfgfile")
+                    .arg(&tree.config)
+                    .arg("-o")
+                    .arg("-v")
+                    .arg(&fork),
+            );
+            let log = stderr(&out);
+            assert!(out.status.success(), "{core} ours={ours}: {log}");
+            let layout = forks::layout(&tree.top);
+            let (_, store) = layout
+                .stores
+                .iter()
+                .find(|(m, _)| m.contains("proj0/fork02.git"))
+                .unwrap();
+            assert!(
+                store.virtual_refs["proj0/fork02.git"].contains("heads/pushed"),
+                "{core} ours={ours}: {log}"
+            );
+            let obst = tree.objstore().join(&store.name);
+            assert!(support::replica::has_object(&obst, &tip));
+            let bad = forks::fsck_all(&tree.top, false);
+            assert!(bad.is_empty(), "{core} ours={ours}: {bad:#?}");
+        }
+    }
 }

@@ -90,11 +90,17 @@ fn repair_loop(pull_with: impl Fn() -> Command) {
 }
 
 #[test]
-fn fsck_reclone_then_reference_pull_recovers() {
-    repair_loop(|| support::oracle("grok-pull"));
-}
-
-#[test]
 fn fsck_reclone_then_our_pull_recovers() {
     repair_loop(|| support::grok("grok-pull"));
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn fsck_reclone_then_reference_pull_recovers() {
+        repair_loop(|| support::oracle("grok-pull"));
+    }
 }

@@ -285,7 +285,7 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     let gz_as_plain = dir.join("served.js");
     std::fs::copy(&origin.manifest, &gz_as_plain).unwrap();
     // Settled: a manifest read within the second it was modified is read
-    // again next time (see tests/concurrency.rs).
+    // again next time (see tests/slow/concurrency.rs).
     mirror::bump_mtime(&gz_as_plain, -10);
     let plain_as_gz = dir.join("served-plain.js.gz");
     std::fs::write(
@@ -571,74 +571,6 @@ fn wait_bounded(child: &mut std::process::Child, secs: u64) -> std::process::Exi
 }
 
 #[test]
-fn exits_after_a_multiple_of_100_repos_and_writes_every_100() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let origin = Origin::new(&dir);
-    for i in 0..100 {
-        origin.project(&format!("/batch1/r{i:03}.git"), 1, 1_600_000_000 + i);
-    }
-    origin.manifest();
-    let site = origin.local_site();
-    let replica = Replica::new(&dir, "replica", &site, &origin.file_manifest_url(), "");
-    let log = dir.join("replica.log");
-    let pull = || {
-        let mut cmd = support::grok("grok-pull");
-        mirror::no_proxy(&mut cmd);
-        cmd.arg("-c").arg(&replica.config);
-        let mut child = cmd.spawn().unwrap();
-        wait_bounded(&mut child, 300)
-    };
-    // The reference never exits here: 100 finished repositories.
-    assert!(
-        pull().success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(text.matches("(100 entries)").count(), 1, "{text}");
-    assert!(text.contains("100 cloned, 0 updated"), "{text}");
-    assert_eq!(
-        read_manifest_json(&replica.manifest())
-            .as_object()
-            .unwrap()
-            .len(),
-        100
-    );
-
-    // 101 more: the local manifest is written at 100 finished and at the end.
-    for i in 0..101 {
-        origin.project(&format!("/batch2/r{i:03}.git"), 1, 1_600_000_000 + i);
-    }
-    origin.manifest();
-    origin.age_manifest(5);
-    let before = text.len();
-    assert!(
-        pull().success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
-    let text = std::fs::read_to_string(&log).unwrap()[before..].to_string();
-    let first = text
-        .find("(200 entries)")
-        .expect("a write after 100 repositories");
-    let last = text.find("(201 entries)").expect("a write at the end");
-    assert!(first < last, "{text}");
-    assert_eq!(
-        read_manifest_json(&replica.manifest())
-            .as_object()
-            .unwrap()
-            .len(),
-        201
-    );
-    assert_mirrored(
-        &origin.path("/batch2/r100.git"),
-        &replica.path("/batch2/r100.git"),
-        "Grokmirror",
-    );
-}
-
-#[test]
 fn purge_spares_what_it_must_and_projects_list_options() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
@@ -754,4 +686,78 @@ fn loose_objects_after_a_fetch_get_a_quick_repack() {
         &replica.path("/big.git"),
         "Grokmirror",
     );
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn exits_after_a_multiple_of_100_repos_and_writes_every_100() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let origin = Origin::new(&dir);
+        for i in 0..100 {
+            origin.project(&format!("/batch1/r{i:03}.git"), 1, 1_600_000_000 + i);
+        }
+        origin.manifest();
+        let site = origin.local_site();
+        let replica = Replica::new(&dir, "replica", &site, &origin.file_manifest_url(), "");
+        let log = dir.join("replica.log");
+        let pull = || {
+            let mut cmd = support::grok("grok-pull");
+            mirror::no_proxy(&mut cmd);
+            cmd.arg("-c").arg(&replica.config);
+            let mut child = cmd.spawn().unwrap();
+            wait_bounded(&mut child, 300)
+        };
+        // The reference never exits here: 100 finished repositories.
+        assert!(
+            pull().success(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("(100 entries)").count(), 1, "{text}");
+        assert!(text.contains("100 cloned, 0 updated"), "{text}");
+        assert_eq!(
+            read_manifest_json(&replica.manifest())
+                .as_object()
+                .unwrap()
+                .len(),
+            100
+        );
+
+        // 101 more: the local manifest is written at 100 finished and at the end.
+        for i in 0..101 {
+            origin.project(&format!("/batch2/r{i:03}.git"), 1, 1_600_000_000 + i);
+        }
+        origin.manifest();
+        origin.age_manifest(5);
+        let before = text.len();
+        assert!(
+            pull().success(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        let text = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+        let first = text
+            .find("(200 entries)")
+            .expect("a write after 100 repositories");
+        let last = text.find("(201 entries)").expect("a write at the end");
+        assert!(first < last, "{text}");
+        assert_eq!(
+            read_manifest_json(&replica.manifest())
+                .as_object()
+                .unwrap()
+                .len(),
+            201
+        );
+        assert_mirrored(
+            &origin.path("/batch2/r100.git"),
+            &replica.path("/batch2/r100.git"),
+            "Grokmirror",
+        );
+    }
 }

@@ -143,7 +143,7 @@ fn failed_repositories_are_reported_and_retried() {
     origin.project("/old.git", 2, 1_600_000_000);
     origin.manifest();
     // Settled manifests (a manifest read within the second it was modified
-    // is read again by the next run, see tests/concurrency.rs).
+    // is read again by the next run, see tests/slow/concurrency.rs).
     origin.age_manifest(-20);
     let site = origin.local_site();
     let url = origin.file_manifest_url();

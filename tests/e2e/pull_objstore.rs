@@ -153,98 +153,6 @@ fn copies(top: &Path) -> std::collections::BTreeMap<String, usize> {
     count
 }
 
-/// A manifest with fork groups, pulled into an empty replica: every fork
-/// borrows from its group's object storage, every object of the
-/// collection is stored exactly once (cloning each fork on its own would
-/// store the shared history in every one), private forks' own objects
-/// stay out of object storage, and neither grok-fsck finds anything to
-/// rewire afterwards.
-#[test]
-fn forks_are_cloned_into_object_storage_and_shared_history_is_stored_once() {
-    let (origin, collection) = origin("");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let replica = Mirror::new(&dir, "replica", &origin, "", "");
-    let out = replica.pull();
-    let log = output_text(&out);
-    assert!(out.status.success(), "{log}");
-    for key in &collection.keys {
-        assert_mirrored(&origin.repo(key), &replica.path(key), "Grokmirror");
-    }
-    let layout = forks::layout(&replica.top);
-    let origin_layout = forks::layout(&origin.top);
-    // The same groups, under the origin's names.
-    let names = |l: &forks::Layout| -> BTreeSet<(String, Vec<String>)> {
-        l.stores
-            .iter()
-            .map(|(m, s)| (s.name.clone(), m.iter().cloned().collect()))
-            .collect()
-    };
-    assert_eq!(names(&layout), names(&origin_layout), "{log}");
-    for key in &collection.private {
-        let rel = key.trim_start_matches('/');
-        assert!(layout.borrows[rel].starts_with("objstore/"), "{key}: {log}");
-    }
-    for (key, objects) in &collection.private_objects {
-        for oid in objects {
-            assert!(!forks::in_any_objstore(&replica.top, oid), "{key}: {oid}");
-        }
-    }
-    // Stored once: the union of what every origin repository reaches.
-    let mut distinct = BTreeSet::new();
-    let mut separately = 0;
-    for key in &collection.keys {
-        let r = reachable(&origin.repo(key));
-        separately += r.len();
-        distinct.extend(r);
-    }
-    let stored = copies(&replica.top);
-    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let stored_objects: BTreeSet<String> = stored.keys().cloned().collect();
-    assert_eq!(stored_objects, distinct);
-    assert!(
-        stored.len() * 3 < separately,
-        "{} objects stored, {separately} when cloned separately",
-        stored.len()
-    );
-    let bad = forks::fsck_all(&replica.top, false);
-    assert!(bad.is_empty(), "{bad:#?}");
-
-    // A fixed point for grok-fsck, ours and the reference's.
-    for ours in [true, false] {
-        let out = replica.fsck(ours);
-        let log = stderr(&out);
-        assert!(out.status.success(), "{log}");
-        assert!(forks::rewiring(&log).is_empty(), "ours={ours}: {log}");
-        // (grok-fsck lists private borrowers in grokmirror.objstore and
-        // repacks the new object storage; the grouping stays.)
-        let after = forks::layout(&replica.top);
-        assert_eq!(names(&after), names(&layout), "ours={ours}");
-        assert_eq!(after.borrows, layout.borrows, "ours={ours}");
-    }
-}
-
-/// The reference grok-pull builds the same replica from the same origin:
-/// the same object storage (named after the origin's fork groups), the
-/// same members, remotes, virtual refs and member lists.
-#[test]
-fn replica_object_storage_is_what_the_reference_builds() {
-    let (origin, _) = origin("");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let ours = Mirror::new(&dir, "ours", &origin, "", "");
-    let theirs = Mirror::new(&dir, "theirs", &origin, "", "");
-    let out = ours.pull();
-    assert_success!(out);
-    let out = theirs.pull_oracle();
-    assert_success!(out);
-    let a = forks::layout(&ours.top);
-    let b = forks::layout(&theirs.top);
-    let diff = a.diff(&b);
-    assert!(diff.is_empty(), "{diff:#?}");
-}
-
 /// A new fork of a project the replica already has (standalone, from
 /// before the origin grouped its forks): the existing sibling seeds the
 /// new object storage and starts borrowing from it, and the new fork
@@ -361,37 +269,135 @@ fn preload_bundles_seed_new_object_storage() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// New commits in a fork reach its object storage with the update that
-/// fetches them (with the plumbing copy too).
-#[test]
-fn updates_reach_object_storage() {
-    for core in ["", "objstore_uses_plumbing = yes"] {
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    /// The reference grok-pull builds the same replica from the same origin:
+    /// the same object storage (named after the origin's fork groups), the
+    /// same members, remotes, virtual refs and member lists.
+    #[test]
+    fn replica_object_storage_is_what_the_reference_builds() {
         let (origin, _) = origin("");
         let tmp = tempfile::tempdir().unwrap();
         let dir = std::fs::canonicalize(tmp.path()).unwrap();
-        let replica = Mirror::new(&dir, "replica", &origin, core, "");
-        let out = replica.pull();
+        let ours = Mirror::new(&dir, "ours", &origin, "", "");
+        let theirs = Mirror::new(&dir, "theirs", &origin, "", "");
+        let out = ours.pull();
         assert_success!(out);
-        let fork = origin.repo("/proj1/fork02.git");
-        let tip = support::fixture::commits(&fork, "later", 3, 1_690_000_000);
-        origin.manifest();
-        support::mirror::bump_mtime(&origin.top.join("manifest.js.gz"), 5);
+        let out = theirs.pull_oracle();
+        assert_success!(out);
+        let a = forks::layout(&ours.top);
+        let b = forks::layout(&theirs.top);
+        let diff = a.diff(&b);
+        assert!(diff.is_empty(), "{diff:#?}");
+    }
+
+    /// New commits in a fork reach its object storage with the update that
+    /// fetches them (with the plumbing copy too).
+    #[test]
+    fn updates_reach_object_storage() {
+        for core in ["", "objstore_uses_plumbing = yes"] {
+            let (origin, _) = origin("");
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = std::fs::canonicalize(tmp.path()).unwrap();
+            let replica = Mirror::new(&dir, "replica", &origin, core, "");
+            let out = replica.pull();
+            assert_success!(out);
+            let fork = origin.repo("/proj1/fork02.git");
+            let tip = support::fixture::commits(&fork, "later", 3, 1_690_000_000);
+            origin.manifest();
+            support::mirror::bump_mtime(&origin.top.join("manifest.js.gz"), 5);
+            let out = replica.pull();
+            let log = output_text(&out);
+            assert!(out.status.success(), "{log}");
+            let layout = forks::layout(&replica.top);
+            let (_, store) = layout
+                .stores
+                .iter()
+                .find(|(m, _)| m.contains("proj1/fork02.git"))
+                .unwrap();
+            assert!(
+                store.virtual_refs["proj1/fork02.git"].contains("heads/later"),
+                "{core}: {log}"
+            );
+            let obst = replica.top.join("objstore").join(&store.name);
+            assert!(support::replica::has_object(&obst, &tip));
+            let bad = forks::fsck_all(&replica.top, false);
+            assert!(bad.is_empty(), "{core}: {bad:#?}");
+        }
+    }
+
+    /// A manifest with fork groups, pulled into an empty replica: every fork
+    /// borrows from its group's object storage, every object of the
+    /// collection is stored exactly once (cloning each fork on its own would
+    /// store the shared history in every one), private forks' own objects
+    /// stay out of object storage, and neither grok-fsck finds anything to
+    /// rewire afterwards.
+    #[test]
+    fn forks_are_cloned_into_object_storage_and_shared_history_is_stored_once() {
+        let (origin, collection) = origin("");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let replica = Mirror::new(&dir, "replica", &origin, "", "");
         let out = replica.pull();
         let log = output_text(&out);
         assert!(out.status.success(), "{log}");
+        for key in &collection.keys {
+            assert_mirrored(&origin.repo(key), &replica.path(key), "Grokmirror");
+        }
         let layout = forks::layout(&replica.top);
-        let (_, store) = layout
-            .stores
-            .iter()
-            .find(|(m, _)| m.contains("proj1/fork02.git"))
-            .unwrap();
+        let origin_layout = forks::layout(&origin.top);
+        // The same groups, under the origin's names.
+        let names = |l: &forks::Layout| -> BTreeSet<(String, Vec<String>)> {
+            l.stores
+                .iter()
+                .map(|(m, s)| (s.name.clone(), m.iter().cloned().collect()))
+                .collect()
+        };
+        assert_eq!(names(&layout), names(&origin_layout), "{log}");
+        for key in &collection.private {
+            let rel = key.trim_start_matches('/');
+            assert!(layout.borrows[rel].starts_with("objstore/"), "{key}: {log}");
+        }
+        for (key, objects) in &collection.private_objects {
+            for oid in objects {
+                assert!(!forks::in_any_objstore(&replica.top, oid), "{key}: {oid}");
+            }
+        }
+        // Stored once: the union of what every origin repository reaches.
+        let mut distinct = BTreeSet::new();
+        let mut separately = 0;
+        for key in &collection.keys {
+            let r = reachable(&origin.repo(key));
+            separately += r.len();
+            distinct.extend(r);
+        }
+        let stored = copies(&replica.top);
+        let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "stored more than once: {twice:?}");
+        let stored_objects: BTreeSet<String> = stored.keys().cloned().collect();
+        assert_eq!(stored_objects, distinct);
         assert!(
-            store.virtual_refs["proj1/fork02.git"].contains("heads/later"),
-            "{core}: {log}"
+            stored.len() * 3 < separately,
+            "{} objects stored, {separately} when cloned separately",
+            stored.len()
         );
-        let obst = replica.top.join("objstore").join(&store.name);
-        assert!(support::replica::has_object(&obst, &tip));
         let bad = forks::fsck_all(&replica.top, false);
-        assert!(bad.is_empty(), "{core}: {bad:#?}");
+        assert!(bad.is_empty(), "{bad:#?}");
+
+        // A fixed point for grok-fsck, ours and the reference's.
+        for ours in [true, false] {
+            let out = replica.fsck(ours);
+            let log = stderr(&out);
+            assert!(out.status.success(), "{log}");
+            assert!(forks::rewiring(&log).is_empty(), "ours={ours}: {log}");
+            // (grok-fsck lists private borrowers in grokmirror.objstore and
+            // repacks the new object storage; the grouping stays.)
+            let after = forks::layout(&replica.top);
+            assert_eq!(names(&after), names(&layout), "ours={ours}");
+            assert_eq!(after.borrows, layout.borrows, "ours={ours}");
+        }
     }
 }

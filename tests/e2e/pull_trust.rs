@@ -301,73 +301,6 @@ fn keys_that_name_the_replicas_own_files_are_rejected_however_the_config_spells_
     assert_success!(out);
 }
 
-#[test]
-fn swapping_a_directory_for_a_symlink_never_leads_outside() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let origin = Origin::new(&dir);
-    let keys: Vec<String> = (0..24).map(|i| format!("/pub/r{i:02}.git")).collect();
-    for (i, k) in keys.iter().enumerate() {
-        origin.project(k, 2, 1_600_000_000 + i as i64);
-    }
-    origin.manifest();
-    let served = dir.join("served.js");
-    let r = replica(&dir, &origin.local_site(), &served, "", "");
-    let outside = dir.join("outside");
-    std::fs::create_dir_all(&outside).unwrap();
-    std::fs::write(outside.join("precious"), "do not touch").unwrap();
-    // The attacker can rename inside /pub (say, it is group-writable).
-    std::fs::create_dir_all(r.top.join("pub")).unwrap();
-    let before = snapshot(&outside);
-    let mut total_swaps = 0;
-    let mut refused = 0;
-    for round in 0..3 {
-        if round > 0 {
-            // New commits at the origin, so the next run fetches.
-            for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 2 == round % 2) {
-                support::fixture::commits(
-                    &origin.path(k),
-                    "main",
-                    1,
-                    1_700_000_000 + i as i64 + round as i64 * 100,
-                );
-            }
-            origin.manifest();
-        }
-        serve(&served, &read_manifest_json(&origin.manifest));
-        let (out, swaps) = under_attack(
-            &r.top.join("pub"),
-            &outside,
-            std::time::Duration::from_secs(120),
-            || r.pull(&[]),
-        );
-        total_swaps += swaps;
-        // The attack met our code: a lookup refused the symlink.
-        refused += String::from_utf8_lossy(&out.stderr)
-            .matches("refusing to follow it")
-            .count();
-        assert_eq!(
-            snapshot(&outside),
-            before,
-            "round {round}: something appeared outside the top level\n{}",
-            output_text(&out)
-        );
-    }
-    assert!(
-        total_swaps >= 3 && refused > 0,
-        "the attack did not meet the runs ({total_swaps} swaps, {refused} refusals)"
-    );
-    eprintln!("{total_swaps} swaps, {refused} lookups refused a symlink");
-    // Without the attack, the replica catches up and equals the origin.
-    serve(&served, &read_manifest_json(&origin.manifest));
-    let out = r.pull(&[]);
-    assert_success!(out);
-    for k in &keys {
-        assert_mirrored(&origin.path(k), &r.path(k), "Grokmirror");
-    }
-    assert_eq!(snapshot(&outside), before);
-}
-
 /// A small deterministic generator (xorshift), so a failing sequence can
 /// be replayed from its seed.
 struct Rng(u64);
@@ -447,105 +380,178 @@ fn corrupt(rng: &mut Rng, m: &mut Map<String, Value>, keys: &[String]) -> String
     }
 }
 
-#[test]
-fn random_manifest_sequences_keep_the_promises() {
-    let seeds: Vec<u64> = match std::env::var("GROK_TRUST_SEED") {
-        Ok(s) => vec![s.parse().expect("GROK_TRUST_SEED is a number")],
-        Err(_) => vec![0x9e3779b97f4a7c15, 0xdeadbeef12345, 0x1234_5678_9abc, 42],
-    };
-    for seed in seeds {
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn random_manifest_sequences_keep_the_promises() {
+        let seeds: Vec<u64> = match std::env::var("GROK_TRUST_SEED") {
+            Ok(s) => vec![s.parse().expect("GROK_TRUST_SEED is a number")],
+            Err(_) => vec![0x9e3779b97f4a7c15, 0xdeadbeef12345, 0x1234_5678_9abc, 42],
+        };
+        for seed in seeds {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = std::fs::canonicalize(tmp.path()).unwrap();
+            let origin = Origin::new(&dir);
+            let keys: Vec<String> = (0..8).map(|i| format!("/g{}/r{i}.git", i % 3)).collect();
+            for (i, k) in keys.iter().enumerate() {
+                origin.project(k, 1, 1_600_000_000 + i as i64);
+            }
+            origin.manifest();
+            let honest = read_manifest_json(&origin.manifest);
+            let served = dir.join("served.js");
+            let mut rng = Rng(seed);
+            let purge = rng.chance(50);
+            let nopurge = &keys[rng.below(keys.len())];
+            let pull = if purge {
+                format!("purge = yes\npurgeprotect = 60\nnopurge = {nopurge}\nprojectslist = ${{core:toplevel}}/projects.list")
+            } else {
+                "purge = no\nprojectslist = ${core:toplevel}/projects.list".to_string()
+            };
+            let r = replica(&dir, &origin.local_site(), &served, "", &pull);
+            let outside = dir.join("outside");
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::write(outside.join("precious"), "x").unwrap();
+            std::os::unix::fs::symlink(&outside, r.top.join("sneaky")).unwrap();
+            let outside_before = snapshot(&outside);
+            serve(&served, &honest);
+            let out = r.pull(&[]);
+            assert_success!(out, "seed {seed}");
+            let around = names(&dir);
+            let mut history = Vec::new();
+            for step in 0..5 {
+                let mut m = honest.as_object().unwrap().clone();
+                let hostile = rng.chance(70);
+                if hostile {
+                    for _ in 0..1 + rng.below(3) {
+                        history.push(corrupt(&mut rng, &mut m, &keys));
+                    }
+                } else {
+                    history.push("good".into());
+                }
+                let on_disk_before = repos_under(&r.top);
+                serve(&served, &Value::Object(m.clone()));
+                let out = r.pull(&[]);
+                let ctx = || {
+                    format!(
+                        "seed {seed}, step {step}, {history:?}\n{}",
+                        output_text(&out)
+                    )
+                };
+                assert!(out.status.code().is_some_and(|c| c <= 1), "{}", ctx());
+                assert_eq!(
+                    snapshot(&outside),
+                    outside_before,
+                    "outside changed: {}",
+                    ctx()
+                );
+                assert_eq!(
+                    names(&dir),
+                    around,
+                    "the parent directory changed: {}",
+                    ctx()
+                );
+                // What the purge rules keep never vanishes.
+                for k in &on_disk_before {
+                    // Listed, even in an entry that is rejected, or protected.
+                    let kept = !purge || k == nopurge || m.contains_key(k);
+                    if kept {
+                        assert!(
+                            is_repo(&r.path(k)),
+                            "{k} vanished though the purge rules keep it: {}",
+                            ctx()
+                        );
+                    }
+                }
+            }
+            // A good manifest again: the replica equals the origin.
+            serve(&served, &honest);
+            let out = r.pull(&[]);
+            assert_success!(out, "seed {seed}, {history:?}");
+            for k in &keys {
+                assert_mirrored(&origin.path(k), &r.path(k), "Grokmirror");
+                assert!(!is_symlink(&r.path(k)), "seed {seed}: {k} is a symlink");
+            }
+            let listed: BTreeSet<String> = read_manifest_json(&r.manifest())
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            assert_eq!(
+                listed,
+                keys.iter().cloned().collect::<BTreeSet<_>>(),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn swapping_a_directory_for_a_symlink_never_leads_outside() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = std::fs::canonicalize(tmp.path()).unwrap();
         let origin = Origin::new(&dir);
-        let keys: Vec<String> = (0..8).map(|i| format!("/g{}/r{i}.git", i % 3)).collect();
+        let keys: Vec<String> = (0..24).map(|i| format!("/pub/r{i:02}.git")).collect();
         for (i, k) in keys.iter().enumerate() {
-            origin.project(k, 1, 1_600_000_000 + i as i64);
+            origin.project(k, 2, 1_600_000_000 + i as i64);
         }
         origin.manifest();
-        let honest = read_manifest_json(&origin.manifest);
         let served = dir.join("served.js");
-        let mut rng = Rng(seed);
-        let purge = rng.chance(50);
-        let nopurge = &keys[rng.below(keys.len())];
-        let pull = if purge {
-            format!("purge = yes\npurgeprotect = 60\nnopurge = {nopurge}\nprojectslist = ${{core:toplevel}}/projects.list")
-        } else {
-            "purge = no\nprojectslist = ${core:toplevel}/projects.list".to_string()
-        };
-        let r = replica(&dir, &origin.local_site(), &served, "", &pull);
+        let r = replica(&dir, &origin.local_site(), &served, "", "");
         let outside = dir.join("outside");
         std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("precious"), "x").unwrap();
-        std::os::unix::fs::symlink(&outside, r.top.join("sneaky")).unwrap();
-        let outside_before = snapshot(&outside);
-        serve(&served, &honest);
-        let out = r.pull(&[]);
-        assert_success!(out, "seed {seed}");
-        let around = names(&dir);
-        let mut history = Vec::new();
-        for step in 0..5 {
-            let mut m = honest.as_object().unwrap().clone();
-            let hostile = rng.chance(70);
-            if hostile {
-                for _ in 0..1 + rng.below(3) {
-                    history.push(corrupt(&mut rng, &mut m, &keys));
-                }
-            } else {
-                history.push("good".into());
-            }
-            let on_disk_before = repos_under(&r.top);
-            serve(&served, &Value::Object(m.clone()));
-            let out = r.pull(&[]);
-            let ctx = || {
-                format!(
-                    "seed {seed}, step {step}, {history:?}\n{}",
-                    output_text(&out)
-                )
-            };
-            assert!(out.status.code().is_some_and(|c| c <= 1), "{}", ctx());
-            assert_eq!(
-                snapshot(&outside),
-                outside_before,
-                "outside changed: {}",
-                ctx()
-            );
-            assert_eq!(
-                names(&dir),
-                around,
-                "the parent directory changed: {}",
-                ctx()
-            );
-            // What the purge rules keep never vanishes.
-            for k in &on_disk_before {
-                // Listed, even in an entry that is rejected, or protected.
-                let kept = !purge || k == nopurge || m.contains_key(k);
-                if kept {
-                    assert!(
-                        is_repo(&r.path(k)),
-                        "{k} vanished though the purge rules keep it: {}",
-                        ctx()
+        std::fs::write(outside.join("precious"), "do not touch").unwrap();
+        // The attacker can rename inside /pub (say, it is group-writable).
+        std::fs::create_dir_all(r.top.join("pub")).unwrap();
+        let before = snapshot(&outside);
+        let mut total_swaps = 0;
+        let mut refused = 0;
+        for round in 0..3 {
+            if round > 0 {
+                // New commits at the origin, so the next run fetches.
+                for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 2 == round % 2) {
+                    support::fixture::commits(
+                        &origin.path(k),
+                        "main",
+                        1,
+                        1_700_000_000 + i as i64 + round as i64 * 100,
                     );
                 }
+                origin.manifest();
             }
+            serve(&served, &read_manifest_json(&origin.manifest));
+            let (out, swaps) = under_attack(
+                &r.top.join("pub"),
+                &outside,
+                std::time::Duration::from_secs(120),
+                || r.pull(&[]),
+            );
+            total_swaps += swaps;
+            // The attack met our code: a lookup refused the symlink.
+            refused += String::from_utf8_lossy(&out.stderr)
+                .matches("refusing to follow it")
+                .count();
+            assert_eq!(
+                snapshot(&outside),
+                before,
+                "round {round}: something appeared outside the top level\n{}",
+                output_text(&out)
+            );
         }
-        // A good manifest again: the replica equals the origin.
-        serve(&served, &honest);
+        assert!(
+            total_swaps >= 3 && refused > 0,
+            "the attack did not meet the runs ({total_swaps} swaps, {refused} refusals)"
+        );
+        eprintln!("{total_swaps} swaps, {refused} lookups refused a symlink");
+        // Without the attack, the replica catches up and equals the origin.
+        serve(&served, &read_manifest_json(&origin.manifest));
         let out = r.pull(&[]);
-        assert_success!(out, "seed {seed}, {history:?}");
+        assert_success!(out);
         for k in &keys {
             assert_mirrored(&origin.path(k), &r.path(k), "Grokmirror");
-            assert!(!is_symlink(&r.path(k)), "seed {seed}: {k} is a symlink");
         }
-        let listed: BTreeSet<String> = read_manifest_json(&r.manifest())
-            .as_object()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
-        assert_eq!(
-            listed,
-            keys.iter().cloned().collect::<BTreeSet<_>>(),
-            "seed {seed}"
-        );
+        assert_eq!(snapshot(&outside), before);
     }
 }
