@@ -191,32 +191,6 @@ fn the_first_run_records_the_tip_then_each_new_message_is_piped_once() {
 }
 
 #[test]
-fn the_reference_and_ours_take_turns_without_piping_anything_twice() {
-    let mut ib = Inbox::new();
-    reference(&ib, &[]);
-    assert_eq!(ib.state(), Some(ib.tip()));
-    ib.add(2);
-    reference(&ib, &[]);
-    assert_eq!(ib.piped(), subjects(4..=5));
-    ib.add(2);
-    ours(&ib, &[]);
-    assert_eq!(ib.piped(), subjects(4..=7));
-    ib.add(1);
-    reference(&ib, &[]);
-    assert_eq!(ib.piped(), subjects(4..=8));
-    ours(&ib, &[]);
-    reference(&ib, &[]);
-    assert_eq!(ib.piped(), subjects(4..=8));
-
-    // And from our first run on: the reference reads our record.
-    let mut other = Inbox::new();
-    ours(&other, &[]);
-    other.add(2);
-    reference(&other, &[]);
-    assert_eq!(other.piped(), subjects(4..=5));
-}
-
-#[test]
 fn pipe_last_repipes_the_newest_as_the_reference_does() {
     let mut a = Inbox::new();
     let mut b = Inbox::new();
@@ -351,59 +325,6 @@ fn pull_with(mut cmd: Command, replica: &support::mirror::Replica, home: &Path) 
 }
 
 #[test]
-fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
-    let mut ib = Inbox::new();
-    let site = ib.root.join("inboxes");
-    let manifest = site.join("manifest.js.gz");
-    // The first manifest is dated in the past, so the next one is newer.
-    let make_manifest = |age: i64| {
-        let out = run(grok("grok-manifest")
-            .arg("-m")
-            .arg(&manifest)
-            .arg("-t")
-            .arg(&site));
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        support::mirror::bump_mtime(&manifest, age);
-    };
-    make_manifest(-200);
-    // As upstream documents it, `~` and all (the piper expands it).
-    let hook = format!(
-        "post_update_hook = {} -c ~/piper.conf",
-        env!("CARGO_BIN_EXE_grok-pi-piper")
-    );
-    let replica = support::mirror::Replica::new(
-        &ib.root,
-        "replica",
-        site.to_str().unwrap(),
-        &format!("file://{}", manifest.display()),
-        &hook,
-    );
-    pull_with(grok("grok-pull"), &replica, &ib.root);
-    let epoch = replica.path("/test/git/0.git");
-    assert_eq!(
-        std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
-        ib.tip(),
-        "the clone sets up tracking"
-    );
-    assert_eq!(ib.piped(), Vec::<String>::new());
-
-    ib.add(2);
-    make_manifest(-100);
-    pull_with(grok("grok-pull"), &replica, &ib.root);
-    assert_eq!(ib.piped(), subjects(4..=5));
-    assert_eq!(
-        std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
-        ib.tip()
-    );
-
-    // The reference grok-pull runs our piper the same way.
-    ib.add(1);
-    make_manifest(0);
-    pull_with(oracle("grok-pull"), &replica, &ib.root);
-    assert_eq!(ib.piped(), subjects(4..=6));
-}
-
-#[test]
 fn a_piper_killed_mid_run_pipes_nothing_twice() {
     let mut ib = Inbox::new();
     ours(&ib, &[]);
@@ -454,4 +375,89 @@ fn the_shipped_example_config_reads_the_same_in_both() {
     ib.add(1);
     ours(&ib, &[]);
     assert_eq!(ib.piped(), subjects(4..=5));
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    #[test]
+    fn as_grok_pulls_post_update_hook_it_pipes_what_each_pull_brings() {
+        let mut ib = Inbox::new();
+        let site = ib.root.join("inboxes");
+        let manifest = site.join("manifest.js.gz");
+        // The first manifest is dated in the past, so the next one is newer.
+        let make_manifest = |age: i64| {
+            let out = run(grok("grok-manifest")
+                .arg("-m")
+                .arg(&manifest)
+                .arg("-t")
+                .arg(&site));
+            assert!(out.status.success(), "{}", stderr_of(&out));
+            support::mirror::bump_mtime(&manifest, age);
+        };
+        make_manifest(-200);
+        // As upstream documents it, `~` and all (the piper expands it).
+        let hook = format!(
+            "post_update_hook = {} -c ~/piper.conf",
+            env!("CARGO_BIN_EXE_grok-pi-piper")
+        );
+        let replica = support::mirror::Replica::new(
+            &ib.root,
+            "replica",
+            site.to_str().unwrap(),
+            &format!("file://{}", manifest.display()),
+            &hook,
+        );
+        pull_with(grok("grok-pull"), &replica, &ib.root);
+        let epoch = replica.path("/test/git/0.git");
+        assert_eq!(
+            std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
+            ib.tip(),
+            "the clone sets up tracking"
+        );
+        assert_eq!(ib.piped(), Vec::<String>::new());
+
+        ib.add(2);
+        make_manifest(-100);
+        pull_with(grok("grok-pull"), &replica, &ib.root);
+        assert_eq!(ib.piped(), subjects(4..=5));
+        assert_eq!(
+            std::fs::read_to_string(epoch.join("pi-piper.latest")).unwrap(),
+            ib.tip()
+        );
+
+        // The reference grok-pull runs our piper the same way.
+        ib.add(1);
+        make_manifest(0);
+        pull_with(oracle("grok-pull"), &replica, &ib.root);
+        assert_eq!(ib.piped(), subjects(4..=6));
+    }
+
+    #[test]
+    fn the_reference_and_ours_take_turns_without_piping_anything_twice() {
+        let mut ib = Inbox::new();
+        reference(&ib, &[]);
+        assert_eq!(ib.state(), Some(ib.tip()));
+        ib.add(2);
+        reference(&ib, &[]);
+        assert_eq!(ib.piped(), subjects(4..=5));
+        ib.add(2);
+        ours(&ib, &[]);
+        assert_eq!(ib.piped(), subjects(4..=7));
+        ib.add(1);
+        reference(&ib, &[]);
+        assert_eq!(ib.piped(), subjects(4..=8));
+        ours(&ib, &[]);
+        reference(&ib, &[]);
+        assert_eq!(ib.piped(), subjects(4..=8));
+
+        // And from our first run on: the reference reads our record.
+        let mut other = Inbox::new();
+        ours(&other, &[]);
+        other.add(2);
+        reference(&other, &[]);
+        assert_eq!(other.piped(), subjects(4..=5));
+    }
 }

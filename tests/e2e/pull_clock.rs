@@ -115,45 +115,6 @@ fn a_file_manifest_from_the_future_is_followed() {
     follows_an_origin_from_the_future(false);
 }
 
-/// The reference, pulling from an origin dated 2100, records 2100 and then
-/// misses every change; ours, taking over its replica, catches up.
-#[test]
-fn a_replica_the_reference_left_in_2100_catches_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = std::fs::canonicalize(tmp.path()).unwrap();
-    let origin = Origin::new(&dir);
-    origin.project("/a.git", 2, 1_600_000_000);
-    origin.manifest();
-    set_mtime(&origin.manifest, Y2100);
-    let server = HttpServer::serve(&origin.root);
-    let replica = Replica::new(
-        &dir,
-        "replica",
-        &origin.local_site(),
-        &server.url("manifest.js.gz"),
-        "",
-    );
-    let out = replica.pull_oracle(&[]);
-    assert_success!(out);
-    assert_eq!(
-        state(&replica)["last-fetched"].as_i64(),
-        Some(Y2100 as i64),
-        "the reference records the origin's time as it came"
-    );
-    origin.project("/b.git", 2, 1_600_000_000);
-    origin.manifest();
-    let out = replica.pull_oracle(&[]);
-    assert_success!(out);
-    assert_missing!(
-        replica.path("/b.git"),
-        "the reference missed the change (if it no longer does, say so in the README)"
-    );
-    // (Only /b.git is compared whole: the reference writes no
-    // default_owner into /a.git, a known difference.)
-    pull_and_check(&origin, &replica, &["/b.git"], "ours after the reference");
-    assert!(replica.path("/a.git").is_dir());
-}
-
 /// The daemon polls over and over: it follows an origin dated 2100 and
 /// says so once, not at every poll.
 #[test]
@@ -189,4 +150,49 @@ fn the_daemon_follows_an_origin_from_the_future_and_says_so_once() {
         .filter(|l| l.contains(&url) && l.contains("in the future"))
         .count();
     assert_eq!(warnings, 1, "{}", daemon.describe());
+}
+
+/// The long runs of this module: `scripts/test --quick` skips them
+/// (`--skip slow::`).
+mod slow {
+    use super::*;
+
+    /// The reference, pulling from an origin dated 2100, records 2100 and then
+    /// misses every change; ours, taking over its replica, catches up.
+    #[test]
+    fn a_replica_the_reference_left_in_2100_catches_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let origin = Origin::new(&dir);
+        origin.project("/a.git", 2, 1_600_000_000);
+        origin.manifest();
+        set_mtime(&origin.manifest, Y2100);
+        let server = HttpServer::serve(&origin.root);
+        let replica = Replica::new(
+            &dir,
+            "replica",
+            &origin.local_site(),
+            &server.url("manifest.js.gz"),
+            "",
+        );
+        let out = replica.pull_oracle(&[]);
+        assert_success!(out);
+        assert_eq!(
+            state(&replica)["last-fetched"].as_i64(),
+            Some(Y2100 as i64),
+            "the reference records the origin's time as it came"
+        );
+        origin.project("/b.git", 2, 1_600_000_000);
+        origin.manifest();
+        let out = replica.pull_oracle(&[]);
+        assert_success!(out);
+        assert_missing!(
+            replica.path("/b.git"),
+            "the reference missed the change (if it no longer does, say so in the README)"
+        );
+        // (Only /b.git is compared whole: the reference writes no
+        // default_owner into /a.git, a known difference.)
+        pull_and_check(&origin, &replica, &["/b.git"], "ours after the reference");
+        assert!(replica.path("/a.git").is_dir());
+    }
 }
