@@ -187,11 +187,7 @@ fn same_layout_as_the_reference_and_both_bundles_clone_the_same_refs() {
         .map(|f| identity(&ref_out.join(f)))
         .collect();
     let out = ok(ours(&conf, &ref_out, &[]));
-    assert!(
-        stderr_of(&out).contains("  skipped: pub/a/x.git (unchanged)"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "  skipped: pub/a/x.git (unchanged)");
     let after: Vec<_> = expected
         .iter()
         .filter(|f| f.ends_with("clone.bundle"))
@@ -203,11 +199,7 @@ fn same_layout_as_the_reference_and_both_bundles_clone_the_same_refs() {
     );
     assert!(ref_out.join("pub/a/x/bundle-list").is_file());
     let out = ok(reference(&conf, &our_out, &[]));
-    assert!(
-        stderr_of(&out).contains("  skipped: pub/a/x.git (unchanged)"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "  skipped: pub/a/x.git (unchanged)");
 }
 
 #[test]

@@ -78,11 +78,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     // First run: everything included is cloned.
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("4 cloned, 0 updated, 0 unchanged, 0 purged, 0 failed"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "4 cloned, 0 updated, 0 unchanged, 0 purged, 0 failed");
     for key in ["/pub/a.git", "/pub/b.git", "/pub/sub/c.git", "/pub/d.git"] {
         let r = replica.path(key);
         assert_mirrored(&origin.path(key), &r, "Mirror Owner");
@@ -217,11 +213,7 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     origin.age_manifest(5);
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("0 cloned, 2 updated, 2 unchanged"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "0 cloned, 2 updated, 2 unchanged");
     assert_mirrored(
         &origin.path("/pub/a.git"),
         &replica.path("/pub/a.git"),
@@ -251,18 +243,14 @@ fn mirror_over_http_and_git_daemon_then_update_and_purge() {
     origin.age_manifest(10);
     let out = replica.pull(&["-p"]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("Refusing to purge 1 repos"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "Refusing to purge 1 repos");
     assert!(
         replica.path("/pub/sub/c.git").is_dir(),
         "refused purge deletes nothing"
     );
     let out = replica.pull(&["-p", "--force-purge"]);
     assert_success!(out);
-    assert!(stderr(&out).contains("1 purged"), "{}", output_text(&out));
+    assert_stderr_contains!(out, "1 purged");
     assert_missing!(replica.path("/pub/sub/c.git"));
     let local = read_manifest_json(&replica.manifest());
     assert!(local.get("/pub/sub/c.git").is_none());
@@ -309,17 +297,9 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     }
     // Unchanged mtime: nothing to do; -n checks anyway.
     let out = replica.pull(&[]);
-    assert!(
-        stderr(&out).contains("nothing to do"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "nothing to do");
     let out = replica.pull(&["-n"]);
-    assert!(
-        stderr(&out).contains("0 cloned, 0 updated, 2 unchanged"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "0 cloned, 0 updated, 2 unchanged");
 
     let replica2 = Replica::new(
         &dir,
@@ -369,19 +349,11 @@ fn file_sources_gzip_by_magic_and_manifest_command() {
     std::fs::write(&exit_file, "127").unwrap();
     let out = replica3.pull(&["-n"]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("nothing to do"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "nothing to do");
     std::fs::write(&exit_file, "1").unwrap();
     let out = replica3.pull(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("origin is down"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "origin is down");
     assert_eq!(lines(&args_log), vec!["args:", "args:", "args:--force"]);
     assert_missing!(
         replica3.top.join(".manifest.js.gz.remote"),
@@ -426,11 +398,7 @@ fn reclone_ffonly_and_usage_errors() {
     }
     let out = replica.pull(&["-n"]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("reclone: /plain.git"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "reclone: /plain.git");
     assert_missing!(plain.join("grokmirror.reclone"));
     assert_mirrored(&origin.path("/plain.git"), &plain, "Grokmirror");
     support::run_ok(support::git_cmd(Some(&plain)).args(["fsck", "--no-dangling"]));
@@ -448,11 +416,7 @@ fn reclone_ffonly_and_usage_errors() {
     mirror::bump_mtime(&origin.manifest, 5);
     let out = replica.pull(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("failed: /ff.git"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "failed: /ff.git");
     assert_eq!(show_ref(&replica.path("/ff.git")), ff_before);
     assert_mirrored(&origin.path("/plain.git"), &plain, "Grokmirror");
     let local = read_manifest_json(&replica.manifest());
@@ -470,11 +434,7 @@ fn reclone_ffonly_and_usage_errors() {
     .unwrap();
     let out = replica.pull(&["-o"]);
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("[pull] refresh"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "[pull] refresh");
     let bad = support::write_config(
         &dir,
         "bad.conf",
@@ -485,11 +445,7 @@ fn reclone_ffonly_and_usage_errors() {
     );
     let out = support::run(support::grok("grok-pull").arg("-c").arg(&bad));
     assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("[remote] site"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "[remote] site");
     let out = support::run(support::grok("grok-pull").arg("-v"));
     assert_eq!(out.status.code(), Some(2), "-c is required");
 }
@@ -674,11 +630,7 @@ fn loose_objects_after_a_fetch_get_a_quick_repack() {
     origin.age_manifest(5);
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("spa: /big.git (done: repack, pack-refs)"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "spa: /big.git (done: repack, pack-refs)");
     let counts = git(Some(&replica.path("/big.git")), &["count-objects", "-v"]);
     assert!(counts.contains("count: 0\n"), "{counts}");
     assert_mirrored(

@@ -65,7 +65,7 @@ fn broken_manifest_sources_change_nothing() {
     http.clear_requests();
     let out = replica.pull(&["-n"]);
     check_unchanged("500", &out);
-    assert!(stderr(&out).contains("500"), "{}", output_text(&out));
+    assert_stderr_contains!(out, "500");
     assert_eq!(http.requests().len(), 4, "one try and three retries");
 
     // A body cut short (a truncated gzip stream).
@@ -79,11 +79,7 @@ fn broken_manifest_sources_change_nothing() {
     std::fs::write(&origin.manifest, &good[..good.len() / 2]).unwrap();
     let out = replica.pull(&["-n"]);
     check_unchanged("truncated gzip", &out);
-    assert!(
-        stderr(&out).contains("manifest.js.gz"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "manifest.js.gz");
 
     // An empty manifest would purge everything: refused.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -91,7 +87,7 @@ fn broken_manifest_sources_change_nothing() {
     std::fs::write(&origin.manifest, enc.finish().unwrap()).unwrap();
     let out = replica.pull(&["-n"]);
     check_unchanged("empty", &out);
-    assert!(stderr(&out).contains("empty"), "{}", output_text(&out));
+    assert_stderr_contains!(out, "empty");
 
     // Not JSON at all.
     std::fs::write(&origin.manifest, b"<html>oops</html>").unwrap();
@@ -108,7 +104,7 @@ fn broken_manifest_sources_change_nothing() {
     );
     let out = refused.pull(&["-n"]);
     check_unchanged("connection refused", &out);
-    assert!(stderr(&out).contains("127.0.0.1"), "{}", output_text(&out));
+    assert_stderr_contains!(out, "127.0.0.1");
 }
 
 /// Runs upload-pack, forwards its output until the pack data has started,
@@ -218,16 +214,12 @@ fn failed_repositories_are_reported_and_retried() {
     std::fs::rename(&parked, origin.path("/missing.git")).unwrap();
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(stderr(&out).contains("2 cloned"), "{}", output_text(&out));
+    assert_stderr_contains!(out, "2 cloned");
     for key in ["/old.git", "/good.git", "/missing.git", "/broken.git"] {
         assert_mirrored(&origin.path(key), &replica.path(key), "Grokmirror");
     }
     let out = replica.pull(&[]);
-    assert!(
-        stderr(&out).contains("nothing to do"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "nothing to do");
 }
 
 #[test]
@@ -281,11 +273,7 @@ fn killed_mid_clone_leaves_nothing_visible_and_resumes() {
 
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("left over by an interrupted run"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "left over by an interrupted run");
     assert_mirrored(
         &origin.path("/slow.git"),
         &replica.path("/slow.git"),

@@ -117,11 +117,7 @@ fn symlinks_in_a_manifest_never_delete_what_the_purge_rules_keep() {
         "nopurge: {}",
         output_text(&out)
     );
-    assert!(
-        stderr(&out).contains("it matches [pull] nopurge"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "it matches [pull] nopurge");
 
     // More at once than purgeprotect allows: nothing is replaced.
     pull_opts("purge = yes\npurgeprotect = 20");
@@ -135,11 +131,7 @@ fn symlinks_in_a_manifest_never_delete_what_the_purge_rules_keep() {
             output_text(&out)
         );
     }
-    assert!(
-        stderr(&out).contains("Refusing to purge 5 repos"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "Refusing to purge 5 repos");
 
     // Under the purge rules: /p1.git goes and becomes the symlink; /p7.git,
     // whose own entry the origin still has but was rejected (bad HEAD),
@@ -155,11 +147,7 @@ fn symlinks_in_a_manifest_never_delete_what_the_purge_rules_keep() {
         r.path("/a.git")
     );
     assert!(is_repo(&r.path("/p7.git")), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("not replacing the repository /p7.git with a symlink to /a.git: the origin lists it, in an entry that was rejected"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "not replacing the repository /p7.git with a symlink to /a.git: the origin lists it, in an entry that was rejected");
     for i in [0, 2, 3, 4, 5, 6, 8, 9] {
         assert!(is_repo(&r.path(&format!("/p{i}.git"))), "p{i}");
     }
@@ -186,11 +174,7 @@ fn a_staging_area_that_is_a_symlink_or_not_ours_is_never_used_or_swept() {
     let before = snapshot(&outside);
     let out = r.pull(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains(&format!("{} is a symlink", staging.display())),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, &format!("{} is a symlink", staging.display()));
     assert_eq!(
         snapshot(&outside),
         before,
@@ -205,11 +189,7 @@ fn a_staging_area_that_is_a_symlink_or_not_ours_is_never_used_or_swept() {
     std::os::unix::fs::chown(&staging, Some(65534), Some(65534)).unwrap();
     let out = r.pull(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
-    assert!(
-        stderr(&out).contains("is not a directory owned by this user"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "is not a directory owned by this user");
     assert!(
         staging.join("theirs.git/refs").is_dir(),
         "swept somebody else's staging"

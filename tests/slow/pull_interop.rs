@@ -145,11 +145,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
     http.clear_requests();
     let out = replica.pull(&[]);
     assert_success!(out);
-    assert!(
-        stderr(&out).contains("nothing to do"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "nothing to do");
     assert_eq!(http.requests()[0].status, 304);
 
     // A push to one repository: we fetch only that one, adopt nothing
@@ -212,15 +208,7 @@ fn one_replica_taken_over_in_turn_without_recloning() {
 
     // And we read what the reference wrote last: nothing to do.
     let out = replica.pull(&[]);
-    assert!(
-        stderr(&out).contains("nothing to do"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "nothing to do");
     let out = replica.pull(&["-n"]);
-    assert!(
-        stderr(&out).contains("0 cloned, 0 updated, 3 unchanged"),
-        "{}",
-        output_text(&out)
-    );
+    assert_stderr_contains!(out, "0 cloned, 0 updated, 3 unchanged");
 }

@@ -52,3 +52,20 @@ macro_rules! assert_missing {
         );
     }};
 }
+
+/// Assert that a finished program's stderr (a `std::process::Output`, or a
+/// reference to one) contains a pattern (anything `str::contains` takes);
+/// if not, the panic shows its exit status, stdout and stderr.
+///
+/// `assert_stderr_contains!(out, "x")` is
+/// `assert!(stderr(&out).contains("x"), "{}", output_text(&out))`.
+macro_rules! assert_stderr_contains {
+    ($out:expr, $pattern:expr $(,)?) => {{
+        let out: &::std::process::Output = &$out;
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains($pattern),
+            "{}",
+            $crate::support::mirror::output_text(out)
+        );
+    }};
+}
