@@ -29,15 +29,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use grokmirror::config::Config;
-use grokmirror::deletion;
-use grokmirror::fsutil;
-use grokmirror::logging::LogHandle;
-use grokmirror::manifest::{Manifest, RepoEntry};
+use grokmirror::tree::deletion;
+use grokmirror::tree::fsutil;
+use grokmirror_cli::logging::LogHandle;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
 use grokmirror::objstore::FetchMethod;
-use grokmirror::remote::Rejected;
+use grokmirror::formats::remote_manifest::Rejected;
 use grokmirror::repo;
-use grokmirror::state::{self, unix_now, RemoteState};
-use grokmirror::{EXIT_FAILURE, EXIT_OK};
+use grokmirror::formats::last_remote::{self, unix_now, RemoteState};
+use grokmirror_cli::{EXIT_FAILURE, EXIT_OK};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -846,7 +846,7 @@ impl Engine {
             self.force_next_poll = true;
         }
         if !failed && !done.housekeeping.is_empty() && self.stopping.is_none() {
-            let path = fsutil::key_path(self.settings().toplevel(), &key);
+            let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
             self.hk
                 .queue(&key, &path, done.housekeeping.clone(), self.tools.clone());
         }
@@ -896,7 +896,7 @@ impl Engine {
 
     fn write_state(&self, state: Option<RemoteState>) {
         if let Some(state) = state {
-            let path = state::state_path(self.settings().manifest());
+            let path = last_remote::state_path(self.settings().manifest());
             if let Err(e) = state.write(&path) {
                 warn!("cannot write {}: {e}", path.display());
             }
@@ -942,7 +942,7 @@ impl Engine {
         let activity = (self.opts.daemon && self.stopping.is_none()).then(|| {
             let mut active: Vec<String> = self.running_keys.values().cloned().collect();
             active.sort();
-            grokmirror::freshness::Activity {
+            grokmirror::formats::freshness::Activity {
                 pid: std::process::id(),
                 polling: self.poll.is_some(),
                 active,
@@ -1009,7 +1009,7 @@ impl Engine {
         let mut entry = entry.clone();
         // Something was pushed just now.
         entry.modified = unix_now();
-        let path = fsutil::key_path(self.settings().toplevel(), &key);
+        let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
         let action = if repo::is_bare_repo(&path) {
             Action::Update {
                 adopt: false,
@@ -1315,7 +1315,7 @@ fn log_rejected(rejected: &[Rejected]) {
     for r in rejected.iter().take(REJECTED_LINES) {
         error!(
             " manifest: rejected {}: {}",
-            grokmirror::remote::cut(&r.key),
+            grokmirror::formats::remote_manifest::cut(&r.key),
             r.reason
         );
     }

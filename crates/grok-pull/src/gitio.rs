@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use grokmirror::git::{self, Git, GitError, GitOutput};
+use grokmirror::git::{self, Git, GitOutput};
 use tracing::{debug, info, warn};
 
 /// Extra environment for one git invocation.
@@ -24,7 +24,7 @@ pub async fn run<I, S>(
     repo: Option<&Path>,
     args: I,
     env: Env<'_>,
-) -> Result<GitOutput, GitError>
+) -> Result<GitOutput, git::Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -39,14 +39,14 @@ where
         .process_group(0);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
-    let child = cmd.spawn().map_err(|cause| GitError::Spawn {
+    let child = cmd.spawn().map_err(|cause| git::Error::Spawn {
         bin: git.binary().to_path_buf(),
         cause,
     })?;
     let mut group = GroupKiller(child.id());
     let out = child.wait_with_output().await;
     group.0 = None;
-    let out = out.map_err(|cause| GitError::Spawn {
+    let out = out.map_err(|cause| git::Error::Spawn {
         bin: git.binary().to_path_buf(),
         cause,
     })?;
@@ -80,7 +80,7 @@ pub async fn run_ok<I, S>(
     repo: Option<&Path>,
     args: I,
     env: Env<'_>,
-) -> Result<GitOutput, GitError>
+) -> Result<GitOutput, git::Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

@@ -14,16 +14,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use grokmirror::deletion::{self, Facts, Removal, Verdict};
-use grokmirror::discovery::{self, Found, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::tree::deletion::{self, Facts, Removal, Verdict};
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::lock::{RepoLock, Wait};
-use grokmirror::manifest::RepoEntry;
-use grokmirror::objects;
+use grokmirror::formats::manifest::RepoEntry;
+use grokmirror::repo::object_counts;
 use grokmirror::tree::{Dir, Kind, RepoKey, Tree};
-use grokmirror::{refs, repo};
+use grokmirror::repo::{self, refs};
 use tracing::{debug, info, warn};
 
 use crate::forkgroup::{self, Objstore};
@@ -63,7 +63,7 @@ impl Ctx {
             let set = std::sync::Mutex::new(BTreeSet::new());
             discovery::walk(self.toplevel(), &WalkOptions::default(), &|f| {
                 if let Found::Repo(p) = f {
-                    if let Some(alt) = repo::alternate_repo(&p) {
+                    if let Some(alt) = repo::alternates::lender(&p) {
                         set.lock().expect("poisoned").insert(alt);
                     }
                 }
@@ -353,7 +353,7 @@ fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
 /// What a repository needs after a fetch that changed its refs
 /// (grokmirror's rules): `pack-refs --all` after the first fetch; a quick
 /// repack and `pack-refs` when loose objects piled up (never for precious
-/// repositories, see [`objects::worth_quick_repack`]); for a member of an
+/// repositories, see [`object_counts::worth_quick_repack`]); for a member of an
 /// object-storage repository that is not private, fetching its new objects
 /// there.
 fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> Actions {
@@ -361,7 +361,7 @@ fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> A
         pack_refs_all: first,
         ..Actions::default()
     };
-    match objects::worth_quick_repack(path) {
+    match object_counts::worth_quick_repack(path) {
         Ok(worth) => {
             actions.repack = worth;
             actions.pack_refs = worth;
@@ -524,7 +524,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     // borrows from its group's from the first fetch on.
     let mut placement = None;
     let alternates = if reclone {
-        repo::alternate_repo(&here)
+        repo::alternates::lender(&here)
     } else {
         let prepared = forkgroup::prepare(
             ctx.objstore.clone(),

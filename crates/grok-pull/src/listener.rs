@@ -61,7 +61,7 @@ const SHOWN_CHARS: usize = 120;
 pub fn parse_line(raw: &[u8]) -> Result<String, String> {
     let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
     let text = text.trim();
-    grokmirror::remote::normalize_path(text)
+    grokmirror::tree::key::normalize_path(text)
 }
 
 /// What one line from a client amounts to.
@@ -97,7 +97,7 @@ pub fn classify(raw: &[u8]) -> Line {
             }
             Line::Rejected {
                 why,
-                shown: grokmirror::remote::printable(&shown),
+                shown: grokmirror::formats::remote_manifest::printable(&shown),
             }
         }
     }
