@@ -2,8 +2,12 @@
 //! grokmirror 2.0.12 (installed on first use), and real git repositories
 //! built in temp directories.
 //!
-//! Each test file does `mod support;` and uses what it needs.
+//! The modules of tests.rs use what they need as `crate::support::...`;
+//! the assertion macros of [`macros`] are in scope everywhere.
 #![allow(dead_code)]
+
+#[macro_use]
+mod macros;
 
 pub mod attack;
 pub mod configparser;
@@ -193,6 +197,22 @@ pub fn read_manifest_json(path: &Path) -> serde_json::Value {
         raw
     };
     serde_json::from_slice(&data).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// The keys of a JSON object, in its order (for a manifest: the paths of
+/// its repositories, sorted); panics if it is not an object.
+pub fn json_keys(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not a JSON object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The repository paths a manifest file lists, sorted.
+pub fn manifest_keys(path: &Path) -> Vec<String> {
+    json_keys(&read_manifest_json(path))
 }
 
 /// Write a config file and return its path.

@@ -3,7 +3,7 @@
 //! definitions of the programs, and the example config plus
 //! `grokmirror.conf(5)` from the option table in [`options`].
 //!
-//! Everything generated is checked in; `tests/fresh.rs` fails when a
+//! Everything generated is checked in; `tests/api/fresh.rs` fails when a
 //! checked-in file differs from what this crate generates now.
 
 pub mod conf;
