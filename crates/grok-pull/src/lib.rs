@@ -12,28 +12,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod engine;
-pub mod forkgroup;
-pub mod fresh;
-pub mod freshmetrics;
-pub mod gitio;
-pub mod hooks;
-pub mod housekeeping;
-pub mod httpmetrics;
-pub mod job;
-pub mod listener;
-pub mod metrics;
-mod piped;
 pub mod plan;
-pub mod progress;
 pub mod record;
-pub mod scheduler;
-pub mod service;
 pub mod settings;
 pub mod source;
-pub mod stage;
-pub mod status;
-pub mod watch;
+pub mod work;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -63,7 +48,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let settings = Settings::from_config(config, cli.purge)?;
     if cli.status {
-        return status::run(&settings, cli.json);
+        return record::status::run(&settings, cli.json);
     }
     let log =
         grokmirror_cli::init_logging("pull", cli.verbose, settings.log.clone(), settings.loglevel)?;

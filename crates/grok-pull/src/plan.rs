@@ -1,7 +1,7 @@
 //! From a validated remote manifest, the local manifest and what is on
 //! disk, decide what each repository needs: a clone, a re-clone, an update
 //! (fetch and/or new settings), a purge, or nothing. Only reads the disk
-//! (in parallel); the work itself is done by [`crate::job`].
+//! (in parallel); the work itself is done by [`crate::work::job`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -22,8 +22,8 @@ use grokmirror::{refs, repo};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
-use crate::forkgroup;
 use crate::settings::Settings;
+use crate::work::objstore_clone;
 
 /// What a repository needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub struct Job {
 
 impl Job {
     /// Whether this job makes a new repository (these are kept from
-    /// taking every worker, see [`crate::scheduler`]).
+    /// taking every worker, see [`crate::engine::scheduler`]).
     pub fn is_clone(&self) -> bool {
         matches!(self.action, Action::Clone | Action::Reclone)
     }
@@ -246,8 +246,8 @@ pub fn plan(
 ) -> Plan {
     let mut culled = cull(settings, remote);
     info!(" manifest: {} relevant entries", culled.len());
-    let objstore = forkgroup::Objstore::from_settings(settings);
-    let forkgroups = forkgroup::assign(settings, git, &objstore, &mut culled, &local.repos);
+    let objstore = objstore_clone::Objstore::from_settings(settings);
+    let forkgroups = objstore_clone::assign(settings, git, &objstore, &mut culled, &local.repos);
     // Entries we rejected still name repositories the origin has: never
     // purge those because of a malformed record.
     let rejected: BTreeSet<String> = remote

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use grokmirror::freshness::Summary;
 
-use crate::freshmetrics::{self, Histogram, FETCH_BUCKETS};
-use crate::job::Outcome;
+use crate::record::freshmetrics::{self, Histogram, FETCH_BUCKETS};
+use crate::work::job::Outcome;
 
 /// Counters and gauges.
 #[derive(Debug, Clone, Default)]

@@ -11,8 +11,8 @@ use grokmirror::fsutil;
 use grokmirror::manifest::{self, Manifest};
 use tracing::{error, info};
 
-use crate::job::{Change, Done, Outcome};
 use crate::settings::Settings;
+use crate::work::job::{Change, Done, Outcome};
 
 /// How many finished repositories between local manifest rewrites.
 pub const WRITE_EVERY: usize = 100;

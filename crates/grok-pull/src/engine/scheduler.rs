@@ -23,9 +23,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::forkgroup::Seeding;
-use crate::job::{Ctx, Done, Outcome};
 use crate::plan::{Action, Job};
+use crate::work::job::{Ctx, Done, Outcome};
+use crate::work::objstore_clone::Seeding;
 
 /// How long to wait before retrying a locked repository.
 pub const BUSY_PAUSE: Duration = Duration::from_secs(5);

@@ -11,8 +11,8 @@ use grokmirror::manifest::{Manifest, RepoEntry};
 use grokmirror::state::unix_now;
 use tracing::warn;
 
-use crate::job::Outcome;
 use crate::settings::Settings;
+use crate::work::job::Outcome;
 
 /// How many lagging repositories `--status` and the metrics list.
 pub const WORST: usize = 10;

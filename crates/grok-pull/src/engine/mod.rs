@@ -7,7 +7,7 @@
 //! finished ([`Recorder`]), and hands housekeeping to its own thread
 //! ([`Housekeeper`]). The daemon adds: a poll every `refresh` seconds (the
 //! first one ignoring the saved Last-Modified), the push socket
-//! ([`crate::listener`]), a watch on a `file://` manifest and on the
+//! ([`crate::daemon::listener`]), a watch on a `file://` manifest and on the
 //! config file, and the service-manager protocol.
 //!
 //! Stopping (SIGTERM or SIGINT), in both modes: nothing new starts, queued
@@ -23,6 +23,8 @@
 //! `[core] manifest`, `[core] objstore`, `[pull] socket`, or unsets
 //! `[pull] refresh`), is refused with an error line and the old config
 //! stays.
+
+pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -43,19 +45,19 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::forkgroup::Objstore;
-use crate::fresh::{self, Observed, Tracker};
-use crate::housekeeping::{self, Housekeeper, Tools};
-use crate::job::{self, Ctx, Done, Outcome};
-use crate::listener::{Listener, Notification};
-use crate::metrics::{Activity, Stats};
+use crate::daemon::listener::{Listener, Notification};
+use crate::daemon::service::Service;
+use crate::daemon::watch::{Changed, FileWatch};
+use crate::engine::scheduler::{Queued, Scheduler, Settled};
 use crate::plan::{self, Action, Job, Plan};
-use crate::record::Recorder;
-use crate::scheduler::{Queued, Scheduler, Settled};
-use crate::service::Service;
+use crate::record::fresh::{self, Observed, Tracker};
+use crate::record::local_manifest::Recorder;
+use crate::record::metrics::{Activity, Stats};
 use crate::settings::{ManifestSource, Settings};
 use crate::source::Poll;
-use crate::watch::{Changed, FileWatch};
+use crate::work::housekeeping::{self, Housekeeper, Tools};
+use crate::work::job::{self, Ctx, Done, Outcome};
+use crate::work::objstore_clone::Objstore;
 use crate::Puller;
 
 /// The fewest seconds between two local manifest rewrites while the
@@ -200,7 +202,7 @@ struct Engine {
     running_keys: HashMap<tokio::task::Id, String>,
     started_at: HashMap<tokio::task::Id, Instant>,
     fresh: Tracker,
-    progress: Option<crate::progress::Progress>,
+    progress: Option<crate::record::progress::Progress>,
     recorder: Recorder,
     hk: Housekeeper,
     hooks: JoinSet<()>,
@@ -218,7 +220,7 @@ struct Engine {
     force_next_poll: bool,
     // The daemon's extras.
     listener: Option<Listener>,
-    metrics_server: Option<crate::httpmetrics::MetricsServer>,
+    metrics_server: Option<crate::daemon::httpmetrics::MetricsServer>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
     notes: Option<mpsc::Receiver<Notification>>,
     watch_tx: mpsc::UnboundedSender<Changed>,
@@ -445,7 +447,8 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
     };
     if opts.daemon {
         if let Some(addr) = &settings.metrics_listen {
-            engine.metrics_server = Some(crate::httpmetrics::MetricsServer::bind(addr).await?);
+            engine.metrics_server =
+                Some(crate::daemon::httpmetrics::MetricsServer::bind(addr).await?);
             engine.write_metrics();
         }
         engine.config_watch = FileWatch::new(
@@ -755,7 +758,7 @@ impl Engine {
                     match &mut self.progress {
                         Some(p) => p.add(keys.len()),
                         None => {
-                            self.progress = Some(crate::progress::Progress::new(
+                            self.progress = Some(crate::record::progress::Progress::new(
                                 keys.len(),
                                 std::io::stderr().is_terminal(),
                             ))
@@ -866,7 +869,7 @@ impl Engine {
             let lines = self.settings().post_clone_complete_hook.clone();
             let timeout = self.settings().hook_timeout;
             self.hooks.spawn(async move {
-                crate::hooks::post_clone_complete(&lines, &clones, timeout).await;
+                crate::work::hooks::post_clone_complete(&lines, &clones, timeout).await;
             });
         }
         self.check_batch();
@@ -918,7 +921,7 @@ impl Engine {
             let timeout = self.settings().hook_timeout;
             if !lines.is_empty() {
                 self.hooks.spawn(async move {
-                    crate::hooks::post_work_complete(&lines, timeout).await;
+                    crate::work::hooks::post_work_complete(&lines, timeout).await;
                 });
             }
         }
@@ -1211,7 +1214,7 @@ impl Engine {
         self.flush();
         if stopped.is_none() && !self.recorder.fresh_clones.is_empty() {
             let clones = std::mem::take(&mut self.recorder.fresh_clones);
-            crate::hooks::post_clone_complete(
+            crate::work::hooks::post_clone_complete(
                 &self.settings().post_clone_complete_hook,
                 &clones,
                 self.settings().hook_timeout,
@@ -1219,7 +1222,7 @@ impl Engine {
             .await;
         }
         if stopped.is_none() && !self.opts.daemon && self.jobs_finished > 0 {
-            crate::hooks::post_work_complete(
+            crate::work::hooks::post_work_complete(
                 &self.settings().post_work_complete_hook,
                 self.settings().hook_timeout,
             )

@@ -261,7 +261,7 @@ async fn preload(git: &Git, base_url: &str, obst: &Path) {
         }
     }
     info!(" objstore: preloading {group}.bundle");
-    let fetched = crate::gitio::run_ok(
+    let fetched = crate::work::gitio::run_ok(
         git,
         Some(obst),
         [
@@ -276,8 +276,9 @@ async fn preload(git: &Git, base_url: &str, obst: &Path) {
     let _ = std::fs::remove_file(&bundle);
     match fetched {
         Ok(_) => {
-            let _ = crate::gitio::run_ok(git, Some(obst), ["pack-refs", "--all"], &[]).await;
-            let _ = crate::gitio::run_ok(git, Some(obst), ["commit-graph", "write"], &[]).await;
+            let _ = crate::work::gitio::run_ok(git, Some(obst), ["pack-refs", "--all"], &[]).await;
+            let _ =
+                crate::work::gitio::run_ok(git, Some(obst), ["commit-graph", "write"], &[]).await;
             info!(" objstore: preloaded {group}.bundle");
         }
         Err(e) => warn!(" objstore: cannot preload from {url}: {e}"),
@@ -356,7 +357,7 @@ pub async fn after_clone(
 }
 
 /// Groups whose object storage is being created by a running clone: the
-/// group's other clones wait for it (see [`crate::scheduler`]), so they
+/// group's other clones wait for it (see [`crate::engine::scheduler`]), so they
 /// find it populated instead of each downloading everything.
 #[derive(Debug, Default)]
 pub struct Seeding {

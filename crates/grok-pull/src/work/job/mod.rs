@@ -6,7 +6,7 @@
 //! leaves nothing at the path. Git settings are written in-process; git
 //! itself runs for `init` and `fetch`. What a fetch leaves to tidy up
 //! (`pack-refs`, a quick repack, the object-storage fetch) is handed to
-//! [`crate::housekeeping`] with the finished job.
+//! [`crate::work::housekeeping`] with the finished job.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -26,13 +26,13 @@ use grokmirror::tree::{Dir, Kind, RepoKey, Tree};
 use grokmirror::{refs, repo};
 use tracing::{debug, info, warn};
 
-use crate::forkgroup::{self, Objstore};
-use crate::gitio;
-use crate::hooks;
-use crate::housekeeping::Actions;
 use crate::plan::{Action, Job};
 use crate::settings::Settings;
-use crate::stage::Staged;
+use crate::work::gitio;
+use crate::work::hooks;
+use crate::work::housekeeping::Actions;
+use crate::work::objstore_clone::{self, Objstore};
+use crate::work::out_of_sight::Staged;
 
 /// What every job shares.
 #[derive(Debug)]
@@ -526,7 +526,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     let alternates = if reclone {
         repo::alternate_repo(&here)
     } else {
-        let prepared = forkgroup::prepare(
+        let prepared = objstore_clone::prepare(
             ctx.objstore.clone(),
             ctx.git.clone(),
             key.to_string(),
@@ -589,7 +589,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             tidy(format!("cannot record the timestamp of {key}: {e}")),
         );
     }
-    if let Some(Err(why)) = placement.as_ref().map(forkgroup::still_there) {
+    if let Some(Err(why)) = placement.as_ref().map(objstore_clone::still_there) {
         return Done::failed(job, why);
     }
     if let Err(e) = staged.finish_objects() {
@@ -627,7 +627,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         None => None,
     };
     if let Some(obst) = obstrepo {
-        forkgroup::after_clone(
+        objstore_clone::after_clone(
             ctx.objstore.clone(),
             ctx.git.clone(),
             obst,

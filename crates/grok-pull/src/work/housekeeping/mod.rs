@@ -35,7 +35,7 @@ use grokmirror::tree::Tree;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
-use crate::gitio;
+use crate::work::gitio;
 
 /// How often a paused worker looks at the load again.
 const LOAD_RECHECK: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use grokmirror::freshness::{self, Activity, Freshness, Summary};
 use grokmirror::manifest::Manifest;
 use serde::Serialize;
 
-use crate::fresh::WORST;
+use crate::record::fresh::WORST;
 use crate::settings::Settings;
 use grokmirror::state::unix_now;
 

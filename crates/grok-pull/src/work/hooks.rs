@@ -85,7 +85,7 @@ async fn run_all(
             }
         };
         // Leaving early (the timeout, our own shutdown) kills the group.
-        let mut group = crate::gitio::GroupKiller(child.id());
+        let mut group = crate::work::gitio::GroupKiller(child.id());
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let data = data.to_vec();
             // A hook that never reads its stdin must not block us.
@@ -95,8 +95,8 @@ async fn run_all(
         }
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let stdout = tokio::spawn(crate::piped::read_head(stdout, KEPT_OUTPUT));
-        let stderr = tokio::spawn(crate::piped::read_head(stderr, KEPT_OUTPUT));
+        let stdout = tokio::spawn(crate::work::piped::read_head(stdout, KEPT_OUTPUT));
+        let stderr = tokio::spawn(crate::work::piped::read_head(stderr, KEPT_OUTPUT));
         // Its output is part of the run: a hook that exits but leaves a
         // process holding its stdout open is still running.
         let run = async {
