@@ -33,7 +33,7 @@ use tracing::{error, info, warn};
 
 pub use cli::Cli;
 
-use crate::plan::Plan;
+use crate::plan::PullPlan;
 use crate::settings::Settings;
 use crate::source::Poll;
 
@@ -146,7 +146,7 @@ impl Puller {
     }
 
     /// Step 2: decide the work.
-    pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<Plan> {
+    pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<PullPlan> {
         let local = Manifest::read_local(self.settings.manifest())?;
         Ok(plan::plan(
             &self.settings,

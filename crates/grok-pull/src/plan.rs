@@ -49,7 +49,7 @@ pub enum Action {
 
 /// One unit of work.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct RepoJob {
     /// The manifest key.
     pub key: String,
     /// What to do.
@@ -63,7 +63,7 @@ pub struct Job {
     pub notified: bool,
 }
 
-impl Job {
+impl RepoJob {
     /// Whether this job makes a new repository (these are kept from
     /// taking every worker, see [`crate::engine::scheduler`]).
     pub fn is_clone(&self) -> bool {
@@ -73,9 +73,9 @@ impl Job {
 
 /// The plan for one run.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct PullPlan {
     /// The work, updates first.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<RepoJob>,
     /// Included repositories that need nothing.
     pub unchanged: usize,
     /// Repositories that cannot be worked on, with the reason.
@@ -243,7 +243,7 @@ pub fn plan(
     remote: &RemoteManifest,
     local: &Manifest,
     force_purge: bool,
-) -> Plan {
+) -> PullPlan {
     let mut culled = cull(settings, remote);
     info!(" manifest: {} relevant entries", culled.len());
     let objstore = objstore_clone::Objstore::from_settings(settings);
@@ -255,7 +255,7 @@ pub fn plan(
         .iter()
         .filter_map(|r| remote::normalize_path(&r.key).ok())
         .collect();
-    let mut plan = Plan {
+    let mut plan = PullPlan {
         gate: deletion::Rules {
             purge: settings.purge,
             nopurge: settings.nopurge.clone(),
@@ -269,7 +269,7 @@ pub fn plan(
             .flat_map(|e| e.symlinks.iter().cloned())
             .collect(),
         forkgroups,
-        ..Plan::default()
+        ..PullPlan::default()
     };
     let decided: Vec<(String, Result<Option<Action>, String>)> = culled
         .par_iter()
@@ -288,7 +288,7 @@ pub fn plan(
                 if let Some(group) = plan.forkgroups.group_of(&key) {
                     entry.forkgroup = Some(group.to_string());
                 }
-                let job = Job {
+                let job = RepoJob {
                     key,
                     action,
                     entry: Some(entry),
@@ -318,7 +318,7 @@ pub fn plan(
 /// unless that is too much at once (purgeprotect). A repository standing
 /// where the origin now has a symlink counts as a purge too; the job that
 /// places the symlink removes it, through the deletion gate.
-fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
+fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     let toplevel = settings.toplevel();
     info!("   search: finding all repos in {}", toplevel.display());
     let found = Mutex::new(Vec::new());
@@ -370,7 +370,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
             // Replaced by the symlink when its repository's job places it.
             continue;
         }
-        plan.jobs.push(Job {
+        plan.jobs.push(RepoJob {
             key,
             action: Action::Purge,
             entry: None,

@@ -49,14 +49,14 @@ use crate::daemon::listener::{Listener, Notification};
 use crate::daemon::service::Service;
 use crate::daemon::watch::{Changed, FileWatch};
 use crate::engine::scheduler::{Queued, Scheduler, Settled};
-use crate::plan::{self, Action, Job, Plan};
+use crate::plan::{self, Action, PullPlan, RepoJob};
 use crate::record::fresh::{self, Observed, Tracker};
 use crate::record::local_manifest::Recorder;
 use crate::record::metrics::{Activity, Stats};
 use crate::settings::{ManifestSource, Settings};
 use crate::source::Poll;
 use crate::work::housekeeping::{self, Housekeeper, Tools};
-use crate::work::job::{self, Ctx, Done, Outcome};
+use crate::work::job::{self, FinishedJob, JobContext, JobOutcome};
 use crate::work::objstore_clone::Objstore;
 use crate::Puller;
 
@@ -99,7 +99,7 @@ pub struct Options {
 enum Polled {
     Unchanged,
     Planned {
-        plan: Box<Plan>,
+        plan: Box<PullPlan>,
         rejected: Vec<Rejected>,
         state: Option<RemoteState>,
         racy: bool,
@@ -195,10 +195,10 @@ struct Engine {
     opts: Options,
     log: LogHandle,
     service: Service,
-    ctx: Arc<Ctx>,
+    ctx: Arc<JobContext>,
     tools: Arc<Tools>,
     sched: Scheduler,
-    running: JoinSet<(Queued, Done)>,
+    running: JoinSet<(Queued, FinishedJob)>,
     running_keys: HashMap<tokio::task::Id, String>,
     started_at: HashMap<tokio::task::Id, Instant>,
     fresh: Tracker,
@@ -291,7 +291,7 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
 
 /// Run a job in its own task so that a panic in it becomes a failure of
 /// that repository (reported and counted) instead of a lost job.
-async fn run_guarded(q: Queued) -> (Queued, Done) {
+async fn run_guarded(q: Queued) -> (Queued, FinishedJob) {
     struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
     impl<T> Drop for AbortOnDrop<T> {
         fn drop(&mut self) {
@@ -304,7 +304,7 @@ async fn run_guarded(q: Queued) -> (Queued, Done) {
         Ok(done) => done,
         Err(e) => {
             error!("the job for {} crashed: {e}", job.key);
-            Done::failed(job, format!("crashed: {e}"))
+            FinishedJob::failed(job, format!("crashed: {e}"))
         }
     };
     (q, done)
@@ -380,7 +380,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
     } else {
         BTreeMap::new()
     };
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(JobContext {
         settings: settings.clone(),
         git: puller.git.clone(),
         tree: puller.tree().clone(),
@@ -734,7 +734,7 @@ impl Engine {
                     groups: plan.forkgroups,
                     ..Objstore::from_settings(self.settings())
                 });
-                self.ctx = Arc::new(Ctx {
+                self.ctx = Arc::new(JobContext {
                     settings: self.settings().clone(),
                     git: self.puller.git.clone(),
                     tree: self.puller.tree().clone(),
@@ -782,7 +782,7 @@ impl Engine {
         None
     }
 
-    fn push(&mut self, job: Job, ctx: Option<Arc<Ctx>>) {
+    fn push(&mut self, job: RepoJob, ctx: Option<Arc<JobContext>>) {
         let key = job.key.clone();
         let ctx = ctx.unwrap_or_else(|| self.ctx.clone());
         self.sched.push(job, ctx);
@@ -807,7 +807,7 @@ impl Engine {
 
     fn on_joined(
         &mut self,
-        joined: Result<(tokio::task::Id, (Queued, Done)), tokio::task::JoinError>,
+        joined: Result<(tokio::task::Id, (Queued, FinishedJob)), tokio::task::JoinError>,
     ) {
         match joined {
             Ok((id, (q, done))) => {
@@ -828,7 +828,7 @@ impl Engine {
         }
     }
 
-    fn settle(&mut self, q: Queued, done: Done) {
+    fn settle(&mut self, q: Queued, done: FinishedJob) {
         let key = q.job.key.clone();
         let done = match self.sched.settle(q, done, Instant::now()) {
             Settled::Retrying => return,
@@ -841,7 +841,7 @@ impl Engine {
         let modified = done.job.entry.as_ref().map(|e| e.modified);
         self.fresh.done(&key, &done.outcome, modified, unix_now());
         self.jobs_finished += 1;
-        let failed = matches!(done.outcome, Outcome::Failed(_));
+        let failed = matches!(done.outcome, JobOutcome::Failed(_));
         if let Some(p) = &mut self.progress {
             p.finish_one(&key, failed);
         }
@@ -1023,7 +1023,7 @@ impl Engine {
             Action::Clone
         };
         self.push(
-            Job {
+            RepoJob {
                 key,
                 action,
                 entry: Some(entry),
@@ -1117,7 +1117,7 @@ impl Engine {
             groups: self.ctx.objstore.groups.clone(),
             ..Objstore::from_settings(&self.puller.settings)
         });
-        self.ctx = Arc::new(Ctx {
+        self.ctx = Arc::new(JobContext {
             settings: self.puller.settings.clone(),
             git: self.puller.git.clone(),
             tree: self.puller.tree().clone(),

@@ -23,8 +23,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::{Action, Job};
-use crate::work::job::{Ctx, Done, Outcome};
+use crate::plan::{Action, RepoJob};
+use crate::work::job::{FinishedJob, JobContext, JobOutcome};
 use crate::work::objstore_clone::Seeding;
 
 /// How long to wait before retrying a locked repository.
@@ -36,9 +36,9 @@ pub const BUSY_TRIES: u32 = 60;
 #[derive(Debug, Clone)]
 pub struct Queued {
     /// The job.
-    pub job: Job,
+    pub job: RepoJob,
     /// The run context it was planned with (settings, culled keys).
-    pub ctx: Arc<Ctx>,
+    pub ctx: Arc<JobContext>,
     /// How often it found its repository locked so far.
     pub busy_tries: u32,
 }
@@ -60,13 +60,13 @@ pub enum Settled {
     /// The repository was locked: the job waits and runs again later.
     Retrying,
     /// The job is over (its follow-up, if any, is queued now).
-    Finished(Box<Done>),
+    Finished(Box<FinishedJob>),
 }
 
 /// Merge a newer job for the same repository into an older one: the newer
 /// entry and action win, except that a re-clone stays a re-clone unless
 /// the repository is to go, and a push notification is never forgotten.
-fn merge(old: &mut Queued, new: Job, ctx: Arc<Ctx>) {
+fn merge(old: &mut Queued, new: RepoJob, ctx: Arc<JobContext>) {
     let action = match (old.job.action, new.action) {
         (_, Action::Purge) | (Action::Purge, _) => new.action,
         (Action::Reclone, _) | (_, Action::Reclone) => Action::Reclone,
@@ -89,7 +89,7 @@ fn merge(old: &mut Queued, new: Job, ctx: Arc<Ctx>) {
         (_, newer) => newer,
     };
     let notified = (old.job.notified || new.notified) && action != Action::Purge;
-    old.job = Job {
+    old.job = RepoJob {
         action,
         notified,
         ..new
@@ -146,7 +146,7 @@ impl Scheduler {
     }
 
     /// Queue a job (see the module doc for merging and follow-ups).
-    pub fn push(&mut self, job: Job, ctx: Arc<Ctx>) -> Pushed {
+    pub fn push(&mut self, job: RepoJob, ctx: Arc<JobContext>) -> Pushed {
         let key = job.key.clone();
         if self.running.contains_key(&key) {
             match self.followups.get_mut(&key) {
@@ -288,11 +288,11 @@ impl Scheduler {
 
     /// Take back a job that ended. A job that found its repository locked
     /// waits and runs again, up to [`BUSY_TRIES`] times.
-    pub fn settle(&mut self, mut q: Queued, done: Done, now: Instant) -> Settled {
+    pub fn settle(&mut self, mut q: Queued, done: FinishedJob, now: Instant) -> Settled {
         let key = q.job.key.clone();
         self.running.remove(&key);
         self.seeding.finished(&key);
-        let done = if done.outcome == Outcome::Busy {
+        let done = if done.outcome == JobOutcome::Busy {
             q.busy_tries += 1;
             if q.busy_tries < BUSY_TRIES {
                 // A follow-up that arrived meanwhile merges into the retry.
@@ -306,8 +306,8 @@ impl Scheduler {
                 "still locked by another process after {} tries",
                 q.busy_tries
             );
-            Done {
-                outcome: Outcome::Failed(why),
+            FinishedJob {
+                outcome: JobOutcome::Failed(why),
                 ..done
             }
         } else {
@@ -405,14 +405,14 @@ mod tests {
     use crate::settings::Settings;
     use grokmirror::config::Config;
 
-    fn ctx() -> Arc<Ctx> {
+    fn ctx() -> Arc<JobContext> {
         // Nothing is run: any existing directory will do as the top level.
         let text = format!(
             "[core]\ntoplevel = {}\n[remote]\nsite = /nowhere\nmanifest = file:///nowhere/m.js\n",
             std::env::temp_dir().display()
         );
         let config = Config::from_text(&text, std::path::Path::new("t.conf"), 0).unwrap();
-        Arc::new(Ctx {
+        Arc::new(JobContext {
             settings: Settings::from_config(config, false).unwrap(),
             git: grokmirror::git::Git::from_env(),
             tree: grokmirror::tree::Tree::open(
@@ -426,8 +426,8 @@ mod tests {
         })
     }
 
-    fn job(key: &str, action: Action) -> Job {
-        Job {
+    fn job(key: &str, action: Action) -> RepoJob {
+        RepoJob {
             key: key.into(),
             action,
             entry: None,
@@ -449,8 +449,8 @@ mod tests {
         started
     }
 
-    fn done(q: &Queued, outcome: Outcome) -> Done {
-        Done {
+    fn done(q: &Queued, outcome: JobOutcome) -> FinishedJob {
+        FinishedJob {
             job: q.job.clone(),
             outcome,
             change: None,
@@ -520,13 +520,13 @@ mod tests {
             s.start_next().is_none(),
             "the follow-up waits for the running job"
         );
-        let settled = s.settle(q.clone(), done(&q, Outcome::Updated), Instant::now());
+        let settled = s.settle(q.clone(), done(&q, JobOutcome::Updated), Instant::now());
         assert!(matches!(settled, Settled::Finished(_)));
         let again = s.start_next().expect("the follow-up is queued");
         assert!(again.job.notified);
         s.settle(
             again.clone(),
-            done(&again, Outcome::Updated),
+            done(&again, JobOutcome::Updated),
             Instant::now(),
         );
         assert!(s.is_idle());
@@ -536,7 +536,7 @@ mod tests {
         let q = s.start_next().unwrap();
         let now = Instant::now();
         assert!(matches!(
-            s.settle(q.clone(), done(&q, Outcome::Busy), now),
+            s.settle(q.clone(), done(&q, JobOutcome::Busy), now),
             Settled::Retrying
         ));
         assert!(!s.is_idle());
@@ -566,7 +566,7 @@ mod tests {
         assert_eq!(first.job.key, "/u.git");
         s.settle(
             first.clone(),
-            done(&first, Outcome::Updated),
+            done(&first, JobOutcome::Updated),
             Instant::now(),
         );
         let second = s.start_next().unwrap();

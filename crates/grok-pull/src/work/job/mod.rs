@@ -26,7 +26,7 @@ use grokmirror::tree::{Dir, Kind, RepoKey, Tree};
 use grokmirror::{refs, repo};
 use tracing::{debug, info, warn};
 
-use crate::plan::{Action, Job};
+use crate::plan::{Action, RepoJob};
 use crate::settings::Settings;
 use crate::work::gitio;
 use crate::work::hooks;
@@ -36,7 +36,7 @@ use crate::work::out_of_sight::Staged;
 
 /// What every job shares.
 #[derive(Debug)]
-pub struct Ctx {
+pub struct JobContext {
     /// The run's settings.
     pub settings: Settings,
     /// The git to run.
@@ -53,7 +53,7 @@ pub struct Ctx {
     pub objstore: Arc<Objstore>,
 }
 
-impl Ctx {
+impl JobContext {
     fn toplevel(&self) -> &Path {
         self.settings.toplevel()
     }
@@ -103,7 +103,7 @@ impl Ctx {
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum JobOutcome {
     /// A new repository is in place.
     Cloned,
     /// Fetched or reconfigured.
@@ -131,11 +131,11 @@ pub enum Change {
 
 /// A finished job.
 #[derive(Debug)]
-pub struct Done {
+pub struct FinishedJob {
     /// The job.
-    pub job: Job,
+    pub job: RepoJob,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: JobOutcome,
     /// What to record.
     pub change: Option<Change>,
     /// The path of a brand-new clone (for `post_clone_complete_hook`).
@@ -144,9 +144,9 @@ pub struct Done {
     pub housekeeping: Actions,
 }
 
-impl Done {
-    fn new(job: Job, outcome: Outcome) -> Done {
-        Done {
+impl FinishedJob {
+    fn new(job: RepoJob, outcome: JobOutcome) -> FinishedJob {
+        FinishedJob {
             job,
             outcome,
             change: None,
@@ -156,13 +156,13 @@ impl Done {
     }
 
     /// A failed job.
-    pub fn failed(job: Job, why: impl Into<String>) -> Done {
-        Done::new(job, Outcome::Failed(why.into()))
+    pub fn failed(job: RepoJob, why: impl Into<String>) -> FinishedJob {
+        FinishedJob::new(job, JobOutcome::Failed(why.into()))
     }
 }
 
 /// Run one job to its end.
-pub async fn run(ctx: Arc<Ctx>, job: Job) -> Done {
+pub async fn run(ctx: Arc<JobContext>, job: RepoJob) -> FinishedJob {
     match job.action {
         Action::Clone => clone(&ctx, job, false).await,
         Action::Reclone => clone(&ctx, job, true).await,
@@ -356,7 +356,7 @@ fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
 /// repositories, see [`objects::worth_quick_repack`]); for a member of an
 /// object-storage repository that is not private, fetching its new objects
 /// there.
-fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> Actions {
+fn housekeeping_after_fetch(ctx: &JobContext, path: &Path, key: &str, first: bool) -> Actions {
     let mut actions = Actions {
         pack_refs_all: first,
         ..Actions::default()
@@ -381,7 +381,7 @@ fn housekeeping_after_fetch(ctx: &Ctx, path: &Path, key: &str, first: bool) -> A
 /// §1.5, the mirror remote, description/owner/HEAD, and (for a later
 /// object-storage member) alternates before the first fetch.
 async fn init_staged(
-    ctx: &Ctx,
+    ctx: &JobContext,
     staged: &Staged,
     key: &str,
     entry: &RepoEntry,
@@ -443,27 +443,27 @@ async fn init_staged(
 
 /// Clone a new repository (or, with `reclone`, a fresh copy of an existing
 /// one) in the staging area and move it into place.
-async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
+async fn clone(ctx: &JobContext, job: RepoJob, reclone: bool) -> FinishedJob {
     let key = match ctx.tree.key(&job.key) {
         Ok(k) => k,
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let target = ctx.tree.path_of(&key);
     let parent = match ctx.tree.parent_of(&key, true) {
         Ok(p) => p,
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     };
     let name = key.name();
     let here = parent.io_path().join(name);
     let _lock = match try_lock(&parent, name) {
         Ok(Some(l)) => l,
-        Ok(None) => return Done::new(job, Outcome::Busy),
-        Err(why) => return Done::failed(job, why),
+        Ok(None) => return FinishedJob::new(job, JobOutcome::Busy),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let mut replaces_symlink = false;
     let kind = match parent.kind_of(name) {
         Ok(k) => k,
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     };
     if !reclone {
         match kind {
@@ -472,7 +472,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             Some(Kind::Dir) if repo::is_bare_repo(&here) => {
                 // Somebody else cloned it meanwhile: just bring it up to date.
                 drop(_lock);
-                let job = Job {
+                let job = RepoJob {
                     action: Action::Update {
                         adopt: true,
                         reconfig: true,
@@ -485,7 +485,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             // An empty directory may go; anything else stays.
             Some(Kind::Dir) if parent.remove_empty_dir(name).is_ok() => {}
             Some(Kind::Dir) => {
-                return Done::failed(
+                return FinishedJob::failed(
                     job,
                     format!(
                         "{} exists and is not a git repository; move it away",
@@ -494,7 +494,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
                 );
             }
             Some(_) => {
-                return Done::failed(
+                return FinishedJob::failed(
                     job,
                     format!(
                         "{} exists and is not a directory; move it away",
@@ -504,18 +504,22 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             }
         }
     } else if kind != Some(Kind::Dir) || !repo::is_bare_repo(&here) {
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             format!("{} is no longer a repository", target.display()),
         );
     } else if !ctx.may_remove(&key, &target, &Removal::Reclone) {
-        return Done::new(job, Outcome::Skipped);
+        return FinishedJob::new(job, JobOutcome::Skipped);
     }
     let entry = job.entry.clone().unwrap_or_default();
     let mut staged = match Staged::for_clone(&ctx.tree, &parent, &key) {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Done::new(job, Outcome::Busy),
-        Err(e) => return Done::failed(job, format!("cannot create a staging directory: {e}")),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return FinishedJob::new(job, JobOutcome::Busy)
+        }
+        Err(e) => {
+            return FinishedJob::failed(job, format!("cannot create a staging directory: {e}"))
+        }
     };
     let staged_io = staged.path();
     let staged_shown = staged.shown();
@@ -538,7 +542,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
                 placement = p;
                 placement.as_ref().map(|p| p.obstrepo.clone())
             }
-            Err(why) => return Done::failed(job, why),
+            Err(why) => return FinishedJob::failed(job, why),
         }
     };
     if reclone {
@@ -547,7 +551,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
         debug!("reclone reason for {key}: {}", reason.trim());
     }
     if let Err(why) = init_staged(ctx, &staged, &key, &entry, alternates.as_deref()).await {
-        return Done::failed(job, tidy(why));
+        return FinishedJob::failed(job, tidy(why));
     }
     if let Some(p) = placement.as_mut() {
         // The staged clone points at it now (grok-fsck sees that).
@@ -568,7 +572,7 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     )
     .await
     {
-        return Done::failed(job, tidy(why));
+        return FinishedJob::failed(job, tidy(why));
     }
     // Everything is recorded while the objects still have their staging
     // name: the staged clone must not look like a repository to tree walks
@@ -577,23 +581,23 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     let fingerprint = staged_fingerprint(&ctx.git, &staged_io, &env).await;
     if let Some(fp) = &fingerprint {
         if let Err(e) = repo::write_fingerprint(&staged_io, fp) {
-            return Done::failed(
+            return FinishedJob::failed(
                 job,
                 tidy(format!("cannot record the fingerprint of {key}: {e}")),
             );
         }
     }
     if let Err(e) = repo::write_timestamp_and_agefile(&staged_io, entry.modified) {
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             tidy(format!("cannot record the timestamp of {key}: {e}")),
         );
     }
     if let Some(Err(why)) = placement.as_ref().map(objstore_clone::still_there) {
-        return Done::failed(job, why);
+        return FinishedJob::failed(job, why);
     }
     if let Err(e) = staged.finish_objects() {
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             tidy(format!("cannot finish {}: {e}", staged_shown.display())),
         );
@@ -605,13 +609,13 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
             // Only ever a symlink: the kernel refuses to unlink a directory
             // that raced into its place.
             if let Err(e) = parent.remove_file(name) {
-                return Done::failed(job, format!("cannot replace the symlink: {e}"));
+                return FinishedJob::failed(job, format!("cannot replace the symlink: {e}"));
             }
         }
         staged.publish(&parent, name)
     };
     if let Err(e) = placed {
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             format!("cannot move the new clone to {}: {e}", target.display()),
         );
@@ -649,10 +653,10 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
     housekeeping.objstore = None;
     let mut recorded = entry;
     recorded.fingerprint = fingerprint;
-    Done {
+    FinishedJob {
         change: Some(Change::Upsert(key.to_string(), recorded)),
         fresh_clone: (!reclone).then_some(target),
-        outcome: Outcome::Cloned,
+        outcome: JobOutcome::Cloned,
         housekeeping,
         job,
     }
@@ -662,41 +666,41 @@ async fn clone(ctx: &Ctx, job: Job, reclone: bool) -> Done {
 /// refs. Everything is done through the repository's own handle (git gets
 /// it as `--git-dir=/proc/<pid>/fd/<n>`), so a directory swapped on its
 /// way after we opened it cannot redirect the work.
-async fn update(ctx: &Ctx, job: Job) -> Done {
+async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
     let key = match ctx.tree.key(&job.key) {
         Ok(k) => k,
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let target = ctx.tree.path_of(&key);
     let Action::Update { adopt, .. } = job.action else {
-        return Done::failed(job, "internal error: not an update");
+        return FinishedJob::failed(job, "internal error: not an update");
     };
     let parent = match ctx.tree.parent_of(&key, false) {
         Ok(p) => p,
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     };
     let _lock = match try_lock(&parent, key.name()) {
         Ok(Some(l)) => l,
         Ok(None) => {
             info!("    defer: {key} (locked)");
-            return Done::new(job, Outcome::Busy);
+            return FinishedJob::new(job, JobOutcome::Busy);
         }
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let dir = match parent.open_dir(key.name()) {
         Ok(d) => d,
         Err(e) if e.is_not_found() => {
-            return Done::failed(
+            return FinishedJob::failed(
                 job,
                 format!("{} is no longer a repository", target.display()),
             )
         }
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     };
     let io = dir.io_path();
     let tidy = |why: String| shown(why, &io, &target);
     if !repo::is_bare_repo(&io) {
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             format!("{} is no longer a repository", target.display()),
         );
@@ -715,7 +719,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             true
         }
         Ok(false) => false,
-        Err(why) => return Done::failed(job, tidy(why)),
+        Err(why) => return FinishedJob::failed(job, tidy(why)),
     };
     match apply_params(&ctx.git, &io, &entry, &ctx.settings.default_owner) {
         Ok(true) => {
@@ -723,7 +727,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             changed = true;
         }
         Ok(false) => {}
-        Err(why) => return Done::failed(job, tidy(why)),
+        Err(why) => return FinishedJob::failed(job, tidy(why)),
     }
     let before = fingerprint_now(&ctx.git, &io);
     let mut after = before.clone();
@@ -742,7 +746,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
         )
         .await
         {
-            return Done::failed(job, tidy(why));
+            return FinishedJob::failed(job, tidy(why));
         }
         hooks::post_update(
             &ctx.settings.post_update_hook,
@@ -755,7 +759,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
             housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
         if let Err(e) = repo::write_timestamp_and_agefile(&io, entry.modified) {
-            return Done::failed(
+            return FinishedJob::failed(
                 job,
                 tidy(format!("cannot record the timestamp of {key}: {e}")),
             );
@@ -765,7 +769,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     }
     if let Some(fp) = &after {
         if let Err(e) = repo::write_fingerprint(&io, fp) {
-            return Done::failed(
+            return FinishedJob::failed(
                 job,
                 tidy(format!("cannot record the fingerprint of {key}: {e}")),
             );
@@ -774,14 +778,14 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
     changed |= place_symlinks(ctx, &key, &target, &entry);
     let mut recorded = entry;
     recorded.fingerprint = after;
-    Done {
+    FinishedJob {
         change: Some(Change::Upsert(key.to_string(), recorded)),
         fresh_clone: None,
         housekeeping,
         outcome: if fetched || changed || adopt {
-            Outcome::Updated
+            JobOutcome::Updated
         } else {
-            Outcome::Unchanged
+            JobOutcome::Unchanged
         },
         job,
     }
@@ -790,7 +794,7 @@ async fn update(ctx: &Ctx, job: Job) -> Done {
 /// Make the manifest's symlinks to this repository exist. Returns whether
 /// any was made. A repository standing where a symlink should be is
 /// replaced only when the deletion gate would purge it anyway.
-fn place_symlinks(ctx: &Ctx, key: &RepoKey, target: &Path, entry: &RepoEntry) -> bool {
+fn place_symlinks(ctx: &JobContext, key: &RepoKey, target: &Path, entry: &RepoEntry) -> bool {
     let Ok(real_target) = fs::canonicalize(target) else {
         return false;
     };
@@ -810,7 +814,7 @@ fn place_symlinks(ctx: &Ctx, key: &RepoKey, target: &Path, entry: &RepoEntry) ->
 
 /// Make one symlink `link` -> `target`; `Ok(false)` when it was in place.
 fn place_symlink(
-    ctx: &Ctx,
+    ctx: &JobContext,
     key: &RepoKey,
     target: &Path,
     real_target: &Path,
@@ -856,59 +860,59 @@ fn place_symlink(
 
 /// Delete a repository (or symlink) the origin no longer has, if the
 /// deletion gate agrees.
-async fn purge(ctx: &Ctx, job: Job) -> Done {
+async fn purge(ctx: &JobContext, job: RepoJob) -> FinishedJob {
     let key = match ctx.tree.key(&job.key) {
         Ok(k) => k,
-        Err(why) => return Done::failed(job, why),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let target = ctx.tree.path_of(&key);
-    let gone = |job| Done {
+    let gone = |job| FinishedJob {
         change: Some(Change::Remove(key.to_string())),
-        ..Done::new(job, Outcome::Purged)
+        ..FinishedJob::new(job, JobOutcome::Purged)
     };
     let parent = match ctx.tree.parent_of(&key, false) {
         Ok(p) => p,
         Err(e) if e.is_not_found() => return gone(job),
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     };
     let name = key.name();
     match parent.kind_of(name) {
         Ok(None) => return gone(job),
         Ok(Some(Kind::Symlink)) => {
             if ctx.gate.wanted.contains(key.as_str()) {
-                return Done::new(job, Outcome::Skipped);
+                return FinishedJob::new(job, JobOutcome::Skipped);
             }
             info!("    purge: {key}");
             if let Err(e) = parent.remove_file(name) {
-                return Done::failed(job, format!("cannot remove the symlink: {e}"));
+                return FinishedJob::failed(job, format!("cannot remove the symlink: {e}"));
             }
             return gone(job);
         }
         Ok(Some(Kind::Dir)) => {}
         Ok(Some(_)) => {
-            return Done::failed(
+            return FinishedJob::failed(
                 job,
                 format!("{} is not a repository; not purging it", target.display()),
             )
         }
-        Err(e) => return Done::failed(job, e.to_string()),
+        Err(e) => return FinishedJob::failed(job, e.to_string()),
     }
     let held = match try_lock(&parent, name) {
         Ok(Some(l)) => l,
-        Ok(None) => return Done::new(job, Outcome::Busy),
-        Err(why) => return Done::failed(job, why),
+        Ok(None) => return FinishedJob::new(job, JobOutcome::Busy),
+        Err(why) => return FinishedJob::failed(job, why),
     };
     let here = parent.io_path().join(name);
     if !repo::is_bare_repo(&here) {
         // Whatever stands there now is not what the walk found: never
         // delete a directory that is not a repository.
-        return Done::failed(
+        return FinishedJob::failed(
             job,
             format!("{} is not a repository; not purging it", target.display()),
         );
     }
     if !ctx.may_remove(&key, &here, &Removal::Purge) {
-        return Done::new(job, Outcome::Skipped);
+        return FinishedJob::new(job, JobOutcome::Skipped);
     }
     info!("    purge: {key}");
     let parked = tokio::task::spawn_blocking({
@@ -919,8 +923,8 @@ async fn purge(ctx: &Ctx, job: Job) -> Done {
     .await;
     match parked {
         Ok(Ok(())) => gone(job),
-        Ok(Err(e)) => Done::failed(job, format!("cannot delete {}: {e}", target.display())),
-        Err(e) => Done::failed(job, format!("purge of {key} stopped: {e}")),
+        Ok(Err(e)) => FinishedJob::failed(job, format!("cannot delete {}: {e}", target.display())),
+        Err(e) => FinishedJob::failed(job, format!("purge of {key} stopped: {e}")),
     }
 }
 
