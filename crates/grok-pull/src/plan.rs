@@ -140,6 +140,24 @@ fn symlinks_in_place(tree: &Tree, path: &Path, entry: &RepoEntry) -> bool {
     })
 }
 
+/// Why a repository cannot be worked on (it is skipped and counts as
+/// failed; the next run looks again).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifest path is not one the top level accepts.
+    #[error("{0}")]
+    BadKey(String),
+    /// A path under the top level's handles.
+    #[error(transparent)]
+    Tree(#[from] grokmirror::tree::Error),
+    /// Something that is not a directory stands at the repository's path.
+    #[error("{} exists and is not a directory; move it away", .0.display())]
+    NotADirectory(std::path::PathBuf),
+    /// A directory that is not a repository stands at its path.
+    #[error("{} exists and is not a git repository; move it away", .0.display())]
+    NotAGitRepository(std::path::PathBuf),
+}
+
 /// Decide what one included repository needs.
 fn classify(
     settings: &Settings,
@@ -148,28 +166,23 @@ fn classify(
     key: &str,
     remote: &RepoEntry,
     local: Option<&RepoEntry>,
-) -> Result<Option<Action>, String> {
-    let key = tree.key(key)?;
+) -> Result<Option<Action>, Error> {
+    let key = tree.key(key).map_err(Error::BadKey)?;
     let shown = tree.path_of(&key);
     let parent = match tree.parent_of(&key, false) {
         Ok(p) => p,
         Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     // Read through the parent's handle: what we decide on is what is there.
     let path = parent.io_path().join(key.name());
-    match parent.kind_of(key.name()).map_err(|e| e.to_string())? {
+    match parent.kind_of(key.name())? {
         None => return Ok(Some(Action::Clone)),
         // A symlink where the origin now has a repository: the clone
         // replaces the link (never what it points to).
         Some(Kind::Symlink) => return Ok(Some(Action::Clone)),
         Some(Kind::Dir) => {}
-        Some(_) => {
-            return Err(format!(
-                "{} exists and is not a directory; move it away",
-                shown.display()
-            ))
-        }
+        Some(_) => return Err(Error::NotADirectory(shown)),
     }
     if !repo::is_bare_repo(&path) {
         let empty = fs::read_dir(&path)
@@ -178,10 +191,7 @@ fn classify(
         if empty {
             return Ok(Some(Action::Clone));
         }
-        return Err(format!(
-            "{} exists and is not a git repository; move it away",
-            shown.display()
-        ));
+        return Err(Error::NotAGitRepository(shown));
     }
     if path.join(repo::RECLONE_FILE).exists() {
         return Ok(Some(Action::Reclone));
@@ -271,7 +281,7 @@ pub fn plan(
         forkgroups,
         ..PullPlan::default()
     };
-    let decided: Vec<(String, Result<Option<Action>, String>)> = culled
+    let decided: Vec<(String, Result<Option<Action>, Error>)> = culled
         .par_iter()
         .map(|(key, entry)| {
             let decision = classify(settings, tree, git, key, entry, local.repos.get(key));
@@ -302,7 +312,7 @@ pub fn plan(
             }
             Err(why) => {
                 error!(" manifest: skipping {key}: {why}");
-                plan.failures.push((key, why));
+                plan.failures.push((key, why.to_string()));
             }
         }
     }

@@ -304,7 +304,7 @@ async fn run_guarded(q: Queued) -> (Queued, FinishedJob) {
         Ok(done) => done,
         Err(e) => {
             error!("the job for {} crashed: {e}", job.key);
-            FinishedJob::failed(job, format!("crashed: {e}"))
+            FinishedJob::failed(job, job::Error::Crashed(e))
         }
     };
     (q, done)

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Action, RepoJob};
-use crate::work::job::{FinishedJob, JobContext, JobOutcome};
+use crate::work::job::{self, FinishedJob, JobContext, JobOutcome};
 use crate::work::objstore_clone::Seeding;
 
 /// How long to wait before retrying a locked repository.
@@ -292,7 +292,7 @@ impl Scheduler {
         let key = q.job.key.clone();
         self.running.remove(&key);
         self.seeding.finished(&key);
-        let done = if done.outcome == JobOutcome::Busy {
+        let done = if matches!(done.outcome, JobOutcome::Busy) {
             q.busy_tries += 1;
             if q.busy_tries < BUSY_TRIES {
                 // A follow-up that arrived meanwhile merges into the retry.
@@ -302,12 +302,8 @@ impl Scheduler {
                 self.waiting.insert(key, (now + BUSY_PAUSE, q));
                 return Settled::Retrying;
             }
-            let why = format!(
-                "still locked by another process after {} tries",
-                q.busy_tries
-            );
             FinishedJob {
-                outcome: JobOutcome::Failed(why),
+                outcome: JobOutcome::Failed(job::Error::StillLocked(q.busy_tries)),
                 ..done
             }
         } else {

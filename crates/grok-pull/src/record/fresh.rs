@@ -122,7 +122,7 @@ impl Tracker {
             JobOutcome::Purged => {
                 self.file.repos.remove(key);
             }
-            JobOutcome::Failed(why) => self.failed(key, why, now),
+            JobOutcome::Failed(why) => self.failed(key, &why.to_string(), now),
             JobOutcome::Cloned
             | JobOutcome::Updated
             | JobOutcome::Unchanged

@@ -114,7 +114,7 @@ impl Recorder {
             JobOutcome::Busy => {}
             JobOutcome::Failed(why) => {
                 error!("   failed: {key}: {why}");
-                self.fail(&key, why);
+                self.fail(&key, &why.to_string());
             }
         }
         if !matches!(done.outcome, JobOutcome::Failed(_)) {

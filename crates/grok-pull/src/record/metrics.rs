@@ -85,7 +85,7 @@ impl Stats {
             JobOutcome::Busy => {}
             JobOutcome::Failed(why) => {
                 self.failed += 1;
-                self.failing.insert(key.to_string(), why.clone());
+                self.failing.insert(key.to_string(), why.to_string());
                 return;
             }
         }
@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn counts_failures_until_the_repo_recovers() {
         let mut s = Stats::default();
-        s.job("/a.git", &JobOutcome::Failed("x".into()));
+        s.job(
+            "/a.git",
+            &JobOutcome::Failed(crate::work::job::Error::BadKey("x".into())),
+        );
         s.job("/b.git", &JobOutcome::Cloned);
         assert_eq!(s.failing.len(), 1);
         s.job("/a.git", &JobOutcome::Updated);

@@ -29,13 +29,36 @@ use std::sync::Arc;
 use grokmirror::forkgroups::{self, Forkgroups};
 use grokmirror::git::Git;
 use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, RepoLock};
+use grokmirror::lock::{self, LockError, RepoLock};
 use grokmirror::manifest::RepoEntry;
-use grokmirror::objstore::{self, FetchMethod};
+use grokmirror::objstore::{self, FetchMethod, ObjstoreError};
 use grokmirror::repo;
 use tracing::{debug, info, warn};
 
 use crate::settings::Settings;
+
+/// Why a fork's object storage could not be readied or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Its lock was never free.
+    #[error("{} stayed locked", .0.display())]
+    StayedLocked(PathBuf),
+    /// Creating it, or fetching into it, failed.
+    #[error(transparent)]
+    Objstore(#[from] ObjstoreError),
+    /// The blocking set-up did not finish.
+    #[error("object storage setup stopped: {0}")]
+    SetupStopped(#[source] tokio::task::JoinError),
+    /// It vanished while the clone was being built.
+    #[error("its object storage {} disappeared during the clone", .0.display())]
+    Disappeared(PathBuf),
+    /// It vanished before the clone was fetched into it.
+    #[error("{} is gone", .0.display())]
+    Gone(PathBuf),
+}
 
 /// The object-storage settings of a pull.
 #[derive(Debug, Clone, Default)]
@@ -127,12 +150,11 @@ pub struct Placement {
     pub guard: Option<RepoLock>,
 }
 
-fn lock_patiently(path: &Path) -> Result<RepoLock, String> {
+fn lock_patiently(path: &Path) -> Result<RepoLock, Error> {
     lock::acquire_repo_noting(path, lock::Wait::Forever, || {
         info!("  waiting: {} is locked by another process", path.display())
-    })
-    .map_err(|e| e.to_string())?
-    .ok_or_else(|| format!("{} stayed locked", path.display()))
+    })?
+    .ok_or_else(|| Error::StayedLocked(path.to_path_buf()))
 }
 
 /// Get the object storage of a new clone ready: created (seeded from a
@@ -144,7 +166,7 @@ pub async fn prepare(
     git: Git,
     key: String,
     target: PathBuf,
-) -> Result<Option<Placement>, String> {
+) -> Result<Option<Placement>, Error> {
     let Some(group) = ctx.groups.group_of(&key).map(str::to_string) else {
         return Ok(None);
     };
@@ -154,21 +176,19 @@ pub async fn prepare(
         let ctx = ctx.clone();
         let git = git.clone();
         let obst = obst.clone();
-        tokio::task::spawn_blocking(move || -> Result<(RepoLock, PathBuf, bool), String> {
+        tokio::task::spawn_blocking(move || -> Result<(RepoLock, PathBuf, bool), Error> {
             let guard = lock_patiently(&obst)?;
             if repo::is_objstore_repo(&obst) {
                 let real = std::fs::canonicalize(&obst).unwrap_or(obst);
                 return Ok((guard, real, false));
             }
-            let made = objstore::create(&git, &ctx.dir, Some(&group)).map_err(|e| e.to_string())?;
+            let made = objstore::create(&git, &ctx.dir, Some(&group))?;
             info!(" objstore: new objstore repo {}", made.display());
             let seeded = seed_from_sibling(&ctx, &git, &group, &made, &target);
             Ok((guard, made, !seeded))
         })
     };
-    let (guard, obst, empty) = setup
-        .await
-        .map_err(|e| format!("object storage setup stopped: {e}"))??;
+    let (guard, obst, empty) = setup.await.map_err(Error::SetupStopped)??;
     if empty {
         if let Some(url) = &ctx.preload_url {
             preload(&git, url, &obst).await;
@@ -313,14 +333,11 @@ async fn download(url: &str, dest: &Path) -> anyhow::Result<bool> {
 
 /// Just before a staged clone is moved into place: its object storage must
 /// still be there.
-pub fn still_there(placement: &Placement) -> Result<(), String> {
+pub fn still_there(placement: &Placement) -> Result<(), Error> {
     if repo::is_objstore_repo(&placement.obstrepo) {
         Ok(())
     } else {
-        Err(format!(
-            "its object storage {} disappeared during the clone",
-            placement.obstrepo.display()
-        ))
+        Err(Error::Disappeared(placement.obstrepo.clone()))
     }
 }
 
@@ -338,15 +355,14 @@ pub async fn after_clone(
         {
             let _o = lock_patiently(&obst)?;
             if !repo::is_objstore_repo(&obst) {
-                return Err(format!("{} is gone", obst.display()));
+                return Err(Error::Gone(obst));
             }
             info!(" objstore: {key}");
             objstore::add_member(&obst, &member)
-                .and_then(|_| objstore::fetch_member(&git, &obst, &member, ctx.method))
-                .map_err(|e| e.to_string())?;
+                .and_then(|_| objstore::fetch_member(&git, &obst, &member, ctx.method))?;
         }
         quick_repack(&git, &member, &ctx.extra_repack_flags);
-        Ok::<(), String>(())
+        Ok::<(), Error>(())
     })
     .await;
     match done {
