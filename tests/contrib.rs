@@ -948,8 +948,8 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
 /// The metric names grok-pull writes to `[pull] metrics_file`, with the
 /// series names of histograms (`_bucket`, `_sum`, `_count`).
 fn exported_metrics() -> std::collections::BTreeSet<String> {
-    use grok_pull::work::job::JobOutcome;
     use grok_pull::record::metrics::{Activity, Stats};
+    use grok_pull::work::job::JobOutcome;
     use grokmirror::freshness::{self, Freshness, RepoFreshness};
     let mut f = Freshness::default();
     let mut stale = RepoFreshness::default();

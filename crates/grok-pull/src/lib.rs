@@ -20,6 +20,8 @@ pub mod settings;
 pub mod source;
 pub mod work;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::Parser;
 use grokmirror::config::Config;
@@ -40,8 +42,12 @@ use crate::source::Poll;
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    grokmirror_cli::finish("grok-pull", run(&cli))
+    grokmirror_cli::run_main("grok-pull", || run(&cli))
 }
+
+/// How long a run that panicked waits for work off the async threads (a
+/// clone waiting for an object storage's lock, say) before it exits anyway.
+const SHUTDOWN_AFTER_PANIC: Duration = Duration::from_secs(5);
 
 /// Run grok-pull with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
@@ -69,7 +75,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         purge_flag: cli.purge,
     };
     let puller = Puller::new(settings)?;
-    runtime.block_on(engine::run(puller, opts, log))
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(engine::run(puller, opts, log))
+    }));
+    match ran {
+        Ok(result) => result,
+        Err(panic) => {
+            // The hook has reported it. Dropping the runtime would wait for
+            // every blocking task, however long; the jobs' tasks are
+            // dropped either way (their git killed, staged clones removed).
+            runtime.shutdown_timeout(SHUTDOWN_AFTER_PANIC);
+            std::panic::resume_unwind(panic)
+        }
+    }
 }
 
 /// One mirror and what is needed to bring it in step with its origin.

@@ -170,6 +170,31 @@ impl std::fmt::Debug for Msg {
     }
 }
 
+/// Should the housekeeping thread panic (the panic hook reports it), the
+/// repository it was working on is released: a fetch waiting for it must
+/// not wait forever.
+struct ReleaseOnPanic {
+    shared: Arc<Mutex<Shared>>,
+    events: UnboundedSender<Event>,
+}
+
+impl Drop for ReleaseOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        self.shared.clear_poison();
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared.queued = 0;
+        if let Some(key) = shared.busy.take() {
+            let _ = self.events.send(Event::Released(key));
+        }
+    }
+}
+
 impl Housekeeper {
     /// Start the housekeeping thread.
     pub fn start() -> std::io::Result<Housekeeper> {
@@ -197,6 +222,10 @@ impl Housekeeper {
                             warn!("      spa: cannot start: {e}; no housekeeping in this run");
                             return;
                         }
+                    };
+                    let _release = ReleaseOnPanic {
+                        shared: shared.clone(),
+                        events: etx.clone(),
                     };
                     runtime.block_on(worker(rx, etx, shared, load));
                 })?
