@@ -1,13 +1,59 @@
 //! grok-pull: mirror a collection of bare git repositories from a
 //! grokmirror origin, compatible with grokmirror 2.x's `grok-pull`.
 //!
-//! One run is three steps: poll the origin's manifest ([`source`]), plan
-//! what each repository needs ([`plan`]), and run the jobs with bounded
-//! concurrency ([`scheduler`], [`job`]) while the done step ([`record`])
-//! keeps the local manifest in step and [`housekeeping`] tidies up behind
-//! the fetches. [`engine`] drives the steps, once or as a daemon with a
-//! push socket ([`listener`]), file watches ([`watch`]), systemd
-//! notifications ([`service`]) and statistics ([`metrics`]).
+//! # The story of a run
+//!
+//! [`main`] parses the flags ([`cli`]) and hands them to [`run`] through
+//! `grokmirror_cli::run_main`, which turns an error into one line and an
+//! exit status, and a panic into one line and status 1. `run` reads the
+//! config into typed [`settings`], sets up logging and a tokio runtime, and
+//! opens the mirror: a [`Puller`] holds the settings, the git to run and
+//! the top level's directory handle, through which every change on disk
+//! goes. Then [`engine::run`] takes over; one loop serves a single run and
+//! the daemon (`-o` with `[pull] refresh`).
+//!
+//! The loop first polls the origin for its manifest ([`source`]: HTTP(S)
+//! or `file://`, with Last-Modified, size limits and a streaming parser),
+//! off the loop so that signals and the systemd watchdog are answered
+//! meanwhile. From the manifest and the local manifest, [`plan`] decides
+//! what each included repository needs (clone, re-clone, update, purge,
+//! nothing), and which fork group it belongs to; the deletion gate decides
+//! what may go. These decisions read the disk but change nothing.
+//!
+//! The jobs go into the [`engine::scheduler`]: one job per repository,
+//! updates before clones, one extra lane so updates never starve behind
+//! big clones, retries for repositories locked by somebody else, and a
+//! fork group's first clone alone while it seeds the group's object
+//! storage. Each job ([`work::job`]) runs in a task of its own, under the
+//! repository's lock: a clone is built out of sight ([`work::out_of_sight`])
+//! and appears in one rename; a fork borrows from its object storage from
+//! its first fetch ([`work::objstore_clone`]); git runs in its own process
+//! group with a timeout ([`work::gitio`]); hooks run after fetches
+//! ([`work::hooks`]). What a fetch leaves to tidy up goes to the
+//! housekeeping thread ([`work::housekeeping`]), at the lowest priority and
+//! never in a fetch's way.
+//!
+//! Finished jobs are written down ([`record`]): the local manifest (every
+//! hundred repositories, before each poll and at the end), the freshness
+//! file, statistics and metrics, and the `--status` report reads them
+//! back. The daemon also listens on a push socket, watches the config and a
+//! `file://` manifest, talks to the service manager and serves metrics over
+//! HTTP ([`daemon`]). SIGTERM or SIGINT stop a run cleanly: nothing new
+//! starts, running jobs get `[pull] shutdown_grace`, and the local manifest
+//! is written.
+//!
+//! # Modules
+//!
+//! - [`cli`]: the flags.
+//! - [`settings`]: config to typed settings.
+//! - [`source`]: getting the remote manifest.
+//! - [`plan`]: deciding what each repository needs (no changes on disk).
+//! - [`work`]: doing it: jobs, git, staging, hooks, object storage,
+//!   housekeeping.
+//! - [`record`]: writing results: local manifest, freshness file, metrics,
+//!   statistics, status, progress.
+//! - [`engine`]: the event loop and the scheduler.
+//! - [`daemon`]: push socket, file watches, service manager, HTTP metrics.
 
 #![warn(missing_docs)]
 

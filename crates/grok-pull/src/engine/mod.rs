@@ -25,11 +25,11 @@
 //! stays.
 //!
 //! The loop's state is kept in parts, each with the methods that own it:
-//! [`polling`] (the poll and when the next is due), [`running`] (the jobs
-//! running now and what happens when one ends), [`reports`] (the timers of
+//! `polling` (the poll and when the next is due), `running` (the jobs
+//! running now and what happens when one ends), `reports` (the timers of
 //! the periodic writes: local manifest, freshness file, stats, metrics),
-//! [`reload`] (file watches and config reloads), [`push`] (the push
-//! socket) and [`stopping`] (signals, the grace period, the end of a run).
+//! `reload` (file watches and config reloads), `push` (the push
+//! socket) and `stopping` (signals, the grace period, the end of a run).
 //! Decisions are pure functions in those files, unit-tested there.
 
 mod polling;

@@ -8,8 +8,8 @@
 //! (`pack-refs`, a quick repack, the object-storage fetch) is handed to
 //! [`crate::work::housekeeping`] with the finished job.
 //!
-//! One file per kind of job ([`clone`], [`update`], [`purge`]), and what
-//! they share: the repository's git settings ([`gitconfig`]), the
+//! One file per kind of job (`clone`, `update`, `purge`), and what
+//! they share: the repository's git settings (`gitconfig`), the
 //! manifest's symlinks ([`symlinks`]) and why a job failed ([`Error`]).
 
 mod clone;
