@@ -11,6 +11,7 @@ pub mod alternates;
 pub mod config;
 pub mod deletion;
 pub mod discovery;
+pub mod family_queue;
 pub mod forkgroups;
 pub mod freshness;
 pub mod fsutil;

@@ -22,7 +22,7 @@
 //! the object storage gets a sibling's objects before the sibling borrows
 //! from it, and a clone drops its own copies only after they were copied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -369,53 +369,5 @@ pub async fn after_clone(
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(" objstore: {e}; grok-fsck will catch up"),
         Err(e) => warn!(" objstore: stopped: {e}"),
-    }
-}
-
-/// Groups whose object storage is being created by a running clone: the
-/// group's other clones wait for it (see [`crate::engine::scheduler`]), so they
-/// find it populated instead of each downloading everything.
-#[derive(Debug, Default)]
-pub struct Seeding {
-    /// Group -> the key of the clone creating it.
-    by_group: BTreeMap<String, String>,
-    /// Groups seen populated (they stay so).
-    populated: BTreeSet<String>,
-}
-
-impl Seeding {
-    /// Whether a clone of `key` in `group` may start now.
-    /// `public_waiting` tells whether another public clone of the group is
-    /// still queued. Marks the clone as the group's seed when the group has
-    /// no populated object storage yet.
-    pub fn admit(
-        &mut self,
-        objstore: &Objstore,
-        key: &str,
-        group: &str,
-        private: bool,
-        public_waiting: &dyn Fn() -> bool,
-    ) -> bool {
-        if self.by_group.contains_key(group) {
-            return false;
-        }
-        if self.populated.contains(group) {
-            return true;
-        }
-        if objstore.is_populated(group) {
-            self.populated.insert(group.to_string());
-            return true;
-        }
-        // A private clone never seeds a group a public one could.
-        if private && public_waiting() {
-            return false;
-        }
-        self.by_group.insert(group.to_string(), key.to_string());
-        true
-    }
-
-    /// A clone finished (however it ended).
-    pub fn finished(&mut self, key: &str) {
-        self.by_group.retain(|_, k| k != key);
     }
 }

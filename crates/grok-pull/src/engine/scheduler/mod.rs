@@ -19,13 +19,15 @@
 //! count. Running the jobs, and what to do with finished ones, is the
 //! business of [`crate::engine`].
 
+mod seeding;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Action, RepoJob};
 use crate::work::job::{self, FinishedJob, JobContext, JobOutcome};
-use crate::work::objstore_clone::Seeding;
+use seeding::Seeding;
 
 /// How long to wait before retrying a locked repository.
 pub const BUSY_PAUSE: Duration = Duration::from_secs(5);
@@ -251,11 +253,11 @@ impl Scheduler {
                     })
             };
             if self.seeding.admit(
-                &q.ctx.objstore,
                 &q.job.key,
                 &group,
                 private,
-                &public_waiting,
+                || q.ctx.objstore.is_populated(&group),
+                public_waiting,
             ) {
                 return Some(i);
             }
