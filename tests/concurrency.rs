@@ -747,7 +747,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
             held.push(format!("held: {}", l.display()));
         }
     }
-    let staging = top.join(grokmirror::staging::STAGING_DIR_NAME);
+    let staging = top.join(grokmirror::tree::staging::STAGING_DIR_NAME);
     let staged: Vec<PathBuf> = std::fs::read_dir(&staging)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();

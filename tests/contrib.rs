@@ -261,7 +261,7 @@ fn systemd_units_say_what_the_daemon_needs() {
 
 #[test]
 fn logrotate_rotates_a_log_our_writer_follows() {
-    use grokmirror::logging::WatchedFile;
+    use grokmirror_cli::logging::WatchedFile;
 
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("log");
@@ -775,7 +775,7 @@ fn kubernetes_manifests_keep_a_single_writer() {
         support::configparser::our_view(conf_text),
         support::configparser::python_view(conf_text)
     );
-    let ini = grokmirror::ini::Ini::parse(conf_text).unwrap();
+    let ini = grokmirror::config::ini::Ini::parse(conf_text).unwrap();
     let toplevel = ini.get("core", "toplevel").unwrap().unwrap();
     assert!(
         ini.get("pull", "refresh").unwrap().is_some(),
@@ -950,7 +950,7 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
 fn exported_metrics() -> std::collections::BTreeSet<String> {
     use grok_pull::record::metrics::{Activity, Stats};
     use grok_pull::work::job::JobOutcome;
-    use grokmirror::freshness::{self, Freshness, RepoFreshness};
+    use grokmirror::formats::freshness::{self, Freshness, RepoFreshness};
     let mut f = Freshness::default();
     let mut stale = RepoFreshness::default();
     stale.observe(2, 1, true, 0);

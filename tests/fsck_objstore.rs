@@ -227,7 +227,7 @@ fn objstore_of(tree: &Tree, members: &[&str]) -> std::path::PathBuf {
         objstore::fetch_member(&git, &obst, &m, objstore::FetchMethod::Porcelain).unwrap();
         objstore::point_at(&m, &obst).unwrap();
     }
-    grokmirror::roots::get(&git, &obst, true);
+    grokmirror::repo::roots::get(&git, &obst, true);
     obst
 }
 

@@ -49,7 +49,7 @@ fn as_reference_reads_it(manifest: &Path) -> Value {
 
 /// The manifest as our library reads it.
 fn as_we_read_it(manifest: &Path) -> Value {
-    grokmirror::manifest::Manifest::read(manifest)
+    grokmirror::formats::manifest::Manifest::read(manifest)
         .unwrap()
         .expect("manifest exists")
         .to_value()

@@ -398,7 +398,7 @@ fn a_read_only_top_level_is_refused_where_it_is_written() {
     std::fs::create_dir_all(&ro).unwrap();
     let Some(_undo) = support::make_unwritable(&ro) else {
         // Root without mount rights: nothing is unwritable for us; the
-        // decision itself is unit-tested (grokmirror::toplevel).
+        // decision itself is unit-tested (grokmirror::tree::toplevel).
         eprintln!("NOTE: cannot make a read-only directory here; not tested end to end");
         return;
     };

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use grokmirror::ini::{self, Ini};
+use grokmirror::config::ini::{self, Ini};
 
 /// Python's view: {section: {key: interpolated value or {"error": ...}}}
 /// plus, for every value, what getboolean makes of it.
@@ -69,11 +69,11 @@ pub fn our_view(text: &str) -> serde_json::Value {
                 Ok(None) => unreachable!("listed keys exist"),
                 Err(e) => {
                     let name = match e {
-                        ini::IniError::InterpolationMissing { .. } => {
+                        ini::Error::InterpolationMissing { .. } => {
                             "InterpolationMissingOptionError"
                         }
-                        ini::IniError::InterpolationSyntax { .. } => "InterpolationSyntaxError",
-                        ini::IniError::InterpolationDepth { .. } => "InterpolationDepthError",
+                        ini::Error::InterpolationSyntax { .. } => "InterpolationSyntaxError",
+                        ini::Error::InterpolationDepth { .. } => "InterpolationDepthError",
                         other => panic!("unexpected {other}"),
                     };
                     serde_json::json!({"error": name})

@@ -26,12 +26,12 @@ use anyhow::Context;
 use clap::Parser;
 use grokmirror::config::Config;
 use grokmirror::git::Git;
-use grokmirror::manifest::Manifest;
+use grokmirror::formats::manifest::Manifest;
 use grokmirror::tree::Dir;
 use tracing::{error, info};
 
 pub use cli::Cli;
-pub use work::{BundleError, Outcome, BUNDLE_FILE, BUNDLE_LIST_FILE, FINGERPRINT_FILE};
+pub use work::{self, Outcome, BUNDLE_FILE, BUNDLE_LIST_FILE, FINGERPRINT_FILE};
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
@@ -80,8 +80,8 @@ impl Settings {
     /// the key, or the key matches the pattern without its leading `/`s).
     pub fn includes(&self, key: &str) -> bool {
         self.include.iter().any(|p| {
-            grokmirror::glob::Glob::new(p).is_match(key)
-                || grokmirror::glob::Glob::new(p.trim_start_matches('/')).is_match(key)
+            grokmirror::config::glob::Glob::new(p).is_match(key)
+                || grokmirror::config::glob::Glob::new(p.trim_start_matches('/')).is_match(key)
         })
     }
 }
@@ -116,7 +116,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
                 " manifest: no manifest at {}, nothing to bundle",
                 settings.manifest.display()
             );
-            return Ok(grokmirror::EXIT_OK);
+            return Ok(grokmirror_cli::EXIT_OK);
         }
         Err(e) => {
             return Err(anyhow::Error::new(e)).with_context(|| {
@@ -146,9 +146,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         summary.generated, summary.unchanged, summary.skipped, summary.failed
     );
     Ok(if summary.failed > 0 {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     } else {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     })
 }
 

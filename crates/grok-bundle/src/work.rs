@@ -7,11 +7,11 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
-use grokmirror::fsutil;
-use grokmirror::git::{Git, GitError};
-use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, LockError, Wait};
-use grokmirror::refs;
+use grokmirror::tree::fsutil;
+use grokmirror::git::{self, Git};
+use grokmirror::config::glob::GlobList;
+use grokmirror::lock::{self, Wait};
+use grokmirror::repo::refs;
 use grokmirror::repo;
 use grokmirror::tree::{self, Dir, Kind};
 use tracing::{debug, info};
@@ -41,7 +41,7 @@ pub enum Outcome {
 
 /// Why a repository could not be bundled.
 #[derive(Debug, thiserror::Error)]
-pub enum BundleError {
+pub enum Error {
     /// The manifest key cannot be turned into paths safely.
     #[error(
         "manifest entry {key} is refused: {reason}; fix the manifest (grok-manifest rebuilds it)"
@@ -57,14 +57,14 @@ pub enum BundleError {
     NotARepo(PathBuf),
     /// The repository's lock could not be taken (not contention).
     #[error("{0}; check the permissions of the repository's parent directory")]
-    Lock(#[from] LockError),
+    Lock(#[from] lock::Error),
     /// git could not be run or failed.
     #[error("{path}: {source}", path = .path.display())]
     Git {
         /// The repository.
         path: PathBuf,
         /// What failed.
-        source: GitError,
+        source: git::Error,
     },
     /// `git bundle create` failed.
     #[error("git bundle create failed for {}: {stderr}; the previous bundle, if any, is kept", .path.display())]
@@ -123,14 +123,14 @@ pub fn bundle_list_text() -> String {
 
 /// Objects on disk in KiB (`git count-objects -v`: size + size-pack),
 /// those of the repositories it borrows from through alternates included.
-fn repo_size_kib(git: &Git, repo: &Path) -> Result<u64, BundleError> {
+fn repo_size_kib(git: &Git, repo: &Path) -> Result<u64, Error> {
     let mut total = 0;
     let mut current = repo.to_path_buf();
     let mut seen = Vec::new();
     loop {
         let out = git
             .run_ok(Some(&current), ["count-objects", "-v"])
-            .map_err(|source| BundleError::Git {
+            .map_err(|source| Error::Git {
                 path: current.clone(),
                 source,
             })?;
@@ -142,7 +142,7 @@ fn repo_size_kib(git: &Git, repo: &Path) -> Result<u64, BundleError> {
             }
         }
         seen.push(current.clone());
-        match repo::alternate_repo(&current) {
+        match repo::alternates::lender(&current) {
             Some(alt) if !seen.contains(&alt) && seen.len() < 16 => current = alt,
             _ => break,
         }
@@ -163,12 +163,12 @@ fn read_small(dir: &Dir, name: &str) -> Option<String> {
 }
 
 /// Write `data` into `name` below `dir` atomically, unless it holds it.
-fn put(dir: &Dir, name: &str, data: &str) -> Result<(), BundleError> {
+fn put(dir: &Dir, name: &str, data: &str) -> Result<(), Error> {
     if read_small(dir, name).as_deref() == Some(data) {
         return Ok(());
     }
     fsutil::write_atomic(&dir.io_path().join(name), data.as_bytes()).map_err(|source| {
-        BundleError::Write {
+        Error::Write {
             path: dir.shown_join(name),
             source,
         }
@@ -181,8 +181,8 @@ pub fn bundle_one(
     git: &Git,
     out: &Dir,
     key: &str,
-) -> Result<Outcome, BundleError> {
-    let bad = |reason| BundleError::BadKey {
+) -> Result<Outcome, Error> {
+    let bad = |reason| Error::BadKey {
         key: key.to_string(),
         reason,
     };
@@ -191,7 +191,7 @@ pub fn bundle_one(
     let bdir = bundle_dir_of(key).map_err(bad)?;
     let repo_path = settings.toplevel.join(&rel);
     if !repo::is_bare_repo(&repo_path) {
-        return Err(BundleError::NotARepo(repo_path));
+        return Err(Error::NotARepo(repo_path));
     }
     let Some(_lock) = lock::acquire_repo(&repo_path, Wait::No)? else {
         info!("  skipped: {name} (locked by another process; retried next run)");
@@ -199,7 +199,7 @@ pub fn bundle_one(
     };
     let snapshot =
         refs::snapshot(git, &repo_path, &GlobList::default(), false).map_err(|source| {
-            BundleError::Git {
+            Error::Git {
                 path: repo_path.clone(),
                 source,
             }
@@ -260,8 +260,8 @@ fn write_bundle(
     repo_path: &Path,
     target: &Path,
     shown: &Path,
-) -> Result<(), BundleError> {
-    let mut git_failure: Option<BundleError> = None;
+) -> Result<(), Error> {
+    let mut git_failure: Option<Error> = None;
     let written = fsutil::write_atomic_with(target, |file| {
         let mut args: Vec<&OsStr> = settings.gitargs.iter().map(OsStr::new).collect();
         args.extend(["bundle", "create", "-"].map(OsStr::new));
@@ -271,9 +271,9 @@ fn write_bundle(
         cmd.stdout(Stdio::from(file.try_clone()?));
         cmd.stderr(Stdio::piped());
         let output = cmd.output().inspect_err(|e| {
-            git_failure = Some(BundleError::Git {
+            git_failure = Some(Error::Git {
                 path: repo_path.to_path_buf(),
-                source: GitError::Spawn {
+                source: git::Error::Spawn {
                     bin: git.binary().to_path_buf(),
                     cause: std::io::Error::new(e.kind(), e.to_string()),
                 },
@@ -288,7 +288,7 @@ fn write_bundle(
                 .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
                 .or_else(|| stderr.lines().map(str::trim).rfind(|l| !l.is_empty()))
                 .unwrap_or("no message");
-            git_failure = Some(BundleError::Bundle {
+            git_failure = Some(Error::Bundle {
                 path: repo_path.to_path_buf(),
                 stderr: format!("{why} ({})", output.status),
             });
@@ -299,7 +299,7 @@ fn write_bundle(
     match (written, git_failure) {
         (Ok(()), _) => Ok(()),
         (Err(_), Some(e)) => Err(e),
-        (Err(source), None) => Err(BundleError::Write {
+        (Err(source), None) => Err(Error::Write {
             path: shown.to_path_buf(),
             source,
         }),

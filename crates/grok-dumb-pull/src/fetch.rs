@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::lock::{self, Wait};
 use grokmirror::objstore::{self, FetchMethod};
-use grokmirror::{refs, repo};
+use grokmirror::repo::{self, refs};
 use tracing::{debug, error, info, warn};
 
 use crate::Settings;
@@ -197,7 +197,7 @@ fn fetch_svn(git: &Git, path: &Path, patterns: &[String]) -> Fetched {
 fn report(
     path: &Path,
     what: &str,
-    out: Result<grokmirror::git::GitOutput, grokmirror::git::GitError>,
+    out: Result<grokmirror::git::GitOutput, grokmirror::git::Error>,
 ) -> bool {
     match out {
         Ok(out) if out.success() => {

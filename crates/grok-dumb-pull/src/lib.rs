@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use grokmirror::config::LogLevel;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use tracing::{debug, error, info};
 
 pub use cli::Cli;

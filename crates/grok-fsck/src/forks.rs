@@ -34,16 +34,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use grokmirror::alternates::AltMap;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::repo::alternates::AltMap;
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, RepoLock};
-use grokmirror::manifest::{self, Manifest};
+use grokmirror::formats::manifest::{self, Manifest};
 use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
-use grokmirror::roots::{self, Roots};
-use grokmirror::siblings::{self, BlobSet};
+use grokmirror::repo::roots::{self, Roots};
+use grokmirror::objstore::siblings::{self, BlobSet};
 use grokmirror::tree::Tree;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -178,7 +178,7 @@ impl<'a> Forks<'a> {
         let toplevel = settings.toplevel.clone();
         let in_manifest = repos
             .iter()
-            .filter_map(|p| fsutil::manifest_key(&toplevel, p))
+            .filter_map(|p| grokmirror::tree::key::manifest_key(&toplevel, p))
             .collect();
         Forks {
             git,
@@ -256,7 +256,7 @@ impl<'a> Forks<'a> {
     }
 
     fn gitdir(&self, path: &Path) -> String {
-        fsutil::manifest_style(&self.toplevel, path)
+        grokmirror::tree::key::manifest_style(&self.toplevel, path)
     }
 
     fn is_private(&self, path: &Path) -> bool {
@@ -518,7 +518,7 @@ impl<'a> Forks<'a> {
         if opted_out(path) {
             return;
         }
-        let alt = repo::alternate_repo(path);
+        let alt = repo::alternates::lender(path);
         match alt {
             None => self.place_standalone(path),
             // Its lender is gone: grok-fsck asks for a re-clone elsewhere.
@@ -658,7 +658,7 @@ impl<'a> Forks<'a> {
                 // borrowers off); we keep reaching its objects through it
                 // meanwhile. Lock order: members first (the lender's only
                 // tried).
-                if copy_lender && repo::alternate_repo(lender).is_none() {
+                if copy_lender && repo::alternates::lender(lender).is_none() {
                     if let Ok(Some(l)) = self.tree.lock_repo(lender, lock::Wait::No) {
                         locks.push(l);
                         steps.push(Step::Attach {
@@ -880,7 +880,7 @@ impl<'a> Forks<'a> {
         match self.tree.pin(member) {
             Ok(dir) => {
                 let objects = dir.io_path().join("objects");
-                let lenders = grokmirror::objects::read_alternates(&objects);
+                let lenders = grokmirror::repo::alternates::read(&objects);
                 let ours = obst.join("objects");
                 !lenders
                     .iter()
@@ -1157,7 +1157,7 @@ pub fn freeze_for_prune(
     let private = &settings.objstore_settings.private;
     let toplevel = &settings.toplevel;
     if members.iter().any(|m| {
-        private.is_match(&fsutil::manifest_style(toplevel, m))
+        private.is_match(&grokmirror::tree::key::manifest_style(toplevel, m))
             || private.is_match(&m.to_string_lossy())
     }) {
         return None;
@@ -1196,7 +1196,7 @@ pub fn freeze_for_prune(
         let dropped = tree
             .pin(m)
             .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|d| grokmirror::repack::drop_commit_graph(&d.io_path()));
+            .and_then(|d| grokmirror::repo::repack::drop_commit_graph(&d.io_path()));
         if let Err(e) = dropped {
             warn!("{}: cannot remove its commit-graph: {e}", m.display());
             return None;

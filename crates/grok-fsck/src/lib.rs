@@ -32,18 +32,18 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
-use grokmirror::alternates::{self, AltMap, RepoRole};
+use grokmirror::repo::alternates::{self, AltMap, RepoRole};
 use grokmirror::config::Config;
-use grokmirror::discovery::{self, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::tree::discovery::{self, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::{Git, GitVersion};
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::lock;
-use grokmirror::manifest::{self, Manifest};
-use grokmirror::objects::{self, RepackLevel};
-use grokmirror::repack::Precious;
-use grokmirror::status::{self, RepoStatus, Status};
-use grokmirror::{refs, repo};
+use grokmirror::formats::manifest::{self, Manifest};
+use grokmirror::repo::object_counts::{self, RepackLevel};
+use grokmirror::repo::repack::Precious;
+use grokmirror::formats::fsck_status::{self, RepoStatus, Status};
+use grokmirror::repo::{self, refs};
 use grokmirror_cli::usage;
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -84,12 +84,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             status_dir.display()
         )));
     }
-    let Some(_tree_lock) = status::try_lock(&settings.statusfile)? else {
+    let Some(_tree_lock) = fsck_status::try_lock(&settings.statusfile)? else {
         info!(
             "Another grok-fsck holds {}; leaving this tree to it",
             lock::file_lock_path(&settings.statusfile).display()
         );
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     };
     let report = Report::default();
     let fsck = Fsck {
@@ -120,9 +120,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     result?;
     Ok(if report.is_empty() {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     } else {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     })
 }
 
@@ -192,7 +192,7 @@ struct Analysis {
     /// A new next-check date, when the decision moves it.
     reschedule: Option<NaiveDate>,
     /// Garbage to prune (with the role and counts), when not repacking.
-    garbage: Option<(RepoRole, objects::ObjectCounts)>,
+    garbage: Option<(RepoRole, object_counts::ObjectCounts)>,
     /// The work to do, if any.
     job: Option<Job>,
 }
@@ -381,7 +381,7 @@ impl Fsck<'_> {
                 );
                 continue;
             }
-            let path = fsutil::key_path(&s.toplevel, &key);
+            let path = grokmirror::tree::key::key_path(&s.toplevel, &key);
             let full = path.to_string_lossy().into_owned();
             if !path.is_dir() {
                 // A grok-pull moving it aside to re-clone it holds its lock.
@@ -416,7 +416,7 @@ impl Fsck<'_> {
         for (full, fp) in fingerprints {
             let next = schedule::first_check(self.today, s.frequency, self.mode.force, &mut rng);
             info!("{full}:");
-            info!("    added: next check on {}", status::format_date(next));
+            info!("    added: next check on {}", fsck_status::format_date(next));
             status
                 .repos
                 .insert(full, RepoStatus::new_repo(next, fp.as_deref()));
@@ -435,7 +435,7 @@ impl Fsck<'_> {
             if self.is_objstore_path(path, &objstore_dir) {
                 return true;
             }
-            let keep = fsutil::manifest_key(&s.toplevel, path).is_some_and(|k| wanted.contains(&k));
+            let keep = grokmirror::tree::key::manifest_key(&s.toplevel, path).is_some_and(|k| wanted.contains(&k));
             if !keep {
                 debug!("{full} is no longer in the manifest, dropped from the status");
             }
@@ -522,13 +522,13 @@ impl Fsck<'_> {
             job: None,
         };
         let path = PathBuf::from(key);
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, &path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, &path);
         let Some(repo) = ctx.open(&path) else {
             return nothing;
         };
         maintain::fix_fetch_head(&repo);
         let role = RepoRole::of(&path, ctx.altmap, objstore_dir);
-        let missing_alt = objects::read_alternates(&path.join("objects"))
+        let missing_alt = grokmirror::repo::alternates::read(&path.join("objects"))
             .into_iter()
             .find(|dir| !dir.is_dir());
         if let Some(dir) = missing_alt {
@@ -544,7 +544,7 @@ impl Fsck<'_> {
             }
             return nothing;
         }
-        let counts = match objects::scan(&path) {
+        let counts = match object_counts::scan(&path) {
             Ok(c) => c,
             Err(e) => {
                 warn!("{e}; skipping it");
@@ -559,7 +559,7 @@ impl Fsck<'_> {
             counts: &counts,
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: self.settings.policy.precious == Precious::Always
-                && objects::is_precious(&path),
+                && grokmirror::repo::git_config::is_precious(&path),
         };
         let mut decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         if rewired && decision.repack.is_none() {
@@ -614,9 +614,9 @@ impl Fsck<'_> {
         ctx: &Ctx,
         path: &Path,
         role: &RepoRole,
-        counts: &objects::ObjectCounts,
+        counts: &object_counts::ObjectCounts,
     ) {
-        let gitdir = fsutil::manifest_style(&self.settings.toplevel, path);
+        let gitdir = grokmirror::tree::key::manifest_style(&self.settings.toplevel, path);
         match ctx.tree.lock_repo(path, lock::Wait::No) {
             Ok(Some(_guard)) => {
                 info!(
@@ -681,7 +681,7 @@ impl Fsck<'_> {
                 debug!("{key} is used by no repository (left for object-storage maintenance)");
             }
             let entry = &status.repos[&key];
-            let counts = match objects::scan(&path) {
+            let counts = match object_counts::scan(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     warn!("{e}; skipping it");
@@ -803,10 +803,10 @@ impl Fsck<'_> {
     /// One repository's work, under its lock.
     fn work(&self, ctx: &Ctx, job: &Job, status: &Mutex<Recorded>, progress: &Progress) {
         info!("{}:", job.key);
-        progress.start(&fsutil::manifest_style(&self.settings.toplevel, &job.path));
+        progress.start(&grokmirror::tree::key::manifest_style(&self.settings.toplevel, &job.path));
         // Only repacks (and their prunes) change the size.
         let size = |p: &Path| match job.repack {
-            Some(_) => objects::scan(p).map(|c| c.total_kib()).unwrap_or(0),
+            Some(_) => object_counts::scan(p).map(|c| c.total_kib()).unwrap_or(0),
             None => 0,
         };
         let before = size(&job.path);
@@ -830,7 +830,7 @@ impl Fsck<'_> {
             let done = match &frozen {
                 Some(_) => {
                     let plan =
-                        grokmirror::repack::plan_pruned_objstore(level, &self.settings.policy);
+                        grokmirror::repo::repack::plan_pruned_objstore(level, &self.settings.policy);
                     ctx.repack_with_plan(&repo, &job.role, level, plan)
                 }
                 None => ctx.repack(&repo, &job.role, level),
@@ -901,7 +901,7 @@ impl Fsck<'_> {
         }
         let saved = before.saturating_sub(size(&job.path));
         if let Some(next) = next {
-            info!("     next: {}", status::format_date(next));
+            info!("     next: {}", fsck_status::format_date(next));
         }
         if saved > 0 {
             info!("     done: {elapsed}s, {} saved", human_size(saved));

@@ -9,11 +9,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use grokmirror::alternates::{AltMap, RepoRole};
-use grokmirror::fsutil;
+use grokmirror::repo::alternates::{AltMap, RepoRole};
+use grokmirror::tree::fsutil;
 use grokmirror::git::{Git, GitOutput};
-use grokmirror::objects::{self, RepackLevel};
-use grokmirror::repack::{self, Precious};
+use grokmirror::repo::object_counts::{self, RepackLevel};
+use grokmirror::repo::repack::{self, Precious};
 use grokmirror::repo::{FSCK_ERR_FILE, RECLONE_FILE};
 use grokmirror::tree::{self, Dir, Tree};
 use tracing::{debug, info, warn};
@@ -185,7 +185,7 @@ impl Ctx<'_> {
         self.report.critical_block(&block);
         let mut text = format!(
             "# Date: {}\n# Cmd : git {}\n",
-            grokmirror::status::format_date(self.today),
+            grokmirror::formats::fsck_status::format_date(self.today),
             args.join(" ")
         );
         for l in lines {
@@ -224,7 +224,7 @@ impl Ctx<'_> {
     }
 
     fn set_precious(&self, repo: &Repo, on: bool) -> bool {
-        match objects::set_precious(self.git, &repo.io(), on) {
+        match grokmirror::repo::git_config::set_precious(self.git, &repo.io(), on) {
             Ok(()) => true,
             Err(e) => {
                 self.report.critical(format!(
@@ -260,7 +260,7 @@ impl Ctx<'_> {
             );
             warn!("         : objects it drops may be missed further down the chain");
         }
-        let was_precious = objects::is_precious(&repo.io());
+        let was_precious = grokmirror::repo::git_config::is_precious(&repo.io());
         let precious_in_the_end = plan.precious_after || was_precious;
         // Lift preciousObjects while we repack (git refuses `-d` with it),
         // unless precious = always.
@@ -349,7 +349,7 @@ impl Ctx<'_> {
     }
 
     fn write_commit_graph(&self, repo: &Repo) {
-        if objects::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
+        if grokmirror::repo::git_config::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
             let args = strings(&["config", "core.commitgraph", "true"]);
             if let Some(out) = self.run(repo, &args) {
                 if !out.success() {
@@ -378,7 +378,7 @@ impl Ctx<'_> {
     /// alone: a push or fetch may be about to reference them).
     fn prune_now(&self, repo: &Repo, role: &RepoRole) -> bool {
         info!("    prune: pruning");
-        let precious = objects::is_precious(&repo.io());
+        let precious = grokmirror::repo::git_config::is_precious(&repo.io());
         if precious && !self.set_precious(repo, false) {
             return false;
         }

@@ -1,14 +1,14 @@
 //! Repositories that stopped replicating: on a replica, grok-pull records
 //! per repository what the origin advertises and what we have (the
 //! freshness file beside the local manifest, see
-//! [`grokmirror::freshness`]); every grok-fsck run compares them and lists
+//! [`grokmirror::formats::freshness`]); every grok-fsck run compares them and lists
 //! the stale and failing ones in its report.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grokmirror::config::Config;
-use grokmirror::freshness::{self, Freshness, Summary};
+use grokmirror::formats::freshness::{self, Freshness, Summary};
 use tracing::{debug, info};
 
 use crate::report::Report;
@@ -67,7 +67,7 @@ pub fn check(config: &Config, manifest: &Path, report: &Report) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::freshness::RepoFreshness;
+    use grokmirror::formats::freshness::RepoFreshness;
 
     #[test]
     fn names_exactly_the_stale_and_failing() {

@@ -2,7 +2,7 @@
 //! run, kept free of I/O so they can be tested on their own.
 
 use chrono::{Days, NaiveDate};
-use grokmirror::objects::{repack_level, ObjectCounts, RepackLevel, RepackThresholds};
+use grokmirror::repo::object_counts::{repack_level, ObjectCounts, RepackLevel, RepackThresholds};
 use rand::Rng;
 
 /// What the command line asks for.

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use grokmirror::config::{Config, ConfigError};
-use grokmirror::glob::GlobList;
+use grokmirror::config::{self, Config};
+use grokmirror::config::glob::GlobList;
 use grokmirror::objstore::FetchMethod;
-use grokmirror::repack::{Precious, RepackPolicy};
+use grokmirror::repo::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
 /// Where and how the report of critical errors is mailed.
@@ -86,8 +86,8 @@ pub struct Settings {
     pub objstore_settings: ObjstoreSettings,
 }
 
-fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> ConfigError {
-    ConfigError::BadValue {
+fn bad(config: &Config, key: &str, value: String, expected: &'static str) -> config::Error {
+    config::Error::BadValue {
         path: config.path.clone(),
         section: "fsck".into(),
         key: key.into(),
@@ -140,7 +140,7 @@ impl Settings {
             Some(v) if v.trim().eq_ignore_ascii_case("never") => false,
             Some(_) => config.get_bool("fsck", "commitgraph", true)?,
         };
-        let words = |key: &str| -> Result<Vec<String>, ConfigError> {
+        let words = |key: &str| -> Result<Vec<String>, config::Error> {
             Ok(config
                 .get_or("fsck", key, "")?
                 .split_whitespace()

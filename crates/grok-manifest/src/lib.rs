@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use grokmirror::config::{Config, LogLevel};
-use grokmirror::discovery::{self, Found, WalkOptions};
-use grokmirror::fsutil;
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::inspect::{self, RepoFacts};
+use grokmirror::config::glob::GlobList;
+use grokmirror::repo::inspect::{self, RepoFacts};
 use grokmirror::lock::{self, FileLock};
-use grokmirror::manifest::{self, Manifest, RepoEntry};
-use grokmirror::toplevel::{self, Need, Refusal};
+use grokmirror::formats::manifest::{self, Manifest, RepoEntry};
+use grokmirror::tree::toplevel::{self, Need, Refusal};
 use grokmirror::{objstore, repo};
 use grokmirror_cli::usage;
 use rayon::prelude::*;
@@ -197,7 +197,7 @@ fn resolve_targets(s: &Settings) -> anyhow::Result<Vec<Target>> {
                 given.display()
             )));
         }
-        if fsutil::manifest_key(&s.toplevel, &real).is_none() {
+        if grokmirror::tree::key::manifest_key(&s.toplevel, &real).is_none() {
             return Err(usage(format!(
                 "{} is not under the toplevel {}; pass -t or fix the path",
                 given.display(),
@@ -264,7 +264,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if s.remove && !targets.is_empty() {
         remove_paths(&s, &mut manifest);
         write(&s, &manifest)?;
-        return Ok(grokmirror::EXIT_OK);
+        return Ok(grokmirror_cli::EXIT_OK);
     }
 
     let full_walk = s.purge || targets.is_empty() || manifest.is_empty();
@@ -280,7 +280,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             .iter()
             .map(|(p, _)| p)
             .chain(&walked.unexported)
-            .filter_map(|p| fsutil::manifest_key(&s.toplevel, p))
+            .filter_map(|p| grokmirror::tree::key::manifest_key(&s.toplevel, p))
             .collect();
         let gone: Vec<String> = manifest
             .repos
@@ -329,7 +329,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
 
     for path in &unexported {
-        if let Some(key) = fsutil::manifest_key(&s.toplevel, path) {
+        if let Some(key) = grokmirror::tree::key::manifest_key(&s.toplevel, path) {
             if manifest.repos.remove(&key).is_some() {
                 info!(" manifest: removed {key} (no longer exported)");
             }
@@ -338,7 +338,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let now = chrono::Utc::now().timestamp();
     for (path, result) in facts {
         outcome.processed += 1;
-        let Some(key) = fsutil::manifest_key(&s.toplevel, &path) else {
+        let Some(key) = grokmirror::tree::key::manifest_key(&s.toplevel, &path) else {
             continue;
         };
         match result {
@@ -370,9 +370,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         info!("Done in {elapsed:.2}s");
     }
     Ok(if outcome.failures > 0 {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     } else {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     })
 }
 
@@ -506,14 +506,14 @@ fn update_entry(
                 .collect();
             urls.sort();
             urls.first()
-                .map(|u| fsutil::manifest_style(toplevel, Path::new(u)))
+                .map(|u| grokmirror::tree::key::manifest_style(toplevel, Path::new(u)))
         })
     } else {
         old.reference.clone()
     };
     if reference.is_none() && facts.forkgroup.is_none() {
         if let Some(alt) = &facts.alternate {
-            reference = Some(fsutil::manifest_style(toplevel, alt));
+            reference = Some(grokmirror::tree::key::manifest_style(toplevel, alt));
         }
     }
     let modified = if use_now {
@@ -541,12 +541,12 @@ fn update_entry(
 fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) {
     let mut retarget: BTreeMap<String, String> = BTreeMap::new();
     for link in symlinks {
-        let relative = fsutil::manifest_style(toplevel, link);
+        let relative = grokmirror::tree::key::manifest_style(toplevel, link);
         let Ok(target) = std::fs::canonicalize(link) else {
             error!(" manifest: symlink {relative} is broken, ignored");
             continue;
         };
-        let Some(target_key) = fsutil::manifest_key(toplevel, &target) else {
+        let Some(target_key) = grokmirror::tree::key::manifest_key(toplevel, &target) else {
             error!(" manifest: symlink {relative} points outside toplevel, ignored");
             continue;
         };
@@ -576,7 +576,7 @@ fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) 
 /// of the repos they point at.
 fn remove_paths(s: &Settings, manifest: &mut Manifest) {
     for given in &s.paths {
-        let key = fsutil::manifest_style(&s.toplevel, &fsutil::absolute(given));
+        let key = grokmirror::tree::key::manifest_style(&s.toplevel, &fsutil::absolute(given));
         if manifest.repos.remove(&key).is_some() {
             info!(" manifest: removed {key}");
             continue;

@@ -16,7 +16,7 @@ use clap::Parser;
 
 pub use cli::Cli;
 pub use piper::{Piper, STATE_FILE};
-pub use settings::{PiperSettings, SettingsError};
+pub use settings::{self, PiperSettings};
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
@@ -36,7 +36,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         grokmirror_cli::init_logging("pull", cli.verbose, settings.log.clone(), settings.loglevel)?;
     let piper = Piper {
         git: grokmirror::git::Git::from_env(),
-        repo: grokmirror::fsutil::absolute(&cli.repo),
+        repo: grokmirror::tree::fsutil::absolute(&cli.repo),
         command: pipe,
         dry_run: cli.dry_run,
         shallow: settings.shallow,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, Wait};
 use tracing::{debug, error, info, warn};

@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use grokmirror::config::{expand_user, LogLevel};
-use grokmirror::glob::Glob;
-use grokmirror::ini::{self, Ini};
+use grokmirror::config::glob::Glob;
+use grokmirror::config::ini::{self, Ini};
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
+pub enum Error {
     /// The file cannot be read.
     #[error("cannot read config file {path}: {cause}; pass an existing pi-piper config with -c")]
     Read {
@@ -29,7 +29,7 @@ pub enum SettingsError {
         /// The file.
         path: PathBuf,
         /// Why.
-        cause: ini::IniError,
+        cause: ini::Error,
     },
     /// No `pipe` for this repository.
     #[error(
@@ -98,9 +98,9 @@ pub fn section_for(ini: &Ini, repo: &Path) -> String {
 impl PiperSettings {
     /// Read `config` (a leading `~` is expanded) and pick what applies to
     /// `repo`.
-    pub fn load(config: &Path, repo: &Path) -> Result<PiperSettings, SettingsError> {
+    pub fn load(config: &Path, repo: &Path) -> Result<PiperSettings, Error> {
         let path = expand_user(&config.to_string_lossy());
-        let text = std::fs::read_to_string(&path).map_err(|cause| SettingsError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|cause| Error::Read {
             path: path.clone(),
             cause,
         })?;
@@ -108,8 +108,8 @@ impl PiperSettings {
     }
 
     /// [`PiperSettings::load`] from the file's text.
-    pub fn from_text(text: &str, path: &Path, repo: &Path) -> Result<PiperSettings, SettingsError> {
-        let parse = |cause| SettingsError::Parse {
+    pub fn from_text(text: &str, path: &Path, repo: &Path) -> Result<PiperSettings, Error> {
+        let parse = |cause| Error::Parse {
             path: path.to_path_buf(),
             cause,
         };
@@ -118,7 +118,7 @@ impl PiperSettings {
         let get = |key: &str| ini.get(&section, key).map_err(parse);
         let pipe = match get("pipe")? {
             None => {
-                return Err(SettingsError::NoPipe {
+                return Err(Error::NoPipe {
                     path: path.to_path_buf(),
                     repo: repo.to_path_buf(),
                     section,
@@ -128,7 +128,7 @@ impl PiperSettings {
             Some(p) => match shlex::split(&p) {
                 Some(words) if !words.is_empty() => Some(words),
                 _ => {
-                    return Err(SettingsError::BadPipe {
+                    return Err(Error::BadPipe {
                         path: path.to_path_buf(),
                         pipe: p,
                         section,
@@ -145,7 +145,7 @@ impl PiperSettings {
         };
         let shallow = match get("shallow")? {
             None => false,
-            Some(v) => ini::parse_bool(&v).ok_or_else(|| SettingsError::BadShallow {
+            Some(v) => ini::parse_bool(&v).ok_or_else(|| Error::BadShallow {
                 path: path.to_path_buf(),
                 value: v.clone(),
                 section: section.clone(),
@@ -165,7 +165,7 @@ impl PiperSettings {
 mod tests {
     use super::*;
 
-    fn load(text: &str, repo: &str) -> Result<PiperSettings, SettingsError> {
+    fn load(text: &str, repo: &str) -> Result<PiperSettings, Error> {
         PiperSettings::from_text(text, Path::new("/c.conf"), Path::new(repo))
     }
 
@@ -197,15 +197,15 @@ mod tests {
     fn unusable_values_are_errors() {
         assert!(matches!(
             load("[a]\npipe = x\n", "/srv/b/git/0.git"),
-            Err(SettingsError::NoPipe { .. })
+            Err(Error::NoPipe { .. })
         ));
         assert!(matches!(
             load("[DEFAULT]\npipe = 'x\n", "/r"),
-            Err(SettingsError::BadPipe { .. })
+            Err(Error::BadPipe { .. })
         ));
         assert!(matches!(
             load("[DEFAULT]\npipe = x\nshallow = maybe\n", "/r"),
-            Err(SettingsError::BadShallow { .. })
+            Err(Error::BadShallow { .. })
         ));
     }
 }

@@ -72,9 +72,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use grokmirror::config::Config;
 use grokmirror::git::Git;
-use grokmirror::manifest::Manifest;
-use grokmirror::remote::{RemoteManifest, Rules};
-use grokmirror::state::{self, RemoteState};
+use grokmirror::formats::manifest::Manifest;
+use grokmirror::formats::remote_manifest::{RemoteManifest, Rules};
+use grokmirror::formats::last_remote::{self, RemoteState};
 use grokmirror::tree::{Reserved, StagingArea, Tree};
 use grokmirror_cli::usage;
 use tracing::{error, info, warn};
@@ -202,7 +202,7 @@ impl Puller {
 
     /// Step 1: ask the origin for its manifest.
     pub async fn poll(&self, force: bool) -> anyhow::Result<Poll> {
-        let previous = RemoteState::read(&state::state_path(self.settings.manifest()));
+        let previous = RemoteState::read(&last_remote::state_path(self.settings.manifest()));
         let rules = Rules {
             reserved: self.tree.reserved().clone(),
         };

@@ -9,16 +9,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use grokmirror::deletion;
-use grokmirror::discovery::{self, Found, WalkOptions};
-use grokmirror::forkgroups::Forkgroups;
-use grokmirror::fsutil;
+use grokmirror::tree::deletion;
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
+use grokmirror::objstore::grouping::Forkgroups;
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::manifest::{Manifest, RepoEntry};
-use grokmirror::remote::{self, RemoteManifest};
+use grokmirror::config::glob::GlobList;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
+use grokmirror::formats::remote_manifest::{self, RemoteManifest};
 use grokmirror::tree::{Kind, Tree};
-use grokmirror::{refs, repo};
+use grokmirror::repo::{self, refs};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
@@ -263,7 +263,7 @@ pub fn plan(
     let rejected: BTreeSet<String> = remote
         .rejected
         .iter()
-        .filter_map(|r| remote::normalize_path(&r.key).ok())
+        .filter_map(|r| grokmirror::tree::key::normalize_path(&r.key).ok())
         .collect();
     let mut plan = PullPlan {
         gate: deletion::Rules {
@@ -335,7 +335,7 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     let borrowed = Mutex::new(BTreeSet::new());
     discovery::walk(toplevel, &WalkOptions::default(), &|f| match f {
         Found::Repo(p) => {
-            if let Some(alt) = repo::alternate_repo(&p) {
+            if let Some(alt) = repo::alternates::lender(&p) {
                 borrowed.lock().expect("poisoned").insert(alt);
             }
             found.lock().expect("poisoned").push((p, false));
@@ -348,7 +348,7 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
     let mut to_purge = Vec::new();
     for (path, is_link) in &found {
-        let Some(key) = fsutil::manifest_key(toplevel, path) else {
+        let Some(key) = grokmirror::tree::key::manifest_key(toplevel, path) else {
             continue;
         };
         let wanted_link = plan.symlinks.contains(&key);

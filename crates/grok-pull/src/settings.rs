@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use grokmirror::config::{Config, ConfigError, LogLevel};
-use grokmirror::glob::GlobList;
+use grokmirror::config::{self, Config, LogLevel};
+use grokmirror::config::glob::GlobList;
 
 /// Default cap on the size of a remote manifest, decompressed:
 /// kernel.org's is a few MiB, so this only stops gzip bombs and runaway
@@ -129,8 +129,8 @@ fn bad(
     key: &str,
     value: String,
     expected: &'static str,
-) -> ConfigError {
-    ConfigError::BadValue {
+) -> config::Error {
+    config::Error::BadValue {
         path: config.path.clone(),
         section: section.into(),
         key: key.into(),
@@ -152,8 +152,8 @@ pub fn repo_url(site: &str, key: &str) -> String {
 
 impl Settings {
     /// Resolve the settings; `purge_flag` is `-p`.
-    pub fn from_config(config: Config, purge_flag: bool) -> Result<Settings, ConfigError> {
-        let missing = |section: &str, key: &str| ConfigError::Missing {
+    pub fn from_config(config: Config, purge_flag: bool) -> Result<Settings, config::Error> {
+        let missing = |section: &str, key: &str| config::Error::Missing {
             path: config.path.clone(),
             section: section.into(),
             key: key.into(),
@@ -333,7 +333,7 @@ impl Settings {
             refresh,
             socket,
             metrics_file,
-            stale_after: grokmirror::freshness::stale_after(&config)?,
+            stale_after: grokmirror::formats::freshness::stale_after(&config)?,
             metrics_listen: config
                 .get("pull", "metrics_listen")?
                 .map(|v| v.trim().to_string())
@@ -373,7 +373,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn load(text: &str) -> Result<Settings, ConfigError> {
+    fn load(text: &str) -> Result<Settings, config::Error> {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("[core]\ntoplevel = {}\n{text}", dir.path().display());
         let config = Config::from_text(&text, Path::new("t.conf"), 0)?;

@@ -4,7 +4,7 @@
 //!
 //! What comes back is size-capped, decompressed when it is gzip (by its
 //! magic bytes, whatever the name says), and validated entry by entry
-//! ([`grokmirror::remote`]) as it arrives: no source is ever held whole,
+//! ([`grokmirror::formats::remote_manifest`]) as it arrives: no source is ever held whole,
 //! so memory follows the number of entries, not the bytes sent. Nothing
 //! here touches the mirror.
 
@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use grokmirror::manifest::decoding_reader;
-use grokmirror::remote::{self, RemoteManifest, Rules};
-use grokmirror::state::{self, unix_now, Recorded, RemoteState};
+use grokmirror::formats::manifest::decoding_reader;
+use grokmirror::formats::remote_manifest::{self, RemoteManifest, Rules};
+use grokmirror::formats::last_remote::{self, unix_now, Recorded, RemoteState};
 use tracing::{debug, info, warn};
 
 use crate::settings::{ManifestSource, Settings};
@@ -41,7 +41,7 @@ pub enum Poll {
         /// The validated manifest.
         manifest: RemoteManifest,
         /// Its modification time is so recent (or so untrustworthy) that
-        /// it may change again unnoticed (see [`state::record_mtime`]).
+        /// it may change again unnoticed (see [`last_remote::record_mtime`]).
         racy: bool,
         /// What to record in the `.remote` state file once the run has
         /// mirrored it completely (`None` for `manifest_command`).
@@ -61,11 +61,11 @@ fn warn_once(key: String, message: impl FnOnce() -> String) {
 }
 
 /// What to record for a manifest from `what` modified at `mtime`, read
-/// when its clock said `origin_now` ([`state::record_mtime`]); an mtime in
+/// when its clock said `origin_now` ([`last_remote::record_mtime`]); an mtime in
 /// the future is said once, as a warning naming `what`.
 fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
     let now = unix_now();
-    let recorded = state::record_mtime(mtime, origin_now, now);
+    let recorded = last_remote::record_mtime(mtime, origin_now, now);
     if recorded.future {
         warn_once(format!("future {what}"), || {
             format!(
@@ -79,10 +79,10 @@ fn record(what: &str, mtime: i64, origin_now: i64) -> Recorded {
     recorded
 }
 
-/// The recorded `last-fetched` to compare with ([`state::usable_last_fetched`]);
+/// The recorded `last-fetched` to compare with ([`last_remote::usable_last_fetched`]);
 /// one in the future is said once and not used.
 fn usable_since(previous: &RemoteState, state_file: &Path) -> Option<i64> {
-    let usable = state::usable_last_fetched(previous.last_fetched, unix_now());
+    let usable = last_remote::usable_last_fetched(previous.last_fetched, unix_now());
     if usable.is_none() && previous.last_fetched > unix_now() {
         warn_once(format!("future {}", state_file.display()), || {
             format!(
@@ -104,7 +104,7 @@ pub async fn poll(
     rules: &Rules,
 ) -> anyhow::Result<Poll> {
     let config_mtime = settings.config.last_modified;
-    let state_file = state::state_path(settings.manifest());
+    let state_file = last_remote::state_path(settings.manifest());
     match &settings.source {
         ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules).await,
         ManifestSource::File(path) => {
@@ -141,7 +141,7 @@ pub async fn poll(
             );
             let manifest = tokio::task::spawn_blocking(move || {
                 let reader = decoding_reader(file, Some(max), &what)?;
-                let manifest = remote::parse_untrusted_reader(reader, &what, &rules)?;
+                let manifest = remote_manifest::parse_untrusted_reader(reader, &what, &rules)?;
                 nonempty(manifest, &what)
             })
             .await

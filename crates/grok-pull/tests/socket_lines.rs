@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use grok_pull::daemon::listener::{
     classify, read_client, Line, Notification, MAX_BAD_LINES, MAX_LINE,
 };
-use grokmirror::remote::{normalize_path, MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
+use grokmirror::formats::remote_manifest::{normalize_path, MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
 use proptest::prelude::*;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;

@@ -7,8 +7,8 @@ pub mod progress;
 use std::fmt;
 use std::path::PathBuf;
 
-use grokmirror::config::{ConfigError, LogLevel};
-use grokmirror::logging::{self, LogHandle, LogSettings};
+use grokmirror::config::{self, LogLevel};
+use grokmirror_cli::logging::{self, LogHandle, LogSettings};
 pub use grokmirror::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 /// The version line every program prints for `--version`.
@@ -37,7 +37,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Whether an error is the operator's to fix in flags or config.
 pub fn is_usage(err: &anyhow::Error) -> bool {
     err.chain()
-        .any(|e| e.is::<UsageError>() || e.is::<ConfigError>())
+        .any(|e| e.is::<UsageError>() || e.is::<config::Error>())
 }
 
 /// Turn a program's result into its exit status, printing a failure as one

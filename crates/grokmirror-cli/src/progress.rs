@@ -25,7 +25,7 @@ impl TerminalBar {
         bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
         bar.enable_steady_tick(Duration::from_millis(250));
         let printer = bar.clone();
-        grokmirror::logging::set_stderr_sink(Arc::new(move |line: &str| printer.println(line)));
+        grokmirror_cli::logging::set_stderr_sink(Arc::new(move |line: &str| printer.println(line)));
         TerminalBar { bar }
     }
 }
@@ -39,7 +39,7 @@ impl Deref for TerminalBar {
 
 impl Drop for TerminalBar {
     fn drop(&mut self) {
-        grokmirror::logging::clear_stderr_sink();
+        grokmirror_cli::logging::clear_stderr_sink();
         self.bar.finish_and_clear();
     }
 }

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use grokmirror::glob::Glob;
-use grokmirror::ini::{self, Ini, IniError};
+use grokmirror::config::glob::Glob;
+use grokmirror::config::ini::{self, Ini};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -78,15 +78,15 @@ print(json.dumps(out))
 "#;
 
 /// Python's error class names for our errors.
-fn python_error_name(e: &IniError) -> &'static str {
+fn python_error_name(e: &ini::Error) -> &'static str {
     match e {
-        IniError::Syntax { .. } => "ParsingError",
-        IniError::MissingSectionHeader { .. } => "MissingSectionHeaderError",
-        IniError::DuplicateSection { .. } => "DuplicateSectionError",
-        IniError::DuplicateOption { .. } => "DuplicateOptionError",
-        IniError::InterpolationSyntax { .. } => "InterpolationSyntaxError",
-        IniError::InterpolationMissing { .. } => "InterpolationMissingOptionError",
-        IniError::InterpolationDepth { .. } => "InterpolationDepthError",
+        ini::Error::Syntax { .. } => "ParsingError",
+        ini::Error::MissingSectionHeader { .. } => "MissingSectionHeaderError",
+        ini::Error::DuplicateSection { .. } => "DuplicateSectionError",
+        ini::Error::DuplicateOption { .. } => "DuplicateOptionError",
+        ini::Error::InterpolationSyntax { .. } => "InterpolationSyntaxError",
+        ini::Error::InterpolationMissing { .. } => "InterpolationMissingOptionError",
+        ini::Error::InterpolationDepth { .. } => "InterpolationDepthError",
     }
 }
 
@@ -293,7 +293,7 @@ fn globs_match_python_fnmatch_on_generated_pairs() {
 
 #[test]
 fn manifest_json_is_byte_identical_to_python_json_dumps() {
-    use grokmirror::manifest::{Manifest, RepoEntry};
+    use grokmirror::formats::manifest::{Manifest, RepoEntry};
     let mut rng = StdRng::seed_from_u64(seed() ^ 0x15a);
     let chars: Vec<char> = "ab/ .\"\\\n\t\r\u{1}\u{7f}\u{e9}\u{2028}\u{1F980}'<>&"
         .chars()

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use grokmirror::manifest::{decode_bytes, Manifest, ManifestError};
+use grokmirror::formats::manifest::{self, decode_bytes, Manifest};
 use proptest::prelude::*;
 
 fn corpus() -> Vec<PathBuf> {
@@ -26,7 +26,7 @@ fn corpus() -> Vec<PathBuf> {
 
 /// Read a corpus file the way a remote manifest is read: capped decode, then
 /// parse.
-fn load(raw: Vec<u8>, cap: u64) -> Result<Manifest, ManifestError> {
+fn load(raw: Vec<u8>, cap: u64) -> Result<Manifest, manifest::Error> {
     let data = decode_bytes(raw, Some(cap), "corpus")?;
     Manifest::from_json_slice(&data, "corpus")
 }
@@ -45,7 +45,7 @@ fn corpus_outcomes_are_as_named() {
             assert_eq!(pretty, m, "{name}: does not survive a pretty rewrite");
         } else if name.starts_with("bomb-") {
             assert!(
-                matches!(result, Err(ManifestError::TooLarge { .. })),
+                matches!(result, Err(manifest::Error::TooLarge { .. })),
                 "{name}: {result:?}"
             );
         } else {
@@ -124,7 +124,7 @@ proptest! {
     ) {
         let mut m = Manifest::new();
         for (key, (fp, modified, description, owner, symlinks)) in entries {
-            m.repos.insert(key, grokmirror::manifest::RepoEntry {
+            m.repos.insert(key, grokmirror::formats::manifest::RepoEntry {
                 fingerprint: fp,
                 modified,
                 description,

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::refs::{self, SnapshotSource};
+use grokmirror::config::glob::GlobList;
+use grokmirror::repo::refs::{self, SnapshotSource};
 
 fn git(repo: Option<&Path>, args: &[&str]) -> String {
     let mut cmd = Command::new("git");

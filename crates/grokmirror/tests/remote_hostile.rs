@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path};
 
-use grokmirror::remote::{self, Rules};
+use grokmirror::formats::remote_manifest::{self, Rules};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -114,7 +114,7 @@ proptest! {
         let n = doc.len();
         let text = Value::Object(doc).to_string();
         let rules = Rules { reserved: grokmirror::tree::Reserved::dirs_at(["/objstore", "/.grok-pull.staging"]) };
-        let m = remote::parse_untrusted(text.as_bytes(), "fuzz", &rules).expect("an object always parses");
+        let m = remote_manifest::parse_untrusted(text.as_bytes(), "fuzz", &rules).expect("an object always parses");
         prop_assert!(m.repos.len() + m.rejected.len() >= n, "an entry vanished");
         for r in &m.rejected {
             prop_assert!(!r.key.contains('\n') && !r.key.contains('\0'), "unprintable key in a log line");
@@ -124,13 +124,13 @@ proptest! {
             prop_assert!(stays_inside(key), "accepted {key:?}");
             prop_assert!(!key.chars().any(char::is_control));
             for reserved in &rules.reserved.dirs() {
-                prop_assert!(!remote::is_at_or_under(key, reserved), "{key} is reserved");
+                prop_assert!(!grokmirror::tree::key::is_at_or_under(key, reserved), "{key} is reserved");
             }
             if let Some(h) = &e.head {
-                prop_assert!(remote::is_valid_head(h), "head {h:?}");
+                prop_assert!(remote_manifest::is_valid_head(h), "head {h:?}");
             }
             if let Some(fg) = &e.forkgroup {
-                prop_assert!(remote::is_valid_forkgroup(fg) && !fg.contains('/'), "forkgroup {fg:?}");
+                prop_assert!(remote_manifest::is_valid_forkgroup(fg) && !fg.contains('/'), "forkgroup {fg:?}");
             }
             for link in &e.symlinks {
                 prop_assert!(stays_inside(link), "symlink {link:?}");
@@ -140,14 +140,14 @@ proptest! {
             }
             // No accepted repository sits inside another accepted one.
             for other in m.repos.keys() {
-                prop_assert!(other == key || !remote::is_at_or_under(other, key), "{other} inside {key}");
+                prop_assert!(other == key || !grokmirror::tree::key::is_at_or_under(other, key), "{other} inside {key}");
             }
         }
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let _ = remote::parse_untrusted(&data, "fuzz", &Rules::default());
+        let _ = remote_manifest::parse_untrusted(&data, "fuzz", &Rules::default());
     }
 }
 
@@ -162,7 +162,7 @@ fn classic_attacks_are_rejected_by_name() {
         "/nul\u{0}.git": {"fingerprint": FP, "modified": 1},
         "/good.git": {"fingerprint": FP, "modified": 1, "head": "ref: refs/heads/main"},
     });
-    let m = remote::parse_untrusted(doc.to_string().as_bytes(), "t", &Rules::default()).unwrap();
+    let m = remote_manifest::parse_untrusted(doc.to_string().as_bytes(), "t", &Rules::default()).unwrap();
     assert_eq!(
         m.repos.keys().collect::<Vec<_>>(),
         vec!["/good.git"],
@@ -191,7 +191,7 @@ fn generator_produces_both_outcomes() {
     for _ in 0..500 {
         let entries = strategy.new_tree(&mut runner).unwrap().current();
         let doc: Map<String, Value> = entries.into_iter().collect();
-        let m = remote::parse_untrusted(
+        let m = remote_manifest::parse_untrusted(
             Value::Object(doc).to_string().as_bytes(),
             "g",
             &Rules::default(),
@@ -216,7 +216,7 @@ proptest! {
     fn streaming_reader_agrees_with_serde_json(
         text in r#"\{[\[\]{}",:0-9a-z\\/ .e+\-]{0,60}\}?"#
     ) {
-        let ours = remote::parse_untrusted(text.as_bytes(), "x", &Rules::default());
+        let ours = remote_manifest::parse_untrusted(text.as_bytes(), "x", &Rules::default());
         let theirs = serde_json::from_str::<Value>(&text);
         prop_assert_eq!(
             ours.is_ok(),
@@ -228,7 +228,7 @@ proptest! {
 
 #[test]
 fn fields_over_their_limits_reject_only_their_entry() {
-    use grokmirror::remote::limits;
+    use grokmirror::formats::remote_manifest::limits;
     const FP: &str = "0123456789abcdef0123456789abcdef01234567";
     let big = "d".repeat(limits::DESCRIPTION_MAX_BYTES as usize + 1);
     let links: Vec<String> = (0..=limits::MAX_SYMLINKS)
@@ -245,7 +245,7 @@ fn fields_over_their_limits_reject_only_their_entry() {
     let long_key = format!("/{}.git", "k".repeat(5000));
     let mut doc = doc.as_object().unwrap().clone();
     doc.insert(long_key, json!({"fingerprint": FP, "modified": 1}));
-    let m = remote::parse_untrusted(
+    let m = remote_manifest::parse_untrusted(
         Value::Object(doc).to_string().as_bytes(),
         "t",
         &Rules::default(),
@@ -289,7 +289,7 @@ fn fields_over_their_limits_reject_only_their_entry() {
 
 #[test]
 fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
-    use grokmirror::manifest::{decoding_reader, ManifestError};
+    use grokmirror::formats::manifest::{self, decoding_reader};
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(b"{\"/a.git\": {\"description\": \"").unwrap();
@@ -298,11 +298,11 @@ fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
     }
     let bomb = enc.finish().unwrap();
     let reader = decoding_reader(bomb.as_slice(), Some(1_000_000), "bomb").unwrap();
-    let err = remote::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
+    let err = remote_manifest::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
     assert!(
         matches!(
             err,
-            ManifestError::TooLarge {
+            manifest::Error::TooLarge {
                 limit: 1_000_000,
                 ..
             }
@@ -311,13 +311,13 @@ fn a_gzip_bomb_stream_is_refused_with_the_size_error() {
     );
     // The same stream under a larger cap reads to its (truncated) end.
     let reader = decoding_reader(bomb.as_slice(), Some(100_000_000), "bomb").unwrap();
-    let err = remote::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::Parse { .. }), "{err}");
+    let err = remote_manifest::parse_untrusted_reader(reader, "bomb", &Rules::default()).unwrap_err();
+    assert!(matches!(err, manifest::Error::Parse { .. }), "{err}");
     // Plain data over the cap, and garbage after the gzip magic.
     let reader = decoding_reader(&[b' '; 100][..], Some(10), "plain").unwrap();
-    let err = remote::parse_untrusted_reader(reader, "plain", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::TooLarge { .. }), "{err}");
+    let err = remote_manifest::parse_untrusted_reader(reader, "plain", &Rules::default()).unwrap_err();
+    assert!(matches!(err, manifest::Error::TooLarge { .. }), "{err}");
     let reader = decoding_reader(&[0x1f, 0x8b, 1, 2, 3][..], Some(10), "junk").unwrap();
-    let err = remote::parse_untrusted_reader(reader, "junk", &Rules::default()).unwrap_err();
-    assert!(matches!(err, ManifestError::Decompress { .. }), "{err}");
+    let err = remote_manifest::parse_untrusted_reader(reader, "junk", &Rules::default()).unwrap_err();
+    assert!(matches!(err, manifest::Error::Decompress { .. }), "{err}");
 }

@@ -72,7 +72,7 @@ pub enum Error {
 pub fn parse_line(raw: &[u8]) -> Result<String, Error> {
     let text = std::str::from_utf8(raw).map_err(|_| Error::NotUtf8)?;
     let text = text.trim();
-    grokmirror::remote::normalize_path(text).map_err(Error::BadPath)
+    grokmirror::tree::key::normalize_path(text).map_err(Error::BadPath)
 }
 
 /// What one line from a client amounts to.
@@ -108,7 +108,7 @@ pub fn classify(raw: &[u8]) -> Line {
             }
             Line::Rejected {
                 why: why.to_string(),
-                shown: grokmirror::remote::printable(&shown),
+                shown: grokmirror::formats::remote_manifest::printable(&shown),
             }
         }
     }

@@ -44,9 +44,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use grokmirror::deletion;
-use grokmirror::logging::LogHandle;
-use grokmirror::manifest::{Manifest, RepoEntry};
+use grokmirror::tree::deletion;
+use grokmirror_cli::logging::LogHandle;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
 use grokmirror::objstore::FetchMethod;
 use tokio::sync::mpsc;
 use tracing::{info, warn};

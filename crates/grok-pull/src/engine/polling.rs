@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use grokmirror::manifest::{Manifest, RepoEntry};
-use grokmirror::remote::Rejected;
-use grokmirror::state::{unix_now, RemoteState};
-use grokmirror::EXIT_FAILURE;
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
+use grokmirror::formats::remote_manifest::Rejected;
+use grokmirror::formats::last_remote::{unix_now, RemoteState};
+use grokmirror_cli::EXIT_FAILURE;
 use tracing::{debug, error, info};
 
 use super::{plural, Engine};
@@ -156,7 +156,7 @@ fn log_rejected(rejected: &[Rejected]) {
     for r in rejected.iter().take(REJECTED_LINES) {
         error!(
             " manifest: rejected {}: {}",
-            grokmirror::remote::cut(&r.key),
+            grokmirror::formats::remote_manifest::cut(&r.key),
             r.reason
         );
     }

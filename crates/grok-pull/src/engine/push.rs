@@ -1,8 +1,8 @@
 //! The push socket's side of the loop: a notification becomes a job.
 
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::repo;
-use grokmirror::state::unix_now;
+use grokmirror::formats::last_remote::unix_now;
 use tokio::sync::mpsc;
 use tracing::info;
 
@@ -70,7 +70,7 @@ impl Engine {
         let mut entry = entry.clone();
         // Something was pushed just now.
         entry.modified = unix_now();
-        let path = fsutil::key_path(self.settings().toplevel(), &key);
+        let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
         let action = action_for_push(repo::is_bare_repo(&path));
         self.push(
             RepoJob {

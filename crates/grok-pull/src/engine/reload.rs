@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use grokmirror::config::Config;
-use grokmirror::deletion;
+use grokmirror::tree::deletion;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use tracing::{error, info, warn};
 
 use super::Engine;
@@ -131,7 +131,7 @@ impl Engine {
     pub(super) fn write_fresh(&mut self) {
         self.timers.fresh_due = None;
         let activity = (self.opts.daemon && self.stopping.is_none()).then(|| {
-            grokmirror::freshness::Activity {
+            grokmirror::formats::freshness::Activity {
                 pid: std::process::id(),
                 polling: self.polling.task.is_some(),
                 active: self.running.sorted_keys(),

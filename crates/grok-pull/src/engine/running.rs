@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grokmirror::fsutil;
-use grokmirror::state::{self, unix_now, RemoteState};
+use grokmirror::tree::fsutil;
+use grokmirror::formats::last_remote::{self, unix_now, RemoteState};
 use tokio::task::{Id, JoinError, JoinSet};
 use tracing::{error, info, warn};
 
@@ -208,7 +208,7 @@ impl Engine {
             self.polling.force_next = true;
         }
         if !failed && !done.housekeeping.is_empty() && self.stopping.is_none() {
-            let path = fsutil::key_path(self.settings().toplevel(), &key);
+            let path = grokmirror::tree::key::key_path(self.settings().toplevel(), &key);
             self.hk
                 .queue(&key, &path, done.housekeeping.clone(), self.tools.clone());
         }
@@ -256,7 +256,7 @@ impl Engine {
 
     pub(super) fn write_state(&self, state: Option<RemoteState>) {
         if let Some(state) = state {
-            let path = state::state_path(self.settings().manifest());
+            let path = last_remote::state_path(self.settings().manifest());
             if let Err(e) = state.write(&path) {
                 warn!("cannot write {}: {e}", path.display());
             }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use grokmirror::{EXIT_FAILURE, EXIT_OK};
+use grokmirror_cli::{EXIT_FAILURE, EXIT_OK};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 

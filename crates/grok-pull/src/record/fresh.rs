@@ -1,14 +1,14 @@
 //! The freshness file kept by a run (or a daemon): what each poll saw the
 //! origin advertise, what each job brought, what the daemon is doing; see
-//! [`grokmirror::freshness`]. Written atomically after each poll, with the
+//! [`grokmirror::formats::freshness`]. Written atomically after each poll, with the
 //! local manifest, with the metrics and at the end.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use grokmirror::freshness::{self, Activity, Freshness, PollRecord, Summary};
-use grokmirror::manifest::{Manifest, RepoEntry};
-use grokmirror::state::unix_now;
+use grokmirror::formats::freshness::{self, Activity, Freshness, PollRecord, Summary};
+use grokmirror::formats::manifest::{Manifest, RepoEntry};
+use grokmirror::formats::last_remote::unix_now;
 use tracing::warn;
 
 use crate::settings::Settings;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use grokmirror::freshness::Summary;
+use grokmirror::formats::freshness::Summary;
 
 /// Upper bounds of the lag histogram's buckets, in seconds.
 pub const LAG_BUCKETS: &[f64] = &[
@@ -173,7 +173,7 @@ pub fn secs(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::freshness::{self, Freshness, RepoFreshness};
+    use grokmirror::formats::freshness::{self, Freshness, RepoFreshness};
 
     #[test]
     fn labels_are_escaped() {

@@ -7,8 +7,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use grokmirror::fsutil;
-use grokmirror::manifest::{self, Manifest};
+use grokmirror::tree::fsutil;
+use grokmirror::formats::manifest::{self, Manifest};
 use tracing::{error, info};
 
 use crate::settings::Settings;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use std::time::Duration;
 
-use grokmirror::freshness::Summary;
+use grokmirror::formats::freshness::Summary;
 
 use crate::record::freshmetrics::{self, Histogram, FETCH_BUCKETS};
 use crate::work::job::JobOutcome;
@@ -237,7 +237,7 @@ impl Stats {
     /// never read half a file).
     pub fn write(&self, path: &Path, now: Activity) -> std::io::Result<()> {
         let text = self.prometheus(now, SystemTime::now());
-        grokmirror::fsutil::write_atomic(path, text.as_bytes())
+        grokmirror::tree::fsutil::write_atomic(path, text.as_bytes())
     }
 }
 

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::TimeZone as _;
-use grokmirror::freshness::{self, Activity, Freshness, Summary};
-use grokmirror::manifest::Manifest;
+use grokmirror::formats::freshness::{self, Activity, Freshness, Summary};
+use grokmirror::formats::manifest::Manifest;
 use serde::Serialize;
 
 use crate::record::fresh::WORST;
 use crate::settings::Settings;
-use grokmirror::state::unix_now;
+use grokmirror::formats::last_remote::unix_now;
 
 /// The daemon as `--status` sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -257,16 +257,16 @@ pub fn run(settings: &Settings, json: bool) -> anyhow::Result<i32> {
         print!("{}", text(&s));
     }
     Ok(if s.healthy {
-        grokmirror::EXIT_OK
+        grokmirror_cli::EXIT_OK
     } else {
-        grokmirror::EXIT_FAILURE
+        grokmirror_cli::EXIT_FAILURE
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::freshness::{PollRecord, RepoFreshness};
+    use grokmirror::formats::freshness::{PollRecord, RepoFreshness};
 
     #[test]
     fn healthy_only_when_nothing_is_stale_or_failing() {

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use grokmirror::git::{self, Git, GitError, GitOutput};
+use grokmirror::git::{self, Git, GitOutput};
 use tracing::{debug, info, warn};
 
 /// Why a fetch failed, on its last try.
@@ -29,7 +29,7 @@ pub enum Error {
     TimedOut(u64),
     /// git could not be run at all.
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(#[from] git::Error),
 }
 
 /// Extra environment for one git invocation.
@@ -41,7 +41,7 @@ pub async fn run<I, S>(
     repo: Option<&Path>,
     args: I,
     env: Env<'_>,
-) -> Result<GitOutput, GitError>
+) -> Result<GitOutput, git::Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -56,14 +56,14 @@ where
         .process_group(0);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
-    let child = cmd.spawn().map_err(|cause| GitError::Spawn {
+    let child = cmd.spawn().map_err(|cause| git::Error::Spawn {
         bin: git.binary().to_path_buf(),
         cause,
     })?;
     let mut group = GroupKiller(child.id());
     let out = child.wait_with_output().await;
     group.0 = None;
-    let out = out.map_err(|cause| GitError::Spawn {
+    let out = out.map_err(|cause| git::Error::Spawn {
         bin: git.binary().to_path_buf(),
         cause,
     })?;
@@ -97,7 +97,7 @@ pub async fn run_ok<I, S>(
     repo: Option<&Path>,
     args: I,
     env: Env<'_>,
-) -> Result<GitOutput, GitError>
+) -> Result<GitOutput, git::Error>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

@@ -26,12 +26,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use grokmirror::forkgroups::{self, Forkgroups};
+use grokmirror::objstore::grouping::{self, Forkgroups};
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::lock::{self, LockError, RepoLock};
-use grokmirror::manifest::RepoEntry;
-use grokmirror::objstore::{self, FetchMethod, ObjstoreError};
+use grokmirror::config::glob::GlobList;
+use grokmirror::lock::{self, RepoLock};
+use grokmirror::formats::manifest::RepoEntry;
+use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
 use tracing::{debug, info, warn};
 
@@ -42,13 +42,13 @@ use crate::settings::Settings;
 pub enum Error {
     /// Its lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] lock::Error),
     /// Its lock was never free.
     #[error("{} stayed locked", .0.display())]
     StayedLocked(PathBuf),
     /// Creating it, or fetching into it, failed.
     #[error(transparent)]
-    Objstore(#[from] ObjstoreError),
+    Objstore(#[from] objstore::Error),
     /// The blocking set-up did not finish.
     #[error("object storage setup stopped: {0}")]
     SetupStopped(#[source] tokio::task::JoinError),
@@ -124,7 +124,7 @@ pub fn assign(
 ) -> Forkgroups {
     let toplevel = settings.toplevel();
     let ours = objstore::local_forkgroups(git, &objstore.dir, toplevel);
-    let groups = forkgroups::assign(
+    let groups = grouping::assign(
         toplevel,
         culled,
         local,
@@ -208,12 +208,12 @@ pub async fn prepare(
 fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target: &Path) -> bool {
     for sibling in ctx.groups.siblings(group, target) {
         if !repo::is_bare_repo(&sibling)
-            || repo::alternate_repo(&sibling).is_some()
+            || repo::alternates::lender(&sibling).is_some()
             || sibling.join(repo::DO_NOT_OBJSTORE_FILE).exists()
         {
             continue;
         }
-        let key = grokmirror::fsutil::manifest_style(&ctx.toplevel, &sibling);
+        let key = grokmirror::tree::key::manifest_style(&ctx.toplevel, &sibling);
         if ctx.is_private(&key, &sibling) {
             continue;
         }
@@ -244,10 +244,10 @@ fn seed_from_sibling(ctx: &Objstore, git: &Git, group: &str, obst: &Path, target
 /// `git repack -Adlq` (plus `[fsck] extra_repack_flags`): a borrower keeps
 /// only what its lender lacks.
 fn quick_repack(git: &Git, repo: &Path, extra: &[String]) {
-    if let Err(e) = grokmirror::repack::drop_commit_graph(repo) {
+    if let Err(e) = grokmirror::repo::repack::drop_commit_graph(repo) {
         debug!("cannot remove the commit-graph of {}: {e}", repo.display());
     }
-    let args = grokmirror::repack::quick_repack_args(extra);
+    let args = grokmirror::repo::repack::quick_repack_args(extra);
     match git.run(Some(repo), &args) {
         Ok(o) if o.success() => {}
         Ok(o) => debug!("cannot repack {}: {}", repo.display(), o.stderr_str()),

@@ -1,5 +1,5 @@
 //! Building a repository out of sight and moving it into place in one
-//! rename (see [`grokmirror::staging`] for why the staging area is
+//! rename (see [`grokmirror::tree::staging`] for why the staging area is
 //! invisible to tree walks). The same area parks repositories that are
 //! being deleted, so they vanish from their path at once rather than file
 //! by file.
@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use grokmirror::lock::{self, FileLock, RepoLock, Wait};
-use grokmirror::staging::STAGED_OBJECTS_DIR;
+use grokmirror::tree::staging::STAGED_OBJECTS_DIR;
 use grokmirror::tree::{self, Dir, RepoKey, StagingArea, Tree};
 use sha1::{Digest, Sha1};
 
@@ -201,7 +201,7 @@ impl Drop for Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grokmirror::staging::STAGING_DIR_NAME;
+    use grokmirror::tree::staging::STAGING_DIR_NAME;
     use grokmirror::tree::Reserved;
     use std::fs;
 

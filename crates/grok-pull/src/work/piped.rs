@@ -4,8 +4,8 @@
 
 use std::io::{self, Read};
 
-use grokmirror::manifest::{decoding_reader, ManifestError, StreamFault};
-use grokmirror::remote::{self, RemoteManifest, Rules};
+use grokmirror::formats::manifest::{self, decoding_reader, StreamFault};
+use grokmirror::formats::remote_manifest::{self, RemoteManifest, Rules};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
@@ -51,7 +51,7 @@ pub(crate) fn spawn_parser(
     rules: &Rules,
 ) -> (
     mpsc::Sender<Chunk>,
-    tokio::task::JoinHandle<Result<RemoteManifest, ManifestError>>,
+    tokio::task::JoinHandle<Result<RemoteManifest, manifest::Error>>,
 ) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (what, rules) = (what.to_string(), rules.clone());
@@ -62,7 +62,7 @@ pub(crate) fn spawn_parser(
             pos: 0,
         };
         let reader = decoding_reader(reader, Some(max_bytes), &what)?;
-        remote::parse_untrusted_reader(reader, &what, &rules)
+        remote_manifest::parse_untrusted_reader(reader, &what, &rules)
     });
     (tx, parser)
 }
@@ -90,8 +90,8 @@ pub(crate) fn shown_output(head: &[u8], total: u64) -> String {
     let text = String::from_utf8_lossy(head);
     let trimmed = text.trim();
     if total > head.len() as u64 {
-        remote::shown(trimmed, total)
+        remote_manifest::shown(trimmed, total)
     } else {
-        remote::cut(trimmed)
+        remote_manifest::cut(trimmed)
     }
 }

@@ -226,7 +226,7 @@ impl Scheduler {
         }
         let group = q.job.entry.as_ref()?.forkgroup.clone()?;
         let objstore = &q.ctx.objstore;
-        let path = grokmirror::fsutil::key_path(&objstore.toplevel, &q.job.key);
+        let path = grokmirror::tree::key::key_path(&objstore.toplevel, &q.job.key);
         Some((group, objstore.is_private(&q.job.key, &path)))
     }
 

@@ -228,9 +228,9 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
         }
         let git = &tools.git;
         if a.repack {
-            if grokmirror::repo::alternate_repo(&path).is_some() {
+            if grokmirror::repo::alternates::lender(&path).is_some() {
                 // `-l` drops what the lender holds (see drop_commit_graph).
-                if let Err(e) = grokmirror::repack::drop_commit_graph(&path) {
+                if let Err(e) = grokmirror::repo::repack::drop_commit_graph(&path) {
                     warn!("      spa: {key}: cannot remove its commit-graph: {e}");
                 }
             }

@@ -12,14 +12,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use grokmirror::deletion::Removal;
-use grokmirror::fsutil;
+use grokmirror::tree::deletion::Removal;
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
+use grokmirror::config::glob::GlobList;
 use grokmirror::lock::RepoLock;
-use grokmirror::manifest::RepoEntry;
+use grokmirror::formats::manifest::RepoEntry;
 use grokmirror::tree::{Dir, Kind, RepoKey};
-use grokmirror::{refs, repo};
+use grokmirror::repo::{self, refs};
 use tracing::{debug, info, warn};
 
 use super::gitconfig::{apply_params, config_err, git_config, set_remote};
@@ -153,7 +153,7 @@ async fn build(
     // borrows from its group's from the first fetch on.
     let mut placement = None;
     let alternates = if reclone {
-        repo::alternate_repo(&target.here)
+        repo::alternates::lender(&target.here)
     } else {
         placement = objstore_clone::prepare(
             ctx.objstore.clone(),

@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use grokmirror::git::GitError;
+use grokmirror::git;
 use grokmirror::tree;
 
 use crate::work::{gitio, objstore_clone};
@@ -65,7 +65,7 @@ pub enum Error {
     },
     /// A git command failed.
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(#[from] git::Error),
     /// The fetch failed, every try.
     #[error(transparent)]
     Fetch(#[from] gitio::Error),

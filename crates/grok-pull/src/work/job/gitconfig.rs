@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use grokmirror::fsutil;
+use grokmirror::tree::fsutil;
 use grokmirror::git::Git;
-use grokmirror::manifest::RepoEntry;
+use grokmirror::formats::manifest::RepoEntry;
 use grokmirror::repo;
 
 use super::Error;

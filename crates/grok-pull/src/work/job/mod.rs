@@ -24,12 +24,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use grokmirror::deletion::{self, Facts, Removal, Verdict};
-use grokmirror::discovery::{self, Found, WalkOptions};
+use grokmirror::tree::deletion::{self, Facts, Removal, Verdict};
+use grokmirror::tree::discovery::{self, Found, WalkOptions};
 use grokmirror::git::Git;
 use grokmirror::lock::{RepoLock, Wait};
-use grokmirror::manifest::RepoEntry;
-use grokmirror::objects;
+use grokmirror::formats::manifest::RepoEntry;
+use grokmirror::repo::object_counts;
 use grokmirror::repo;
 use grokmirror::tree::{self, Dir, RepoKey, Tree};
 use tracing::{debug, info};
@@ -70,7 +70,7 @@ impl JobContext {
             let set = std::sync::Mutex::new(BTreeSet::new());
             discovery::walk(self.toplevel(), &WalkOptions::default(), &|f| {
                 if let Found::Repo(p) = f {
-                    if let Some(alt) = repo::alternate_repo(&p) {
+                    if let Some(alt) = repo::alternates::lender(&p) {
                         set.lock().expect("poisoned").insert(alt);
                     }
                 }
@@ -192,7 +192,7 @@ fn try_lock(parent: &Dir, name: &std::ffi::OsStr) -> Result<Option<RepoLock>, tr
 /// What a repository needs after a fetch that changed its refs
 /// (grokmirror's rules): `pack-refs --all` after the first fetch; a quick
 /// repack and `pack-refs` when loose objects piled up (never for precious
-/// repositories, see [`objects::worth_quick_repack`]); for a member of an
+/// repositories, see [`object_counts::worth_quick_repack`]); for a member of an
 /// object-storage repository that is not private, fetching its new objects
 /// there.
 fn housekeeping_after_fetch(ctx: &JobContext, path: &Path, key: &str, first: bool) -> Actions {
@@ -200,7 +200,7 @@ fn housekeeping_after_fetch(ctx: &JobContext, path: &Path, key: &str, first: boo
         pack_refs_all: first,
         ..Actions::default()
     };
-    match objects::worth_quick_repack(path) {
+    match object_counts::worth_quick_repack(path) {
         Ok(worth) => {
             actions.repack = worth;
             actions.pack_refs = worth;

@@ -1,6 +1,6 @@
 //! Deleting a repository (or symlink) the origin no longer has.
 
-use grokmirror::deletion::Removal;
+use grokmirror::tree::deletion::Removal;
 use grokmirror::repo;
 use grokmirror::tree::Kind;
 use tracing::info;

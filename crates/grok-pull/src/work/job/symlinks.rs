@@ -3,8 +3,8 @@
 use std::fs;
 use std::path::Path;
 
-use grokmirror::deletion::Removal;
-use grokmirror::manifest::RepoEntry;
+use grokmirror::tree::deletion::Removal;
+use grokmirror::formats::manifest::RepoEntry;
 use grokmirror::repo;
 use grokmirror::tree::{self, Kind, RepoKey};
 use tracing::{debug, info, warn};

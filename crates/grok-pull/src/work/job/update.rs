@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use grokmirror::git::Git;
-use grokmirror::glob::GlobList;
-use grokmirror::{refs, repo};
+use grokmirror::config::glob::GlobList;
+use grokmirror::repo::{self, refs};
 use tracing::{debug, info, warn};
 
 use super::gitconfig::{apply_params, set_remote};
