@@ -50,6 +50,7 @@ mod e2e {
     mod pull_hostile;
     mod pull_network_faults;
     mod pull_objstore;
+    mod pull_panic;
     mod pull_status;
     mod pull_trust;
 }

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use grok_pull::listener::{classify, read_client, Line, Notification, MAX_BAD_LINES, MAX_LINE};
+use grok_pull::daemon::listener::{
+    classify, read_client, Line, Notification, MAX_BAD_LINES, MAX_LINE,
+};
 use grokmirror::tree::key::{normalize_path, MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
 use proptest::prelude::*;
 use tokio::io::{AsyncRead, ReadBuf};

@@ -840,8 +840,8 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
 /// The metric names grok-pull writes to `[pull] metrics_file`, with the
 /// series names of histograms (`_bucket`, `_sum`, `_count`).
 fn exported_metrics() -> std::collections::BTreeSet<String> {
-    use grok_pull::job::Outcome;
-    use grok_pull::metrics::{Activity, Stats};
+    use grok_pull::record::metrics::{Activity, Stats};
+    use grok_pull::work::job::JobOutcome;
     use grokmirror::formats::freshness::{self, Freshness, RepoFreshness};
     let mut f = Freshness::default();
     let mut stale = RepoFreshness::default();
@@ -857,7 +857,7 @@ fn exported_metrics() -> std::collections::BTreeSet<String> {
         freshness: Some((freshness::summarize(&f, 100, stale_after, 10), stale_after)),
         ..Stats::default()
     };
-    stats.attempt(&Outcome::Updated, std::time::Duration::from_secs(2));
+    stats.attempt(&JobOutcome::Updated, std::time::Duration::from_secs(2));
     let text = stats.prometheus(Activity::default(), std::time::SystemTime::now());
     let mut names = std::collections::BTreeSet::new();
     for line in text.lines() {

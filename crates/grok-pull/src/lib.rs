@@ -1,39 +1,72 @@
 //! grok-pull: mirror a collection of bare git repositories from a
 //! grokmirror origin, compatible with grokmirror 2.x's `grok-pull`.
 //!
-//! One run is three steps: poll the origin's manifest ([`source`]), plan
-//! what each repository needs ([`plan`]), and run the jobs with bounded
-//! concurrency ([`scheduler`], [`job`]) while the done step ([`record`])
-//! keeps the local manifest in step and [`housekeeping`] tidies up behind
-//! the fetches. [`engine`] drives the steps, once or as a daemon with a
-//! push socket ([`listener`]), file watches ([`watch`]), systemd
-//! notifications ([`service`]) and statistics ([`metrics`]).
+//! # The story of a run
+//!
+//! [`main`] parses the flags ([`cli`]) and hands them to [`run`] through
+//! `grokmirror_cli::run_main`, which turns an error into one line and an
+//! exit status, and a panic into one line and status 1. `run` reads the
+//! config into typed [`settings`], sets up logging and a tokio runtime, and
+//! opens the mirror: a [`Puller`] holds the settings, the git to run and
+//! the top level's directory handle, through which every change on disk
+//! goes. Then [`engine::run`] takes over; one loop serves a single run and
+//! the daemon (`-o` with `[pull] refresh`).
+//!
+//! The loop first polls the origin for its manifest ([`source`]: HTTP(S)
+//! or `file://`, with Last-Modified, size limits and a streaming parser),
+//! off the loop so that signals and the systemd watchdog are answered
+//! meanwhile. From the manifest and the local manifest, [`plan`] decides
+//! what each included repository needs (clone, re-clone, update, purge,
+//! nothing), and which fork group it belongs to; the deletion gate decides
+//! what may go. These decisions read the disk but change nothing.
+//!
+//! The jobs go into the [`engine::scheduler`]: one job per repository,
+//! updates before clones, one extra lane so updates never starve behind
+//! big clones, retries for repositories locked by somebody else, and a
+//! fork group's first clone alone while it seeds the group's object
+//! storage. Each job ([`work::job`]) runs in a task of its own, under the
+//! repository's lock: a clone is built out of sight ([`work::out_of_sight`])
+//! and appears in one rename; a fork borrows from its object storage from
+//! its first fetch ([`work::objstore_clone`]); git runs in its own process
+//! group with a timeout ([`work::gitio`]); hooks run after fetches
+//! ([`work::hooks`]). What a fetch leaves to tidy up goes to the
+//! housekeeping thread ([`work::housekeeping`]), at the lowest priority and
+//! never in a fetch's way.
+//!
+//! Finished jobs are written down ([`record`]): the local manifest (every
+//! hundred repositories, before each poll and at the end), the freshness
+//! file, statistics and metrics, and the `--status` report reads them
+//! back. The daemon also listens on a push socket, watches the config and a
+//! `file://` manifest, talks to the service manager and serves metrics over
+//! HTTP ([`daemon`]). SIGTERM or SIGINT stop a run cleanly: nothing new
+//! starts, running jobs get `[pull] shutdown_grace`, and the local manifest
+//! is written.
+//!
+//! # Modules
+//!
+//! - [`cli`]: the flags.
+//! - [`settings`]: config to typed settings.
+//! - [`source`]: getting the remote manifest.
+//! - [`plan`]: deciding what each repository needs (no changes on disk).
+//! - [`work`]: doing it: jobs, git, staging, hooks, object storage,
+//!   housekeeping.
+//! - [`record`]: writing results: local manifest, freshness file, metrics,
+//!   statistics, status, progress.
+//! - [`engine`]: the event loop and the scheduler.
+//! - [`daemon`]: push socket, file watches, service manager, HTTP metrics.
 
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod engine;
-pub mod forkgroup;
-pub mod fresh;
-pub mod freshmetrics;
-pub mod gitio;
-pub mod hooks;
-pub mod housekeeping;
-pub mod httpmetrics;
-pub mod job;
-pub mod listener;
-pub mod metrics;
-mod piped;
 pub mod plan;
-pub mod progress;
 pub mod record;
-pub mod scheduler;
-pub mod service;
 pub mod settings;
 pub mod source;
-pub mod stage;
-pub mod status;
-pub mod watch;
+pub mod work;
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -48,22 +81,26 @@ use tracing::{error, info, warn};
 
 pub use cli::Cli;
 
-use crate::plan::Plan;
+use crate::plan::PullPlan;
 use crate::settings::Settings;
 use crate::source::Poll;
 
 /// Parse the command line, run, and return the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    grokmirror_cli::finish("grok-pull", run(&cli))
+    grokmirror_cli::run_main("grok-pull", || run(&cli))
 }
+
+/// How long a run that panicked waits for work off the async threads (a
+/// clone waiting for an object storage's lock, say) before it exits anyway.
+const SHUTDOWN_AFTER_PANIC: Duration = Duration::from_secs(5);
 
 /// Run grok-pull with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
     let settings = Settings::from_config(config, cli.purge)?;
     if cli.status {
-        return status::run(&settings, cli.json);
+        return record::status::run(&settings, cli.json);
     }
     let log =
         grokmirror_cli::init_logging("pull", cli.verbose, settings.log.clone(), settings.loglevel)?;
@@ -84,7 +121,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         purge_flag: cli.purge,
     };
     let puller = Puller::new(settings)?;
-    runtime.block_on(engine::run(puller, opts, log))
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(engine::run(puller, opts, log))
+    }));
+    match ran {
+        Ok(result) => result,
+        Err(panic) => {
+            // The hook has reported it. Dropping the runtime would wait for
+            // every blocking task, however long; the jobs' tasks are
+            // dropped either way (their git killed, staged clones removed).
+            runtime.shutdown_timeout(SHUTDOWN_AFTER_PANIC);
+            std::panic::resume_unwind(panic)
+        }
+    }
 }
 
 /// One mirror and what is needed to bring it in step with its origin.
@@ -161,7 +210,7 @@ impl Puller {
     }
 
     /// Step 2: decide the work.
-    pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<Plan> {
+    pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<PullPlan> {
         let local = Manifest::read_local(self.settings.manifest())?;
         Ok(plan::plan(
             &self.settings,

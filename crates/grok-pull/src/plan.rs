@@ -1,7 +1,7 @@
 //! From a validated remote manifest, the local manifest and what is on
 //! disk, decide what each repository needs: a clone, a re-clone, an update
 //! (fetch and/or new settings), a purge, or nothing. Only reads the disk
-//! (in parallel); the work itself is done by [`crate::job`].
+//! (in parallel); the work itself is done by [`crate::work::job`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -21,8 +21,8 @@ use grokmirror::tree::{Kind, Tree};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
-use crate::forkgroup;
 use crate::settings::Settings;
+use crate::work::objstore_clone;
 
 /// What a repository needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub enum Action {
 
 /// One unit of work.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct RepoJob {
     /// The manifest key.
     pub key: String,
     /// What to do.
@@ -62,9 +62,9 @@ pub struct Job {
     pub notified: bool,
 }
 
-impl Job {
+impl RepoJob {
     /// Whether this job makes a new repository (these are kept from
-    /// taking every worker, see [`crate::scheduler`]).
+    /// taking every worker, see [`crate::engine::scheduler`]).
     pub fn is_clone(&self) -> bool {
         matches!(self.action, Action::Clone | Action::Reclone)
     }
@@ -72,9 +72,9 @@ impl Job {
 
 /// The plan for one run.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct PullPlan {
     /// The work, updates first.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<RepoJob>,
     /// Included repositories that need nothing.
     pub unchanged: usize,
     /// Repositories that cannot be worked on, with the reason.
@@ -139,6 +139,24 @@ fn symlinks_in_place(tree: &Tree, path: &Path, entry: &RepoEntry) -> bool {
     })
 }
 
+/// Why a repository cannot be worked on (it is skipped and counts as
+/// failed; the next run looks again).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifest path is not one the top level accepts.
+    #[error("{0}")]
+    BadKey(String),
+    /// A path under the top level's handles.
+    #[error(transparent)]
+    Tree(#[from] grokmirror::tree::Error),
+    /// Something that is not a directory stands at the repository's path.
+    #[error("{} exists and is not a directory; move it away", .0.display())]
+    NotADirectory(std::path::PathBuf),
+    /// A directory that is not a repository stands at its path.
+    #[error("{} exists and is not a git repository; move it away", .0.display())]
+    NotAGitRepository(std::path::PathBuf),
+}
+
 /// Decide what one included repository needs.
 fn classify(
     settings: &Settings,
@@ -147,28 +165,23 @@ fn classify(
     key: &str,
     remote: &RepoEntry,
     local: Option<&RepoEntry>,
-) -> Result<Option<Action>, String> {
-    let key = tree.key(key)?;
+) -> Result<Option<Action>, Error> {
+    let key = tree.key(key).map_err(Error::BadKey)?;
     let shown = tree.path_of(&key);
     let parent = match tree.parent_of(&key, false) {
         Ok(p) => p,
         Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     // Read through the parent's handle: what we decide on is what is there.
     let path = parent.io_path().join(key.name());
-    match parent.kind_of(key.name()).map_err(|e| e.to_string())? {
+    match parent.kind_of(key.name())? {
         None => return Ok(Some(Action::Clone)),
         // A symlink where the origin now has a repository: the clone
         // replaces the link (never what it points to).
         Some(Kind::Symlink) => return Ok(Some(Action::Clone)),
         Some(Kind::Dir) => {}
-        Some(_) => {
-            return Err(format!(
-                "{} exists and is not a directory; move it away",
-                shown.display()
-            ))
-        }
+        Some(_) => return Err(Error::NotADirectory(shown)),
     }
     if !repo::is_bare_repo(&path) {
         let empty = fs::read_dir(&path)
@@ -177,10 +190,7 @@ fn classify(
         if empty {
             return Ok(Some(Action::Clone));
         }
-        return Err(format!(
-            "{} exists and is not a git repository; move it away",
-            shown.display()
-        ));
+        return Err(Error::NotAGitRepository(shown));
     }
     if path.join(repo::RECLONE_FILE).exists() {
         return Ok(Some(Action::Reclone));
@@ -242,11 +252,11 @@ pub fn plan(
     remote: &RemoteManifest,
     local: &Manifest,
     force_purge: bool,
-) -> Plan {
+) -> PullPlan {
     let mut culled = cull(settings, remote);
     info!(" manifest: {} relevant entries", culled.len());
-    let objstore = forkgroup::Objstore::from_settings(settings);
-    let forkgroups = forkgroup::assign(settings, git, &objstore, &mut culled, &local.repos);
+    let objstore = objstore_clone::Objstore::from_settings(settings);
+    let forkgroups = objstore_clone::assign(settings, git, &objstore, &mut culled, &local.repos);
     // Entries we rejected still name repositories the origin has: never
     // purge those because of a malformed record.
     let rejected: BTreeSet<String> = remote
@@ -254,7 +264,7 @@ pub fn plan(
         .iter()
         .filter_map(|r| grokmirror::tree::key::normalize_path(&r.key).ok())
         .collect();
-    let mut plan = Plan {
+    let mut plan = PullPlan {
         gate: deletion::Rules {
             purge: settings.purge,
             nopurge: settings.nopurge.clone(),
@@ -268,9 +278,9 @@ pub fn plan(
             .flat_map(|e| e.symlinks.iter().cloned())
             .collect(),
         forkgroups,
-        ..Plan::default()
+        ..PullPlan::default()
     };
-    let decided: Vec<(String, Result<Option<Action>, String>)> = culled
+    let decided: Vec<(String, Result<Option<Action>, Error>)> = culled
         .par_iter()
         .map(|(key, entry)| {
             let decision = classify(settings, tree, git, key, entry, local.repos.get(key));
@@ -287,7 +297,7 @@ pub fn plan(
                 if let Some(group) = plan.forkgroups.group_of(&key) {
                     entry.forkgroup = Some(group.to_string());
                 }
-                let job = Job {
+                let job = RepoJob {
                     key,
                     action,
                     entry: Some(entry),
@@ -301,7 +311,7 @@ pub fn plan(
             }
             Err(why) => {
                 error!(" manifest: skipping {key}: {why}");
-                plan.failures.push((key, why));
+                plan.failures.push((key, why.to_string()));
             }
         }
     }
@@ -317,7 +327,7 @@ pub fn plan(
 /// unless that is too much at once (purgeprotect). A repository standing
 /// where the origin now has a symlink counts as a purge too; the job that
 /// places the symlink removes it, through the deletion gate.
-fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
+fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     let toplevel = settings.toplevel();
     info!("   search: finding all repos in {}", toplevel.display());
     let found = Mutex::new(Vec::new());
@@ -369,7 +379,7 @@ fn plan_purge(settings: &Settings, plan: &mut Plan, force: bool) {
             // Replaced by the symlink when its repository's job places it.
             continue;
         }
-        plan.jobs.push(Job {
+        plan.jobs.push(RepoJob {
             key,
             action: Action::Purge,
             entry: None,

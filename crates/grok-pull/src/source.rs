@@ -248,11 +248,11 @@ async fn poll_command(
         .with_context(|| format!("cannot run {what}"))?;
     // From here on, leaving early (an error, a timeout, our own shutdown)
     // kills whatever the command started.
-    let mut group = crate::gitio::GroupKiller(child.id());
+    let mut group = crate::work::gitio::GroupKiller(child.id());
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let stderr = tokio::spawn(crate::piped::read_head(stderr, KEPT_OUTPUT));
-    let (tx, parser) = crate::piped::spawn_parser(max, &what, rules);
+    let stderr = tokio::spawn(crate::work::piped::read_head(stderr, KEPT_OUTPUT));
+    let (tx, parser) = crate::work::piped::spawn_parser(max, &what, rules);
     let mut head: Vec<u8> = Vec::new();
     let mut total = 0u64;
     let run = async {
@@ -304,7 +304,7 @@ async fn poll_command(
     };
     group.0 = None;
     let (err_head, err_total) = stderr.await.unwrap_or_default();
-    let stderr = crate::piped::shown_output(&err_head, err_total);
+    let stderr = crate::work::piped::shown_output(&err_head, err_total);
     match status.code() {
         Some(0) => {
             let manifest = parser.await.context("the manifest parser panicked")??;
@@ -319,7 +319,7 @@ async fn poll_command(
             Ok(Poll::Unchanged)
         }
         Some(1) => {
-            let stdout = crate::piped::shown_output(&head, total);
+            let stdout = crate::work::piped::shown_output(&head, total);
             let why = [stdout, stderr]
                 .into_iter()
                 .filter(|s| !s.is_empty())
@@ -470,7 +470,7 @@ async fn fetch_http(
             bail!("remote manifest {url} is {len} bytes, over the [remote] manifest_max_bytes limit of {max_bytes}");
         }
     }
-    let (tx, parser) = crate::piped::spawn_parser(max_bytes, url, rules);
+    let (tx, parser) = crate::work::piped::spawn_parser(max_bytes, url, rules);
     let mut response = response;
     let mut total = 0u64;
     let pumped: anyhow::Result<()> = async {

@@ -83,21 +83,11 @@ pub fn init_logging(
 
 /// Report a panic (always a bug) as one line on stderr and in the log,
 /// instead of Rust's default text that asks for `RUST_BACKTRACE`.
+/// It is installed for the whole process: a panic on any thread (a tokio
+/// task's or a worker's too) is reported this way.
 pub fn install_panic_hook(program: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
-        let what = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_string());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let line = format!(
-            "{program}: internal error: {what}{at}; this is a bug, please report it with the log"
-        );
+        let line = panic_line(program, info.payload(), info.location());
         // With logging set up, the logger prints errors on stderr and into
         // the log file; before that, stderr is all there is.
         if tracing::dispatcher::has_been_set() {
@@ -106,6 +96,24 @@ pub fn install_panic_hook(program: &'static str) {
             eprintln!("{line}");
         }
     }));
+}
+
+/// The line a panic is reported with: what the panic said (its payload,
+/// when it is text) and where.
+fn panic_line(
+    program: &str,
+    payload: &(dyn std::any::Any + Send),
+    location: Option<&std::panic::Location<'_>>,
+) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    let at = location
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    format!("{program}: internal error: {what}{at}; this is a bug, please report it with the log")
 }
 
 /// Run a program's body: panics are reported as one line (see
@@ -133,5 +141,25 @@ mod tests {
         );
         assert_eq!(run_main("t", || panic!("a bug")), EXIT_FAILURE);
         let _ = std::panic::take_hook();
+    }
+
+    #[test]
+    fn a_panic_is_one_line_with_the_program_and_the_place() {
+        let here = std::panic::Location::caller();
+        let line = panic_line("grok-pull", &"index out of bounds", Some(here));
+        assert_eq!(
+            line,
+            format!(
+                "grok-pull: internal error: index out of bounds at {}:{}; this is a bug, please report it with the log",
+                here.file(),
+                here.line()
+            )
+        );
+        let formatted: Box<dyn std::any::Any + Send> = Box::new(format!("bad {}", 7));
+        assert_eq!(
+            panic_line("t", formatted.as_ref(), None),
+            "t: internal error: bad 7; this is a bug, please report it with the log"
+        );
+        assert!(panic_line("t", &42u8, None).contains("unknown panic"));
     }
 }

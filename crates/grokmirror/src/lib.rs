@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod family_queue;
 pub mod formats;
 pub mod git;
 pub mod lock;

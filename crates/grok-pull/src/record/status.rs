@@ -15,7 +15,7 @@ use grokmirror::formats::freshness::{self, Activity, Freshness, Summary};
 use grokmirror::formats::manifest::Manifest;
 use serde::Serialize;
 
-use crate::fresh::WORST;
+use crate::record::fresh::WORST;
 use crate::settings::Settings;
 use grokmirror::formats::last_remote::unix_now;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use grokmirror::formats::freshness::Summary;
 
-use crate::freshmetrics::{self, Histogram, FETCH_BUCKETS};
-use crate::job::Outcome;
+use crate::record::freshmetrics::{self, Histogram, FETCH_BUCKETS};
+use crate::work::job::JobOutcome;
 
 /// Counters and gauges.
 #[derive(Debug, Clone, Default)]
@@ -76,16 +76,16 @@ fn unix(t: SystemTime) -> f64 {
 
 impl Stats {
     /// Count a finished job.
-    pub fn job(&mut self, key: &str, outcome: &Outcome) {
+    pub fn job(&mut self, key: &str, outcome: &JobOutcome) {
         match outcome {
-            Outcome::Cloned => self.cloned += 1,
-            Outcome::Updated => self.updated += 1,
-            Outcome::Unchanged | Outcome::Skipped => self.unchanged += 1,
-            Outcome::Purged => self.purged += 1,
-            Outcome::Busy => {}
-            Outcome::Failed(why) => {
+            JobOutcome::Cloned => self.cloned += 1,
+            JobOutcome::Updated => self.updated += 1,
+            JobOutcome::Unchanged | JobOutcome::Skipped => self.unchanged += 1,
+            JobOutcome::Purged => self.purged += 1,
+            JobOutcome::Busy => {}
+            JobOutcome::Failed(why) => {
                 self.failed += 1;
-                self.failing.insert(key.to_string(), why.clone());
+                self.failing.insert(key.to_string(), why.to_string());
                 return;
             }
         }
@@ -93,10 +93,10 @@ impl Stats {
     }
 
     /// Count one finished attempt of a job that took `took`.
-    pub fn attempt(&mut self, outcome: &Outcome, took: Duration) {
+    pub fn attempt(&mut self, outcome: &JobOutcome, took: Duration) {
         if matches!(
             outcome,
-            Outcome::Cloned | Outcome::Updated | Outcome::Failed(_)
+            JobOutcome::Cloned | JobOutcome::Updated | JobOutcome::Failed(_)
         ) {
             self.fetch_seconds
                 .observe(FETCH_BUCKETS, freshmetrics::secs(took));
@@ -248,10 +248,13 @@ mod tests {
     #[test]
     fn counts_failures_until_the_repo_recovers() {
         let mut s = Stats::default();
-        s.job("/a.git", &Outcome::Failed("x".into()));
-        s.job("/b.git", &Outcome::Cloned);
+        s.job(
+            "/a.git",
+            &JobOutcome::Failed(crate::work::job::Error::BadKey("x".into())),
+        );
+        s.job("/b.git", &JobOutcome::Cloned);
         assert_eq!(s.failing.len(), 1);
-        s.job("/a.git", &Outcome::Updated);
+        s.job("/a.git", &JobOutcome::Updated);
         assert!(s.failing.is_empty());
         assert_eq!(s.failed, 1);
         assert_eq!(s.fetched(), 2);

@@ -57,11 +57,22 @@ pub const MAX_BAD_LINES: usize = 16;
 /// How much of a bad line the log shows.
 const SHOWN_CHARS: usize = 120;
 
+/// Why a line from a client names no repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// Not a well-formed manifest path (the reason).
+    #[error("{0}")]
+    BadPath(String),
+}
+
 /// Check a line from a client and return the manifest path it names.
-pub fn parse_line(raw: &[u8]) -> Result<String, String> {
-    let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
+pub fn parse_line(raw: &[u8]) -> Result<String, Error> {
+    let text = std::str::from_utf8(raw).map_err(|_| Error::NotUtf8)?;
     let text = text.trim();
-    grokmirror::tree::key::normalize_path(text)
+    grokmirror::tree::key::normalize_path(text).map_err(Error::BadPath)
 }
 
 /// What one line from a client amounts to.
@@ -96,7 +107,7 @@ pub fn classify(raw: &[u8]) -> Line {
                 shown.push_str("...");
             }
             Line::Rejected {
-                why,
+                why: why.to_string(),
                 shown: grokmirror::formats::remote_manifest::printable(&shown),
             }
         }

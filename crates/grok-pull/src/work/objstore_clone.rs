@@ -22,7 +22,7 @@
 //! the object storage gets a sibling's objects before the sibling borrows
 //! from it, and a clone drops its own copies only after they were copied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +36,29 @@ use grokmirror::repo;
 use tracing::{debug, info, warn};
 
 use crate::settings::Settings;
+
+/// Why a fork's object storage could not be readied or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] lock::Error),
+    /// Its lock was never free.
+    #[error("{} stayed locked", .0.display())]
+    StayedLocked(PathBuf),
+    /// Creating it, or fetching into it, failed.
+    #[error(transparent)]
+    Objstore(#[from] objstore::Error),
+    /// The blocking set-up did not finish.
+    #[error("object storage setup stopped: {0}")]
+    SetupStopped(#[source] tokio::task::JoinError),
+    /// It vanished while the clone was being built.
+    #[error("its object storage {} disappeared during the clone", .0.display())]
+    Disappeared(PathBuf),
+    /// It vanished before the clone was fetched into it.
+    #[error("{} is gone", .0.display())]
+    Gone(PathBuf),
+}
 
 /// The object-storage settings of a pull.
 #[derive(Debug, Clone, Default)]
@@ -127,12 +150,11 @@ pub struct Placement {
     pub guard: Option<RepoLock>,
 }
 
-fn lock_patiently(path: &Path) -> Result<RepoLock, String> {
+fn lock_patiently(path: &Path) -> Result<RepoLock, Error> {
     lock::acquire_repo_noting(path, lock::Wait::Forever, || {
         info!("  waiting: {} is locked by another process", path.display())
-    })
-    .map_err(|e| e.to_string())?
-    .ok_or_else(|| format!("{} stayed locked", path.display()))
+    })?
+    .ok_or_else(|| Error::StayedLocked(path.to_path_buf()))
 }
 
 /// Get the object storage of a new clone ready: created (seeded from a
@@ -144,7 +166,7 @@ pub async fn prepare(
     git: Git,
     key: String,
     target: PathBuf,
-) -> Result<Option<Placement>, String> {
+) -> Result<Option<Placement>, Error> {
     let Some(group) = ctx.groups.group_of(&key).map(str::to_string) else {
         return Ok(None);
     };
@@ -154,21 +176,19 @@ pub async fn prepare(
         let ctx = ctx.clone();
         let git = git.clone();
         let obst = obst.clone();
-        tokio::task::spawn_blocking(move || -> Result<(RepoLock, PathBuf, bool), String> {
+        tokio::task::spawn_blocking(move || -> Result<(RepoLock, PathBuf, bool), Error> {
             let guard = lock_patiently(&obst)?;
             if repo::is_objstore_repo(&obst) {
                 let real = std::fs::canonicalize(&obst).unwrap_or(obst);
                 return Ok((guard, real, false));
             }
-            let made = objstore::create(&git, &ctx.dir, Some(&group)).map_err(|e| e.to_string())?;
+            let made = objstore::create(&git, &ctx.dir, Some(&group))?;
             info!(" objstore: new objstore repo {}", made.display());
             let seeded = seed_from_sibling(&ctx, &git, &group, &made, &target);
             Ok((guard, made, !seeded))
         })
     };
-    let (guard, obst, empty) = setup
-        .await
-        .map_err(|e| format!("object storage setup stopped: {e}"))??;
+    let (guard, obst, empty) = setup.await.map_err(Error::SetupStopped)??;
     if empty {
         if let Some(url) = &ctx.preload_url {
             preload(&git, url, &obst).await;
@@ -261,7 +281,7 @@ async fn preload(git: &Git, base_url: &str, obst: &Path) {
         }
     }
     info!(" objstore: preloading {group}.bundle");
-    let fetched = crate::gitio::run_ok(
+    let fetched = crate::work::gitio::run_ok(
         git,
         Some(obst),
         [
@@ -276,8 +296,9 @@ async fn preload(git: &Git, base_url: &str, obst: &Path) {
     let _ = std::fs::remove_file(&bundle);
     match fetched {
         Ok(_) => {
-            let _ = crate::gitio::run_ok(git, Some(obst), ["pack-refs", "--all"], &[]).await;
-            let _ = crate::gitio::run_ok(git, Some(obst), ["commit-graph", "write"], &[]).await;
+            let _ = crate::work::gitio::run_ok(git, Some(obst), ["pack-refs", "--all"], &[]).await;
+            let _ =
+                crate::work::gitio::run_ok(git, Some(obst), ["commit-graph", "write"], &[]).await;
             info!(" objstore: preloaded {group}.bundle");
         }
         Err(e) => warn!(" objstore: cannot preload from {url}: {e}"),
@@ -312,14 +333,11 @@ async fn download(url: &str, dest: &Path) -> anyhow::Result<bool> {
 
 /// Just before a staged clone is moved into place: its object storage must
 /// still be there.
-pub fn still_there(placement: &Placement) -> Result<(), String> {
+pub fn still_there(placement: &Placement) -> Result<(), Error> {
     if repo::is_objstore_repo(&placement.obstrepo) {
         Ok(())
     } else {
-        Err(format!(
-            "its object storage {} disappeared during the clone",
-            placement.obstrepo.display()
-        ))
+        Err(Error::Disappeared(placement.obstrepo.clone()))
     }
 }
 
@@ -337,68 +355,19 @@ pub async fn after_clone(
         {
             let _o = lock_patiently(&obst)?;
             if !repo::is_objstore_repo(&obst) {
-                return Err(format!("{} is gone", obst.display()));
+                return Err(Error::Gone(obst));
             }
             info!(" objstore: {key}");
             objstore::add_member(&obst, &member)
-                .and_then(|_| objstore::fetch_member(&git, &obst, &member, ctx.method))
-                .map_err(|e| e.to_string())?;
+                .and_then(|_| objstore::fetch_member(&git, &obst, &member, ctx.method))?;
         }
         quick_repack(&git, &member, &ctx.extra_repack_flags);
-        Ok::<(), String>(())
+        Ok::<(), Error>(())
     })
     .await;
     match done {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(" objstore: {e}; grok-fsck will catch up"),
         Err(e) => warn!(" objstore: stopped: {e}"),
-    }
-}
-
-/// Groups whose object storage is being created by a running clone: the
-/// group's other clones wait for it (see [`crate::scheduler`]), so they
-/// find it populated instead of each downloading everything.
-#[derive(Debug, Default)]
-pub struct Seeding {
-    /// Group -> the key of the clone creating it.
-    by_group: BTreeMap<String, String>,
-    /// Groups seen populated (they stay so).
-    populated: BTreeSet<String>,
-}
-
-impl Seeding {
-    /// Whether a clone of `key` in `group` may start now.
-    /// `public_waiting` tells whether another public clone of the group is
-    /// still queued. Marks the clone as the group's seed when the group has
-    /// no populated object storage yet.
-    pub fn admit(
-        &mut self,
-        objstore: &Objstore,
-        key: &str,
-        group: &str,
-        private: bool,
-        public_waiting: &dyn Fn() -> bool,
-    ) -> bool {
-        if self.by_group.contains_key(group) {
-            return false;
-        }
-        if self.populated.contains(group) {
-            return true;
-        }
-        if objstore.is_populated(group) {
-            self.populated.insert(group.to_string());
-            return true;
-        }
-        // A private clone never seeds a group a public one could.
-        if private && public_waiting() {
-            return false;
-        }
-        self.by_group.insert(group.to_string(), key.to_string());
-        true
-    }
-
-    /// A clone finished (however it ended).
-    pub fn finished(&mut self, key: &str) {
-        self.by_group.retain(|_, k| k != key);
     }
 }

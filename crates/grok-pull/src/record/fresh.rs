@@ -11,8 +11,8 @@ use grokmirror::formats::last_remote::unix_now;
 use grokmirror::formats::manifest::{Manifest, RepoEntry};
 use tracing::warn;
 
-use crate::job::Outcome;
 use crate::settings::Settings;
+use crate::work::job::JobOutcome;
 
 /// How many lagging repositories `--status` and the metrics list.
 pub const WORST: usize = 10;
@@ -116,14 +116,17 @@ impl Tracker {
     }
 
     /// A job finished.
-    pub fn done(&mut self, key: &str, outcome: &Outcome, modified: Option<i64>, now: i64) {
+    pub fn done(&mut self, key: &str, outcome: &JobOutcome, modified: Option<i64>, now: i64) {
         match outcome {
-            Outcome::Busy => {}
-            Outcome::Purged => {
+            JobOutcome::Busy => {}
+            JobOutcome::Purged => {
                 self.file.repos.remove(key);
             }
-            Outcome::Failed(why) => self.failed(key, why, now),
-            Outcome::Cloned | Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => self
+            JobOutcome::Failed(why) => self.failed(key, &why.to_string(), now),
+            JobOutcome::Cloned
+            | JobOutcome::Updated
+            | JobOutcome::Unchanged
+            | JobOutcome::Skipped => self
                 .file
                 .repos
                 .entry(key.to_string())

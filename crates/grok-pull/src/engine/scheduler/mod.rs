@@ -19,13 +19,15 @@
 //! count. Running the jobs, and what to do with finished ones, is the
 //! business of [`crate::engine`].
 
+mod seeding;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::forkgroup::Seeding;
-use crate::job::{Ctx, Done, Outcome};
-use crate::plan::{Action, Job};
+use crate::plan::{Action, RepoJob};
+use crate::work::job::{self, FinishedJob, JobContext, JobOutcome};
+use seeding::Seeding;
 
 /// How long to wait before retrying a locked repository.
 pub const BUSY_PAUSE: Duration = Duration::from_secs(5);
@@ -36,9 +38,9 @@ pub const BUSY_TRIES: u32 = 60;
 #[derive(Debug, Clone)]
 pub struct Queued {
     /// The job.
-    pub job: Job,
+    pub job: RepoJob,
     /// The run context it was planned with (settings, culled keys).
-    pub ctx: Arc<Ctx>,
+    pub ctx: Arc<JobContext>,
     /// How often it found its repository locked so far.
     pub busy_tries: u32,
 }
@@ -60,13 +62,13 @@ pub enum Settled {
     /// The repository was locked: the job waits and runs again later.
     Retrying,
     /// The job is over (its follow-up, if any, is queued now).
-    Finished(Box<Done>),
+    Finished(Box<FinishedJob>),
 }
 
 /// Merge a newer job for the same repository into an older one: the newer
 /// entry and action win, except that a re-clone stays a re-clone unless
 /// the repository is to go, and a push notification is never forgotten.
-fn merge(old: &mut Queued, new: Job, ctx: Arc<Ctx>) {
+fn merge(old: &mut Queued, new: RepoJob, ctx: Arc<JobContext>) {
     let action = match (old.job.action, new.action) {
         (_, Action::Purge) | (Action::Purge, _) => new.action,
         (Action::Reclone, _) | (_, Action::Reclone) => Action::Reclone,
@@ -89,7 +91,7 @@ fn merge(old: &mut Queued, new: Job, ctx: Arc<Ctx>) {
         (_, newer) => newer,
     };
     let notified = (old.job.notified || new.notified) && action != Action::Purge;
-    old.job = Job {
+    old.job = RepoJob {
         action,
         notified,
         ..new
@@ -146,7 +148,7 @@ impl Scheduler {
     }
 
     /// Queue a job (see the module doc for merging and follow-ups).
-    pub fn push(&mut self, job: Job, ctx: Arc<Ctx>) -> Pushed {
+    pub fn push(&mut self, job: RepoJob, ctx: Arc<JobContext>) -> Pushed {
         let key = job.key.clone();
         if self.running.contains_key(&key) {
             match self.followups.get_mut(&key) {
@@ -251,11 +253,11 @@ impl Scheduler {
                     })
             };
             if self.seeding.admit(
-                &q.ctx.objstore,
                 &q.job.key,
                 &group,
                 private,
-                &public_waiting,
+                || q.ctx.objstore.is_populated(&group),
+                public_waiting,
             ) {
                 return Some(i);
             }
@@ -288,11 +290,11 @@ impl Scheduler {
 
     /// Take back a job that ended. A job that found its repository locked
     /// waits and runs again, up to [`BUSY_TRIES`] times.
-    pub fn settle(&mut self, mut q: Queued, done: Done, now: Instant) -> Settled {
+    pub fn settle(&mut self, mut q: Queued, done: FinishedJob, now: Instant) -> Settled {
         let key = q.job.key.clone();
         self.running.remove(&key);
         self.seeding.finished(&key);
-        let done = if done.outcome == Outcome::Busy {
+        let done = if matches!(done.outcome, JobOutcome::Busy) {
             q.busy_tries += 1;
             if q.busy_tries < BUSY_TRIES {
                 // A follow-up that arrived meanwhile merges into the retry.
@@ -302,12 +304,8 @@ impl Scheduler {
                 self.waiting.insert(key, (now + BUSY_PAUSE, q));
                 return Settled::Retrying;
             }
-            let why = format!(
-                "still locked by another process after {} tries",
-                q.busy_tries
-            );
-            Done {
-                outcome: Outcome::Failed(why),
+            FinishedJob {
+                outcome: JobOutcome::Failed(job::Error::StillLocked(q.busy_tries)),
                 ..done
             }
         } else {
@@ -400,182 +398,4 @@ impl Scheduler {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::settings::Settings;
-    use grokmirror::config::Config;
-
-    fn ctx() -> Arc<Ctx> {
-        // Nothing is run: any existing directory will do as the top level.
-        let text = format!(
-            "[core]\ntoplevel = {}\n[remote]\nsite = /nowhere\nmanifest = file:///nowhere/m.js\n",
-            std::env::temp_dir().display()
-        );
-        let config = Config::from_text(&text, std::path::Path::new("t.conf"), 0).unwrap();
-        Arc::new(Ctx {
-            settings: Settings::from_config(config, false).unwrap(),
-            git: grokmirror::git::Git::from_env(),
-            tree: grokmirror::tree::Tree::open(
-                &std::env::temp_dir(),
-                grokmirror::tree::Reserved::none(),
-            )
-            .unwrap(),
-            gate: Default::default(),
-            borrowed: Default::default(),
-            objstore: Default::default(),
-        })
-    }
-
-    fn job(key: &str, action: Action) -> Job {
-        Job {
-            key: key.into(),
-            action,
-            entry: None,
-            notified: false,
-        }
-    }
-
-    const UPDATE: Action = Action::Update {
-        adopt: false,
-        reconfig: false,
-        fetch: true,
-    };
-
-    fn start_all(s: &mut Scheduler) -> Vec<String> {
-        let mut started = Vec::new();
-        while let Some(q) = s.start_next() {
-            started.push(q.job.key);
-        }
-        started
-    }
-
-    fn done(q: &Queued, outcome: Outcome) -> Done {
-        Done {
-            job: q.job.clone(),
-            outcome,
-            change: None,
-            fresh_clone: None,
-            housekeeping: Default::default(),
-        }
-    }
-
-    #[test]
-    fn updates_first_clones_fill_every_worker_updates_never_starve() {
-        let c = ctx();
-        let mut s = Scheduler::new(2);
-        assert_eq!(
-            s.push(job("/c1.git", Action::Clone), c.clone()),
-            Pushed::New
-        );
-        s.push(job("/c2.git", Action::Clone), c.clone());
-        s.push(job("/c3.git", Action::Clone), c.clone());
-        assert_eq!(s.push(job("/u1.git", UPDATE), c.clone()), Pushed::New);
-        assert_eq!(
-            s.push(job("/u1.git", UPDATE), c.clone()),
-            Pushed::Merged,
-            "one job per repository"
-        );
-        assert_eq!(
-            start_all(&mut s),
-            vec!["/u1.git", "/c1.git"],
-            "the update goes first"
-        );
-
-        // Both workers busy cloning; a new update still gets to run.
-        let mut s = Scheduler::new(2);
-        s.push(job("/c1.git", Action::Clone), c.clone());
-        s.push(job("/c2.git", Action::Clone), c.clone());
-        s.push(job("/c3.git", Action::Clone), c.clone());
-        assert_eq!(
-            start_all(&mut s).len(),
-            2,
-            "an initial mirror clones with every worker"
-        );
-        s.push(job("/u2.git", UPDATE), c.clone());
-        s.push(job("/u3.git", UPDATE), c.clone());
-        assert_eq!(
-            start_all(&mut s),
-            vec!["/u2.git"],
-            "one update beside the clones, no more"
-        );
-    }
-
-    #[test]
-    fn notifications_coalesce_and_follow_running_jobs() {
-        let c = ctx();
-        let mut s = Scheduler::new(1);
-        let mut notified = job("/a.git", UPDATE);
-        notified.notified = true;
-        s.push(notified.clone(), c.clone());
-        s.push(job("/a.git", UPDATE), c.clone());
-        let q = s.start_next().unwrap();
-        assert!(q.job.notified, "merging keeps the notification");
-        assert!(s.start_next().is_none(), "one job per repository");
-
-        // Pushes while it runs become one follow-up.
-        assert_eq!(s.push(notified.clone(), c.clone()), Pushed::FollowUp);
-        assert_eq!(s.push(notified.clone(), c.clone()), Pushed::FollowUp);
-        assert!(s.wants("/a.git"));
-        assert!(
-            s.start_next().is_none(),
-            "the follow-up waits for the running job"
-        );
-        let settled = s.settle(q.clone(), done(&q, Outcome::Updated), Instant::now());
-        assert!(matches!(settled, Settled::Finished(_)));
-        let again = s.start_next().expect("the follow-up is queued");
-        assert!(again.job.notified);
-        s.settle(
-            again.clone(),
-            done(&again, Outcome::Updated),
-            Instant::now(),
-        );
-        assert!(s.is_idle());
-
-        // A locked repository waits, then runs again.
-        s.push(job("/b.git", UPDATE), c.clone());
-        let q = s.start_next().unwrap();
-        let now = Instant::now();
-        assert!(matches!(
-            s.settle(q.clone(), done(&q, Outcome::Busy), now),
-            Settled::Retrying
-        ));
-        assert!(!s.is_idle());
-        assert!(s.start_next().is_none());
-        s.wake_waiting(now + BUSY_PAUSE);
-        assert_eq!(s.start_next().unwrap().job.key, "/b.git");
-
-        // Held repositories do not start; the rest do.
-        let mut s = Scheduler::new(2);
-        s.push(job("/h.git", UPDATE), c.clone());
-        s.push(job("/x.git", UPDATE), c.clone());
-        s.hold("/h.git");
-        assert_eq!(start_all(&mut s), vec!["/x.git"]);
-        s.release("/h.git");
-        assert_eq!(start_all(&mut s), vec!["/h.git"]);
-    }
-
-    #[test]
-    fn merging_keeps_reclones_and_moves_lanes() {
-        let c = ctx();
-        let mut s = Scheduler::new(1);
-        s.push(job("/r.git", Action::Reclone), c.clone());
-        s.push(job("/r.git", UPDATE), c.clone());
-        s.push(job("/u.git", UPDATE), c.clone());
-        // /u.git first: /r.git is still a re-clone, in the clone lane.
-        let first = s.start_next().unwrap();
-        assert_eq!(first.job.key, "/u.git");
-        s.settle(
-            first.clone(),
-            done(&first, Outcome::Updated),
-            Instant::now(),
-        );
-        let second = s.start_next().unwrap();
-        assert_eq!(second.job.action, Action::Reclone);
-
-        let mut s = Scheduler::new(1);
-        s.push(job("/n.git", Action::Clone), c.clone());
-        s.push(job("/n.git", UPDATE), c.clone());
-        assert_eq!(s.clear_queue(), 1);
-        assert!(s.is_idle());
-    }
-}
+mod tests;

@@ -15,6 +15,23 @@ use std::time::Duration;
 use grokmirror::git::{self, Git, GitOutput};
 use tracing::{debug, info, warn};
 
+/// Why a fetch failed, on its last try.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// git fetch exited non-zero: the lines of its stderr worth showing.
+    #[error("{0}")]
+    Failed(String),
+    /// git fetch was still running after `[pull] fetch_timeout`.
+    #[error(
+        "git fetch did not finish within {0}s; killed (raise [pull] fetch_timeout \
+         if transfers this long are expected)"
+    )]
+    TimedOut(u64),
+    /// git could not be run at all.
+    #[error(transparent)]
+    Git(#[from] git::Error),
+}
+
 /// Extra environment for one git invocation.
 pub type Env<'a> = &'a [(&'a str, &'a OsStr)];
 
@@ -133,8 +150,8 @@ pub async fn fetch(
     attempts: u32,
     limit: Option<Duration>,
     env: Env<'_>,
-) -> Result<(), String> {
-    let mut last = String::new();
+) -> Result<(), Error> {
+    let mut last = Error::Failed(String::new());
     for attempt in 1..=attempts.max(1) {
         if attempt > 1 {
             info!("  refetch: {key} (try #{attempt})");
@@ -152,17 +169,12 @@ pub async fn fetch(
             Some(limit) => match tokio::time::timeout(limit, attempt_run).await {
                 Ok(out) => out,
                 Err(_) => {
-                    last = format!(
-                        "git fetch did not finish within {}s; killed (raise [pull] fetch_timeout \
-                         if transfers this long are expected)",
-                        limit.as_secs()
-                    );
+                    last = Error::TimedOut(limit.as_secs());
                     warn!("    fetch: {key} failed (try #{attempt}): {last}");
                     continue;
                 }
             },
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         if out.success() {
             let noise = out.stderr_str();
             if !noise.is_empty() {
@@ -170,7 +182,7 @@ pub async fn fetch(
             }
             return Ok(());
         }
-        last = failure_reason(&out);
+        last = Error::Failed(failure_reason(&out));
         warn!("    fetch: {key} failed (try #{attempt}): {last}");
     }
     Err(last)

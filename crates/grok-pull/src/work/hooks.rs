@@ -30,16 +30,30 @@ fn kept_text(head: &[u8], total: u64) -> String {
     }
 }
 
+/// Why a configured hook line is not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Quotes that do not close.
+    #[error("cannot parse {0:?}")]
+    Unparsable(String),
+    /// Nothing but whitespace.
+    #[error("empty command")]
+    Empty,
+    /// The program is missing or not executable.
+    #[error("{0} is not executable")]
+    NotExecutable(String),
+}
+
 /// Turn one configured line into argv, or say why not.
-fn argv(line: &str) -> Result<Vec<String>, String> {
+fn argv(line: &str) -> Result<Vec<String>, Error> {
     let expanded = grokmirror::config::expand_user(line.trim());
     let expanded = expanded.to_string_lossy();
-    let args = shlex::split(&expanded).ok_or_else(|| format!("cannot parse {line:?}"))?;
+    let args = shlex::split(&expanded).ok_or_else(|| Error::Unparsable(line.to_string()))?;
     let Some(program) = args.first() else {
-        return Err("empty command".into());
+        return Err(Error::Empty);
     };
     if nix::unistd::access(Path::new(program), nix::unistd::AccessFlags::X_OK).is_err() {
-        return Err(format!("{program} is not executable"));
+        return Err(Error::NotExecutable(program.clone()));
     }
     Ok(args)
 }
@@ -85,7 +99,7 @@ async fn run_all(
             }
         };
         // Leaving early (the timeout, our own shutdown) kills the group.
-        let mut group = crate::gitio::GroupKiller(child.id());
+        let mut group = crate::work::gitio::GroupKiller(child.id());
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let data = data.to_vec();
             // A hook that never reads its stdin must not block us.
@@ -95,8 +109,8 @@ async fn run_all(
         }
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        let stdout = tokio::spawn(crate::piped::read_head(stdout, KEPT_OUTPUT));
-        let stderr = tokio::spawn(crate::piped::read_head(stderr, KEPT_OUTPUT));
+        let stdout = tokio::spawn(crate::work::piped::read_head(stdout, KEPT_OUTPUT));
+        let stderr = tokio::spawn(crate::work::piped::read_head(stderr, KEPT_OUTPUT));
         // Its output is part of the run: a hook that exits but leaves a
         // process holding its stdout open is still running.
         let run = async {
@@ -203,6 +217,7 @@ mod tests {
         assert_eq!(args, vec!["/bin/echo", "a b", "c\"d", "e"]);
         assert!(argv("/nonexistent/hook x")
             .unwrap_err()
+            .to_string()
             .contains("not executable"));
         assert!(argv("/bin/echo 'unclosed").is_err());
     }

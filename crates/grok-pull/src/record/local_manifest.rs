@@ -11,8 +11,8 @@ use grokmirror::formats::manifest::{self, Manifest};
 use grokmirror::tree::fsutil;
 use tracing::{error, info};
 
-use crate::job::{Change, Done, Outcome};
 use crate::settings::Settings;
+use crate::work::job::{Change, FinishedJob, JobOutcome};
 
 /// How many finished repositories between local manifest rewrites.
 pub const WRITE_EVERY: usize = 100;
@@ -104,20 +104,20 @@ impl Recorder {
     }
 
     /// Take in one finished job; rewrites the manifest when due.
-    pub fn done(&mut self, done: Done) -> anyhow::Result<()> {
+    pub fn done(&mut self, done: FinishedJob) -> anyhow::Result<()> {
         let key = done.job.key.clone();
         match &done.outcome {
-            Outcome::Cloned => self.summary.cloned += 1,
-            Outcome::Updated => self.summary.updated += 1,
-            Outcome::Unchanged | Outcome::Skipped => self.summary.unchanged += 1,
-            Outcome::Purged => self.summary.purged += 1,
-            Outcome::Busy => {}
-            Outcome::Failed(why) => {
+            JobOutcome::Cloned => self.summary.cloned += 1,
+            JobOutcome::Updated => self.summary.updated += 1,
+            JobOutcome::Unchanged | JobOutcome::Skipped => self.summary.unchanged += 1,
+            JobOutcome::Purged => self.summary.purged += 1,
+            JobOutcome::Busy => {}
+            JobOutcome::Failed(why) => {
                 error!("   failed: {key}: {why}");
-                self.fail(&key, why);
+                self.fail(&key, &why.to_string());
             }
         }
-        if !matches!(done.outcome, Outcome::Failed(_)) {
+        if !matches!(done.outcome, JobOutcome::Failed(_)) {
             if let Some(change) = done.change {
                 self.pending.push(change);
             }

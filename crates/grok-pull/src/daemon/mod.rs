@@ -1,0 +1,8 @@
+//! What only the daemon has: the push socket, file watches, the
+//! service-manager protocol and the HTTP metrics endpoint. The loop that
+//! drives them is [`crate::engine`].
+
+pub mod httpmetrics;
+pub mod listener;
+pub mod service;
+pub mod watch;
