@@ -9,12 +9,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use grokmirror::config::glob::GlobList;
 use grokmirror::formats::manifest::{Manifest, RepoEntry};
 use grokmirror::formats::remote_manifest::RemoteManifest;
 use grokmirror::git::Git;
 use grokmirror::objstore::grouping::Forkgroups;
-use grokmirror::repo::{self, refs};
+use grokmirror::repo::{self};
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
 use grokmirror::tree::{Kind, Tree};
@@ -106,19 +105,6 @@ pub fn params_differ(remote: &RepoEntry, local: &RepoEntry, default_owner: &str)
         || remote.head != local.head
 }
 
-/// The fingerprint a repository has on disk: the recorded one, or computed
-/// (and recorded) when missing, as grokmirror does.
-pub fn disk_fingerprint(git: &Git, path: &Path) -> Option<String> {
-    if let Some(fp) = repo::read_fingerprint(path) {
-        return Some(fp);
-    }
-    let fp = refs::snapshot(git, path, &GlobList::default(), false)
-        .ok()?
-        .fingerprint?;
-    let _ = repo::write_fingerprint(path, &fp);
-    Some(fp)
-}
-
 /// Whether every symlink of `entry` is in place, pointing at `path`.
 fn symlinks_in_place(tree: &Tree, path: &Path, entry: &RepoEntry) -> bool {
     if entry.symlinks.is_empty() {
@@ -195,7 +181,7 @@ fn classify(
     if path.join(repo::RECLONE_FILE).exists() {
         return Ok(Some(Action::Reclone));
     }
-    let on_disk = disk_fingerprint(git, &path);
+    let on_disk = repo::fingerprint_on_disk(git, &path);
     let Some(local) = local else {
         return Ok(Some(Action::Update {
             adopt: true,

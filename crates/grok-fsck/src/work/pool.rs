@@ -4,7 +4,6 @@
 //! and waited for when it comes round again, after the status file is
 //! written (the wait may be long).
 
-use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -18,6 +17,7 @@ use super::progress::{human_size, Progress};
 use super::FsckRun;
 use crate::plan::task::RepoTask;
 use crate::record::status::Recorded;
+use grokmirror::family_queue::FamilyQueue;
 
 impl FsckRun<'_> {
     /// Do the queued work, `[fsck] threads` repositories at a time.
@@ -26,10 +26,7 @@ impl FsckRun<'_> {
         info!("Processing {total} repositories");
         let started = Instant::now();
         let progress = Progress::new(total, self.terminal);
-        let queue = Mutex::new(Queue {
-            pending: tasks.into(),
-            active: HashSet::new(),
-        });
+        let queue = Mutex::new(Queue::new(tasks));
         let wake = Condvar::new();
         let status = Mutex::new(Recorded::new(status));
         let workers = self.settings.threads.min(total).max(1);
@@ -109,27 +106,33 @@ impl FsckRun<'_> {
     }
 }
 
-// house: dedup with library
-/// The work queue shared by the workers.
+/// The work queue shared by the workers: the library's [`FamilyQueue`]
+/// (never two repositories of one family at once) behind a mutex, with a
+/// condvar so that a worker waits while every pending task's family is
+/// busy.
 struct Queue {
-    pending: VecDeque<RepoTask>,
-    /// Families being worked on now.
-    active: HashSet<PathBuf>,
+    tasks: FamilyQueue<PathBuf, RepoTask>,
 }
 
 impl Queue {
+    fn new(tasks: Vec<RepoTask>) -> Queue {
+        let mut queue = FamilyQueue::default();
+        for task in tasks {
+            queue.push(task.family.clone(), task);
+        }
+        Queue { tasks: queue }
+    }
+
     /// The next job whose family is free, waiting while all pending jobs
     /// belong to busy families; `None` when nothing is left.
     fn take(queue: &Mutex<Queue>, wake: &Condvar) -> Option<RepoTask> {
         let mut q = queue.lock().expect("queue poisoned");
         loop {
-            if q.pending.is_empty() {
+            if q.tasks.is_empty() {
                 return None;
             }
-            if let Some(pos) = q.pending.iter().position(|j| !q.active.contains(&j.family)) {
-                let job = q.pending.remove(pos).expect("position is valid");
-                q.active.insert(job.family.clone());
-                return Some(job);
+            if let Some(task) = q.tasks.take() {
+                return Some(task);
             }
             q = wake.wait(q).expect("queue poisoned");
         }
@@ -137,14 +140,13 @@ impl Queue {
 
     fn put_back(queue: &Mutex<Queue>, wake: &Condvar, job: RepoTask) {
         let mut q = queue.lock().expect("queue poisoned");
-        q.active.remove(&job.family);
-        q.pending.push_back(job);
+        q.tasks.put_back(job.family.clone(), job);
         wake.notify_all();
     }
 
     fn done(queue: &Mutex<Queue>, wake: &Condvar, family: &Path) {
         let mut q = queue.lock().expect("queue poisoned");
-        q.active.remove(family);
+        q.tasks.done(&family.to_path_buf());
         wake.notify_all();
     }
 }
@@ -168,10 +170,11 @@ mod tests {
 
     #[test]
     fn queue_never_hands_out_two_of_a_family() {
-        let queue = Mutex::new(Queue {
-            pending: vec![job("a", "f1"), job("b", "f1"), job("c", "f2")].into(),
-            active: HashSet::new(),
-        });
+        let queue = Mutex::new(Queue::new(vec![
+            job("a", "f1"),
+            job("b", "f1"),
+            job("c", "f2"),
+        ]));
         let wake = Condvar::new();
         let first = Queue::take(&queue, &wake).unwrap();
         assert_eq!(first.key, "a");

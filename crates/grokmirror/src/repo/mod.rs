@@ -76,7 +76,11 @@ pub fn fingerprint_on_disk(git: &Git, repo: &Path) -> Option<String> {
     if let Some(fp) = read_fingerprint(repo) {
         return Some(fp);
     }
-    let fp = fingerprint_now(git, repo)?;
+    // Quiet when the refs cannot be read: the caller decides what an
+    // unknown fingerprint means (usually: fetch again).
+    let fp = refs::snapshot(git, repo, &crate::config::glob::GlobList::default(), false)
+        .ok()?
+        .fingerprint?;
     if let Err(e) = write_fingerprint(repo, &fp) {
         tracing::debug!("cannot record the fingerprint of {}: {e}", repo.display());
     }

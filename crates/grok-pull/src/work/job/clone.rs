@@ -22,7 +22,7 @@ use grokmirror::tree::fsutil;
 use grokmirror::tree::{Dir, Kind, RepoKey};
 use tracing::{debug, info, warn};
 
-use super::gitconfig::{apply_params, config_err, git_config, set_remote};
+use super::gitconfig::{apply_params, set_remote};
 use super::symlinks::place_symlinks;
 use super::update::update;
 use super::{
@@ -32,6 +32,7 @@ use crate::plan::{Action, RepoJob};
 use crate::work::objstore_clone::{self, Placement};
 use crate::work::out_of_sight::Staged;
 use crate::work::{gitio, hooks};
+use grokmirror::repo::git_config;
 
 /// The path a clone goes to, locked.
 struct Target {
@@ -232,8 +233,8 @@ async fn init_staged(
         cause,
     })?;
     {
-        let mut cfg = git_config(path)?;
-        cfg.set_i64("gc.auto", 0).map_err(config_err(path))?;
+        let mut cfg = git_config::open(path)?;
+        git_config::set(&mut cfg, path, "gc.auto", "0")?;
     }
     let ffonly = ctx.settings.ffonly.is_match(key);
     set_remote(

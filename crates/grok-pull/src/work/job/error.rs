@@ -46,15 +46,8 @@ pub enum Error {
         cause: io::Error,
     },
     /// A repository's git config could not be opened or written.
-    #[error("cannot {what} {}/config: {message}", path.display())]
-    GitConfig {
-        /// "open" or "write".
-        what: &'static str,
-        /// The repository.
-        path: PathBuf,
-        /// libgit2's message.
-        message: String,
-    },
+    #[error(transparent)]
+    GitConfig(#[from] grokmirror::repo::git_config::Error),
     /// git refused to set HEAD (reftable repositories).
     #[error("cannot set HEAD of {}: {stderr}", path.display())]
     SetHead {

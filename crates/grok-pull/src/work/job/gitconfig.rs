@@ -1,32 +1,16 @@
 //! A repository's settings, written in-process: the mirror remote,
 //! description, owner and HEAD.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
 use grokmirror::formats::manifest::RepoEntry;
 use grokmirror::git::Git;
 use grokmirror::repo;
+use grokmirror::repo::git_config::{self, Remote};
 use grokmirror::tree::fsutil;
 
 use super::Error;
-
-pub(super) fn git_config(path: &Path) -> Result<git2::Config, Error> {
-    git2::Config::open(&path.join("config")).map_err(|e| Error::GitConfig {
-        what: "open",
-        path: path.to_path_buf(),
-        message: e.message().to_string(),
-    })
-}
-
-pub(super) fn config_err(path: &Path) -> impl FnOnce(git2::Error) -> Error + '_ {
-    move |e| Error::GitConfig {
-        what: "write",
-        path: path.to_path_buf(),
-        message: e.message().to_string(),
-    }
-}
 
 /// Point the mirror remote at `url` (`git remote add --mirror=fetch`, with
 /// a fetch refspec without `+` for ffonly repos). With `reset`, or when the
@@ -39,44 +23,21 @@ pub(super) fn set_remote(
     ffonly: bool,
     reset: bool,
 ) -> Result<bool, Error> {
-    let mut cfg = git_config(path)?;
-    let url_key = format!("remote.{name}.url");
-    let fetch_key = format!("remote.{name}.fetch");
-    let refspec = if ffonly {
-        "refs/*:refs/*"
-    } else {
-        "+refs/*:refs/*"
+    let mut cfg = git_config::open(path)?;
+    let remote = Remote {
+        name,
+        url,
+        fetch: if ffonly {
+            "refs/*:refs/*"
+        } else {
+            "+refs/*:refs/*"
+        },
+        tagopt: None,
     };
-    let current_url = cfg.get_string(&url_key).ok();
-    let mut current_fetch = Vec::new();
-    if let Ok(mut entries) = cfg.multivar(&fetch_key, None) {
-        while let Some(Ok(e)) = entries.next() {
-            current_fetch.push(e.value().unwrap_or_default().to_string());
-        }
-    }
-    if !reset && current_url.as_deref() == Some(url) && current_fetch == [refspec] {
+    if !reset && remote.is_in(&cfg) {
         return Ok(false);
     }
-    // Drop every key of the old remote section, as `git remote remove`
-    // would (without touching any refs).
-    let prefix = format!("remote.{name}.");
-    let mut old_keys = BTreeSet::new();
-    if let Ok(mut entries) = cfg.entries(None) {
-        while let Some(Ok(e)) = entries.next() {
-            if let Some(n) = e.name() {
-                if n.to_ascii_lowercase()
-                    .starts_with(&prefix.to_ascii_lowercase())
-                {
-                    old_keys.insert(n.to_string());
-                }
-            }
-        }
-    }
-    for k in old_keys {
-        cfg.remove_multivar(&k, ".*").map_err(config_err(path))?;
-    }
-    cfg.set_str(&url_key, url).map_err(config_err(path))?;
-    cfg.set_str(&fetch_key, refspec).map_err(config_err(path))?;
+    remote.write(&mut cfg, path)?;
     Ok(true)
 }
 
@@ -98,12 +59,8 @@ pub(super) fn apply_params(
         })?;
     }
     let owner = entry.owner.as_deref().unwrap_or(default_owner);
-    let mut cfg = git_config(path)?;
-    if cfg.get_string("gitweb.owner").ok().as_deref() != Some(owner) {
-        cfg.set_str("gitweb.owner", owner)
-            .map_err(config_err(path))?;
-        changed = true;
-    }
+    let mut cfg = git_config::open(path)?;
+    changed |= git_config::set(&mut cfg, path, "gitweb.owner", owner)?;
     if let Some(head) = &entry.head {
         changed |= set_head(git, path, head)?;
     }

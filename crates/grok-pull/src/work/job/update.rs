@@ -1,11 +1,7 @@
 //! Bringing an existing repository in step with its origin.
 
-use std::path::Path;
-
-use grokmirror::config::glob::GlobList;
-use grokmirror::git::Git;
-use grokmirror::repo::{self, refs};
-use tracing::{debug, info, warn};
+use grokmirror::repo::{self};
+use tracing::{debug, info};
 
 use super::gitconfig::{apply_params, set_remote};
 use super::symlinks::place_symlinks;
@@ -15,17 +11,6 @@ use super::{
 use crate::plan::{Action, RepoJob};
 use crate::work::housekeeping::Actions;
 use crate::work::{gitio, hooks};
-
-/// The fingerprint of the refs of the repository at `path` now.
-fn fingerprint_now(git: &Git, path: &Path) -> Option<String> {
-    match refs::snapshot(git, path, &GlobList::default(), false) {
-        Ok(s) => s.fingerprint,
-        Err(e) => {
-            warn!("cannot read the refs of {}: {e}", path.display());
-            None
-        }
-    }
-}
 
 /// Bring an existing repository in step: its remote, its settings, its
 /// refs. Everything is done through the repository's own handle (git gets
@@ -88,7 +73,7 @@ pub(super) async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
         Ok(false) => {}
         Err(why) => return FinishedJob::failed(job, tidy(why)),
     }
-    let before = fingerprint_now(&ctx.git, &io);
+    let before = repo::fingerprint_now(&ctx.git, &io);
     let mut after = before.clone();
     let mut housekeeping = Actions::default();
     let fetched = job.notified || before.as_deref() != entry.fingerprint.as_deref();
@@ -113,7 +98,7 @@ pub(super) async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
             ctx.settings.hook_timeout,
         )
         .await;
-        after = fingerprint_now(&ctx.git, &io);
+        after = repo::fingerprint_now(&ctx.git, &io);
         if after != before {
             housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
