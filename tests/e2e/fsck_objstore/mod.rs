@@ -12,6 +12,9 @@ use std::time::Duration;
 use crate::support::forks::{self, Spec, Tree};
 use crate::support::replica::stderr;
 
+mod merge;
+mod tending;
+
 /// Lines of our log that mark object-storage steps (the kill points):
 /// creating object storage, moving forks in, migrating 1.x alternates.
 fn is_step(line: &str) -> bool {
@@ -108,93 +111,6 @@ fn members_of(layout: &forks::Layout) -> Vec<Vec<String>> {
         .collect()
 }
 
-#[test]
-fn redundant_object_storage_is_merged_and_the_emptied_one_deleted() {
-    let tree = merge_tree("");
-    let o1 = objstore_of(&tree, &["/proj0/base.git", "/proj0/fork01.git"]);
-    let o2 = objstore_of(
-        &tree,
-        &[
-            "/proj0/fork02.git",
-            "/proj0/fork03.git",
-            "/proj0/fork04.git",
-        ],
-    );
-    let out = tree.fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("merging into"), "{log}");
-    // The one with more members takes the others in.
-    assert!(o2.is_dir() && !o1.exists(), "{log}");
-    let layout = forks::layout(&tree.top);
-    assert_eq!(
-        members_of(&layout),
-        vec![vec![
-            "proj0/base.git".to_string(),
-            "proj0/fork01.git".into(),
-            "proj0/fork02.git".into(),
-            "proj0/fork03.git".into(),
-            "proj0/fork04.git".into(),
-        ]]
-    );
-    let store = layout.stores.values().next().unwrap();
-    assert!(store.stray_virtual.is_empty(), "{store:?}");
-    assert_eq!(store.fingerprinted.len(), 5);
-    let bad = forks::fsck_all(&tree.top, false);
-    assert!(bad.is_empty(), "{bad:#?}");
-    // The reference agrees there is nothing left to do.
-    let out = tree.oracle_fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(forks::rewiring(&log).is_empty(), "{log}");
-    assert!(forks::layout(&tree.top).diff(&layout).is_empty());
-}
-
-#[test]
-fn merge_strategies_decide_how_alike_object_storage_must_be() {
-    for (strategy, merged) in [("exact", false), ("loose", true)] {
-        let tree = merge_tree(&format!("obstrepo_merge_strategy = {strategy}"));
-        // fork04 also carries an unrelated history: its object storage
-        // has one root more than the other.
-        let extra = tree.repo("/proj0/fork04.git");
-        support::git(Some(&extra), &["branch", "-f", "other", "main"]);
-        support::git(Some(&extra), &["update-ref", "-d", "refs/heads/other"]);
-        support::fixture::commits(&extra, "unrelated", 3, 1_700_000_000);
-        objstore_of(&tree, &["/proj0/base.git", "/proj0/fork01.git"]);
-        objstore_of(&tree, &["/proj0/fork03.git", "/proj0/fork04.git"]);
-        let out = tree.fsck(&[]);
-        let log = stderr(&out);
-        assert!(out.status.success(), "{log}");
-        let stores = forks::layout(&tree.top).stores.len();
-        assert_eq!(stores, if merged { 1 } else { 2 }, "{strategy}: {log}");
-        let bad = forks::fsck_all(&tree.top, true);
-        assert!(bad.is_empty(), "{bad:#?}");
-    }
-}
-
-#[test]
-fn blobs_strategy_merges_rewritten_histories_with_the_same_files() {
-    let tree = Tree::new("", "obstrepo_merge_strategy = blobs");
-    // The same files in a rewritten history (every commit by someone
-    // else): no shared root, the same blobs.
-    let one = support::fixture::init_bare(&tree.repo("/a/one.git"));
-    support::fixture::commits(&one, "main", 12, 1_600_000_000);
-    let stream = support::git(Some(&one), &["fast-export", "--all"]);
-    let stream = stream.replace("Test Committer", "Someone Else") + "\n";
-    let three = support::fixture::init_bare(&tree.repo("/b/three.git"));
-    support::git_stdin(Some(&three), &["fast-import", "--quiet"], stream.as_bytes());
-    tree.manifest();
-    objstore_of(&tree, &["/a/one.git"]);
-    objstore_of(&tree, &["/b/three.git"]);
-    let out = tree.fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("merging into"), "{log}");
-    assert_eq!(forks::layout(&tree.top).stores.len(), 1, "{log}");
-    let bad = forks::fsck_all(&tree.top, true);
-    assert!(bad.is_empty(), "{bad:#?}");
-}
-
 fn small_spec() -> Spec {
     Spec {
         projects: 2,
@@ -204,90 +120,6 @@ fn small_spec() -> Spec {
         unrelated: false,
         base_commits: 10,
     }
-}
-
-/// `baselines` and `islandcores` end up in the same settings as with the
-/// reference: `core.alternateRefsPrefixes` on every member, naming the
-/// baseline members' branches, and `pack.islandCore` naming the core.
-#[test]
-fn baselines_and_island_cores_configured_like_the_reference() {
-    let fsck = "baselines = */fork02.git\nislandcores = */proj1/fork03.git";
-    let ours = Tree::new("", fsck);
-    let theirs = Tree::new("", fsck);
-    forks::build(&ours.top, &small_spec());
-    forks::build(&theirs.top, &small_spec());
-    ours.manifest();
-    theirs.manifest();
-    let out = ours.fsck(&[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = theirs.oracle_fsck(&[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let layout = forks::layout(&ours.top);
-    let diff = layout
-        .anonymous()
-        .diff(&forks::layout(&theirs.top).anonymous());
-    assert!(diff.is_empty(), "{diff:#?}");
-    assert_eq!(
-        layout
-            .alternate_refs
-            .get("proj0/fork01.git")
-            .map(String::as_str),
-        Some("refs/virtual/<proj0/fork02.git>/heads/")
-    );
-    let island: Vec<_> = layout
-        .stores
-        .values()
-        .flat_map(|s| s.config.iter())
-        .filter(|(k, _)| k == "pack.islandcore")
-        .collect();
-    assert_eq!(island.len(), 1, "{island:?}");
-    assert_eq!(island[0].1, "<proj1/fork03.git>");
-}
-
-/// A member that is gone is dropped from its object storage
-/// (remote, refs, fingerprint), refs of nobody are trimmed, and the object
-/// storage gets its full repack; the reference does the same.
-#[test]
-fn departed_members_and_stale_virtual_refs_are_trimmed_like_the_reference() {
-    let ours = Tree::new("", "");
-    let theirs = Tree::new("", "");
-    for t in [&ours, &theirs] {
-        forks::build(&t.top, &small_spec());
-        t.manifest();
-        let out = t.fsck(&[]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        // fork01 is gone (purged); the manifest follows.
-        std::fs::remove_dir_all(t.repo("/proj0/fork01.git")).unwrap();
-        t.manifest();
-        // Refs of a member nobody knows.
-        let obst = support::mirror::repos_under(&t.objstore())[0].clone();
-        let obst = t.objstore().join(obst.trim_start_matches('/'));
-        let tip = support::git(
-            Some(&obst),
-            &["for-each-ref", "--count=1", "--format=%(objectname)"],
-        );
-        support::git(
-            Some(&obst),
-            &["update-ref", "refs/virtual/0123456789ab/heads/x", &tip],
-        );
-    }
-    let out = ours.fsck(&[]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("trim: stale virtref 0123456789ab"), "{log}");
-    let out = theirs.oracle_fsck(&[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let layout = forks::layout(&ours.top);
-    let diff = layout
-        .anonymous()
-        .diff(&forks::layout(&theirs.top).anonymous());
-    assert!(diff.is_empty(), "{diff:#?}");
-    for store in layout.stores.values() {
-        assert!(store.stray_virtual.is_empty(), "{store:?}");
-        assert!(!store.remotes.contains_key("proj0/fork01.git"));
-    }
-    let bad = forks::fsck_all(&ours.top, false);
-    assert!(bad.is_empty(), "{bad:#?}");
 }
 
 /// Object storage nobody borrows from is deleted, but not while a clone
