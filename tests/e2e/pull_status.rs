@@ -131,6 +131,16 @@ fn stale_and_failing_repositories_are_named_everywhere() {
         replica.top.join(".manifest.js.gz.freshness").is_file(),
         "the freshness file is beside the local manifest"
     );
+    // The three clones brought packs, and their bytes are counted.
+    let first = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        metric(&first, "grokmirror_pull_repos_total{result=\"cloned\"}"),
+        3.0
+    );
+    assert!(
+        metric(&first, "grokmirror_pull_received_bytes_total") > 0.0,
+        "{first}"
+    );
 
     // The origin moves on; one repository's fetch will be held up, the
     // other's origin disappears.

@@ -173,6 +173,7 @@ impl Engine {
             Ok((id, (q, done))) => {
                 if let (_, Some(took)) = self.running.forget(id) {
                     self.stats.attempt(&done.outcome, took);
+                    self.stats.received(done.received_bytes);
                 }
                 self.settle(q, done);
             }
@@ -201,7 +202,7 @@ impl Engine {
         self.worked.jobs_finished += 1;
         let failed = matches!(done.outcome, JobOutcome::Failed(_));
         if let Some(p) = &mut self.progress {
-            p.finish_one(&key, failed);
+            p.finish_one(&key, failed, done.received_bytes);
         }
         if failed && self.opts.daemon {
             self.polling.force_next = true;

@@ -53,6 +53,8 @@ pub struct Stats {
     pub started: Option<SystemTime>,
     /// How long fetch attempts (clones, fetches, failures) took.
     pub fetch_seconds: Histogram,
+    /// Disk space clones and fetches added to repositories' objects.
+    pub received_bytes: u64,
     /// The collection's freshness when the metrics are written, with
     /// `[pull] stale_after`.
     pub freshness: Option<(Summary, Duration)>,
@@ -101,6 +103,11 @@ impl Stats {
             self.fetch_seconds
                 .observe(FETCH_BUCKETS, freshmetrics::secs(took));
         }
+    }
+
+    /// Count the bytes a finished clone or fetch received.
+    pub fn received(&mut self, bytes: u64) {
+        self.received_bytes += bytes;
     }
 
     /// Fetched repositories (new ones included).
@@ -221,6 +228,12 @@ impl Stats {
                 &[("", unix(t).round())],
             );
         }
+        metric(
+            "received_bytes_total",
+            "counter",
+            "Disk space clones and fetches added to the repositories' objects, in bytes.",
+            &[("", self.received_bytes as f64)],
+        );
         self.fetch_seconds.render(
             &mut out,
             "grokmirror_pull_fetch_duration_seconds",

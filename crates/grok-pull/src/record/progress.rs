@@ -2,7 +2,9 @@
 //! stderr is a terminal, otherwise a line in the log every few seconds
 //! while repositories are being worked on.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, HumanDuration};
 
 use grokmirror_cli::progress::{TerminalBar, LOG_EVERY};
 use tracing::info;
@@ -24,7 +26,19 @@ pub fn line(done: usize, total: usize, failed: usize, active: &[String]) -> Stri
 }
 
 /// The bar: count, total, time, and what was last worked on.
-const BAR_TEMPLATE: &str = "{bar:30} {pos}/{len} [{elapsed_precise}] {wide_msg}";
+/// What the log line adds to [`line`]: the bytes received so far and, once
+/// something is done, about how long the rest will take at this pace.
+pub fn received_and_left(received: u64, elapsed: Duration, done: usize, total: usize) -> String {
+    let mut out = format!(", {} received", HumanBytes(received));
+    if done > 0 && done < total {
+        let left = elapsed.mul_f64((total - done) as f64 / done as f64);
+        out.push_str(&format!(", about {} left", HumanDuration(left)));
+    }
+    out
+}
+
+const BAR_TEMPLATE: &str =
+    "{bar:30} {pos}/{len} [{elapsed_precise}, ETA {eta}] {prefix} received {wide_msg}";
 
 /// Progress over the planned jobs.
 pub struct Progress {
@@ -32,6 +46,8 @@ pub struct Progress {
     total: usize,
     done: usize,
     failed: usize,
+    received: u64,
+    started: Instant,
     next_line: Instant,
 }
 
@@ -44,6 +60,8 @@ impl Progress {
             total,
             done: 0,
             failed: 0,
+            received: 0,
+            started: Instant::now(),
             next_line: Instant::now() + LOG_EVERY,
         }
     }
@@ -57,10 +75,12 @@ impl Progress {
     }
 
     /// A job finished.
-    pub fn finish_one(&mut self, key: &str, failed: bool) {
+    pub fn finish_one(&mut self, key: &str, failed: bool, received_bytes: u64) {
         self.done += 1;
         self.failed += usize::from(failed);
+        self.received += received_bytes;
         if let Some(bar) = &self.bar {
+            bar.set_prefix(HumanBytes(self.received).to_string());
             bar.inc(1);
             bar.set_message(key.to_string());
         }
@@ -77,13 +97,36 @@ impl Progress {
             return;
         }
         self.next_line = now + LOG_EVERY;
-        info!("   {}", line(self.done, self.total, self.failed, active));
+        let mut text = line(self.done, self.total, self.failed, active);
+        text.push_str(&received_and_left(
+            self.received,
+            now.duration_since(self.started),
+            self.done,
+            self.total,
+        ));
+        info!("   {text}");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_line_tells_bytes_and_time_left() {
+        assert_eq!(
+            received_and_left(0, Duration::from_secs(5), 0, 10),
+            ", 0 B received"
+        );
+        assert_eq!(
+            received_and_left(3 * 1024 * 1024, Duration::from_secs(60), 2, 6),
+            ", 3.00 MiB received, about 2 minutes left"
+        );
+        assert_eq!(
+            received_and_left(1024, Duration::from_secs(60), 6, 6),
+            ", 1.00 KiB received"
+        );
+    }
 
     #[test]
     fn lines() {

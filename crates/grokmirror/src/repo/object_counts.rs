@@ -63,6 +63,12 @@ pub enum Error {
 }
 
 impl ObjectCounts {
+    /// The disk space of the repository's own objects, loose and packed,
+    /// in bytes (what a clone or a fetch added, measured before and after).
+    pub fn stored_bytes(&self) -> u64 {
+        (self.size + self.size_pack) * 1024
+    }
+
     /// Parse `git count-objects -v` output.
     pub fn parse(text: &str, repo: &Path) -> Result<ObjectCounts, Error> {
         let mut c = ObjectCounts::default();
@@ -375,6 +381,7 @@ pub fn worth_quick_repack(repo: &Path) -> Result<bool, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use std::process::Command;
 
     fn counts(count: u64, size: u64, in_pack: u64, packs: u64, size_pack: u64) -> ObjectCounts {

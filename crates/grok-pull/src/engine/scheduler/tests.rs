@@ -55,6 +55,7 @@ fn done(q: &Queued, outcome: JobOutcome) -> FinishedJob {
         change: None,
         fresh_clone: None,
         housekeeping: Default::default(),
+        received_bytes: 0,
     }
 }
 

@@ -23,6 +23,7 @@ use grokmirror::tree::{Dir, Kind, RepoKey};
 use tracing::{debug, info, warn};
 
 use super::gitconfig::{apply_params, set_remote};
+use super::stored_bytes;
 use super::symlinks::place_symlinks;
 use super::update::update;
 use super::{
@@ -408,6 +409,7 @@ async fn after_placing(
         fresh_clone: (!reclone).then(|| path.clone()),
         outcome: JobOutcome::Cloned,
         housekeeping,
+        received_bytes: stored_bytes(path),
         job,
     }
 }

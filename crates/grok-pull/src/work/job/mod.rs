@@ -149,6 +149,9 @@ pub struct FinishedJob {
     pub fresh_clone: Option<PathBuf>,
     /// Housekeeping the repository needs now.
     pub housekeeping: Actions,
+    /// Bytes the clone or fetch added to the repository's objects (disk
+    /// space, loose and packed; see [`stored_bytes`]).
+    pub received_bytes: u64,
 }
 
 impl FinishedJob {
@@ -159,6 +162,7 @@ impl FinishedJob {
             change: None,
             fresh_clone: None,
             housekeeping: Actions::default(),
+            received_bytes: 0,
         }
     }
 
@@ -214,4 +218,10 @@ fn housekeeping_after_fetch(ctx: &JobContext, path: &Path, key: &str, first: boo
         actions.objstore = grokmirror::objstore::objstore_of(path);
     }
     actions
+}
+
+/// The disk space of `repo`'s own objects, in bytes; 0 when they cannot be
+/// counted (the figure only feeds metrics and the progress bar).
+pub(crate) fn stored_bytes(repo: &std::path::Path) -> u64 {
+    grokmirror::repo::object_counts::scan(repo).map_or(0, |c| c.stored_bytes())
 }

@@ -4,6 +4,7 @@ use grokmirror::repo::{self};
 use tracing::{debug, info};
 
 use super::gitconfig::{apply_params, set_remote};
+use super::stored_bytes;
 use super::symlinks::place_symlinks;
 use super::{
     housekeeping_after_fetch, try_lock, Change, Error, FinishedJob, JobContext, JobOutcome,
@@ -77,7 +78,9 @@ pub(super) async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
     let mut after = before.clone();
     let mut housekeeping = Actions::default();
     let fetched = job.notified || before.as_deref() != entry.fingerprint.as_deref();
+    let mut received_bytes = 0;
     if fetched {
+        let stored_before = stored_bytes(&io);
         info!("    fetch: {key}");
         if let Err(why) = gitio::fetch(
             &ctx.git,
@@ -99,6 +102,8 @@ pub(super) async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
         )
         .await;
         after = repo::fingerprint_now(&ctx.git, &io);
+        // Housekeeping has not run yet: what was added is what the fetch brought.
+        received_bytes = stored_bytes(&io).saturating_sub(stored_before);
         if after != before {
             housekeeping = housekeeping_after_fetch(ctx, &target, &key, before.is_none());
         }
@@ -130,6 +135,7 @@ pub(super) async fn update(ctx: &JobContext, job: RepoJob) -> FinishedJob {
         change: Some(Change::Upsert(key.to_string(), recorded)),
         fresh_clone: None,
         housekeeping,
+        received_bytes,
         outcome: if fetched || changed || adopt {
             JobOutcome::Updated
         } else {
