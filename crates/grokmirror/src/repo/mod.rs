@@ -216,6 +216,33 @@ pub fn init_bare_repo(git: &Git, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the library's unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    use crate::git::Git;
+
+    /// Give the bare repository `repo` a root commit (an empty tree) on
+    /// `refs/heads/main`; its id.
+    pub(crate) fn add_root_commit(git: &Git, repo: &Path) -> String {
+        let tree = git
+            .run_with_input(Some(repo), ["mktree"], Some(b""))
+            .unwrap()
+            .stdout_str();
+        let commit = git
+            .run_ok(Some(repo), ["commit-tree", "-m", "root", tree.as_str()])
+            .unwrap()
+            .stdout_str();
+        git.run_ok(
+            Some(repo),
+            ["update-ref", "refs/heads/main", commit.as_str()],
+        )
+        .unwrap();
+        commit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,16 +283,7 @@ mod tests {
             .unwrap();
         assert_eq!(fingerprint_on_disk(&git, &repo), None, "no refs");
         assert!(!repo.join(FINGERPRINT_FILE).exists());
-        let tree = git
-            .run_with_input(Some(&repo), ["mktree"], Some(b""))
-            .unwrap()
-            .stdout_str();
-        let c = git
-            .run_ok(Some(&repo), ["commit-tree", "-m", "root", tree.as_str()])
-            .unwrap()
-            .stdout_str();
-        git.run_ok(Some(&repo), ["update-ref", "refs/heads/main", c.as_str()])
-            .unwrap();
+        test_support::add_root_commit(&git, &repo);
         let now = fingerprint_now(&git, &repo).unwrap();
         assert_eq!(
             fingerprint_on_disk(&git, &repo).as_deref(),

@@ -102,16 +102,7 @@ mod tests {
         git.run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
             .unwrap();
         assert_eq!(get(&git, &repo, false), None, "no commits, no roots");
-        let tree = git
-            .run_with_input(Some(&repo), ["mktree"], Some(b""))
-            .unwrap()
-            .stdout_str();
-        let c = git
-            .run_ok(Some(&repo), ["commit-tree", "-m", "root", tree.as_str()])
-            .unwrap()
-            .stdout_str();
-        git.run_ok(Some(&repo), ["update-ref", "refs/heads/main", c.as_str()])
-            .unwrap();
+        let c = crate::repo::test_support::add_root_commit(&git, &repo);
         let roots = get(&git, &repo, false).unwrap();
         assert_eq!(roots, [c.clone()].into_iter().collect());
         assert_eq!(fs::read_to_string(repo.join(ROOTS_FILE)).unwrap(), c);
