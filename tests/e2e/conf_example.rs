@@ -184,7 +184,7 @@ fn example_sets_every_option_and_nothing_else() {
     assert!(
         missing.is_empty() && unknown.is_empty(),
         "grokmirror.conf.example: missing {missing:?}, unknown {unknown:?} \
-         (edit crates/xtask/src/options.rs, then `cargo xtask all`)"
+         (edit crates/grokmirror/src/config/options/, then `cargo xtask all`)"
     );
     // Every option is explained and has its default written next to it.
     let text = example_text();
