@@ -63,7 +63,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let full_walk = plan::walks_the_tree(s.purge, targets.is_empty(), manifest.is_empty());
     let mut found = Inspected::default();
     if full_walk {
-        found = work::walk_tree(&s, &git, use_now);
+        found = work::walk_tree(&s, &git, use_now, manifest.repos.len());
         record::purge_gone(&s, &mut manifest, &found);
     }
     if !manifest.is_empty() || !full_walk {

@@ -1,6 +1,8 @@
-//! Progress of a full walk (kernel.org's tree takes minutes): a spinner
-//! counting repositories when stderr is a terminal, otherwise a line in the
-//! log every few seconds. The walk is parallel, so this is shared.
+//! Progress of a full walk (kernel.org's tree takes minutes): on a terminal
+//! a bar against the number of repositories the manifest listed before
+//! (which gives an ETA; the bar grows when the tree has more), or a spinner
+//! counting them when there was no manifest; otherwise a line in the log
+//! every few seconds. The walk is parallel, so this is shared.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -22,13 +24,18 @@ pub struct WalkProgress {
 }
 
 impl WalkProgress {
-    /// Start; `terminal` shows a spinner (log lines print above it).
-    pub fn new(terminal: bool) -> WalkProgress {
-        let bar = terminal.then(|| {
-            TerminalBar::new(
+    /// Start; `terminal` shows a bar (log lines print above it) against
+    /// `expected` repositories, or a spinner when that is 0.
+    pub fn new(terminal: bool, expected: usize) -> WalkProgress {
+        let bar = terminal.then(|| match expected {
+            0 => TerminalBar::new(
                 None,
                 "{spinner} {pos} repositories [{elapsed_precise}] {wide_msg}",
-            )
+            ),
+            n => TerminalBar::new(
+                Some(n as u64),
+                "{bar:30} {pos}/{len} repositories [{elapsed_precise}, ETA {eta}] {wide_msg}",
+            ),
         });
         WalkProgress {
             bar,
@@ -41,6 +48,9 @@ impl WalkProgress {
     pub fn one(&self, what: &str) {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(bar) = &self.bar {
+            if bar.length().is_some_and(|len| n as u64 > len) {
+                bar.set_length(n as u64);
+            }
             bar.inc(1);
             bar.set_message(what.to_string());
             return;
@@ -58,7 +68,7 @@ impl WalkProgress {
 mod tests {
     #[test]
     fn counts() {
-        let p = super::WalkProgress::new(false);
+        let p = super::WalkProgress::new(false, 0);
         for _ in 0..3 {
             p.one("/x.git");
         }

@@ -172,14 +172,14 @@ fn inspect_and_record(
 
 /// Walk the whole tree, inspecting each repository on the thread that found
 /// it.
-pub fn walk_tree(s: &Settings, git: &Git, use_now: bool) -> Inspected {
+pub fn walk_tree(s: &Settings, git: &Git, use_now: bool, expected: usize) -> Inspected {
     info!("   search: finding all repos in {}", s.toplevel.display());
     let facts = Mutex::new(Vec::new());
     let symlinks = Mutex::new(Vec::new());
     let unexported = Mutex::new(Vec::new());
     let progress = {
         use std::io::IsTerminal as _;
-        progress::WalkProgress::new(std::io::stderr().is_terminal())
+        progress::WalkProgress::new(std::io::stderr().is_terminal(), expected)
     };
     let opts = WalkOptions {
         ignore: s.ignore_paths.clone(),
