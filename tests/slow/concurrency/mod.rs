@@ -341,7 +341,7 @@ impl Pusher<'_> {
 /// finished repository (harmless: `git init` on an existing repository
 /// changes nothing that matters) and then dies on the existing FETCH_HEAD
 /// symlink. Two reference grok-pulls race the same way; ours checks again
-/// under the lock (job.rs) and adopts what it finds.
+/// under the lock (grok-pull's `work::job::clone`) and adopts what it finds.
 fn oracle_clone_race(run: &Run) -> bool {
     run.what.starts_with("reference grok-pull")
         && run.code == Some(1)

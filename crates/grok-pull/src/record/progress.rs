@@ -26,7 +26,7 @@ pub fn line(done: usize, total: usize, failed: usize, active: &[String]) -> Stri
 }
 
 /// The bar: count, total, time, and what was last worked on.
-/// What the log line adds to [`line`]: the bytes received so far and, once
+/// What the log line adds to [`line()`]: the bytes received so far and, once
 /// something is done, about how long the rest will take at this pace.
 pub fn received_and_left(received: u64, elapsed: Duration, done: usize, total: usize) -> String {
     let mut out = format!(", {} received", HumanBytes(received));

@@ -191,7 +191,7 @@ pub fn plan_pruned_objstore(level: RepackLevel, policy: &RepackPolicy) -> Repack
 /// then live only in the lender, which may later drop the ones no longer
 /// reachable (object storage is pruned when its members no longer need
 /// them); the repository's own `git fsck` would then fail on the
-/// commit-graph ("Could not read <commit>") for good. Borrowers get no new
+/// commit-graph ("Could not read `<commit>`") for good. Borrowers get no new
 /// commit-graph (grokmirror writes none for them either), so the stale one
 /// only goes. Returns the files removed. Caller holds the repository's lock.
 pub fn drop_commit_graph(repo: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {

@@ -150,7 +150,7 @@ pub struct FinishedJob {
     /// Housekeeping the repository needs now.
     pub housekeeping: Actions,
     /// Bytes the clone or fetch added to the repository's objects (disk
-    /// space, loose and packed; see [`stored_bytes`]).
+    /// space, loose and packed, measured before and after).
     pub received_bytes: u64,
 }
 
