@@ -39,6 +39,7 @@ mod e2e {
     mod fsck_reclone;
     mod fsck_repack;
     mod fsck_trust;
+    mod help;
     mod manifest_errors;
     mod manifest_faults;
     mod manifest_oracle;

@@ -19,7 +19,7 @@ use clap::Parser;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-dumb-pull", version = grokmirror_cli::VERSION, max_term_width = 100)]
 // A flag given twice takes its last value, as grokmirror's argparse does.
-#[command(args_override_self = true)]
+#[command(args_override_self = true, help_template = grokmirror_cli::HELP_TEMPLATE)]
 pub struct Cli {
     /// Tell what is being done.
     #[arg(short = 'v', long = "verbose")]

@@ -11,6 +11,12 @@ use std::path::PathBuf;
 use grokmirror::config::{self, LogLevel};
 use logging::{LogHandle, LogSettings};
 
+/// The layout of every program's `--help`: it starts with `usage:`, as
+/// grokmirror's argparse help does (scripts and operators grep for it),
+/// then the description and the flags.
+pub const HELP_TEMPLATE: &str =
+    "usage: {usage}\n\n{before-help}{about-with-newline}\n{all-args}{after-help}";
+
 /// Exit status of a run where everything succeeded.
 pub const EXIT_OK: i32 = 0;
 /// Exit status when the run did its work but something failed (a repo could

@@ -1,0 +1,43 @@
+//! Every program's help starts with `usage: <program> ...`, as the help of
+//! grokmirror's programs (argparse) does: scripts and operators grep for
+//! that line.
+
+use crate::support::{grok, oracle, run};
+
+const PROGRAMS: [&str; 6] = [
+    "grok-manifest",
+    "grok-pull",
+    "grok-fsck",
+    "grok-bundle",
+    "grok-dumb-pull",
+    "grok-pi-piper",
+];
+
+fn first_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn help_starts_with_usage_like_the_reference() {
+    for program in PROGRAMS {
+        for flag in ["--help", "-h"] {
+            let out = run(grok(program).arg(flag));
+            assert_success!(out, "{program} {flag}");
+            let line = first_line(&out);
+            assert!(
+                line.starts_with(&format!("usage: {program} ")),
+                "{program} {flag}: {line:?}"
+            );
+        }
+        // The reference says the same on its first line.
+        let theirs = first_line(&run(oracle(program).arg("--help")));
+        assert!(
+            theirs.starts_with(&format!("usage: {program} ")),
+            "reference {program}: {theirs:?}"
+        );
+    }
+}
