@@ -74,11 +74,19 @@ pub fn point_at(repo: &Path, lender: &Path) -> std::io::Result<()> {
             ),
         ));
     }
-    let info = repo.join("objects/info");
+    write(&repo.join("objects"), lender)
+}
+
+/// Make the object directory `objects` (a repository's, or a staged
+/// clone's before it has its final name) borrow from `lender` alone: its
+/// `info/alternates` names `lender`'s objects, written atomically. The one
+/// writer of that file.
+pub fn write(objects: &Path, lender: &Path) -> std::io::Result<()> {
+    let info = objects.join("info");
     std::fs::create_dir_all(&info)?;
     crate::tree::fsutil::write_atomic(
         &info.join("alternates"),
-        format!("{}\n", objects.display()).as_bytes(),
+        format!("{}\n", lender.join("objects").display()).as_bytes(),
     )
 }
 

@@ -18,7 +18,6 @@ use grokmirror::git::Git;
 use grokmirror::lock::RepoLock;
 use grokmirror::repo::{self, refs};
 use grokmirror::tree::deletion::Removal;
-use grokmirror::tree::fsutil;
 use grokmirror::tree::{Dir, Kind, RepoKey};
 use tracing::{debug, info, warn};
 
@@ -247,20 +246,12 @@ async fn init_staged(
     )?;
     apply_params(&ctx.git, path, entry, &ctx.settings.default_owner)?;
     if let Some(alt) = alternates {
-        let info = staged.objects_dir().join("info");
-        fs::create_dir_all(&info).map_err(|cause| Error::Io {
-            what: "create",
-            path: info.clone(),
-            cause,
-        })?;
-        fsutil::write_atomic(
-            &info.join("alternates"),
-            format!("{}\n", alt.join("objects").display()).as_bytes(),
-        )
-        .map_err(|cause| Error::Io {
-            what: "write alternates in",
-            path: path.to_path_buf(),
-            cause,
+        grokmirror::repo::alternates::write(&staged.objects_dir(), alt).map_err(|cause| {
+            Error::Io {
+                what: "write alternates in",
+                path: path.to_path_buf(),
+                cause,
+            }
         })?;
     }
     Ok(())
