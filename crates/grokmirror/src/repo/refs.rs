@@ -93,8 +93,7 @@ impl RepoConfig {
     /// Read `config` of the repo with libgit2's parser (quoting, includes);
     /// `None` when it can't be read.
     pub(crate) fn read(repo: &Path) -> Option<RepoConfig> {
-        init_libgit2();
-        let cfg = git2::Config::open(&repo.join("config")).ok()?;
+        let cfg = crate::repo::git_config::open(repo).ok()?;
         let owner = cfg.get_string("gitweb.owner").ok();
         let mut readable = true;
         if let Ok(mut entries) = cfg.entries(Some("extensions\\..*")) {
