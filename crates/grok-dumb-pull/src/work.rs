@@ -9,7 +9,7 @@ use grokmirror::config::glob::GlobList;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, Wait};
 use grokmirror::objstore::{self, FetchMethod};
-use grokmirror::repo::{self, refs};
+use grokmirror::repo::{self};
 use tracing::{debug, error, info, warn};
 
 use crate::Settings;
@@ -37,11 +37,6 @@ pub enum Outcome {
     Failed,
 }
 
-/// The fingerprint of every ref, `None` without refs.
-fn fingerprint(git: &Git, path: &Path) -> Result<Option<String>, grokmirror::git::Error> {
-    refs::snapshot(git, path, &GlobList::default(), false).map(|s| s.fingerprint)
-}
-
 /// Fetch the remotes of `path` that `settings` asks for, then record what
 /// changed.
 pub fn pull_repo(git: &Git, path: &Path, settings: &Settings) -> Outcome {
@@ -66,7 +61,7 @@ pub fn pull_repo(git: &Git, path: &Path, settings: &Settings) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let before = match fingerprint(git, path) {
+    let before = match repo::computed_fingerprint(git, path) {
         Ok(fp) => fp,
         Err(e) => {
             error!("cannot list the refs of {}: {e}", path.display());
@@ -82,7 +77,7 @@ pub fn pull_repo(git: &Git, path: &Path, settings: &Settings) -> Outcome {
         Fetched::SomeFailed => false,
         Fetched::NoRemotes => return Outcome::Skipped,
     };
-    let after = match fingerprint(git, path) {
+    let after = match repo::computed_fingerprint(git, path) {
         Ok(fp) => fp,
         Err(e) => {
             error!(

@@ -78,20 +78,25 @@ pub fn fingerprint_on_disk(git: &Git, repo: &Path) -> Option<String> {
     }
     // Quiet when the refs cannot be read: the caller decides what an
     // unknown fingerprint means (usually: fetch again).
-    let fp = refs::snapshot(git, repo, &crate::config::glob::GlobList::default(), false)
-        .ok()?
-        .fingerprint?;
+    let fp = computed_fingerprint(git, repo).ok()??;
     if let Err(e) = write_fingerprint(repo, &fp) {
         tracing::debug!("cannot record the fingerprint of {}: {e}", repo.display());
     }
     Some(fp)
 }
 
+/// The fingerprint of every ref of `repo` as they are now, nothing
+/// recorded; `Ok(None)` when it has no refs.
+pub fn computed_fingerprint(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
+    refs::snapshot(git, repo, &crate::config::glob::GlobList::default(), false)
+        .map(|snapshot| snapshot.fingerprint)
+}
+
 /// The fingerprint of `repo`'s refs as they are now (nothing recorded);
 /// `None` when it has no refs. A failure to read them is logged.
 pub fn fingerprint_now(git: &Git, repo: &Path) -> Option<String> {
-    match refs::snapshot(git, repo, &crate::config::glob::GlobList::default(), false) {
-        Ok(snapshot) => snapshot.fingerprint,
+    match computed_fingerprint(git, repo) {
+        Ok(fingerprint) => fingerprint,
         Err(e) => {
             tracing::warn!("cannot read the refs of {}: {e}", repo.display());
             None
