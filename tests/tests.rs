@@ -54,6 +54,7 @@ mod e2e {
     mod pull_panic;
     mod pull_status;
     mod pull_trust;
+    mod snapshot;
 }
 
 mod api {

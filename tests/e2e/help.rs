@@ -4,6 +4,9 @@
 
 use crate::support::{grok, oracle, run};
 
+/// Ours beyond the reference's six; their help starts the same way.
+const OURS_ONLY: [&str; 1] = ["grok-snapshot"];
+
 const PROGRAMS: [&str; 6] = [
     "grok-manifest",
     "grok-pull",
@@ -38,6 +41,21 @@ fn help_starts_with_usage_like_the_reference() {
         assert!(
             theirs.starts_with(&format!("usage: {program} ")),
             "reference {program}: {theirs:?}"
+        );
+    }
+}
+
+/// Our programs that grokmirror 2.0.12 does not have: their help starts the
+/// same way as the others'.
+#[test]
+fn help_of_our_own_programs_starts_with_usage() {
+    for program in OURS_ONLY {
+        let out = run(grok(program).arg("--help"));
+        assert_success!(out, "{program} --help");
+        let line = first_line(&out);
+        assert!(
+            line.starts_with(&format!("usage: {program} ")),
+            "{program}: {line:?}"
         );
     }
 }

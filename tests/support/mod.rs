@@ -42,6 +42,7 @@ pub fn grok(name: &str) -> Command {
         "grok-bundle" => env!("CARGO_BIN_EXE_grok-bundle"),
         "grok-dumb-pull" => env!("CARGO_BIN_EXE_grok-dumb-pull"),
         "grok-pi-piper" => env!("CARGO_BIN_EXE_grok-pi-piper"),
+        "grok-snapshot" => env!("CARGO_BIN_EXE_grok-snapshot"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

@@ -26,6 +26,7 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-bundle", grok_bundle::Cli::command()),
         ("grok-dumb-pull", grok_dumb_pull::Cli::command()),
         ("grok-pi-piper", grok_pi_piper::Cli::command()),
+        ("grok-snapshot", grok_snapshot::Cli::command()),
     ]
 }
 
@@ -251,6 +252,7 @@ fn common_sections(name: &str) -> Roff {
         "grok-bundle",
         "grok-dumb-pull",
         "grok-pi-piper",
+        "grok-snapshot",
     ]
     .iter()
     .filter(|p| **p != name)

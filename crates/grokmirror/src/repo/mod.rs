@@ -8,6 +8,7 @@ pub mod object_counts;
 pub mod refs;
 pub mod repack;
 pub mod roots;
+pub mod snapshot;
 
 use std::fs;
 use std::io;

@@ -299,6 +299,49 @@ impl Dir {
         Ok(())
     }
 
+    /// Hard-link the regular file `name` of this directory as `to` in
+    /// `dest` (which must not exist). A symlink at `name` is refused, not
+    /// linked: `linkat` never follows it, and we check what was linked.
+    pub fn hard_link_into(&self, name: &OsStr, dest: &Dir, to: &OsStr) -> Result<(), Error> {
+        rustix::fs::linkat(&*self.fd, name, &*dest.fd, to, AtFlags::empty())
+            .map_err(io_err(&self.shown.join(name), "link"))?;
+        if dest.kind_of(to)? != Some(Kind::File) {
+            let _ = dest.remove_file(to);
+            return Err(Error::NotAFile(self.shown.join(name)));
+        }
+        Ok(())
+    }
+
+    /// Copy the regular file `name` of this directory to the new file `to`
+    /// in `dest` (mode 0644 less the umask), refusing symlinks at either end.
+    pub fn copy_file_into(&self, name: &OsStr, dest: &Dir, to: &OsStr) -> Result<u64, Error> {
+        let mut from = self.open_file(name)?;
+        if !from
+            .metadata()
+            .map_err(|cause| Error::Io {
+                what: "inspect",
+                path: self.shown.join(name),
+                cause,
+            })?
+            .is_file()
+        {
+            return Err(Error::NotAFile(self.shown.join(name)));
+        }
+        let fd = rustix::fs::openat(
+            &*dest.fd,
+            to,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(io_err(&dest.shown.join(to), "create"))?;
+        let mut file = File::from(fd);
+        io::copy(&mut from, &mut file).map_err(|cause| Error::Io {
+            what: "copy",
+            path: self.shown.join(name),
+            cause,
+        })
+    }
+
     /// Take the grokmirror lock of the repository `name` in this directory
     /// (its `.<name>.lock` here, as grokmirror takes it), clearing stale git
     /// locks in it once held (see [`crate::lock::acquire_repo`]).

@@ -53,6 +53,9 @@ pub enum Error {
     /// Something that is not a directory stands on a repository's way.
     #[error("{} is not a directory; move it away", .0.display())]
     NotADirectory(PathBuf),
+    /// Something that is not a regular file stands where one must be.
+    #[error("{} is not a regular file; move it away", .0.display())]
+    NotAFile(PathBuf),
     /// A repository's path lies inside another repository.
     #[error("it would lie inside the repository {}", .0.display())]
     InsideRepository(PathBuf),

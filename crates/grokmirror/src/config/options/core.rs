@@ -1,7 +1,7 @@
 //! The options of `[core]`: where things are.
 
 use super::ConfOption;
-use super::{ALL, ALL_AND_BUNDLE, MANIFEST};
+use super::{ALL, ALL_AND_BUNDLE, ALL_AND_SNAPSHOT, ALL_BUNDLE_SNAPSHOT, MANIFEST};
 
 /// The options of the section, in the order the example config lists them.
 pub(super) const OPTIONS: &[ConfOption] = &[
@@ -11,7 +11,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "/var/lib/git/mirror",
         alternatives: &[],
         default: "none (required)",
-        read_by: ALL_AND_BUNDLE,
+        read_by: ALL_BUNDLE_SNAPSHOT,
         doc: "The directory holding the mirrored bare repositories. Manifest \
                   paths are relative to it. It must be an existing directory the \
                   user the programs run as can read and write (grok-manifest given \
@@ -27,7 +27,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "no",
         alternatives: &[],
         default: "no",
-        read_by: ALL_AND_BUNDLE,
+        read_by: ALL_BUNDLE_SNAPSHOT,
         doc: "Accept a top level that is the root of the file system, a home \
                   directory of root or of a person, or contains one. The programs \
                   walk the top level and write into every bare repository they \
@@ -55,7 +55,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "/var/log/grokmirror/mirror.log",
         alternatives: &["#log = ${toplevel}/log"],
         default: "none (messages go to standard error only)",
-        read_by: ALL_AND_BUNDLE,
+        read_by: ALL_BUNDLE_SNAPSHOT,
         doc: "Also append messages to this file. Several programs may share one \
                   file. The file is reopened by name whenever logrotate moves it \
                   away, so rotation needs neither copytruncate nor a signal (see \
@@ -81,7 +81,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "info",
         alternatives: &["#loglevel = debug"],
         default: "info",
-        read_by: ALL_AND_BUNDLE,
+        read_by: ALL_BUNDLE_SNAPSHOT,
         doc: "How much goes into the log file: \"info\" for progress and \
                   problems, \"debug\" for everything including each git command \
                   (a lot).",
@@ -93,7 +93,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "${toplevel}/objstore",
         alternatives: &[],
         default: "${toplevel}/objstore",
-        read_by: ALL,
+        read_by: ALL_AND_SNAPSHOT,
         doc: "Where object-storage repositories live. When grok-fsck finds \
                   repositories sharing root commits (forks), it gathers their \
                   objects into one repository here and points each fork at it \

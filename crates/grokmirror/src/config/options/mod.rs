@@ -52,6 +52,17 @@ pub(super) const ALL: &[&str] = &["grok-manifest", "grok-pull", "grok-fsck"];
 /// The [core] options grok-bundle reads as well.
 pub(super) const ALL_AND_BUNDLE: &[&str] =
     &["grok-manifest", "grok-pull", "grok-fsck", "grok-bundle"];
+/// The [core] options grok-bundle and grok-snapshot read as well.
+pub(super) const ALL_BUNDLE_SNAPSHOT: &[&str] = &[
+    "grok-manifest",
+    "grok-pull",
+    "grok-fsck",
+    "grok-bundle",
+    "grok-snapshot",
+];
+/// The [core] options grok-snapshot reads as well.
+pub(super) const ALL_AND_SNAPSHOT: &[&str] =
+    &["grok-manifest", "grok-pull", "grok-fsck", "grok-snapshot"];
 pub(super) const PULL: &[&str] = &["grok-pull"];
 pub(super) const FSCK: &[&str] = &["grok-fsck"];
 pub(super) const MANIFEST: &[&str] = &["grok-manifest"];
