@@ -26,6 +26,7 @@ mod e2e {
     mod bundle;
     mod conf_example;
     mod config_python;
+    mod consumer_grace;
     mod contrib;
     mod daemon_e2e;
     mod daemon_reload;

@@ -54,7 +54,9 @@ fn loose_objects_are_repacked_and_space_drops() {
 
 #[test]
 fn prune_spares_recent_unreachable_objects() {
-    let r = Replica::new("", "");
+    // grokmirror's rules; with a consumer grace see
+    // e2e::consumer_grace.
+    let r = Replica::new("consumer_grace = 0", "");
     let repo = fixture::init_bare(&r.repo("solo.git"));
     fixture::commits(&repo, "main", 20, 1_600_000_000);
     let old_tip = fixture::commits(&repo, "old", 10, 1_600_100_000);
@@ -196,7 +198,7 @@ fn precious_always_never_deletes_a_pack() {
 #[test]
 fn repack_request_is_honoured_and_refs_packed() {
     let r = Replica::new(
-        "extra_repack_flags = --threads=1\nextra_repack_flags_full = --window=250 --depth=50",
+        "extra_repack_flags = --threads=1\nextra_repack_flags_full = --window=250 --depth=50\nconsumer_grace = 0",
         "",
     );
     let repo = fixture::project(&r.repo("asked.git"), 30, 1_600_000_000);

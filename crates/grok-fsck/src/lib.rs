@@ -46,8 +46,9 @@ use clap::Parser;
 use grokmirror::config::Config;
 use grokmirror::formats::fsck_status;
 use grokmirror::lock;
+use grokmirror::repo::grace::{self, Unreachable};
 use grokmirror_cli::usage;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use cli::Cli;
 use plan::schedule::Mode;
@@ -62,18 +63,41 @@ pub fn main() -> i32 {
     grokmirror_cli::run_main("grok-fsck", || run(&cli))
 }
 
+/// `[fsck] consumer_grace` as the git on PATH can honour it: without
+/// cruft packs (before 2.37) every unreachable object is kept, and the log
+/// says so.
+fn unreachable_for_this_git(rule: Unreachable) -> Unreachable {
+    if !matches!(rule, Unreachable::CruftSince(_)) {
+        return rule;
+    }
+    match grokmirror::git::Git::from_env().version() {
+        Ok(v) if v >= grace::CRUFT_GIT => rule,
+        Ok(v) => {
+            info!(
+                "git {v} cannot write cruft packs (2.37+): consumer_grace keeps every unreachable object"
+            );
+            rule.without_cruft()
+        }
+        Err(e) => {
+            warn!("{e}; consumer_grace keeps every unreachable object");
+            rule.without_cruft()
+        }
+    }
+}
+
 /// Run grok-fsck with parsed flags. Exit status: 0 when all went well (or
 /// another grok-fsck is already at work on this tree), 1 when critical
 /// errors were found (they are mailed), 2 for usage or config errors.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let config = Config::load(&cli.config)?;
-    let settings = Settings::from_config(&config, &cli.config)?;
+    let mut settings = Settings::from_config(&config, &cli.config)?;
     let _log = grokmirror_cli::init_logging(
         "fsck",
         cli.verbose,
         config.core.log.clone(),
         config.core.loglevel,
     )?;
+    settings.policy.unreachable = unreachable_for_this_git(settings.policy.unreachable);
     let status_dir = settings
         .statusfile
         .parent()

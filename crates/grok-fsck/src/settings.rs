@@ -1,10 +1,12 @@
 //! The `[fsck]` section, read once and checked before anything changes.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use grokmirror::config::glob::GlobList;
 use grokmirror::config::{self, Config};
 use grokmirror::objstore::FetchMethod;
+use grokmirror::repo::grace::{self, Unreachable};
 use grokmirror::repo::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
@@ -143,6 +145,20 @@ fn repack_policy(config: &Config) -> Result<RepackPolicy, config::Error> {
         commit_graph,
         extra_flags: words(config, "extra_repack_flags")?,
         extra_full_flags: words(config, "extra_repack_flags_full")?,
+        unreachable: Unreachable::for_grace(consumer_grace(config)?, SystemTime::now(), true),
+    })
+}
+
+/// `[fsck] consumer_grace`.
+fn consumer_grace(config: &Config) -> Result<Duration, config::Error> {
+    let raw = config.get_or("fsck", "consumer_grace", "14d")?;
+    grace::parse_duration(&raw).ok_or_else(|| {
+        bad(
+            config,
+            "consumer_grace",
+            raw.clone(),
+            "a number of seconds, or a number with s, m, h, d or w (14d)",
+        )
     })
 }
 

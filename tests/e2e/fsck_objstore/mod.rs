@@ -228,11 +228,16 @@ fn plumbing_copies_new_objects_into_object_storage() {
 /// Object storage drops objects nobody reaches any more (a deleted branch
 /// of a member) only when every borrower is a member whose refs it holds
 /// up to date; with a private borrower, whose needs it cannot see, it
-/// keeps everything.
+/// keeps everything. With grokmirror's rules (`consumer_grace = 0`) they go
+/// at once; with a grace they go into a cruft pack first.
 #[test]
 fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
-    for private_every in [0, 4] {
-        let tree = Tree::new("", "");
+    for (private_every, grace) in [
+        (0, "consumer_grace = 0"),
+        (4, "consumer_grace = 0"),
+        (0, ""),
+    ] {
+        let tree = Tree::new("", grace);
         let spec = Spec {
             projects: 1,
             forks: 5,
@@ -260,12 +265,26 @@ fn object_storage_is_pruned_only_when_every_borrower_is_a_current_member() {
         let log = stderr(&out);
         assert!(out.status.success(), "{log}");
         let kept = support::replica::has_object(&obst, &doomed);
-        if private_every == 0 {
-            assert!(log.contains("prune: pruning"), "{log}");
-            assert!(!kept, "unreachable objects stay: {log}");
-        } else {
-            assert!(!log.contains("prune: pruning"), "{log}");
-            assert!(kept, "pruned under a private borrower: {log}");
+        let in_cruft_pack = std::fs::read_dir(obst.join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".mtimes"));
+        match (private_every, grace) {
+            (0, "consumer_grace = 0") => {
+                assert!(log.contains("prune: pruning"), "{log}");
+                assert!(!kept, "unreachable objects stay: {log}");
+            }
+            (0, _) => {
+                assert!(log.contains("--cruft --cruft-expiration=@"), "{log}");
+                assert!(
+                    kept && in_cruft_pack,
+                    "kept for the grace, in a cruft pack: {log}"
+                );
+            }
+            _ => {
+                assert!(!log.contains("prune: pruning"), "{log}");
+                assert!(kept, "pruned under a private borrower: {log}");
+            }
         }
         let bad = forks::fsck_all(&tree.top, false);
         assert!(bad.is_empty(), "{bad:#?}");

@@ -267,11 +267,37 @@ impl Maintenance<'_> {
         if plan.precious_during != was_precious && !self.set_precious(repo, plan.precious_during) {
             return false;
         }
+        let plan = self.freshen_for_grace(repo, plan);
         let ok = self.repack_steps(repo, role, level, &plan);
         if precious_in_the_end != plan.precious_during {
             self.set_precious(repo, precious_in_the_end);
         }
         ok
+    }
+
+    /// Before a repack that writes a cruft pack, count the grace of what
+    /// may have been reachable until now from now; when that cannot be
+    /// done, keep every unreachable object this time.
+    fn freshen_for_grace(&self, repo: &Repo, plan: repack::RepackPlan) -> repack::RepackPlan {
+        if !plan.freshen_first {
+            return plan;
+        }
+        match grokmirror::repo::grace::freshen(&repo.io()) {
+            Ok(n) => {
+                debug!(
+                    "{}: freshened {n} packs and loose objects",
+                    repo.path().display()
+                );
+                plan
+            }
+            Err(e) => {
+                warn!(
+                    "{}: cannot freshen its objects for consumer_grace ({e}); keeping every unreachable object this time",
+                    repo.path().display()
+                );
+                plan.keeping_everything()
+            }
+        }
     }
 
     fn repack_steps(
@@ -375,8 +401,21 @@ impl Maintenance<'_> {
     }
 
     /// `git prune --expire=yesterday` (objects younger than a day are left
-    /// alone: a push or fetch may be about to reference them).
+    /// alone: a push or fetch may be about to reference them). With a
+    /// consumer grace the loose objects are freshened first, so only
+    /// garbage (temporary files of interrupted work) goes: unreachable
+    /// objects leave through cruft packs, once their grace has passed.
     fn prune_now(&self, repo: &Repo, role: &RepoRole) -> bool {
+        if self.settings.policy.unreachable != grokmirror::repo::grace::Unreachable::GrokmirrorRules
+        {
+            if let Err(e) = grokmirror::repo::grace::freshen(&repo.io()) {
+                warn!(
+                    "{}: cannot freshen its objects for consumer_grace ({e}); not pruning",
+                    repo.path().display()
+                );
+                return true;
+            }
+        }
         info!("    prune: pruning");
         let precious = grokmirror::repo::git_config::is_precious(&repo.io());
         if precious && !self.set_precious(repo, false) {

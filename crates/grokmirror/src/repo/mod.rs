@@ -3,6 +3,7 @@
 
 pub mod alternates;
 pub mod git_config;
+pub mod grace;
 pub mod inspect;
 pub mod object_counts;
 pub mod refs;

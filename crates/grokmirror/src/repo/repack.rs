@@ -6,9 +6,12 @@
 //! The rules keep every object another repository may borrow: lenders are
 //! repacked with `-k` (unreachable objects kept in the new pack) and never
 //! pruned; borrowers repack with `-l`, so only objects their lender
-//! already holds are dropped.
+//! already holds are dropped. With a `[fsck] consumer_grace`
+//! ([`crate::repo::grace`]), what may be dropped goes into a cruft pack
+//! first and leaves the disk only once the grace has passed.
 
 use crate::repo::alternates::RepoRole;
+use crate::repo::grace::Unreachable;
 use crate::repo::object_counts::RepackLevel;
 
 /// The `[fsck] precious` setting.
@@ -51,6 +54,8 @@ pub struct RepackPolicy {
     pub extra_flags: Vec<String>,
     /// `[fsck] extra_repack_flags_full`, added to full repacks.
     pub extra_full_flags: Vec<String>,
+    /// `[fsck] consumer_grace` as it applies to this run and this git.
+    pub unreachable: Unreachable,
 }
 
 impl Default for RepackPolicy {
@@ -61,6 +66,7 @@ impl Default for RepackPolicy {
             commit_graph: true,
             extra_flags: Vec::new(),
             extra_full_flags: Vec::new(),
+            unreachable: Unreachable::GrokmirrorRules,
         }
     }
 }
@@ -87,6 +93,46 @@ pub struct RepackPlan {
     /// The repository borrows from another and others borrow from it: a
     /// setup that can lose objects further down (worth a warning).
     pub chained: bool,
+    /// Freshen the objects that may have been reachable until now before
+    /// repacking ([`crate::repo::grace::freshen`]): the repack writes a
+    /// cruft pack whose expiry must count from now, not from when they
+    /// were written. Should freshening fail, repack with
+    /// [`RepackPlan::keeping_everything`] instead.
+    pub freshen_first: bool,
+}
+
+impl RepackPlan {
+    /// The same repack, keeping every unreachable object (packed with
+    /// `-k`, no cruft pack, no prune): for when the grace cannot be
+    /// honoured (freshening failed).
+    pub fn keeping_everything(mut self) -> RepackPlan {
+        let mut kept = Vec::with_capacity(self.args.len() + 1);
+        let mut has_k = false;
+        let mut had_cruft = false;
+        for a in self.args.drain(..) {
+            if a == "--cruft" || a.starts_with("--cruft-expiration=") {
+                had_cruft = true;
+                continue;
+            }
+            if a == "-k" {
+                has_k = true;
+            }
+            kept.push(a);
+        }
+        if let Some(d) = kept.iter().position(|a| a == "-d") {
+            if !has_k {
+                kept.insert(d, "-k".into());
+            }
+            // `--cruft` implied `-a`.
+            if had_cruft && !kept.iter().any(|a| a == "-a") {
+                kept.insert(d, "-a".into());
+            }
+        }
+        self.args = kept;
+        self.prune = false;
+        self.freshen_first = false;
+        self
+    }
 }
 
 /// Whether pruning `role` can never take an object another repository
@@ -99,8 +145,12 @@ pub fn prune_is_safe(role: &RepoRole) -> bool {
 /// Plan a repack of a repository with `role` at `level`.
 pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> RepackPlan {
     let always = policy.precious == Precious::Always;
-    let prune = policy.prune && !always && prune_is_safe(role);
+    let mut prune = policy.prune && !always && prune_is_safe(role);
+    let grace = policy.unreachable;
+    let mut freshen_first = false;
     let mut args: Vec<String> = policy.extra_flags.clone();
+    let cruft_flags = grace.cruft_flags();
+    let cruft: Vec<&str> = cruft_flags.iter().map(String::as_str).collect();
     let mut push = |flags: &[&str]| args.extend(flags.iter().map(|f| f.to_string()));
     let mut commit_graph = policy.commit_graph;
     let mut chained = false;
@@ -130,15 +180,42 @@ pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> Repac
             commit_graph = false;
             // A local-only pack cannot have a bitmap; say so instead of
             // letting git warn about it on every repack.
-            push(&["-l", "-A", "--no-write-bitmap-index"]);
-            if prune {
-                push(&["--unpack-unreachable=yesterday"]);
+            match grace {
+                _ if !prune => push(&["-l", "-A", "--no-write-bitmap-index"]),
+                Unreachable::GrokmirrorRules => push(&[
+                    "-l",
+                    "-A",
+                    "--no-write-bitmap-index",
+                    "--unpack-unreachable=yesterday",
+                ]),
+                Unreachable::CruftSince(_) => {
+                    push(&["-l"]);
+                    push(&cruft);
+                    push(&["--no-write-bitmap-index"]);
+                    freshen_first = true;
+                    prune = false;
+                }
+                Unreachable::KeepAll => {
+                    push(&["-l", "-a", "-k", "--no-write-bitmap-index"]);
+                    prune = false;
+                }
             }
         }
         RepoRole::Standalone => {
             push(&["-a", "-b"]);
             if prune {
-                push(&["--unpack-unreachable=yesterday"]);
+                match grace {
+                    Unreachable::GrokmirrorRules => push(&["--unpack-unreachable=yesterday"]),
+                    Unreachable::CruftSince(_) => {
+                        push(&cruft);
+                        freshen_first = true;
+                        prune = false;
+                    }
+                    Unreachable::KeepAll => {
+                        push(&["-k"]);
+                        prune = false;
+                    }
+                }
             } else if !always {
                 // Not pruning: keep unreachable objects (packed) instead of
                 // letting `-a -d` drop them at once.
@@ -167,6 +244,7 @@ pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> Repac
         precious_after,
         pack_all_refs: level == RepackLevel::Full,
         chained,
+        freshen_first,
     }
 }
 
@@ -175,12 +253,27 @@ pub fn plan(role: &RepoRole, level: RepackLevel, policy: &RepackPolicy) -> Repac
 /// it is a member whose refs it holds up to date, and holds their locks
 /// for the whole repack (see grok-fsck). Unreachable objects are then
 /// dropped (`-a -d`, then `git prune`) instead of kept (`-k`), as
-/// grokmirror does for object storage only public members use.
+/// grokmirror does for object storage only public members use; with a
+/// consumer grace they go into a cruft pack and are dropped once the grace
+/// has passed.
 pub fn plan_pruned_objstore(level: RepackLevel, policy: &RepackPolicy) -> RepackPlan {
     let mut plan = plan(&RepoRole::Objstore, level, policy);
     if policy.prune && policy.precious != Precious::Always {
-        plan.args.retain(|a| a != "-k");
-        plan.prune = true;
+        match policy.unreachable {
+            Unreachable::GrokmirrorRules => {
+                plan.args.retain(|a| a != "-k");
+                plan.prune = true;
+            }
+            Unreachable::CruftSince(_) => {
+                let k = plan.args.iter().position(|a| a == "-k");
+                if let Some(k) = k {
+                    plan.args.splice(k..=k, policy.unreachable.cruft_flags());
+                }
+                plan.freshen_first = true;
+            }
+            // Kept, as object storage that may not be pruned keeps it.
+            Unreachable::KeepAll => {}
+        }
     }
     plan
 }
@@ -408,5 +501,88 @@ mod tests {
         };
         assert!(plan(&member, RepackLevel::Quick, &policy).drop_commit_graph);
         assert!(!plan(&RepoRole::Standalone, RepackLevel::Quick, &policy).drop_commit_graph);
+    }
+
+    #[test]
+    fn a_consumer_grace_puts_what_may_go_into_cruft_packs() {
+        let p = RepackPolicy {
+            unreachable: Unreachable::CruftSince(1_700_000_000),
+            ..Default::default()
+        };
+        let cruft = "--cruft --cruft-expiration=@1700000000";
+        let q = RepackLevel::Quick;
+        let solo = plan(&RepoRole::Standalone, q, &p);
+        assert_eq!(solo.args.join(" "), format!("-a -b {cruft} -d"));
+        assert!(solo.freshen_first && !solo.prune);
+        let member = RepoRole::ObjstoreMember {
+            objstore: PathBuf::from("/o.git"),
+        };
+        let m = plan(&member, q, &p);
+        assert_eq!(
+            m.args.join(" "),
+            format!("-l {cruft} --no-write-bitmap-index -d")
+        );
+        assert!(m.freshen_first && !m.prune);
+        let o = plan_pruned_objstore(RepackLevel::Full, &p);
+        assert_eq!(
+            o.args.join(" "),
+            format!("-a {cruft} -f --pack-kept-objects -d")
+        );
+        assert!(o.freshen_first && !o.prune && o.precious_after);
+        // Lenders and object storage that may not be pruned keep all, as
+        // without a grace.
+        for role in [RepoRole::Parent, RepoRole::Objstore] {
+            let plan = plan(&role, q, &p);
+            assert!(plan.args.iter().any(|a| a == "-k"), "{role:?}");
+            assert!(!plan.freshen_first && !plan.prune);
+        }
+        // No prune asked: no cruft pack either (nothing is dropped).
+        let no_prune = RepackPolicy {
+            prune: false,
+            ..p.clone()
+        };
+        let kept = plan(&RepoRole::Standalone, q, &no_prune);
+        assert_eq!(kept.args.join(" "), "-a -b -k -d");
+        assert!(!kept.freshen_first);
+    }
+
+    #[test]
+    fn without_cruft_packs_a_grace_keeps_everything() {
+        let p = RepackPolicy {
+            unreachable: Unreachable::KeepAll,
+            ..Default::default()
+        };
+        let q = RepackLevel::Quick;
+        let solo = plan(&RepoRole::Standalone, q, &p);
+        assert_eq!(solo.args.join(" "), "-a -b -k -d");
+        assert!(!solo.prune && !solo.freshen_first);
+        let child = RepoRole::Child {
+            parent: PathBuf::from("/p.git"),
+        };
+        assert_eq!(
+            plan(&child, q, &p).args.join(" "),
+            "-l -a -k --no-write-bitmap-index -d"
+        );
+        let o = plan_pruned_objstore(q, &p);
+        assert_eq!(o.args.join(" "), "-a -k -d");
+        assert!(!o.prune);
+    }
+
+    #[test]
+    fn a_grace_that_cannot_be_honoured_falls_back_to_keeping_everything() {
+        let p = RepackPolicy {
+            unreachable: Unreachable::CruftSince(1),
+            ..Default::default()
+        };
+        let member = RepoRole::ObjstoreMember {
+            objstore: PathBuf::from("/o.git"),
+        };
+        let m = plan(&member, RepackLevel::Quick, &p).keeping_everything();
+        assert_eq!(m.args.join(" "), "-l --no-write-bitmap-index -a -k -d");
+        assert!(!m.freshen_first && !m.prune);
+        let o = plan_pruned_objstore(RepackLevel::Quick, &p).keeping_everything();
+        assert_eq!(o.args.join(" "), "-a -k -d");
+        let solo = plan(&RepoRole::Standalone, RepackLevel::Quick, &p).keeping_everything();
+        assert_eq!(solo.args.join(" "), "-a -b -k -d");
     }
 }

@@ -85,6 +85,10 @@ struct Shared {
     busy: Option<String>,
     /// Repositories waiting for housekeeping.
     queued: usize,
+    /// Items sent to the thread that it has not received yet: counted so
+    /// that a run ending right after its last job still sees them (and
+    /// waits for them) rather than stopping the thread under them.
+    in_flight: usize,
     /// Waiting for the system load to go down.
     paused: bool,
 }
@@ -189,6 +193,7 @@ impl Drop for ReleaseOnPanic {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         shared.queued = 0;
+        shared.in_flight = 0;
         if let Some(key) = shared.busy.take() {
             let _ = self.events.send(Event::Released(key));
         }
@@ -247,17 +252,24 @@ impl Housekeeper {
     /// Queue housekeeping for a repository (merged with what is queued for
     /// it already).
     pub fn queue(&self, key: &str, path: &Path, actions: Actions, tools: Arc<Tools>) {
-        if actions.is_empty() {
+        if actions.is_empty() || self.tx.is_none() {
             return;
         }
-        self.send(Msg::Queue(
-            Item {
-                key: key.to_string(),
-                path: path.to_path_buf(),
-                actions,
-            },
-            tools,
-        ));
+        self.shared.lock().expect("poisoned").in_flight += 1;
+        let item = Item {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            actions,
+        };
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Msg::Queue(item, tools)).is_ok());
+        if !sent {
+            // The thread is gone (it panicked): nothing will receive it.
+            let mut shared = self.shared.lock().expect("poisoned");
+            shared.in_flight = shared.in_flight.saturating_sub(1);
+        }
     }
 
     /// A fetch wants this repository. Returns true when housekeeping is
@@ -290,7 +302,7 @@ impl Housekeeper {
     pub fn load(&self) -> Load {
         let shared = self.shared.lock().expect("poisoned");
         Load {
-            queued: shared.queued,
+            queued: shared.queued + shared.in_flight,
             active: shared.busy.is_some(),
             paused: shared.paused,
         }
@@ -384,6 +396,38 @@ mod tests {
             .expect("done once the load went down");
         assert_eq!(event, Some(Event::Finished("/r.git".into())));
         assert!(!hk.load().paused);
+        hk.shutdown();
+    }
+
+    /// What was queued counts at once, before the thread has taken it: a
+    /// one-shot run that ends right after its last fetch must see it and
+    /// wait, not stop the thread under it (the race behind a flaky
+    /// "updates reach object storage").
+    #[tokio::test]
+    async fn queued_work_counts_before_the_thread_takes_it() {
+        let mut hk = Housekeeper::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        Git::from_env()
+            .run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
+            .unwrap();
+        let tools = Arc::new(Tools {
+            git: Git::from_env(),
+            objstore_method: FetchMethod::Porcelain,
+            extra_repack_flags: Vec::new(),
+            max_load: None,
+            tree: Tree::open(dir.path(), Reserved::none()).unwrap(),
+        });
+        for _ in 0..50 {
+            let actions = Actions {
+                pack_refs_all: true,
+                ..Actions::default()
+            };
+            hk.queue("/r.git", &repo, actions, tools.clone());
+            assert!(hk.load().total() > 0, "counted as soon as queued");
+            hk.drained().await;
+            assert_eq!(hk.load().total(), 0, "nothing left once drained");
+        }
         hk.shutdown();
     }
 }

@@ -105,7 +105,9 @@ pub(super) async fn worker(
                 None => break,
                 Some(Msg::Queue(item, tools)) => {
                     queue.push(item, tools);
-                    shared.lock().expect("poisoned").queued = queue.len();
+                    let mut s = shared.lock().expect("poisoned");
+                    s.in_flight = s.in_flight.saturating_sub(1);
+                    s.queued = queue.len();
                 }
                 Some(Msg::Cancel(key)) => {
                     let is_current = current.as_ref().is_some_and(|(i, _)| i.key == key);

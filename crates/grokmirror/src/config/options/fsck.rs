@@ -122,6 +122,25 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     },
     ConfOption {
         section: "fsck",
+        key: "consumer_grace",
+        example: "14d",
+        alternatives: &["#consumer_grace = 0"],
+        default: "14d",
+        read_by: FSCK,
+        doc: "How long an object stays on disk after it stopped being \
+                  reachable in the mirror (a force-push or a deleted branch at the \
+                  origin), in the repositories and in object storage, so clones \
+                  made with --shared or --reference, or whose alternates point into \
+                  the mirror, keep what they borrowed. Seconds, or a number with s, \
+                  m, h, d or w (14d, 2w); never less than a day. Unreachable objects \
+                  go into cruft packs (git 2.37 or newer; an older git keeps them \
+                  all) and leave the disk once the grace has passed. 0 restores \
+                  grokmirror 2.0.12's behaviour, which drops them from object \
+                  storage at once.",
+        ours: true,
+    },
+    ConfOption {
+        section: "fsck",
         key: "precious",
         example: "yes",
         alternatives: &["#precious = always"],
