@@ -69,6 +69,7 @@ mod api {
 
 mod slow {
     mod concurrency;
+    mod consumer_chaos;
     mod daemon_soak;
     mod kill_anywhere;
     mod manifest_writers;
