@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use grokmirror::config::glob::GlobList;
 use grokmirror::config::{self, Config};
 use grokmirror::objstore::FetchMethod;
-use grokmirror::repo::grace::{self, Unreachable};
+use grokmirror::repo::grace::Unreachable;
 use grokmirror::repo::repack::{Precious, RepackPolicy};
 use grokmirror_cli::usage;
 
@@ -152,7 +152,7 @@ fn repack_policy(config: &Config) -> Result<RepackPolicy, config::Error> {
 /// `[fsck] consumer_grace`.
 fn consumer_grace(config: &Config) -> Result<Duration, config::Error> {
     let raw = config.get_or("fsck", "consumer_grace", "14d")?;
-    grace::parse_duration(&raw).ok_or_else(|| {
+    grokmirror::formats::freshness::parse_duration(&raw).ok_or_else(|| {
         bad(
             config,
             "consumer_grace",

@@ -26,18 +26,37 @@ fn kubernetes_manifests_keep_a_single_writer() {
         "-o needs [pull] refresh"
     );
 
-    // One writer, read-write, at the configured top level.
+    // One writer, read-write, the volume at (or above) the configured top
+    // level, at one path in every container (grok-snapshot hard-links
+    // between the mirror and its snapshots: one mount).
     assert_eq!(writer["spec"]["replicas"].as_i64(), Some(1));
     let pod = &writer["spec"]["template"]["spec"];
     let mounts = mirror_mounts(pod, claim_name);
     assert!(!mounts.is_empty());
+    let writer_path = mounts[0].2.clone();
+    assert!(
+        Path::new(&toplevel).starts_with(&writer_path),
+        "{toplevel} is not on the volume mounted at {writer_path}"
+    );
     for (vol_ro, mount_ro, path) in &mounts {
         assert!(
             !vol_ro && !mount_ro,
             "the writer must mount the mirror read-write"
         );
-        assert_eq!(path, &toplevel);
+        assert_eq!(path, &writer_path);
     }
+    let containers = pod["containers"].as_vec().unwrap();
+    let snapshotter = containers
+        .iter()
+        .find(|c| c["name"].as_str() == Some("grok-snapshot"))
+        .expect("a grok-snapshot container");
+    let script = snapshotter["command"][2].as_str().unwrap();
+    let snapshots = format!("{writer_path}/snapshots");
+    assert!(script.contains(&format!("-o {snapshots}")), "{script}");
+    assert!(
+        !Path::new(&snapshots).starts_with(&toplevel),
+        "snapshots go outside the top level"
+    );
     let cmd: Vec<&str> = pod["containers"][0]["command"]
         .as_vec()
         .unwrap()
@@ -55,7 +74,10 @@ fn kubernetes_manifests_keep_a_single_writer() {
             *vol_ro && *mount_ro,
             "a consumer must mount the mirror read-only"
         );
-        assert_eq!(path, &toplevel);
+        assert_eq!(
+            path, &writer_path,
+            "consumers mount it where the writer does"
+        );
     }
     assert_eq!(
         pod["securityContext"]["runAsUser"],
@@ -126,11 +148,28 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
         v.sort();
         v
     };
+    // A real snapshot, as the writer's grok-snapshot container takes it.
+    let config = tmp.path().join("grokmirror.conf");
+    std::fs::write(
+        &config,
+        format!("[core]\ntoplevel = {}\n", mirror.display()),
+    )
+    .unwrap();
+    let snapshots = tmp.path().join("snapshots");
+    let out = run(support::grok("grok-snapshot")
+        .arg("-c")
+        .arg(&config)
+        .arg("-o")
+        .arg(&snapshots)
+        .arg("/pub/project.git"));
+    assert_success!(out, "grok-snapshot");
+    let taken = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let before = snapshot(&mirror);
 
     for (mode, upstream_url) in [
         ("reference", format!("file://{}", upstream.display())),
         ("shared", String::new()),
+        ("snapshot", String::new()),
     ] {
         let checkout = tmp.path().join(format!("work-{mode}"));
         let mut cmd = Command::new("/bin/sh");
@@ -140,6 +179,11 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
             .env("REPO", "/pub/project.git")
             .env("UPSTREAM_URL", &upstream_url)
             .env("CHECKOUT", &checkout)
+            .env(
+                "USE_SNAPSHOT",
+                if mode == "snapshot" { "yes" } else { "no" },
+            )
+            .env("SNAPSHOTS", &snapshots)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .stdin(Stdio::null());
         for name in &env_names {
@@ -149,7 +193,9 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
                     "REPO",
                     "UPSTREAM_URL",
                     "CHECKOUT",
-                    "HOME"
+                    "HOME",
+                    "USE_SNAPSHOT",
+                    "SNAPSHOTS"
                 ]
                 .contains(name),
                 "the test does not set {name}"
@@ -167,8 +213,9 @@ fn kubernetes_consumer_script_clones_from_the_mirror() {
         // It borrowed from the mirror instead of copying: almost no
         // objects of its own, and a complete, valid history.
         let alternates = read(&checkout.join(".git/objects/info/alternates"));
+        let lender = if mode == "snapshot" { &taken } else { &repo };
         assert!(
-            alternates.contains(&repo.join("objects").display().to_string()),
+            alternates.contains(&lender.join("objects").display().to_string()),
             "{mode}: {alternates}"
         );
         let count = git(Some(&checkout.join(".git")), &["count-objects", "-v"]);

@@ -50,8 +50,8 @@ pub fn freshness_path(manifest: &Path) -> PathBuf {
 }
 
 /// Parse a duration: plain seconds (`3600`) or a number with a unit, `s`,
-/// `m`, `h` or `d` (`90s`, `30m`, `1h`, `2d`); several may follow each
-/// other (`1h30m`). `None` when it is not one.
+/// `m`, `h`, `d` or `w` (`90s`, `30m`, `1h`, `2d`, `2w`); several may follow
+/// each other (`1h30m`). `None` when it is not one.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if text.is_empty() {
@@ -72,6 +72,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
+            'w' => 7 * 86400,
             _ => return None,
         };
         let n: u64 = number.parse().ok()?;

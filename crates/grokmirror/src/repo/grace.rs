@@ -81,25 +81,6 @@ impl Unreachable {
     }
 }
 
-/// Parse a duration as `[fsck] consumer_grace` takes it: a number of
-/// seconds, or a number followed by `s`, `m`, `h`, `d` or `w` (`14d`,
-/// `2w`). `None` for anything else.
-pub fn parse_duration(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (digits, unit) = v.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let unit_secs = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(unit_secs).map(Duration::from_secs)
-}
-
 /// Whether `name` (a file of `objects/pack`) is an ordinary pack: a
 /// `.pack` without a `.mtimes` beside it (that one is a cruft pack, whose
 /// per-object times must be kept).
@@ -216,13 +197,11 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
+    fn durations_as_consumer_grace_takes_them() {
+        use crate::formats::freshness::parse_duration;
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("14d"), Some(Duration::from_secs(1_209_600)));
         assert_eq!(parse_duration(" 2w "), Some(Duration::from_secs(1_209_600)));
-        assert_eq!(parse_duration("90m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("12H"), Some(Duration::from_secs(43_200)));
         for bad in ["", "two weeks", "-1d", "1y", "1.5d", "d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }

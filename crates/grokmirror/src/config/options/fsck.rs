@@ -132,7 +132,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
                   origin), in the repositories and in object storage, so clones \
                   made with --shared or --reference, or whose alternates point into \
                   the mirror, keep what they borrowed. Seconds, or a number with s, \
-                  m, h, d or w (14d, 2w); never less than a day. Unreachable objects \
+                  m, h, d or w (14d, 2w, 1d12h); never less than a day. Unreachable objects \
                   go into cruft packs (git 2.37 or newer; an older git keeps them \
                   all) and leave the disk once the grace has passed. 0 restores \
                   grokmirror 2.0.12's behaviour, which drops them from object \
