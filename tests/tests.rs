@@ -62,6 +62,7 @@ mod api {
     mod differential_python;
     mod fresh;
     mod manifest_hostile;
+    mod manifest_members;
     mod refs_vs_git;
     mod remote_hostile;
     mod socket_lines;

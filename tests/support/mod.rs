@@ -190,7 +190,7 @@ pub fn read_manifest_json(path: &Path) -> serde_json::Value {
     let data = if raw.starts_with(&[0x1f, 0x8b]) {
         use std::io::Read;
         let mut s = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
             .read_to_end(&mut s)
             .unwrap();
         s

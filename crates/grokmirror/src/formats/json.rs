@@ -61,23 +61,41 @@ impl Emitter {
         level: usize,
         fields: impl Iterator<Item = (&'a str, &'a dyn PyJson)>,
     ) {
-        let mut first = true;
+        self.out.push('{');
+        if self.object_part(level, false, fields) {
+            self.object_end(level);
+        } else {
+            self.out.push('}');
+        }
+    }
+
+    /// Entries of an object, without its braces, as [`Emitter::object`]
+    /// writes them: for one object written in several parts (see
+    /// [`crate::formats::manifest_parallel`]). `continued`: entries came
+    /// before these. Returns whether it wrote any.
+    pub fn object_part<'a>(
+        &mut self,
+        level: usize,
+        continued: bool,
+        fields: impl Iterator<Item = (&'a str, &'a dyn PyJson)>,
+    ) -> bool {
+        let mut first = !continued;
+        let mut wrote = false;
         for (key, value) in fields {
-            if first {
-                self.out.push('{');
-            }
             self.separator(first, level + 1);
             first = false;
+            wrote = true;
             write_string(&mut self.out, key);
             self.out.push_str(": ");
             value.emit(self, level + 1);
         }
-        if first {
-            self.out.push_str("{}");
-        } else {
-            self.newline_indent(level);
-            self.out.push('}');
-        }
+        wrote
+    }
+
+    /// The end of a non-empty object started with [`Emitter::object_part`].
+    pub fn object_end(&mut self, level: usize) {
+        self.newline_indent(level);
+        self.out.push('}');
     }
 
     /// An array of values.

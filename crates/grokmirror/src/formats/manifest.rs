@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+#[cfg(test)]
+use flate2::{write::GzEncoder, Compression};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -220,8 +220,14 @@ pub fn decode_bytes(raw: Vec<u8>, limit: Option<u64>, what: &str) -> Result<Vec<
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    let mut out = Vec::new();
-    let decoder = GzDecoder::new(raw.as_slice());
+    // JSON deflates about eightfold: one allocation, not a dozen doublings.
+    let guess = raw
+        .len()
+        .saturating_mul(8)
+        .min(limit.unwrap_or(1 << 30) as usize);
+    let mut out = Vec::with_capacity(guess);
+    // Several members (ours, when large) read as one stream.
+    let decoder = MultiGzDecoder::new(raw.as_slice());
     let cap = limit.map(|l| l.saturating_add(1)).unwrap_or(u64::MAX);
     decoder
         .take(cap)
@@ -342,7 +348,7 @@ pub fn decoding_reader<'a, R: Read + 'a>(
         return Ok(Box::new(stream));
     }
     Ok(Box::new(Capped {
-        inner: GzDecoder::new(stream),
+        inner: MultiGzDecoder::new(stream),
         left: limit,
         limit,
         mark: false,
@@ -367,11 +373,13 @@ impl Manifest {
 
     /// Parse JSON text (already decompressed) with every entry well-formed.
     pub fn from_json_slice(data: &[u8], what: &str) -> Result<Manifest, Error> {
-        let repos: BTreeMap<String, RepoEntry> =
-            serde_json::from_slice(data).map_err(|cause| Error::Parse {
-                path: what.to_string(),
-                cause,
-            })?;
+        Manifest::from_json_vec(data.to_vec(), what)
+    }
+
+    /// [`Manifest::from_json_slice`] of text it may take apart: large
+    /// ones are parsed on two threads ([`super::manifest_parallel`]).
+    pub fn from_json_vec(data: Vec<u8>, what: &str) -> Result<Manifest, Error> {
+        let repos = super::manifest_parallel::parse(data, what)?;
         Ok(Manifest { repos })
     }
 
@@ -398,7 +406,7 @@ impl Manifest {
             Err(cause) => return Err(Error::Read { path: what, cause }),
         };
         let data = decode_bytes(raw, None, &what)?;
-        Manifest::from_json_slice(&data, &what).map(Some)
+        Manifest::from_json_vec(data, &what).map(Some)
     }
 
     /// Read our own local manifest the way grokmirror does: missing means
@@ -420,16 +428,18 @@ impl Manifest {
 
     /// Write atomically: gzip when the name ends in `.gz`, plain otherwise.
     pub fn write(&self, path: &Path, pretty: bool) -> Result<(), Error> {
-        let text = self.to_json(pretty);
         let gzip = path.to_string_lossy().ends_with(".gz");
+        let pieces = self.pieces_for_writing(pretty);
         fsutil::write_atomic_with(path, |file| {
+            let mut out = io::BufWriter::new(file);
             if gzip {
-                let mut enc = GzEncoder::new(io::BufWriter::new(file), Compression::default());
-                enc.write_all(text.as_bytes())?;
-                enc.finish()?.flush()
+                super::gzip_members::write_pieces(&pieces, &mut out)?;
             } else {
-                file.write_all(text.as_bytes())
+                for p in &pieces {
+                    out.write_all(p.as_bytes())?;
+                }
             }
+            out.flush()
         })
         .map_err(|cause| Error::Write {
             path: path.to_path_buf(),

@@ -6,7 +6,9 @@
 
 pub mod freshness;
 pub mod fsck_status;
+pub mod gzip_members;
 pub mod json;
 pub mod last_remote;
 pub mod manifest;
+pub mod manifest_parallel;
 pub mod remote_manifest;

@@ -1,0 +1,195 @@
+//! A large manifest parsed and written on several threads: what a hook
+//! that changes one entry of a 50,000-entry manifest spends its time on
+//! (the "ten times kernel.org" issue). The text is cut between two
+//! top-level entries; each piece is parsed (or emitted) on its own thread
+//! and the results are joined, giving exactly what one thread would.
+
+use std::collections::BTreeMap;
+
+use super::json::{Emitter, PyJson};
+use super::manifest::{Error, Manifest, RepoEntry};
+
+/// How many threads: the CPUs, at most two per
+/// [`super::gzip_members::PARALLEL_FROM`] bytes, one below it.
+fn threads_for(len: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    super::gzip_members::member_count(len, cpus)
+}
+
+/// Where compact or pretty manifest JSON can be cut near `at`: the offset
+/// of the `,` that ends a top-level entry. In the text `}, "/` (or
+/// `},\n  "/`) the quote cannot be inside a string (it would be escaped),
+/// so it opens a key; whether that key is at the top level is checked by
+/// parsing: a cut one level down leaves both halves unbalanced, and the
+/// caller falls back to one thread.
+fn cut_near(data: &[u8], at: usize) -> Option<usize> {
+    let from = at.min(data.len());
+    data[from..].iter().enumerate().find_map(|(i, &b)| {
+        let rest = &data[from + i + 1..];
+        (b == b'}' && (rest.starts_with(b", \"/") || rest.starts_with(b",\n  \"/")))
+            .then_some(from + i + 1)
+    })
+}
+
+fn parse_object(data: &[u8], what: &str) -> Result<BTreeMap<String, RepoEntry>, Error> {
+    serde_json::from_slice(data).map_err(|cause| Error::Parse {
+        path: what.to_string(),
+        cause,
+    })
+}
+
+/// Parse manifest JSON, on two threads when it is large (see the module's
+/// documentation); the same result as one `serde_json` parse, errors
+/// included. The text is cut in place: the `,` after the entry where it
+/// is cut becomes the first half's closing `}` and the byte after it the
+/// second half's opening `{` (a space or a newline in the text we cut at).
+pub fn parse(mut data: Vec<u8>, what: &str) -> Result<BTreeMap<String, RepoEntry>, Error> {
+    if threads_for(data.len()) < 2 {
+        return parse_object(&data, what);
+    }
+    let Some(cut) = cut_near(&data, data.len() / 2) else {
+        return parse_object(&data, what);
+    };
+    let saved = (data[cut], data[cut + 1]);
+    data[cut] = b'}';
+    data[cut + 1] = b'{';
+    let (first, second) = data.split_at(cut + 1);
+    let (a, b) = std::thread::scope(|s| {
+        let b = s.spawn(|| parse_object(second, what));
+        (parse_object(first, what), b.join())
+    });
+    match (a, b) {
+        (Ok(mut a), Ok(Ok(mut b))) => {
+            // Later keys win, as in one parse of a text with duplicates.
+            a.append(&mut b);
+            Ok(a)
+        }
+        _ => {
+            (data[cut], data[cut + 1]) = saved;
+            parse_object(&data, what)
+        }
+    }
+}
+
+impl Manifest {
+    /// The JSON text of [`Manifest::to_json`] in `pieces` consecutive parts
+    /// (fewer when there are fewer entries), emitted on as many threads;
+    /// joined, they are exactly `to_json(pretty)`.
+    pub fn to_json_pieces(&self, pretty: bool, pieces: usize) -> Vec<String> {
+        let n = self.repos.len();
+        let pieces = pieces.clamp(1, n.max(1));
+        if pieces == 1 {
+            return vec![self.to_json(pretty)];
+        }
+        let entries: Vec<(&String, &RepoEntry)> = self.repos.iter().collect();
+        let per = n.div_ceil(pieces);
+        let parts: Vec<&[(&String, &RepoEntry)]> = entries.chunks(per).collect();
+        let last = parts.len() - 1;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    s.spawn(move || {
+                        let mut e = Emitter::new(pretty.then_some(2), 64 + part.len() * 200);
+                        if i == 0 {
+                            e.raw("{");
+                        }
+                        let fields = part.iter().map(|(k, v)| (k.as_str(), *v as &dyn PyJson));
+                        e.object_part(0, i > 0, fields);
+                        if i == last {
+                            e.object_end(0);
+                        }
+                        e.finish()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("emitting JSON does not panic"))
+                .collect()
+        })
+    }
+
+    /// Parts of the text for [`Manifest::write`]: one per thread it may use.
+    pub(super) fn pieces_for_writing(&self, pretty: bool) -> Vec<String> {
+        // About 180 bytes an entry.
+        self.to_json_pieces(pretty, threads_for(self.repos.len() * 180))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gzip_members::PARALLEL_FROM;
+    use super::*;
+
+    fn manifest(n: usize) -> Manifest {
+        let mut m = Manifest::new();
+        for i in 0..n {
+            let entry = RepoEntry {
+                description: Some(format!("repo {i}, with \"quotes\" and }}, \"/ inside")),
+                fingerprint: Some(format!("{i:040x}")),
+                modified: i as i64,
+                symlinks: if i % 3 == 0 {
+                    vec![format!("/l/{i}.git")]
+                } else {
+                    vec![]
+                },
+                ..RepoEntry::default()
+            };
+            m.repos.insert(format!("/pub/r{i:06}.git"), entry);
+        }
+        m
+    }
+
+    #[test]
+    fn pieces_join_to_the_whole_text() {
+        for n in [0, 1, 2, 3, 10, 101] {
+            let m = manifest(n);
+            for pretty in [false, true] {
+                for pieces in [1, 2, 3, 8] {
+                    let joined: String = m.to_json_pieces(pretty, pieces).concat();
+                    assert_eq!(
+                        joined,
+                        m.to_json(pretty),
+                        "{n} entries, {pieces} pieces, pretty {pretty}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_parse_in_halves_equals_one_parse() {
+        let m = manifest(30_000);
+        for pretty in [false, true] {
+            let text = m.to_json(pretty);
+            assert!(text.len() > PARALLEL_FROM);
+            let cut = cut_near(text.as_bytes(), text.len() / 2).unwrap();
+            assert!(cut > 0);
+            let parsed = parse(text.clone().into_bytes(), "t").unwrap();
+            assert_eq!(parsed, m.repos);
+        }
+        // A cut that lands inside an entry (a key starting with / one level
+        // down) falls back to one parse.
+        let tricky = "{\"/a\": {\"x\": {\"k\": 1}, \"/b\": 2, \"modified\": 1}}";
+        let cut = cut_near(tricky.as_bytes(), 0).unwrap();
+        assert_eq!(&tricky[cut - 1..cut + 3], "}, \"");
+        let whole: Result<BTreeMap<String, RepoEntry>, _> = serde_json::from_str(tricky);
+        assert_eq!(
+            format!("{:?}", parse(tricky.as_bytes().to_vec(), "t").ok()),
+            format!("{:?}", whole.ok())
+        );
+        // Bad JSON is the same error as with one parse.
+        let mut bad = m.to_json(false).into_bytes();
+        let from = bad.len() * 3 / 4;
+        let key = b"\"modified\": ";
+        let at = from
+            + bad[from..]
+                .windows(key.len())
+                .position(|w| w == key)
+                .unwrap();
+        bad[at + key.len() - 2] = b'#';
+        assert!(matches!(parse(bad, "t"), Err(Error::Parse { .. })));
+    }
+}
