@@ -60,6 +60,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod peers;
 pub mod plan;
 pub mod record;
 pub mod settings;
@@ -218,6 +219,7 @@ impl Puller {
             &self.git,
             manifest,
             &local,
+            &plan::PeerListings::new(),
             force_purge,
         ))
     }

@@ -14,6 +14,7 @@ use grokmirror::formats::remote_manifest::RemoteManifest;
 use grokmirror::git::Git;
 use grokmirror::objstore::grouping::Forkgroups;
 use grokmirror::repo::{self};
+use grokmirror::shard;
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
 use grokmirror::tree::{Kind, Tree};
@@ -220,13 +221,56 @@ pub fn entry_to_record(remote: &RepoEntry, local: Option<&RepoEntry>) -> RepoEnt
     entry
 }
 
-/// Keep the entries that `[pull] include` matches and `exclude` does not.
+/// Whether `[pull] include` matches `key` and `exclude` does not.
+pub fn included(settings: &Settings, key: &str) -> bool {
+    settings.include.is_match(key) && !settings.exclude.is_match(key)
+}
+
+/// Keep the entries that `[pull] include` matches and `exclude` does not,
+/// and that this replica's `[pull] shard` holds.
 pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, RepoEntry> {
     manifest
         .repos
         .iter()
-        .filter(|(key, _)| settings.include.is_match(key) && !settings.exclude.is_match(key))
+        .filter(|(key, entry)| {
+            included(settings, key)
+                && settings
+                    .shard
+                    .is_none_or(|s| s.holds(shard::group_of(key, entry, &manifest.repos)))
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The entries the config includes that another shard holds, with that
+/// shard's index (empty without `[pull] shard`).
+pub fn elsewhere(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, u32> {
+    let Some(ours) = settings.shard else {
+        return BTreeMap::new();
+    };
+    manifest
+        .repos
+        .iter()
+        .filter(|(key, _)| included(settings, key))
+        .filter_map(|(key, entry)| {
+            let owner = shard::owner(shard::group_of(key, entry, &manifest.repos), ours.count());
+            (owner != ours.index()).then(|| (key.clone(), owner))
+        })
+        .collect()
+}
+
+/// What the other shards' manifests list, for the shards whose manifest
+/// could be read this run (by shard index).
+pub type PeerListings = BTreeMap<u32, BTreeSet<String>>;
+
+/// The repositories that left this shard and whose new shard is not known
+/// to have them (its manifest was not read, or does not list them): the
+/// deletion gate keeps these.
+pub fn awaiting_owner(elsewhere: &BTreeMap<String, u32>, peers: &PeerListings) -> BTreeSet<String> {
+    elsewhere
+        .iter()
+        .filter(|(key, owner)| !peers.get(owner).is_some_and(|listed| listed.contains(*key)))
+        .map(|(key, _)| key.clone())
         .collect()
 }
 
@@ -237,9 +281,18 @@ pub fn plan(
     git: &Git,
     remote: &RemoteManifest,
     local: &Manifest,
+    peers: &PeerListings,
     force_purge: bool,
 ) -> PullPlan {
     let mut culled = cull(settings, remote);
+    let elsewhere = elsewhere(settings, remote);
+    if let Some(s) = settings.shard {
+        info!(
+            "    shard: {s} holds {} of the included repositories, other shards {}",
+            culled.len(),
+            elsewhere.len()
+        );
+    }
     info!(" manifest: {} relevant entries", culled.len());
     let objstore = objstore_clone::Objstore::from_settings(settings);
     let forkgroups = objstore_clone::assign(settings, git, &objstore, &mut culled, &local.repos);
@@ -258,6 +311,7 @@ pub fn plan(
             rejected,
             wanted: culled.keys().cloned().collect(),
             approved: BTreeSet::new(),
+            awaiting_owner: awaiting_owner(&elsewhere, peers),
         },
         symlinks: culled
             .values()
@@ -332,6 +386,7 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     found.sort();
     plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
     let mut to_purge = Vec::new();
+    let mut awaiting = 0usize;
     for (path, is_link) in &found {
         let Some(key) = grokmirror::tree::key::manifest_key(toplevel, path) else {
             continue;
@@ -345,8 +400,20 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
             Err(deletion::Kept::FfOnly) => {
                 error!("Refusing to purge ffonly repo {key}");
             }
+            Err(deletion::Kept::AwaitingOwner) => {
+                awaiting += 1;
+                debug!("not purging {key}: {}", deletion::Kept::AwaitingOwner);
+            }
             Err(why) => debug!("not purging {key}: {why}"),
         }
+    }
+    if awaiting > 0 {
+        let why = if settings.shard_peers.is_empty() {
+            "[pull] shard_peers is not set, so nothing can confirm that their new shards have them"
+        } else {
+            "the manifests of their new shards do not list them yet (or could not be read)"
+        };
+        info!("    shard: keeping {awaiting} repositories that moved to other shards: {why}");
     }
     if to_purge.is_empty() {
         debug!("No repositories need purging");
