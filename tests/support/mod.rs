@@ -17,6 +17,7 @@ pub mod forks;
 pub mod http;
 pub mod kill;
 pub mod mirror;
+pub mod nginx;
 pub mod pulld;
 pub mod replica;
 pub mod smtp;

@@ -81,6 +81,10 @@ pub struct PullPlan {
     pub failures: Vec<(String, String)>,
     /// A purge was refused by purgeprotect.
     pub purge_refused: bool,
+    /// Repositories kept because they left this shard for one whose
+    /// manifest does not list them yet: like a refused purge, the run is
+    /// not complete and the next one reads the manifest again.
+    pub awaiting_owner: usize,
     /// The purge rules with what this plan learned (the included keys, the
     /// rejected ones, the purges that passed purgeprotect), for the
     /// deletion gate the jobs go through.
@@ -407,6 +411,7 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
             Err(why) => debug!("not purging {key}: {why}"),
         }
     }
+    plan.awaiting_owner = awaiting;
     if awaiting > 0 {
         let why = if settings.shard_peers.is_empty() {
             "[pull] shard_peers is not set, so nothing can confirm that their new shards have them"

@@ -274,7 +274,10 @@ impl Engine {
             self.stats.failing.insert(key.clone(), why.clone());
             self.stats.failed += 1;
         }
-        let clean = rejected.is_empty() && plan.failures.is_empty() && !plan.purge_refused;
+        let clean = rejected.is_empty()
+            && plan.failures.is_empty()
+            && !plan.purge_refused
+            && plan.awaiting_owner == 0;
         if daemon && (!clean || racy) {
             // Look at everything again next time: failures are
             // retried, and a manifest that may have changed again
