@@ -195,7 +195,12 @@ fn three_shards_split_the_origin_with_forks_together() {
         let shard = map[&format!("/proj{p}/base.git")];
         for (k, r) in replicas.iter().enumerate() {
             let store = r.top.join(format!("objstore/objstore-{p}.git"));
-            assert_eq!(store.is_dir(), k == shard, "{} on shard {k}", store.display());
+            assert_eq!(
+                store.is_dir(),
+                k == shard,
+                "{} on shard {k}",
+                store.display()
+            );
         }
     }
     // Fork groups do spread: more than one shard holds a project.
@@ -329,7 +334,11 @@ fn a_real_nginx_routes_every_clone_to_its_shard() {
             .args(["clone", "-q", "--bare", &router.url(key)])
             .arg(&dest)
             .env("GIT_TERMINAL_PROMPT", "0"));
-        assert!(out.status.success(), "clone of {key}: {}", output_text(&out));
+        assert!(
+            out.status.success(),
+            "clone of {key}: {}",
+            output_text(&out)
+        );
         assert_eq!(show_ref(&dest), show_ref(&origin.path(key)), "{key}");
         let owner = map[key];
         for shard in 0..3 {
@@ -337,7 +346,11 @@ fn a_real_nginx_routes_every_clone_to_its_shard() {
                 .requests_to(shard)
                 .iter()
                 .any(|p| p.starts_with(&format!("{key}/")));
-            assert_eq!(asked, shard == owner, "{key} (shard {owner}) at shard {shard}");
+            assert_eq!(
+                asked,
+                shard == owner,
+                "{key} (shard {owner}) at shard {shard}"
+            );
         }
     }
     // A repository no shard holds is not found, not sent anywhere.

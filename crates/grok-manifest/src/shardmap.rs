@@ -16,15 +16,14 @@ use crate::cli::{Cli, ShardMapFormat};
 /// Print the map of the manifest's repositories over `count` shards on
 /// stdout; keys a map file cannot carry are named on stderr.
 pub fn print(cli: &Cli, count: u32) -> anyhow::Result<i32> {
-    let path = match (&cli.manifest, &cli.cfgfile) {
-        (Some(m), _) => m.clone(),
-        (None, Some(c)) => Config::load(c)?.core.manifest.clone(),
-        (None, None) => {
-            return Err(usage(
+    let path =
+        match (&cli.manifest, &cli.cfgfile) {
+            (Some(m), _) => m.clone(),
+            (None, Some(c)) => Config::load(c)?.core.manifest.clone(),
+            (None, None) => return Err(usage(
                 "--shard-map needs the manifest: pass -m PATH, or --cfgfile with [core] manifest",
-            ))
-        }
-    };
+            )),
+        };
     let manifest = Manifest::read(&path)?
         .with_context(|| format!("manifest {} does not exist", path.display()))?;
     let format = match cli.shard_map_format {

@@ -181,7 +181,9 @@ fn shard_settings(
     let (value, what) = match env.filter(|v| !v.trim().is_empty()) {
         Some(v) => (Some(v.clone()), format!("{}={v:?}", shard::ENV_SHARD)),
         None => (
-            config.get("pull", "shard")?.filter(|v| !v.trim().is_empty()),
+            config
+                .get("pull", "shard")?
+                .filter(|v| !v.trim().is_empty()),
             "[pull] shard".to_string(),
         ),
     };
@@ -192,7 +194,9 @@ fn shard_settings(
     let peers = shard::peer_urls(&config.get_lines("pull", "shard_peers")?, shard.count())
         .map_err(|e| refused("[pull] shard_peers".into(), e))?;
     for url in &peers {
-        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file:///"))
+        if !(url.starts_with("http://")
+            || url.starts_with("https://")
+            || url.starts_with("file:///"))
         {
             return Err(bad(
                 config,
@@ -454,7 +458,10 @@ mod tests {
             (None, vec![])
         );
         let (s, peers) = shard_settings(&none, Some("ordinal/3".into()), host).unwrap();
-        assert_eq!((s.unwrap().index(), s.unwrap().count(), peers.len()), (1, 3, 0));
+        assert_eq!(
+            (s.unwrap().index(), s.unwrap().count(), peers.len()),
+            (1, 3, 0)
+        );
         let two = conf("shard = 0/2\nshard_peers = file:///p/{K}.js\n");
         let (s, peers) = shard_settings(&two, None, host).unwrap();
         assert_eq!(s, Shard::new(0, 2));
@@ -463,14 +470,16 @@ mod tests {
         let (s, _) = shard_settings(&two, Some("1/2".into()), host).unwrap();
         assert_eq!(s, Shard::new(1, 2));
         let err = shard_settings(&two, Some("2/2".into()), host).unwrap_err();
-        assert!(err.to_string().contains("GROKMIRROR_SHARD=\"2/2\""), "{err}");
+        assert!(
+            err.to_string().contains("GROKMIRROR_SHARD=\"2/2\""),
+            "{err}"
+        );
         let err = shard_settings(&conf("shard = 1/x\n"), None, host).unwrap_err();
         assert!(err.to_string().contains("[pull] shard"), "{err}");
         let err = shard_settings(&conf("shard = 0/3\nshard_peers = file:///a\n"), None, host)
             .unwrap_err();
         assert!(err.to_string().contains("one per shard"), "{err}");
-        let err = shard_settings(&conf("shard = 0/1\nshard_peers = /a\n"), None, host)
-            .unwrap_err();
+        let err = shard_settings(&conf("shard = 0/1\nshard_peers = /a\n"), None, host).unwrap_err();
         assert!(err.to_string().contains("shard_peers"), "{err}");
     }
 

@@ -83,7 +83,10 @@ fn shards_peers_and_router_agree() {
 
     // The router has N, one upstream per shard, and reads the map the
     // script writes.
-    assert_eq!(router["data"]["shards"].as_str(), Some(n.to_string().as_str()));
+    assert_eq!(
+        router["data"]["shards"].as_str(),
+        Some(n.to_string().as_str())
+    );
     let nginx = router["data"]["nginx.conf"].as_str().unwrap();
     for k in 0..n {
         let port = svc["spec"]["ports"][0]["port"].as_i64().unwrap();

@@ -82,7 +82,7 @@ pub struct Shard {
 impl Shard {
     /// Shard `index` of `count`, if it exists.
     pub fn new(index: u32, count: u32) -> Option<Shard> {
-        (count >= 1 && count <= MAX_SHARDS && index < count).then_some(Shard { index, count })
+        ((1..=MAX_SHARDS).contains(&count) && index < count).then_some(Shard { index, count })
     }
 
     /// Read `K/N`, or `ordinal/N` with K the number after the last `-` of
@@ -106,11 +106,14 @@ impl Shard {
                 hostname: host.clone(),
             })?
         } else {
-            digits(k).ok_or_else(syntax)?.parse().map_err(|_| Error::Index {
-                value: value.to_string(),
-                index: u32::MAX,
-                count,
-            })?
+            digits(k)
+                .ok_or_else(syntax)?
+                .parse()
+                .map_err(|_| Error::Index {
+                    value: value.to_string(),
+                    index: u32::MAX,
+                    count,
+                })?
         };
         Shard::new(index, count).ok_or(Error::Index {
             value: value.to_string(),

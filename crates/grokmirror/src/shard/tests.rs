@@ -195,7 +195,11 @@ fn every_group_on_one_shard_and_forks_together() {
     let mut group_shard: BTreeMap<&str, u32> = BTreeMap::new();
     for (k, o) in &owners {
         let g = group_of(k, &repos[k], &repos);
-        assert_eq!(*group_shard.entry(g).or_insert(*o), *o, "{k} apart from {g}");
+        assert_eq!(
+            *group_shard.entry(g).or_insert(*o),
+            *o,
+            "{k} apart from {g}"
+        );
         let holders: Vec<u32> = (0..3)
             .filter(|i| Shard::new(*i, 3).unwrap().holds(g))
             .collect();
@@ -207,10 +211,8 @@ fn every_group_on_one_shard_and_forks_together() {
 #[test]
 fn balance_and_movement() {
     let (repos, sizes) = collection(4000);
-    let groups: std::collections::BTreeSet<&str> = repos
-        .iter()
-        .map(|(k, e)| group_of(k, e, &repos))
-        .collect();
+    let groups: std::collections::BTreeSet<&str> =
+        repos.iter().map(|(k, e)| group_of(k, e, &repos)).collect();
     for count in [3u32, 4] {
         let l = loads(&repos, &sizes, count);
         let (n, kib): (Vec<usize>, Vec<u64>) = l.iter().copied().unzip();

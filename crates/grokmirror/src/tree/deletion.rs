@@ -226,10 +226,7 @@ mod tests {
                 "purging is off ([pull] purge = no and no -p)"
             );
         }
-        assert_eq!(
-            purge_candidate(&r, "/moving.git"),
-            Err(Kept::AwaitingOwner)
-        );
+        assert_eq!(purge_candidate(&r, "/moving.git"), Err(Kept::AwaitingOwner));
         assert!(judge(&r, "/keep/a.git", &Removal::Reclone, none).allows());
         assert!(!judge(&r, "/gone.git", &Removal::Reclone, Facts { borrowed: true }).allows());
         assert!(!judge(
