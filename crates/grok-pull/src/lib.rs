@@ -210,7 +210,8 @@ impl Puller {
         source::poll(&self.settings, force, &previous, &rules).await
     }
 
-    /// Step 2: decide the work.
+    /// Step 2: decide the work (without reading the other shards'
+    /// manifests: what left this shard is kept).
     pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<PullPlan> {
         let local = Manifest::read_local(self.settings.manifest())?;
         Ok(plan::plan(

@@ -82,8 +82,9 @@ pub struct PullPlan {
     /// A purge was refused by purgeprotect.
     pub purge_refused: bool,
     /// Repositories kept because they left this shard for one whose
-    /// manifest does not list them yet: like a refused purge, the run is
-    /// not complete and the next one reads the manifest again.
+    /// manifest does not list them yet: with `[pull] shard_peers`, like a
+    /// refused purge, the run is not complete and the next one reads the
+    /// manifest again.
     pub awaiting_owner: usize,
     /// The purge rules with what this plan learned (the included keys, the
     /// rejected ones, the purges that passed purgeprotect), for the

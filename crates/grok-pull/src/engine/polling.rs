@@ -277,7 +277,9 @@ impl Engine {
         let clean = rejected.is_empty()
             && plan.failures.is_empty()
             && !plan.purge_refused
-            && plan.awaiting_owner == 0;
+            // Repositories waiting for their new shard: look again next
+            // time (when a peer's manifest can tell us).
+            && (plan.awaiting_owner == 0 || self.settings().shard_peers.is_empty());
         if daemon && (!clean || racy) {
             // Look at everything again next time: failures are
             // retried, and a manifest that may have changed again

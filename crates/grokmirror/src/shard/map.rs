@@ -28,14 +28,15 @@ pub enum Format {
 }
 
 /// The map text for `owners` (key to shard), one line per repository in
-/// key order. Keys with a character a map file cannot carry (a control
-/// character; a space for HAProxy) are left out and returned apart, for
+/// key order. Keys a map file cannot carry (not starting with `/`, which
+/// nginx could take for a regex or a keyword; with a control character;
+/// with a space or `#` for HAProxy) are left out and returned apart, for
 /// the caller to report.
 pub fn render(owners: &BTreeMap<String, u32>, format: Format) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut skipped = Vec::new();
     for (key, shard) in owners {
-        if key.chars().any(char::is_control) {
+        if !key.starts_with('/') || key.chars().any(char::is_control) {
             skipped.push(key.clone());
             continue;
         }
@@ -66,13 +67,14 @@ mod tests {
             ("/a.git".to_string(), 0),
             ("/b \"q\".git".to_string(), 2),
             ("/c\n.git".to_string(), 1),
+            ("~^/.*".to_string(), 1),
         ]
         .into();
         let (nginx, skipped) = render(&owners, Format::Nginx);
         assert_eq!(nginx, "\"/a.git\" 0;\n\"/b \\\"q\\\".git\" 2;\n");
-        assert_eq!(skipped, vec!["/c\n.git".to_string()]);
+        assert_eq!(skipped, vec!["/c\n.git".to_string(), "~^/.*".to_string()]);
         let (haproxy, skipped) = render(&owners, Format::Haproxy);
         assert_eq!(haproxy, "/a.git 0\n");
-        assert_eq!(skipped.len(), 2);
+        assert_eq!(skipped.len(), 3);
     }
 }
