@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::support::forks::{self, Spec};
+use crate::support::http::HttpServer;
 use crate::support::mirror::{assert_mirrored, output_text, repos_under, Origin, Replica};
 use crate::support::nginx::Router;
 use crate::support::{grok, read_manifest_json, run, run_ok, show_ref};
@@ -217,9 +218,12 @@ fn going_from_three_to_four_shards_deletes_nothing_before_the_new_owner_has_it()
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let (origin, url, _) = collection(&dir);
+    // The shards read each other's manifests over HTTP, as in
+    // contrib/kubernetes/shards (one server for all of them here).
+    let http = HttpServer::serve(&dir);
     let peers = format!(
-        "purge = yes\nshard_peers = file://{}/shard{{K}}/manifest.js.gz",
-        dir.display()
+        "purge = yes\nshard_peers = {}",
+        http.url("/shard{K}/manifest.js.gz")
     );
     let old: Vec<Replica> = (0..3)
         .map(|k| replica(&dir, &origin, &url, k, 3, &peers))
@@ -307,6 +311,18 @@ fn going_from_three_to_four_shards_deletes_nothing_before_the_new_owner_has_it()
     for key in keys_of(&map4, 3) {
         assert_mirrored(&origin.path(&key), &new.path(&key), "Grokmirror");
     }
+    // Only the new owner's manifest was asked for: 404 before it pulled,
+    // then read.
+    let asked: BTreeSet<(String, u16)> = http
+        .requests()
+        .into_iter()
+        .map(|r| (r.path, r.status))
+        .collect();
+    let expected: BTreeSet<(String, u16)> = [404, 200]
+        .into_iter()
+        .map(|status| ("/shard3/manifest.js.gz".to_string(), status))
+        .collect();
+    assert_eq!(asked, expected);
 }
 
 #[test]
