@@ -190,6 +190,31 @@ fn three_shards_split_the_origin_with_forks_together() {
             "{key} is apart from its fork group {group}"
         );
     }
+    // A pod of a StatefulSet: no [pull] shard, GROKMIRROR_SHARD=ordinal/3
+    // and its name in HOSTNAME; it holds what shard 1 holds.
+    let pod = Replica::new(&dir, "pod", &origin.local_site(), &url, "");
+    let mut cmd = grok("grok-pull");
+    crate::support::mirror::no_proxy(&mut cmd);
+    cmd.args(["-v", "-c"])
+        .arg(&pod.config)
+        .env("GROKMIRROR_SHARD", "ordinal/3")
+        .env("HOSTNAME", "grok-shard-1");
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(repos(&pod), trees[1]);
+    // A host name without an ordinal is refused before anything is done.
+    let mut cmd = grok("grok-pull");
+    cmd.args(["-c"])
+        .arg(&pod.config)
+        .env("GROKMIRROR_SHARD", "ordinal/3")
+        .env("HOSTNAME", "mirror");
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("GROKMIRROR_SHARD=\"ordinal/3\""),
+        "{}",
+        output_text(&out)
+    );
     // The forks of an even project share the object storage named by
     // their forkgroup, on their shard only.
     for p in (0..8).step_by(2) {
