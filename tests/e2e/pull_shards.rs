@@ -1,13 +1,15 @@
 //! Many replicas as one mirror (`[pull] shard`): three replicas of one
 //! origin split it between them with fork groups kept together; going
 //! from three shards to four deletes nothing before the new owner has it,
-//! and then only under the purge rules; and a real nginx loading
-//! `grok-manifest --shard-map` routes every clone to the right shard.
+//! and then only under the purge rules; and a real nginx and a real
+//! HAProxy loading `grok-manifest --shard-map` route every clone to the
+//! right shard.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::support::forks::{self, Spec};
+use crate::support::haproxy::Front;
 use crate::support::http::HttpServer;
 use crate::support::mirror::{assert_mirrored, output_text, repos_under, Origin, Replica};
 use crate::support::nginx::Router;
@@ -33,6 +35,10 @@ fn collection(dir: &Path) -> (Origin, String, BTreeMap<String, String>) {
     for i in 0..6 {
         origin.project(&format!("/solo/s{i}.git"), 1, 1_600_000_000 + i);
     }
+    // Names a front must not confuse: a path that is a suffix of others
+    // (`/base.git` ends `/projN/base.git`) and one that another extends.
+    origin.project("/base.git", 1, 1_600_000_100);
+    origin.project("/solo/s1.gitx.git", 1, 1_600_000_200);
     origin.manifest();
     let mut json = read_manifest_json(&origin.manifest);
     let mut groups = BTreeMap::new();
@@ -351,7 +357,7 @@ fn going_from_three_to_four_shards_deletes_nothing_before_the_new_owner_has_it()
 }
 
 #[test]
-fn a_real_nginx_routes_every_clone_to_its_shard() {
+fn a_real_nginx_and_haproxy_route_every_clone_to_its_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let (origin, url, groups) = collection(&dir);
@@ -400,5 +406,55 @@ fn a_real_nginx_routes_every_clone_to_its_shard() {
         .arg(clones.join("nowhere"))
         .env("GIT_TERMINAL_PROMPT", "0"));
     assert!(!out.status.success());
+
+    // The same shards behind HAProxy with the haproxy form of the map.
+    let haproxy_map = dir.join("shards.haproxy.map");
+    let text = run_ok(grok("grok-manifest").args([
+        "--shard-map",
+        "3",
+        "--shard-map-format",
+        "haproxy",
+        "-m",
+        path,
+    ]));
+    std::fs::write(&haproxy_map, text).unwrap();
+    let ports: Vec<u16> = (0..3).map(|i| router.shard_port(i)).collect();
+    let front = Front::start(&dir, &ports, &haproxy_map);
+    let asked_for = |key: &str, shard: usize| {
+        router
+            .requests_to(shard)
+            .iter()
+            .filter(|p| p.starts_with(&format!("{key}/")))
+            .count()
+    };
+    for (i, key) in groups.keys().enumerate() {
+        let before: Vec<usize> = (0..3).map(|s| asked_for(key, s)).collect();
+        let dest = clones.join(format!("haproxy-{i}"));
+        let out = run(crate::support::git_cmd(None)
+            .args(["clone", "-q", "--bare", &front.url(key)])
+            .arg(&dest)
+            .env("GIT_TERMINAL_PROMPT", "0"));
+        assert!(
+            out.status.success(),
+            "clone of {key}: {}",
+            output_text(&out)
+        );
+        assert_eq!(show_ref(&dest), show_ref(&origin.path(key)), "{key}");
+        for shard in 0..3 {
+            let more = asked_for(key, shard) > before[shard];
+            assert_eq!(
+                more,
+                shard == map[key],
+                "{key} (shard {}) at shard {shard}",
+                map[key]
+            );
+        }
+    }
+    let out = run(crate::support::git_cmd(None)
+        .args(["clone", "-q", "--bare", &front.url("/nowhere.git")])
+        .arg(clones.join("haproxy-nowhere"))
+        .env("GIT_TERMINAL_PROMPT", "0"));
+    assert!(!out.status.success());
+    drop(front);
     drop(router);
 }

@@ -14,6 +14,7 @@ pub mod configparser;
 pub mod daemon;
 pub mod fixture;
 pub mod forks;
+pub mod haproxy;
 pub mod http;
 pub mod kill;
 pub mod mirror;

@@ -15,11 +15,12 @@ pub struct Router {
     nginx: Child,
     fcgiwrap: Child,
     port: u16,
+    shard_ports: Vec<u16>,
     dir: PathBuf,
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -43,7 +44,9 @@ fn fcgiwrap_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool, log: &Path) {
+/// Wait until `ready`, panicking with `log` if `child` exits first or it
+/// takes more than 20 seconds.
+pub fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if ready() {
@@ -101,8 +104,10 @@ impl Router {
              map $repo $grok_shard {{\n    default \"\";\n    include {map};\n}}\n",
             map = map.display()
         ));
+        let mut shard_ports = Vec::new();
         for (i, top) in tops.iter().enumerate() {
             let shard_port = free_port();
+            shard_ports.push(shard_port);
             conf.push_str(&format!(
                 "upstream shard{i} {{ server 127.0.0.1:{shard_port}; }}\n\
                  server {{\n    listen 127.0.0.1:{shard_port};\n\
@@ -160,6 +165,7 @@ impl Router {
             nginx: child,
             fcgiwrap: fcgi,
             port,
+            shard_ports,
             dir,
         }
     }
@@ -167,6 +173,12 @@ impl Router {
     /// The URL of a repository through the router.
     pub fn url(&self, key: &str) -> String {
         format!("http://127.0.0.1:{}{key}", self.port)
+    }
+
+    /// The port of shard `i`'s own server (`git http-backend` of its top
+    /// level), for another front.
+    pub fn shard_port(&self, shard: usize) -> u16 {
+        self.shard_ports[shard]
     }
 
     /// The paths shard `i` was asked for, in order.
@@ -181,7 +193,8 @@ impl Router {
     }
 }
 
-fn stop(child: &mut Child) {
+/// Kill `child`'s process group and reap it.
+pub fn stop(child: &mut Child) {
     let _ = nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,

@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 pub enum ShardMapFormat {
     /// Lines of an nginx `map` block (`"/path.git" K;`), for `include`.
     Nginx,
-    /// An HAProxy map file (`/path.git K`), for `map_dir`.
+    /// An HAProxy map file (`/path.git K`), for an exact `map` lookup.
     Haproxy,
 }
 

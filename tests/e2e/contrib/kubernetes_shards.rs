@@ -162,3 +162,12 @@ fn the_recipes_nginx_configs_pass_nginx_t() {
         );
     }
 }
+
+/// The HAProxy lines the recipe's README gives are the ones
+/// `e2e::pull_shards` runs with a real HAProxy.
+#[test]
+fn the_readme_haproxy_lines_are_the_tested_ones() {
+    let readme = read(&contrib("kubernetes/shards/README.md"));
+    let tested = crate::support::haproxy::routing_lines(Path::new("/etc/haproxy/shards.map"));
+    assert!(readme.contains(&tested), "README lacks:\n{tested}");
+}

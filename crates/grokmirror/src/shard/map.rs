@@ -8,8 +8,9 @@
 //! "/pub/scm/git/git.git" 2;
 //! ```
 //!
-//! HAProxy (`map_dir` matches the key as a path prefix, so
-//! `/pub/scm/git/git.git/info/refs` finds it):
+//! HAProxy (looked up exactly, with `map`, on the repository cut from the
+//! path: `map_dir` would match `/x.git` inside `/pub/x.git/info/refs`, and
+//! `map_beg` `/x.git` at the start of `/x.gitfoo.git`):
 //!
 //! ```text
 //! /pub/scm/git/git.git 2
@@ -23,7 +24,7 @@ use std::fmt::Write as _;
 pub enum Format {
     /// Lines of an nginx `map` block: `"key" shard;`.
     Nginx,
-    /// An HAProxy map file: `key shard`.
+    /// An HAProxy map file: `key shard`, for `map` (an exact match).
     Haproxy,
 }
 
