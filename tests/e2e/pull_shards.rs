@@ -440,8 +440,8 @@ fn a_real_nginx_and_haproxy_route_every_clone_to_its_shard() {
             output_text(&out)
         );
         assert_eq!(show_ref(&dest), show_ref(&origin.path(key)), "{key}");
-        for shard in 0..3 {
-            let more = asked_for(key, shard) > before[shard];
+        for (shard, earlier) in before.iter().enumerate() {
+            let more = asked_for(key, shard) > *earlier;
             assert_eq!(
                 more,
                 shard == map[key],
