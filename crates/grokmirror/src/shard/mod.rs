@@ -183,25 +183,36 @@ pub fn owner(group: &str, count: u32) -> u32 {
 }
 
 /// The fork group a manifest entry is sharded by: its `forkgroup`; else,
-/// when it borrows from a `reference`, that repository's `forkgroup` or
-/// key; else its own key. `repos` is the whole manifest (for the
-/// reference's entry).
+/// when it borrows from a `reference`, the group of that repository
+/// (followed along a grokmirror 1.x chain of references), or the key the
+/// chain ends at; else its own key. `repos` is the whole manifest (for the
+/// references' entries). A chain that loops is one group, named by the
+/// smallest key in the loop, whichever member it is asked for.
 pub fn group_of<'a>(
     key: &'a str,
     entry: &'a RepoEntry,
     repos: &'a BTreeMap<String, RepoEntry>,
 ) -> &'a str {
-    if let Some(g) = entry.forkgroup.as_deref().filter(|g| !g.is_empty()) {
-        return g;
+    let mut seen: Vec<&'a str> = Vec::new();
+    let (mut cur, mut e) = (key, Some(entry));
+    loop {
+        let Some(entry) = e else {
+            // A reference to a repository the manifest does not list.
+            return cur;
+        };
+        if let Some(g) = entry.forkgroup.as_deref().filter(|g| !g.is_empty()) {
+            return g;
+        }
+        let Some(next) = entry.reference.as_deref().filter(|r| !r.is_empty()) else {
+            return cur;
+        };
+        seen.push(cur);
+        if let Some(at) = seen.iter().position(|k| *k == next) {
+            return seen[at..].iter().min().copied().unwrap_or(next);
+        }
+        cur = next;
+        e = repos.get(next);
     }
-    if let Some(r) = entry.reference.as_deref().filter(|r| !r.is_empty()) {
-        return repos
-            .get(r)
-            .and_then(|e| e.forkgroup.as_deref())
-            .filter(|g| !g.is_empty())
-            .unwrap_or(r);
-    }
-    key
 }
 
 /// Which shard of `count` holds each repository of a manifest.

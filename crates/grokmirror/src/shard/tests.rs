@@ -140,6 +140,22 @@ fn groups() {
     assert_eq!(g("/lost.git"), "/gone.git");
     let empty = entry(Some(""), None);
     assert_eq!(group_of("/x.git", &empty, &repos), "/x.git");
+    // A 1.x chain is one group; so is a loop, whoever is asked.
+    repos.insert("/c1.git".to_string(), entry(None, Some("/fork.git")));
+    repos.insert("/c2.git".to_string(), entry(None, Some("/c1.git")));
+    repos.insert("/c3.git".to_string(), entry(None, Some("/g3.git")));
+    repos.insert("/l1.git".to_string(), entry(None, Some("/l2.git")));
+    repos.insert("/l2.git".to_string(), entry(None, Some("/l3.git")));
+    repos.insert("/l3.git".to_string(), entry(None, Some("/l1.git")));
+    repos.insert("/l4.git".to_string(), entry(None, Some("/l3.git")));
+    repos.insert("/self.git".to_string(), entry(None, Some("/self.git")));
+    let g = |k: &str| group_of(k, &repos[k], &repos).to_string();
+    assert_eq!(g("/c2.git"), "/base.git");
+    assert_eq!(g("/c3.git"), "grp");
+    for k in ["/l1.git", "/l2.git", "/l3.git", "/l4.git"] {
+        assert_eq!(g(k), "/l1.git", "{k}");
+    }
+    assert_eq!(g("/self.git"), "/self.git");
 }
 
 #[test]
