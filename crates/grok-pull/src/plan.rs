@@ -231,17 +231,24 @@ pub fn included(settings: &Settings, key: &str) -> bool {
     settings.include.is_match(key) && !settings.exclude.is_match(key)
 }
 
+/// Which shard holds each entry of the manifest (`None` without `[pull]
+/// shard`).
+fn owners(settings: &Settings, manifest: &RemoteManifest) -> Option<BTreeMap<String, u32>> {
+    settings
+        .shard
+        .map(|s| shard::owners(&manifest.repos, s.count()))
+}
+
 /// Keep the entries that `[pull] include` matches and `exclude` does not,
 /// and that this replica's `[pull] shard` holds.
 pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, RepoEntry> {
+    let owners = owners(settings, manifest);
+    let ours = settings.shard.map(|s| s.index());
     manifest
         .repos
         .iter()
-        .filter(|(key, entry)| {
-            included(settings, key)
-                && settings
-                    .shard
-                    .is_none_or(|s| s.holds(shard::group_of(key, entry, &manifest.repos)))
+        .filter(|(key, _)| {
+            included(settings, key) && owners.as_ref().is_none_or(|o| o.get(*key).copied() == ours)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
@@ -250,17 +257,12 @@ pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, 
 /// The entries the config includes that another shard holds, with that
 /// shard's index (empty without `[pull] shard`).
 pub fn elsewhere(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, u32> {
-    let Some(ours) = settings.shard else {
+    let (Some(ours), Some(owners)) = (settings.shard, owners(settings, manifest)) else {
         return BTreeMap::new();
     };
-    manifest
-        .repos
-        .iter()
-        .filter(|(key, _)| included(settings, key))
-        .filter_map(|(key, entry)| {
-            let owner = shard::owner(shard::group_of(key, entry, &manifest.repos), ours.count());
-            (owner != ours.index()).then(|| (key.clone(), owner))
-        })
+    owners
+        .into_iter()
+        .filter(|(key, owner)| *owner != ours.index() && included(settings, key))
         .collect()
 }
 
@@ -468,6 +470,55 @@ mod tests {
             ..Default::default()
         };
         assert!(params_differ(&a, &c, "Grokmirror"));
+    }
+
+    #[test]
+    fn a_shard_culls_what_other_shards_hold_like_exclude() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[core]\ntoplevel = {}\n[remote]\nsite = /o\nmanifest = file:///o/m.js\n\
+             [pull]\nshard = 1/3\nexclude = /x/*\n",
+            dir.path().display()
+        );
+        let config =
+            grokmirror::config::Config::from_text(&text, std::path::Path::new("t.conf"), 0)
+                .unwrap();
+        let settings = Settings::from_config(config, false).unwrap();
+        let mut remote = RemoteManifest::default();
+        for i in 0..40 {
+            let forkgroup = (i % 4 == 0).then(|| format!("g{}", i % 8));
+            remote.repos.insert(
+                format!("/r{i}.git"),
+                RepoEntry {
+                    forkgroup,
+                    ..Default::default()
+                },
+            );
+            remote
+                .repos
+                .insert(format!("/x/r{i}.git"), RepoEntry::default());
+        }
+        let ours = cull(&settings, &remote);
+        let theirs = elsewhere(&settings, &remote);
+        assert!(!ours.is_empty() && !theirs.is_empty());
+        assert!(ours
+            .keys()
+            .chain(theirs.keys())
+            .all(|k| !k.starts_with("/x/")));
+        assert_eq!(ours.len() + theirs.len(), 40);
+        assert!(ours.keys().all(|k| !theirs.contains_key(k)));
+        assert!(theirs.values().all(|o| *o != 1 && *o < 3));
+        // A fork group is on one side only.
+        for g in 0..8 {
+            let group = format!("g{g}");
+            let sides: BTreeSet<bool> = remote
+                .repos
+                .iter()
+                .filter(|(_, e)| e.forkgroup.as_deref() == Some(group.as_str()))
+                .map(|(k, _)| ours.contains_key(k))
+                .collect();
+            assert!(sides.len() <= 1, "{group}");
+        }
     }
 
     #[test]
