@@ -4,6 +4,9 @@ complete -c grok-manifest -s t -l toplevel -d 'Top directory under which all rep
 complete -c grok-manifest -s l -l logfile -d 'Also write a log to this file (it survives logrotate)' -r -F
 complete -c grok-manifest -s i -l ignore-paths -d 'Skip paths matching this shell-style pattern while walking; may be given several times' -r
 complete -c grok-manifest -s r -l ignore-refs -d 'Leave refs matching this pattern (e.g. \'refs/meta/*\') out of the fingerprint; may be given several times' -r
+complete -c grok-manifest -l shard-map -d 'Print the routing map of a mirror split into N shards ([pull] shard = K/N) and change nothing: for each repository of the manifest (-m, or [core] manifest), the shard K that holds it' -r
+complete -c grok-manifest -l shard-map-format -d 'The form of --shard-map\'s output' -r -f -a "nginx\t'Lines of an nginx `map` block (`"/path.git" K;`), for `include`'
+haproxy\t'An HAProxy map file (`/path.git K`), for an exact `map` lookup'"
 complete -c grok-manifest -s n -l use-now -d 'Record the current time as "modified" instead of reading commit dates (faster in hooks; ignored while the manifest is empty)'
 complete -c grok-manifest -s c -l check-export-ok -d 'Only list repositories that contain a git-daemon-export-ok file'
 complete -c grok-manifest -s p -l purge -d 'Walk the whole tree and drop repositories that no longer exist'

@@ -53,6 +53,7 @@ mod e2e {
     mod pull_network_faults;
     mod pull_objstore;
     mod pull_panic;
+    mod pull_shards;
     mod pull_status;
     mod pull_trust;
     mod snapshot;

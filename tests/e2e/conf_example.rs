@@ -62,6 +62,8 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "fetch_timeout",
             "include",
             "exclude",
+            "shard",
+            "shard_peers",
             "ffonly",
             "refresh",
             "socket",
@@ -95,6 +97,7 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "report_from",
             "report_subject",
             "report_mailhost",
+            "consumer_grace",
         ],
     ),
 ];

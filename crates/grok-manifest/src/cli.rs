@@ -3,7 +3,16 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// The form of `--shard-map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShardMapFormat {
+    /// Lines of an nginx `map` block (`"/path.git" K;`), for `include`.
+    Nginx,
+    /// An HAProxy map file (`/path.git K`), for an exact `map` lookup.
+    Haproxy,
+}
 
 /// Create or update the manifest of a tree of bare git repositories.
 ///
@@ -77,6 +86,19 @@ pub struct Cli {
     /// Tell what is being done.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+
+    /// Print the routing map of a mirror split into N shards ([pull]
+    /// shard = K/N) and change nothing: for each repository of the
+    /// manifest (-m, or [core] manifest), the shard K that holds it.
+    #[arg(long = "shard-map", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=grokmirror::shard::MAX_SHARDS as i64),
+          conflicts_with_all = ["paths", "remove", "purge"])]
+    pub shard_map: Option<u32>,
+
+    /// The form of --shard-map's output.
+    #[arg(long = "shard-map-format", value_name = "FORMAT", value_enum,
+          default_value_t = ShardMapFormat::Nginx, requires = "shard_map")]
+    pub shard_map_format: ShardMapFormat,
 
     /// Repositories to update (full paths); none means the whole tree.
     #[arg(value_name = "PATHS")]

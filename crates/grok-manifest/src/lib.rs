@@ -18,12 +18,17 @@
 //!    in it); [`record`] folds the facts into the manifest and writes it.
 //! 5. With `--fetch-objstore`, updated members' new objects are fetched
 //!    into their object storage, after the manifest's lock is let go.
+//!
+//! `--shard-map N` is another run altogether ([`shardmap`]): it reads the
+//! manifest, prints which shard holds each repository, and changes
+//! nothing.
 
 pub mod cli;
 pub mod plan;
 mod progress;
 pub mod record;
 pub mod settings;
+pub mod shardmap;
 pub mod work;
 
 use std::time::Instant;
@@ -44,6 +49,9 @@ pub fn main() -> i32 {
 
 /// Run grok-manifest with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if let Some(count) = cli.shard_map {
+        return shardmap::print(cli, count);
+    }
     let s = Settings::from_cli(cli)?;
     let _log = grokmirror_cli::init_logging("manifest", s.verbose, s.logfile.clone(), s.loglevel)?;
     let started = Instant::now();

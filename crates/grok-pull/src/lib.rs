@@ -60,6 +60,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod peers;
 pub mod plan;
 pub mod record;
 pub mod settings;
@@ -209,7 +210,8 @@ impl Puller {
         source::poll(&self.settings, force, &previous, &rules).await
     }
 
-    /// Step 2: decide the work.
+    /// Step 2: decide the work (without reading the other shards'
+    /// manifests: what left this shard is kept).
     pub fn plan(&self, manifest: &RemoteManifest, force_purge: bool) -> anyhow::Result<PullPlan> {
         let local = Manifest::read_local(self.settings.manifest())?;
         Ok(plan::plan(
@@ -218,6 +220,7 @@ impl Puller {
             &self.git,
             manifest,
             &local,
+            &plan::PeerListings::new(),
             force_purge,
         ))
     }

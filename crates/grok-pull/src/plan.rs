@@ -14,6 +14,7 @@ use grokmirror::formats::remote_manifest::RemoteManifest;
 use grokmirror::git::Git;
 use grokmirror::objstore::grouping::Forkgroups;
 use grokmirror::repo::{self};
+use grokmirror::shard;
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
 use grokmirror::tree::{Kind, Tree};
@@ -80,6 +81,11 @@ pub struct PullPlan {
     pub failures: Vec<(String, String)>,
     /// A purge was refused by purgeprotect.
     pub purge_refused: bool,
+    /// Repositories kept because they left this shard for one whose
+    /// manifest does not list them yet: with `[pull] shard_peers`, like a
+    /// refused purge, the run is not complete and the next one reads the
+    /// manifest again.
+    pub awaiting_owner: usize,
     /// The purge rules with what this plan learned (the included keys, the
     /// rejected ones, the purges that passed purgeprotect), for the
     /// deletion gate the jobs go through.
@@ -220,13 +226,58 @@ pub fn entry_to_record(remote: &RepoEntry, local: Option<&RepoEntry>) -> RepoEnt
     entry
 }
 
-/// Keep the entries that `[pull] include` matches and `exclude` does not.
+/// Whether `[pull] include` matches `key` and `exclude` does not.
+pub fn included(settings: &Settings, key: &str) -> bool {
+    settings.include.is_match(key) && !settings.exclude.is_match(key)
+}
+
+/// Which shard holds each entry of the manifest (`None` without `[pull]
+/// shard`).
+fn owners(settings: &Settings, manifest: &RemoteManifest) -> Option<BTreeMap<String, u32>> {
+    settings
+        .shard
+        .map(|s| shard::owners(&manifest.repos, s.count()))
+}
+
+/// Keep the entries that `[pull] include` matches and `exclude` does not,
+/// and that this replica's `[pull] shard` holds.
 pub fn cull(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, RepoEntry> {
+    let owners = owners(settings, manifest);
+    let ours = settings.shard.map(|s| s.index());
     manifest
         .repos
         .iter()
-        .filter(|(key, _)| settings.include.is_match(key) && !settings.exclude.is_match(key))
+        .filter(|(key, _)| {
+            included(settings, key) && owners.as_ref().is_none_or(|o| o.get(*key).copied() == ours)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The entries the config includes that another shard holds, with that
+/// shard's index (empty without `[pull] shard`).
+pub fn elsewhere(settings: &Settings, manifest: &RemoteManifest) -> BTreeMap<String, u32> {
+    let (Some(ours), Some(owners)) = (settings.shard, owners(settings, manifest)) else {
+        return BTreeMap::new();
+    };
+    owners
+        .into_iter()
+        .filter(|(key, owner)| *owner != ours.index() && included(settings, key))
+        .collect()
+}
+
+/// What the other shards' manifests list, for the shards whose manifest
+/// could be read this run (by shard index).
+pub type PeerListings = BTreeMap<u32, BTreeSet<String>>;
+
+/// The repositories that left this shard and whose new shard is not known
+/// to have them (its manifest was not read, or does not list them): the
+/// deletion gate keeps these.
+pub fn awaiting_owner(elsewhere: &BTreeMap<String, u32>, peers: &PeerListings) -> BTreeSet<String> {
+    elsewhere
+        .iter()
+        .filter(|(key, owner)| !peers.get(owner).is_some_and(|listed| listed.contains(*key)))
+        .map(|(key, _)| key.clone())
         .collect()
 }
 
@@ -237,9 +288,18 @@ pub fn plan(
     git: &Git,
     remote: &RemoteManifest,
     local: &Manifest,
+    peers: &PeerListings,
     force_purge: bool,
 ) -> PullPlan {
     let mut culled = cull(settings, remote);
+    let elsewhere = elsewhere(settings, remote);
+    if let Some(s) = settings.shard {
+        info!(
+            "    shard: {s} holds {} of the included repositories, other shards {}",
+            culled.len(),
+            elsewhere.len()
+        );
+    }
     info!(" manifest: {} relevant entries", culled.len());
     let objstore = objstore_clone::Objstore::from_settings(settings);
     let forkgroups = objstore_clone::assign(settings, git, &objstore, &mut culled, &local.repos);
@@ -258,6 +318,7 @@ pub fn plan(
             rejected,
             wanted: culled.keys().cloned().collect(),
             approved: BTreeSet::new(),
+            awaiting_owner: awaiting_owner(&elsewhere, peers),
         },
         symlinks: culled
             .values()
@@ -332,6 +393,7 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
     found.sort();
     plan.borrowed = Some(borrowed.into_inner().expect("poisoned"));
     let mut to_purge = Vec::new();
+    let mut awaiting = 0usize;
     for (path, is_link) in &found {
         let Some(key) = grokmirror::tree::key::manifest_key(toplevel, path) else {
             continue;
@@ -345,8 +407,21 @@ fn plan_purge(settings: &Settings, plan: &mut PullPlan, force: bool) {
             Err(deletion::Kept::FfOnly) => {
                 error!("Refusing to purge ffonly repo {key}");
             }
+            Err(deletion::Kept::AwaitingOwner) => {
+                awaiting += 1;
+                debug!("not purging {key}: {}", deletion::Kept::AwaitingOwner);
+            }
             Err(why) => debug!("not purging {key}: {why}"),
         }
+    }
+    plan.awaiting_owner = awaiting;
+    if awaiting > 0 {
+        let why = if settings.shard_peers.is_empty() {
+            "[pull] shard_peers is not set, so nothing can confirm that their new shards have them"
+        } else {
+            "the manifests of their new shards do not list them yet (or could not be read)"
+        };
+        info!("    shard: keeping {awaiting} repositories that moved to other shards: {why}");
     }
     if to_purge.is_empty() {
         debug!("No repositories need purging");
@@ -395,6 +470,55 @@ mod tests {
             ..Default::default()
         };
         assert!(params_differ(&a, &c, "Grokmirror"));
+    }
+
+    #[test]
+    fn a_shard_culls_what_other_shards_hold_like_exclude() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[core]\ntoplevel = {}\n[remote]\nsite = /o\nmanifest = file:///o/m.js\n\
+             [pull]\nshard = 1/3\nexclude = /x/*\n",
+            dir.path().display()
+        );
+        let config =
+            grokmirror::config::Config::from_text(&text, std::path::Path::new("t.conf"), 0)
+                .unwrap();
+        let settings = Settings::from_config(config, false).unwrap();
+        let mut remote = RemoteManifest::default();
+        for i in 0..40 {
+            let forkgroup = (i % 4 == 0).then(|| format!("g{}", i % 8));
+            remote.repos.insert(
+                format!("/r{i}.git"),
+                RepoEntry {
+                    forkgroup,
+                    ..Default::default()
+                },
+            );
+            remote
+                .repos
+                .insert(format!("/x/r{i}.git"), RepoEntry::default());
+        }
+        let ours = cull(&settings, &remote);
+        let theirs = elsewhere(&settings, &remote);
+        assert!(!ours.is_empty() && !theirs.is_empty());
+        assert!(ours
+            .keys()
+            .chain(theirs.keys())
+            .all(|k| !k.starts_with("/x/")));
+        assert_eq!(ours.len() + theirs.len(), 40);
+        assert!(ours.keys().all(|k| !theirs.contains_key(k)));
+        assert!(theirs.values().all(|o| *o != 1 && *o < 3));
+        // A fork group is on one side only.
+        for g in 0..8 {
+            let group = format!("g{g}");
+            let sides: BTreeSet<bool> = remote
+                .repos
+                .iter()
+                .filter(|(_, e)| e.forkgroup.as_deref() == Some(group.as_str()))
+                .map(|(k, _)| ours.contains_key(k))
+                .collect();
+            assert!(sides.len() <= 1, "{group}");
+        }
     }
 
     #[test]

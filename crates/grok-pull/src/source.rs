@@ -400,7 +400,7 @@ fn retryable(err: &reqwest::Error) -> bool {
 /// body arrives (which is capped at `max_bytes`, compressed and
 /// decompressed), the Last-Modified time (0 when absent) and the server's
 /// clock (its Date header; ours when absent).
-async fn fetch_http(
+pub(crate) async fn fetch_http(
     url: &str,
     since: Option<i64>,
     max_bytes: u64,

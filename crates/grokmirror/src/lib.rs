@@ -14,6 +14,7 @@ pub mod git;
 pub mod lock;
 pub mod objstore;
 pub mod repo;
+pub mod shard;
 pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.

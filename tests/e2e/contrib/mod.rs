@@ -4,7 +4,8 @@
 //! on a real `git push`, the gitolite manifest command speaks the
 //! manifest_command protocol to the reference grok-pull, and the Kubernetes
 //! manifests parse, keep to the single-writer pattern, and their consumer
-//! script clones from a mirror for real; the Grafana dashboard's queries
+//! script clones from a mirror for real (and the sharded recipe's shards,
+//! peers and router agree, its nginx configs pass `nginx -t`); the Grafana dashboard's queries
 //! are PromQL (promtool) naming only metrics grok-pull exports.
 
 use crate::support;
@@ -20,6 +21,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 mod grafana;
 mod hooks;
 mod kubernetes;
+mod kubernetes_shards;
 mod systemd;
 
 fn contrib(rel: &str) -> PathBuf {
@@ -242,8 +244,14 @@ fn set_mtime(path: &Path, secs: u64) {
 // ---------------------------------------------------------------- kubernetes
 
 fn k8s_docs() -> Vec<(String, Yaml)> {
+    k8s_docs_in("kubernetes")
+}
+
+/// Every document of the YAML files in `contrib/<rel>` (not below), each
+/// with its kind, checked to have an apiVersion and a name.
+fn k8s_docs_in(rel: &str) -> Vec<(String, Yaml)> {
     let mut docs = Vec::new();
-    let dir = contrib("kubernetes");
+    let dir = contrib(rel);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

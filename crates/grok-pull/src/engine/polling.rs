@@ -7,11 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use grokmirror::formats::last_remote::{unix_now, RemoteState};
 use grokmirror::formats::manifest::{Manifest, RepoEntry};
-use grokmirror::formats::remote_manifest::Rejected;
+use grokmirror::formats::remote_manifest::{Rejected, Rules};
 use grokmirror_cli::EXIT_FAILURE;
 use tracing::{debug, error, info};
 
 use super::{plural, Engine};
+use crate::peers;
 use crate::plan::{self, PullPlan};
 use crate::record::fresh::{self, Observed};
 use crate::record::progress::Progress;
@@ -113,14 +114,28 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
         }) => (manifest, state, racy),
         Err(e) => return Polled::Failed(e),
     };
+    let runtime = tokio::runtime::Handle::current();
     let planned = tokio::task::spawn_blocking(move || -> anyhow::Result<Polled> {
         let local = Manifest::read_local(puller.settings.manifest())?;
+        // With a shard and purging on: read the manifests of the shards
+        // that repositories we hold moved to (a blocking thread may wait
+        // for the runtime).
+        let listings = if puller.settings.purge && puller.settings.shard.is_some() {
+            let needed = peers::needed(&plan::elsewhere(&puller.settings, &manifest), &local);
+            let rules = Rules {
+                reserved: puller.tree().reserved().clone(),
+            };
+            runtime.block_on(peers::read(&puller.settings, &rules, &needed))
+        } else {
+            plan::PeerListings::new()
+        };
         let plan = plan::plan(
             &puller.settings,
             puller.tree(),
             &puller.git,
             &manifest,
             &local,
+            &listings,
             force_purge,
         );
         let culled = plan::cull(&puller.settings, &manifest);
@@ -259,7 +274,12 @@ impl Engine {
             self.stats.failing.insert(key.clone(), why.clone());
             self.stats.failed += 1;
         }
-        let clean = rejected.is_empty() && plan.failures.is_empty() && !plan.purge_refused;
+        let clean = rejected.is_empty()
+            && plan.failures.is_empty()
+            && !plan.purge_refused
+            // Repositories waiting for their new shard: look again next
+            // time (when a peer's manifest can tell us).
+            && (plan.awaiting_owner == 0 || self.settings().shard_peers.is_empty());
         if daemon && (!clean || racy) {
             // Look at everything again next time: failures are
             // retried, and a manifest that may have changed again

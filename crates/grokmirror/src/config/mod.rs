@@ -85,6 +85,17 @@ pub enum Error {
         /// What makes it too wide.
         why: String,
     },
+    /// `[pull] shard`, `GROKMIRROR_SHARD` or `[pull] shard_peers` is
+    /// refused.
+    #[error("config file {path}: {what}: {cause}")]
+    Shard {
+        /// The config file.
+        path: PathBuf,
+        /// Where the value came from (`[pull] shard`, the environment).
+        what: String,
+        /// What is wrong with it.
+        cause: crate::shard::Error,
+    },
 }
 
 /// How much goes into the log file (`[core] loglevel`).

@@ -42,6 +42,10 @@ pub struct Rules {
     /// Keys whose purge passed `purgeprotect` this run (see
     /// [`within_purgeprotect`]).
     pub approved: BTreeSet<String>,
+    /// Keys the origin still lists that left this replica's shard
+    /// (`[pull] shard`) for a shard whose manifest does not list them yet:
+    /// kept until their new owner has them.
+    pub awaiting_owner: BTreeSet<String>,
 }
 
 /// What is known of the repository on disk.
@@ -72,6 +76,9 @@ pub enum Kept {
     /// `[pull] ffonly` protects it.
     #[error("it matches [pull] ffonly")]
     FfOnly,
+    /// It left this shard, and its new shard is not known to have it.
+    #[error("it moved to another shard, which does not list it yet")]
+    AwaitingOwner,
     /// Its purge did not pass `purgeprotect` this run.
     #[error("it was not among this run's purges that passed [pull] purgeprotect")]
     NotApproved,
@@ -130,6 +137,8 @@ pub fn purge_candidate(rules: &Rules, key: &str) -> Result<(), Kept> {
         Err(Kept::NoPurge)
     } else if rules.ffonly.is_match(key) {
         Err(Kept::FfOnly)
+    } else if rules.awaiting_owner.contains(key) {
+        Err(Kept::AwaitingOwner)
     } else {
         Ok(())
     }
@@ -168,7 +177,9 @@ mod tests {
             ffonly: GlobList::new(["/ff/*"]),
             rejected: ["/bad.git".to_string()].into(),
             wanted: ["/wanted.git".to_string()].into(),
+            awaiting_owner: ["/moving.git".to_string()].into(),
             approved: [
+                "/moving.git",
                 "/gone.git",
                 "/keep/a.git",
                 "/ff/a.git",
@@ -191,6 +202,7 @@ mod tests {
         for removal in [Removal::Purge, symlink] {
             assert!(judge(&r, "/gone.git", &removal, none).allows());
             for kept in [
+                "/moving.git",
                 "/keep/a.git",
                 "/ff/a.git",
                 "/bad.git",
@@ -214,6 +226,7 @@ mod tests {
                 "purging is off ([pull] purge = no and no -p)"
             );
         }
+        assert_eq!(purge_candidate(&r, "/moving.git"), Err(Kept::AwaitingOwner));
         assert!(judge(&r, "/keep/a.git", &Removal::Reclone, none).allows());
         assert!(!judge(&r, "/gone.git", &Removal::Reclone, Facts { borrowed: true }).allows());
         assert!(!judge(

@@ -201,6 +201,45 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     },
     ConfOption {
         section: "pull",
+        key: "shard",
+        example: "",
+        alternatives: &["#shard = 0/3", "#shard = ordinal/3"],
+        default: "empty (this replica mirrors every repository)",
+        read_by: PULL,
+        doc: "Make this replica shard K of N of one mirror: it mirrors only the \
+                  repositories whose fork group hashes to K (rendezvous hashing; \
+                  the group is the manifest entry's forkgroup, else that of the \
+                  repository it names as reference, else its own path), so forks \
+                  stay together and going from N to N+1 shards moves about 1/(N+1) \
+                  of the repositories. The others are treated as if exclude matched \
+                  them. `ordinal/N` takes K from the host name's trailing -K, as a \
+                  Kubernetes StatefulSet pod's (grok-pull-2 is shard 2). The \
+                  environment variable GROKMIRROR_SHARD, when set and not empty, \
+                  replaces this value.\n\n\
+                  Changing it never deletes a repository by itself: one that left \
+                  this shard is purged only under purge, nopurge and purgeprotect, \
+                  and only once the shard that now holds it lists it in its \
+                  manifest (see shard_peers). grok-manifest --shard-map N prints \
+                  the routing map for the front.",
+        ours: true,
+    },
+    ConfOption {
+        section: "pull",
+        key: "shard_peers",
+        example: "",
+        alternatives: &["#shard_peers = http://grok-pull-{K}.grok-pull/manifest.js.gz"],
+        default: "empty (repositories that left this shard are kept)",
+        read_by: PULL,
+        doc: "The manifest URLs (http://, https:// or file://) of the shards, one \
+                  per line in shard order (this replica's own line is not read), or \
+                  one URL in which {K} stands for the shard number. A repository \
+                  that left this shard is purged only when the manifest of the shard \
+                  that now holds it lists it; while that shard's manifest cannot be \
+                  read, or with no shard_peers, it is kept and one line says so.",
+        ours: true,
+    },
+    ConfOption {
+        section: "pull",
         key: "ffonly",
         example: "",
         alternatives: &["#ffonly = */torvalds/linux.git"],

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use grokmirror::config::glob::GlobList;
 use grokmirror::config::{self, Config, LogLevel};
+use grokmirror::shard::Shard;
+
+mod shard;
 
 /// Default cap on the size of a remote manifest, decompressed:
 /// kernel.org's is a few MiB, so this only stops gzip bombs and runaway
@@ -58,6 +61,12 @@ pub struct Settings {
     pub include: GlobList,
     /// `[pull] exclude`.
     pub exclude: GlobList,
+    /// `[pull] shard` (or `GROKMIRROR_SHARD`): the share of the mirror
+    /// this replica holds; `None` for all of it.
+    pub shard: Option<Shard>,
+    /// `[pull] shard_peers`, expanded: the manifest URL of each shard, in
+    /// shard order (empty when not configured).
+    pub shard_peers: Vec<String>,
     /// `[pull] nopurge`.
     pub nopurge: GlobList,
     /// `[pull] ffonly`.
@@ -308,6 +317,11 @@ impl Settings {
         let metrics_file = config
             .get_path("pull", "metrics_file")?
             .filter(|p| !p.as_os_str().is_empty());
+        let (shard, shard_peers) = shard::from_config(
+            &config,
+            std::env::var(grokmirror::shard::ENV_SHARD).ok(),
+            shard::hostname,
+        )?;
         Ok(Settings {
             site,
             source,
@@ -315,6 +329,8 @@ impl Settings {
             manifest_timeout: std::time::Duration::from_secs(manifest_timeout as u64),
             include: config.get_globs("pull", "include", "*")?,
             exclude: config.get_globs("pull", "exclude", "")?,
+            shard,
+            shard_peers,
             nopurge: config.get_globs("pull", "nopurge", "")?,
             ffonly: config.get_globs("pull", "ffonly", "")?,
             purge: purge_flag || config.get_bool("pull", "purge", false)?,
