@@ -17,7 +17,7 @@ use grokmirror::repo::{self};
 use grokmirror::shard;
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
-use grokmirror::tree::{Kind, Tree};
+use grokmirror::tree::{Kind, Parents, Tree};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
@@ -149,10 +149,13 @@ pub enum Error {
     NotAGitRepository(std::path::PathBuf),
 }
 
-/// Decide what one included repository needs.
+/// Decide what one included repository needs. The disk is asked through
+/// handles (`parents` caches the directories on the way), so a no-op
+/// poll of a large tree costs a few system calls per repository.
 fn classify(
     settings: &Settings,
     tree: &Tree,
+    parents: &Parents,
     git: &Git,
     key: &str,
     remote: &RepoEntry,
@@ -160,13 +163,11 @@ fn classify(
 ) -> Result<Option<Action>, Error> {
     let key = tree.key(key).map_err(Error::BadKey)?;
     let shown = tree.path_of(&key);
-    let parent = match tree.parent_of(&key, false) {
+    let parent = match parents.parent_of(&key) {
         Ok(p) => p,
         Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
         Err(e) => return Err(e.into()),
     };
-    // Read through the parent's handle: what we decide on is what is there.
-    let path = parent.io_path().join(key.name());
     match parent.kind_of(key.name())? {
         None => return Ok(Some(Action::Clone)),
         // A symlink where the origin now has a repository: the clone
@@ -175,19 +176,20 @@ fn classify(
         Some(Kind::Dir) => {}
         Some(_) => return Err(Error::NotADirectory(shown)),
     }
-    if !repo::is_bare_repo(&path) {
-        let empty = fs::read_dir(&path)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
+    // Read through the repository's own handle: what we decide on is what
+    // is there.
+    let dir = parent.open_dir(key.name())?;
+    if !dir.looks_like_bare_repo() {
+        let empty = dir.names().map(|n| n.is_empty()).unwrap_or(false);
         if empty {
             return Ok(Some(Action::Clone));
         }
         return Err(Error::NotAGitRepository(shown));
     }
-    if path.join(repo::RECLONE_FILE).exists() {
+    if dir.kind_of(repo::RECLONE_FILE)?.is_some() {
         return Ok(Some(Action::Reclone));
     }
-    let on_disk = repo::fingerprint_on_disk(git, &path);
+    let on_disk = repo::fingerprint_on_disk_in(git, &dir);
     let Some(local) = local else {
         return Ok(Some(Action::Update {
             adopt: true,
@@ -196,7 +198,7 @@ fn classify(
         }));
     };
     let reconfig = params_differ(remote, local, &settings.default_owner)
-        || !symlinks_in_place(tree, &path, remote);
+        || !symlinks_in_place(tree, &dir.io_path(), remote);
     let fetch = on_disk.as_deref() != local.fingerprint.as_deref()
         || on_disk.as_deref() != remote.fingerprint.as_deref();
     if on_disk.as_deref() != local.fingerprint.as_deref() {
@@ -327,10 +329,12 @@ pub fn plan(
         forkgroups,
         ..PullPlan::default()
     };
+    let parents = tree.parents();
     let decided: Vec<(String, Result<Option<Action>, Error>)> = culled
         .par_iter()
         .map(|(key, entry)| {
-            let decision = classify(settings, tree, git, key, entry, local.repos.get(key));
+            let decision =
+                classify(settings, tree, &parents, git, key, entry, local.repos.get(key));
             (key.clone(), decision)
         })
         .collect();

@@ -58,9 +58,23 @@ pub fn is_objstore_repo(path: &Path) -> bool {
 
 /// The fingerprint stored in the repo, if any.
 pub fn read_fingerprint(repo: &Path) -> Option<String> {
-    let text = fs::read_to_string(repo.join(FINGERPRINT_FILE)).ok()?;
+    recorded_fingerprint(fs::read(repo.join(FINGERPRINT_FILE)).ok()?)
+}
+
+/// The fingerprint in the contents of a `grokmirror.fingerprint` file.
+fn recorded_fingerprint(raw: Vec<u8>) -> Option<String> {
+    let text = String::from_utf8(raw).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
+}
+
+/// [`fingerprint_on_disk`] of the repository open as `dir`, its recorded
+/// fingerprint read through the handle (one open and read, no path to
+/// resolve): what a poll of a large tree asks of every repository.
+pub fn fingerprint_on_disk_in(git: &Git, dir: &crate::tree::Dir) -> Option<String> {
+    dir.read_small_file(FINGERPRINT_FILE, 1024)
+        .and_then(recorded_fingerprint)
+        .or_else(|| fingerprint_on_disk(git, &dir.io_path()))
 }
 
 /// Store the fingerprint in the repo (no newline, as grokmirror writes it),

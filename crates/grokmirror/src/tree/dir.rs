@@ -215,6 +215,31 @@ impl Dir {
         }
     }
 
+    /// Whether this directory looks like a bare repository (`objects/`,
+    /// `refs/` and a `HEAD` file; symlinks followed, as git does), asked
+    /// of the handle itself: three `statx` calls relative to it, no path
+    /// through `/proc` to resolve (see [`crate::repo::is_bare_repo`]).
+    pub fn looks_like_bare_repo(&self) -> bool {
+        let is = |name: &str, want: FileType| {
+            rustix::fs::statat(&*self.fd, name, AtFlags::empty())
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == want)
+        };
+        is("objects", FileType::Directory)
+            && is("refs", FileType::Directory)
+            && is("HEAD", FileType::RegularFile)
+    }
+
+    /// The contents of the small file `name` (one component, not followed
+    /// if a symlink), at most `max` bytes; `None` when it does not exist
+    /// or cannot be read.
+    pub fn read_small_file(&self, name: &str, max: u64) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut file = self.open_file(name).ok()?;
+        let mut out = Vec::new();
+        (&mut file).take(max).read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
     /// Owner and permission bits of this directory.
     pub fn owner_and_mode(&self) -> Result<(u32, u32), Error> {
         let st = rustix::fs::fstat(&*self.fd).map_err(io_err(&self.shown, "inspect"))?;

@@ -156,11 +156,22 @@ impl Tree {
                 Some(_) => return Err(Error::NotADirectory(current.shown_join(name))),
             }
             current = current.open_dir(name)?;
-            if crate::repo::is_bare_repo(&current.io_path()) {
+            if current.looks_like_bare_repo() {
                 return Err(Error::InsideRepository(current.shown().to_path_buf()));
             }
         }
         Ok(current)
+    }
+
+    /// A cache of [`Tree::parent_of`] for one pass over many keys (a
+    /// planning run): each directory on the way is checked once, however
+    /// many repositories it holds. Drop it when the pass is over: a
+    /// directory moved meanwhile stays what it was in the cache.
+    pub fn parents(&self) -> Parents<'_> {
+        Parents {
+            tree: self,
+            dirs: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     /// The directory at `path` (a full path found on this machine, not a
@@ -203,6 +214,53 @@ impl Tree {
             return Err(Error::NotBeneath(path.to_path_buf()));
         };
         self.pin(parent)?.lock_entry_noting(name, wait, on_wait)
+    }
+}
+
+/// See [`Tree::parents`].
+#[derive(Debug)]
+pub struct Parents<'t> {
+    tree: &'t Tree,
+    dirs: std::sync::Mutex<std::collections::HashMap<PathBuf, Dir>>,
+}
+
+impl Parents<'_> {
+    /// [`Tree::parent_of`] (never creating), with what was learned about
+    /// each directory on the way kept for the keys that follow.
+    pub fn parent_of(&self, key: &RepoKey) -> Result<Dir, Error> {
+        self.dir(key.parent())
+    }
+
+    fn dir(&self, rel: &Path) -> Result<Dir, Error> {
+        if rel.as_os_str().is_empty() {
+            return Ok(self.tree.root.clone());
+        }
+        if let Some(d) = self.dirs.lock().expect("poisoned").get(rel) {
+            return Ok(d.clone());
+        }
+        let parent = self.dir(rel.parent().unwrap_or(Path::new("")))?;
+        let name = rel.file_name().ok_or_else(|| Error::NotBeneath(rel.to_path_buf()))?;
+        match parent.kind_of(name)? {
+            None => {
+                return Err(Error::Io {
+                    what: "open",
+                    path: parent.shown_join(name),
+                    cause: io::Error::from(io::ErrorKind::NotFound),
+                })
+            }
+            Some(Kind::Symlink) => return Err(Error::Symlink(parent.shown_join(name))),
+            Some(Kind::Dir) => {}
+            Some(_) => return Err(Error::NotADirectory(parent.shown_join(name))),
+        }
+        let dir = parent.open_dir(name)?;
+        if dir.looks_like_bare_repo() {
+            return Err(Error::InsideRepository(dir.shown().to_path_buf()));
+        }
+        self.dirs
+            .lock()
+            .expect("poisoned")
+            .insert(rel.to_path_buf(), dir.clone());
+        Ok(dir)
     }
 }
 
