@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use grokmirror::formats::manifest::{Manifest, RepoEntry};
@@ -17,7 +17,7 @@ use grokmirror::repo::{self};
 use grokmirror::shard;
 use grokmirror::tree::deletion;
 use grokmirror::tree::discovery::{self, Found, WalkOptions};
-use grokmirror::tree::{Kind, Parents, Tree};
+use grokmirror::tree::{Dir, Kind, Parents, Tree};
 use rayon::prelude::*;
 use tracing::{debug, error, info};
 
@@ -112,11 +112,11 @@ pub fn params_differ(remote: &RepoEntry, local: &RepoEntry, default_owner: &str)
 }
 
 /// Whether every symlink of `entry` is in place, pointing at `path`.
-fn symlinks_in_place(tree: &Tree, path: &Path, entry: &RepoEntry) -> bool {
+fn symlinks_in_place(tree: &Tree, repo: &Dir, entry: &RepoEntry) -> bool {
     if entry.symlinks.is_empty() {
         return true;
     }
-    let Ok(real) = fs::canonicalize(path) else {
+    let Ok(real) = fs::canonicalize(repo.io_path()) else {
         return false;
     };
     entry.symlinks.iter().all(|link| {
@@ -168,17 +168,19 @@ fn classify(
         Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
         Err(e) => return Err(e.into()),
     };
-    match parent.kind_of(key.name())? {
-        None => return Ok(Some(Action::Clone)),
-        // A symlink where the origin now has a repository: the clone
-        // replaces the link (never what it points to).
-        Some(Kind::Symlink) => return Ok(Some(Action::Clone)),
-        Some(Kind::Dir) => {}
-        Some(_) => return Err(Error::NotADirectory(shown)),
-    }
-    // Read through the repository's own handle: what we decide on is what
-    // is there.
-    let dir = parent.open_dir(key.name())?;
+    // Opened straight away (the common case); only when that fails is
+    // what stands there looked at.
+    let dir = match parent.open_dir(key.name()) {
+        Ok(dir) => dir,
+        Err(open_error) => match parent.kind_of(key.name())? {
+            None => return Ok(Some(Action::Clone)),
+            // A symlink where the origin now has a repository: the clone
+            // replaces the link (never what it points to).
+            Some(Kind::Symlink) => return Ok(Some(Action::Clone)),
+            Some(Kind::Dir) => return Err(open_error.into()),
+            Some(_) => return Err(Error::NotADirectory(shown)),
+        },
+    };
     if !dir.looks_like_bare_repo() {
         let empty = dir.names().map(|n| n.is_empty()).unwrap_or(false);
         if empty {
@@ -198,7 +200,7 @@ fn classify(
         }));
     };
     let reconfig = params_differ(remote, local, &settings.default_owner)
-        || !symlinks_in_place(tree, &dir.io_path(), remote);
+        || !symlinks_in_place(tree, &dir, remote);
     let fetch = on_disk.as_deref() != local.fingerprint.as_deref()
         || on_disk.as_deref() != remote.fingerprint.as_deref();
     if on_disk.as_deref() != local.fingerprint.as_deref() {
@@ -333,8 +335,15 @@ pub fn plan(
     let decided: Vec<(String, Result<Option<Action>, Error>)> = culled
         .par_iter()
         .map(|(key, entry)| {
-            let decision =
-                classify(settings, tree, &parents, git, key, entry, local.repos.get(key));
+            let decision = classify(
+                settings,
+                tree,
+                &parents,
+                git,
+                key,
+                entry,
+                local.repos.get(key),
+            );
             (key.clone(), decision)
         })
         .collect();

@@ -232,11 +232,27 @@ impl Dir {
     /// The contents of the small file `name` (one component, not followed
     /// if a symlink), at most `max` bytes; `None` when it does not exist
     /// or cannot be read.
-    pub fn read_small_file(&self, name: &str, max: u64) -> Option<Vec<u8>> {
+    pub fn read_small_file(&self, name: &str, max: usize) -> Option<Vec<u8>> {
         use std::io::Read;
         let mut file = self.open_file(name).ok()?;
-        let mut out = Vec::new();
-        (&mut file).take(max).read_to_end(&mut out).ok()?;
+        let mut out = vec![0; max];
+        let mut filled = 0;
+        // A short read of a regular file is its end: a file that fits is
+        // read with one call, not two.
+        while filled < max {
+            match file.read(&mut out[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled < max {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        out.truncate(filled);
         Some(out)
     }
 

@@ -239,7 +239,9 @@ impl Parents<'_> {
             return Ok(d.clone());
         }
         let parent = self.dir(rel.parent().unwrap_or(Path::new("")))?;
-        let name = rel.file_name().ok_or_else(|| Error::NotBeneath(rel.to_path_buf()))?;
+        let name = rel
+            .file_name()
+            .ok_or_else(|| Error::NotBeneath(rel.to_path_buf()))?;
         match parent.kind_of(name)? {
             None => {
                 return Err(Error::Io {
@@ -319,5 +321,57 @@ mod tests {
         assert!(aliased.pin(&alias.join("r.git")).is_ok());
         let tree = tree.with_other_root(outside.path());
         assert_eq!(tree.pin(outside.path()).unwrap().shown(), outside.path());
+    }
+
+    /// The cache for a planning pass answers as `parent_of` does, and asks
+    /// the disk about each directory once.
+    #[test]
+    fn cached_parents_answer_like_parent_of() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let top = t.path();
+        for repo in ["a/b/r.git", "a/r.git"] {
+            fs::create_dir_all(top.join(repo).join("objects")).unwrap();
+            fs::create_dir_all(top.join(repo).join("refs")).unwrap();
+            fs::write(top.join(repo).join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        }
+        fs::write(top.join("a/b/r.git/grokmirror.fingerprint"), "abc\n").unwrap();
+        fs::write(top.join("file"), "").unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("out")).unwrap();
+        let tree = Tree::open(top, Reserved::none()).unwrap();
+        let parents = tree.parents();
+        let key = |k: &str| tree.key(k).unwrap();
+        for k in [
+            "/out/x.git",
+            "/file/x.git",
+            "/a/r.git/x.git",
+            "/none/x.git",
+            "/a/b/r.git",
+            "/a/b/c.git",
+            "/x.git",
+        ] {
+            let cached = parents.parent_of(&key(k)).map(|d| d.shown().to_path_buf());
+            let direct = tree
+                .parent_of(&key(k), false)
+                .map(|d| d.shown().to_path_buf());
+            assert_eq!(format!("{cached:?}"), format!("{direct:?}"), "{k}");
+        }
+        let parent = parents.parent_of(&key("/a/b/r.git")).unwrap();
+        let repo = parent.open_dir("r.git").unwrap();
+        assert!(repo.looks_like_bare_repo());
+        assert!(!parent.looks_like_bare_repo());
+        assert_eq!(
+            repo.read_small_file("grokmirror.fingerprint", 1024)
+                .unwrap(),
+            b"abc\n"
+        );
+        assert_eq!(
+            repo.read_small_file("grokmirror.fingerprint", 2).unwrap(),
+            b"ab"
+        );
+        assert!(repo.read_small_file("missing", 1024).is_none());
+        // A symlinked file is not followed.
+        std::os::unix::fs::symlink(top.join("file"), top.join("a/b/r.git/link")).unwrap();
+        assert!(repo.read_small_file("link", 1024).is_none());
     }
 }
