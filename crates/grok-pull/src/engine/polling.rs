@@ -138,12 +138,13 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
             &listings,
             force_purge,
         );
-        let culled = plan::cull(&puller.settings, &manifest);
+        let mut manifest = manifest;
+        let culled = plan::cull_out(&puller.settings, &mut manifest);
         let observed = fresh::observe(&culled, &local);
         let known = culled
             .into_iter()
             .map(|(k, remote)| {
-                let entry = plan::entry_to_record(&remote, local.repos.get(&k));
+                let entry = plan::entry_into_record(remote, local.repos.get(&k));
                 (k, entry)
             })
             .collect();
