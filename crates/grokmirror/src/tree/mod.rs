@@ -138,27 +138,7 @@ impl Tree {
     pub fn parent_of(&self, key: &RepoKey, create: bool) -> Result<Dir, Error> {
         let mut current = self.root.clone();
         for part in key.parent().components() {
-            let name = part.as_os_str();
-            match current.kind_of(name)? {
-                None if create => {
-                    current = current.create_dir_all(name)?;
-                    continue;
-                }
-                None => {
-                    return Err(Error::Io {
-                        what: "open",
-                        path: current.shown_join(name),
-                        cause: io::Error::from(io::ErrorKind::NotFound),
-                    })
-                }
-                Some(Kind::Symlink) => return Err(Error::Symlink(current.shown_join(name))),
-                Some(Kind::Dir) => {}
-                Some(_) => return Err(Error::NotADirectory(current.shown_join(name))),
-            }
-            current = current.open_dir(name)?;
-            if current.looks_like_bare_repo() {
-                return Err(Error::InsideRepository(current.shown().to_path_buf()));
-            }
+            current = step_into(&current, part.as_os_str(), create)?;
         }
         Ok(current)
     }
@@ -217,6 +197,30 @@ impl Tree {
     }
 }
 
+/// One step of [`Tree::parent_of`]: the directory `name` below `current`,
+/// never a symlink, never a repository (a repository never lies inside
+/// another); made when missing and `create` is set.
+fn step_into(current: &Dir, name: &std::ffi::OsStr, create: bool) -> Result<Dir, Error> {
+    match current.kind_of(name)? {
+        None if create => return current.create_dir_all(name),
+        None => {
+            return Err(Error::Io {
+                what: "open",
+                path: current.shown_join(name),
+                cause: io::Error::from(io::ErrorKind::NotFound),
+            })
+        }
+        Some(Kind::Symlink) => return Err(Error::Symlink(current.shown_join(name))),
+        Some(Kind::Dir) => {}
+        Some(_) => return Err(Error::NotADirectory(current.shown_join(name))),
+    }
+    let dir = current.open_dir(name)?;
+    if dir.looks_like_bare_repo() {
+        return Err(Error::InsideRepository(dir.shown().to_path_buf()));
+    }
+    Ok(dir)
+}
+
 /// See [`Tree::parents`].
 #[derive(Debug)]
 pub struct Parents<'t> {
@@ -242,22 +246,7 @@ impl Parents<'_> {
         let name = rel
             .file_name()
             .ok_or_else(|| Error::NotBeneath(rel.to_path_buf()))?;
-        match parent.kind_of(name)? {
-            None => {
-                return Err(Error::Io {
-                    what: "open",
-                    path: parent.shown_join(name),
-                    cause: io::Error::from(io::ErrorKind::NotFound),
-                })
-            }
-            Some(Kind::Symlink) => return Err(Error::Symlink(parent.shown_join(name))),
-            Some(Kind::Dir) => {}
-            Some(_) => return Err(Error::NotADirectory(parent.shown_join(name))),
-        }
-        let dir = parent.open_dir(name)?;
-        if dir.looks_like_bare_repo() {
-            return Err(Error::InsideRepository(dir.shown().to_path_buf()));
-        }
+        let dir = step_into(&parent, name, false)?;
         self.dirs
             .lock()
             .expect("poisoned")

@@ -354,6 +354,16 @@ mod tests {
     use super::*;
     use grokmirror::tree::Reserved;
 
+    fn tools_for(top: &Path, max_load: Option<f64>) -> Tools {
+        Tools {
+            git: Git::from_env(),
+            objstore_method: FetchMethod::Porcelain,
+            extra_repack_flags: Vec::new(),
+            max_load,
+            tree: Tree::open(top, Reserved::none()).unwrap(),
+        }
+    }
+
     #[tokio::test]
     async fn waits_while_the_load_is_too_high() {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -374,13 +384,7 @@ mod tests {
         Git::from_env()
             .run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
             .unwrap();
-        let tools = Arc::new(Tools {
-            git: Git::from_env(),
-            objstore_method: FetchMethod::Porcelain,
-            extra_repack_flags: Vec::new(),
-            max_load: Some(2.0),
-            tree: Tree::open(dir.path(), Reserved::none()).unwrap(),
-        });
+        let tools = Arc::new(tools_for(dir.path(), Some(2.0)));
         let actions = Actions {
             pack_refs_all: true,
             ..Actions::default()
@@ -411,13 +415,7 @@ mod tests {
         Git::from_env()
             .run_ok(None, ["init", "-q", "--bare", repo.to_str().unwrap()])
             .unwrap();
-        let tools = Arc::new(Tools {
-            git: Git::from_env(),
-            objstore_method: FetchMethod::Porcelain,
-            extra_repack_flags: Vec::new(),
-            max_load: None,
-            tree: Tree::open(dir.path(), Reserved::none()).unwrap(),
-        });
+        let tools = Arc::new(tools_for(dir.path(), None));
         for _ in 0..50 {
             let actions = Actions {
                 pack_refs_all: true,
