@@ -247,7 +247,8 @@ fn quick_repack(git: &Git, repo: &Path, extra: &[String]) {
     if let Err(e) = grokmirror::repo::repack::drop_commit_graph(repo) {
         debug!("cannot remove the commit-graph of {}: {e}", repo.display());
     }
-    let args = grokmirror::repo::repack::quick_repack_args(extra);
+    let cruft = grokmirror::repo::grace::cruft_packs(repo);
+    let args = grokmirror::repo::repack::quick_repack_args(extra, &cruft);
     match git.run(Some(repo), &args) {
         Ok(o) if o.success() => {}
         Ok(o) => debug!("cannot repack {}: {}", repo.display(), o.stderr_str()),

@@ -91,6 +91,22 @@ fn is_ordinary_pack(pack_dir: &Path, name: &str) -> bool {
     !pack_dir.join(format!("{stem}.mtimes")).exists()
 }
 
+/// The file names of the cruft packs of the repository at `repo` (a path
+/// through its handle): `.pack` files with a `.mtimes` beside them.
+pub fn cruft_packs(repo: &Path) -> Vec<String> {
+    let pack_dir = repo.join("objects/pack");
+    let Ok(entries) = std::fs::read_dir(&pack_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".pack") && !is_ordinary_pack(&pack_dir, name))
+        .collect();
+    found.sort();
+    found
+}
+
 /// Whether `name` looks like a loose object's file name below its
 /// two-hex-digit directory.
 fn is_loose_object_name(name: &str) -> bool {
@@ -250,6 +266,7 @@ mod tests {
             repo.join("objects/ab/0123456789abcdef0123456789abcdef012345"),
         )
         .unwrap();
+        assert_eq!(cruft_packs(&repo), vec!["pack-2.pack"]);
         let touched = freshen(&repo).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(touched, 2);
         let recent = |f: &str| mtime(&repo.join(f)) > 1_000_000_000;

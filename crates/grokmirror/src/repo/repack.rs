@@ -319,9 +319,14 @@ pub fn drop_commit_graph(repo: &std::path::Path) -> std::io::Result<Vec<std::pat
 
 /// The quick repack grok-pull runs after a fetch when loose objects pile
 /// up: everything local into one pack, unreachable objects loosened,
-/// plus `[fsck] extra_repack_flags`.
-pub fn quick_repack_args(extra_flags: &[String]) -> Vec<String> {
+/// plus `[fsck] extra_repack_flags`. The cruft packs in `cruft_packs`
+/// (see [`crate::repo::grace::cruft_packs`]) are left as they are: their
+/// objects keep the dates their grace counts from, which loosening them
+/// would lose (and grok-fsck would then count the grace again from the
+/// start, so that the disk never shrank).
+pub fn quick_repack_args(extra_flags: &[String], cruft_packs: &[String]) -> Vec<String> {
     let mut args = vec!["repack".to_string(), "-Adlq".to_string()];
+    args.extend(cruft_packs.iter().map(|p| format!("--keep-pack={p}")));
     args.extend(extra_flags.iter().cloned());
     args
 }
@@ -472,8 +477,12 @@ mod tests {
     #[test]
     fn pull_quick_repack() {
         assert_eq!(
-            quick_repack_args(&["--threads=1".into()]).join(" "),
+            quick_repack_args(&["--threads=1".into()], &[]).join(" "),
             "repack -Adlq --threads=1"
+        );
+        assert_eq!(
+            quick_repack_args(&[], &["pack-1.pack".into()]).join(" "),
+            "repack -Adlq --keep-pack=pack-1.pack"
         );
     }
 

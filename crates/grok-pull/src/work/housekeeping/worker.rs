@@ -236,8 +236,9 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
                     warn!("      spa: {key}: cannot remove its commit-graph: {e}");
                 }
             }
-            let mut args: Vec<String> = vec!["repack".into(), "-Adlq".into()];
-            args.extend(tools.extra_repack_flags.iter().cloned());
+            let cruft = grokmirror::repo::grace::cruft_packs(&path);
+            let args =
+                grokmirror::repo::repack::quick_repack_args(&tools.extra_repack_flags, &cruft);
             match gitio::run_ok(git, Some(&path), &args, &[]).await {
                 Ok(_) => done.push("repack"),
                 Err(e) => debug!("cannot repack {key}: {e}"),
