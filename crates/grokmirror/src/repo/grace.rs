@@ -20,6 +20,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::repo::object_counts::{is_fanout_dir_name, is_loose_object_name};
+
 /// The shortest expiry ever used: objects younger than a day may be about
 /// to be referenced by a push or fetch in progress (grokmirror's
 /// `yesterday`).
@@ -107,12 +109,6 @@ pub fn cruft_packs(repo: &Path) -> Vec<String> {
     found
 }
 
-/// Whether `name` looks like a loose object's file name below its
-/// two-hex-digit directory.
-fn is_loose_object_name(name: &str) -> bool {
-    (38..=62).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Set a file's times to now without following a symlink: a local user who
 /// can write to the tree must not get us to touch a file elsewhere.
 fn touch_no_follow(path: &Path) -> std::io::Result<()> {
@@ -155,7 +151,7 @@ pub fn freshen(repo: &Path) -> std::io::Result<usize> {
     for entry in std::fs::read_dir(&objects)? {
         let entry = entry?;
         let name = entry.file_name();
-        let is_fanout = name.len() == 2 && name.to_str().is_some_and(is_hex);
+        let is_fanout = is_fanout_dir_name(name.as_encoded_bytes());
         // file_type() does not follow symlinks: a symlinked fan-out
         // directory is not ours to walk.
         if !is_fanout || !entry.file_type()?.is_dir() {
@@ -164,17 +160,13 @@ pub fn freshen(repo: &Path) -> std::io::Result<usize> {
         for object in std::fs::read_dir(entry.path())? {
             let object = object?;
             let oname = object.file_name();
-            if oname.to_str().is_some_and(is_loose_object_name) && object.file_type()?.is_file() {
+            if is_loose_object_name(oname.as_encoded_bytes()) && object.file_type()?.is_file() {
                 touch_no_follow(&object.path())?;
                 touched += 1;
             }
         }
     }
     Ok(touched)
-}
-
-fn is_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

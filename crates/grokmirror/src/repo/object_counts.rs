@@ -122,6 +122,18 @@ pub fn count_with_git(git: &Git, repo: &Path) -> Result<ObjectCounts, Error> {
     ObjectCounts::parse(&String::from_utf8_lossy(&out.stdout), repo)
 }
 
+/// Whether `name` (in `objects/`) is a loose-object fan-out directory as
+/// git names them: two lowercase hex digits.
+pub fn is_fanout_dir_name(name: &[u8]) -> bool {
+    name.len() == 2 && name.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `name` (in a fan-out directory) is a loose object's: the rest
+/// of a SHA-1 or SHA-256 id, not one of git's temporary files.
+pub fn is_loose_object_name(name: &[u8]) -> bool {
+    (name.len() == 38 || name.len() == 62) && name.iter().all(u8::is_ascii_hexdigit)
+}
+
 /// Count in-process, the way `git count-objects -v` counts, without
 /// starting a process: one directory read per loose-object fan-out
 /// directory and one per pack directory, and 1 KiB read from each pack
@@ -151,7 +163,7 @@ pub fn scan(repo: &Path) -> Result<ObjectCounts, Error> {
         let name = entry.file_name();
         let name = name.as_encoded_bytes();
         // git looks only at lowercase `%02x` names.
-        if name.len() == 2 && name.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        if is_fanout_dir_name(name) {
             fans.push(entry.path());
         }
     }
@@ -166,8 +178,7 @@ pub fn scan(repo: &Path) -> Result<ObjectCounts, Error> {
             let entry = entry.map_err(io_err)?;
             let name = entry.file_name();
             let name = name.as_encoded_bytes();
-            let is_object_name =
-                (name.len() == 38 || name.len() == 62) && name.iter().all(u8::is_ascii_hexdigit);
+            let is_object_name = is_loose_object_name(name);
             let path = entry.path();
             match fs::symlink_metadata(&path) {
                 Ok(meta) if is_object_name && meta.file_type().is_file() => {
