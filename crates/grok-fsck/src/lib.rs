@@ -46,7 +46,6 @@ use clap::Parser;
 use grokmirror::config::Config;
 use grokmirror::formats::fsck_status;
 use grokmirror::lock;
-use grokmirror::repo::grace::{self, Unreachable};
 use grokmirror_cli::usage;
 use tracing::{info, warn};
 
@@ -63,26 +62,23 @@ pub fn main() -> i32 {
     grokmirror_cli::run_main("grok-fsck", || run(&cli))
 }
 
-/// `[fsck] consumer_grace` as the git on PATH can honour it: without
-/// cruft packs (before 2.37) every unreachable object is kept, and the log
-/// says so.
-fn unreachable_for_this_git(rule: Unreachable) -> Unreachable {
-    if !matches!(rule, Unreachable::CruftSince(_)) {
-        return rule;
-    }
-    match grokmirror::git::Git::from_env().version() {
-        Ok(v) if v >= grace::CRUFT_GIT => rule,
-        Ok(v) => {
-            info!(
-                "git {v} cannot write cruft packs (2.37+): consumer_grace keeps every unreachable object"
-            );
-            rule.without_cruft()
-        }
+/// The repack policy as the git on PATH can carry it out (cruft packs,
+/// geometric repacks, split commit-graphs), each difference in the log.
+fn fit_to_this_git(
+    policy: grokmirror::repo::repack::RepackPolicy,
+) -> grokmirror::repo::repack::RepackPolicy {
+    let version = match grokmirror::git::Git::from_env().version() {
+        Ok(v) => Some(v),
         Err(e) => {
-            warn!("{e}; consumer_grace keeps every unreachable object");
-            rule.without_cruft()
+            warn!("{e}; doing only what every git can");
+            None
         }
+    };
+    let (policy, said) = policy.fit_to_git(version);
+    for line in said {
+        info!("{line}");
     }
+    policy
 }
 
 /// Run grok-fsck with parsed flags. Exit status: 0 when all went well (or
@@ -97,7 +93,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         config.core.log.clone(),
         config.core.loglevel,
     )?;
-    settings.policy.unreachable = unreachable_for_this_git(settings.policy.unreachable);
+    settings.policy = fit_to_this_git(settings.policy);
     let status_dir = settings
         .statusfile
         .parent()

@@ -146,6 +146,9 @@ fn repack_policy(config: &Config) -> Result<RepackPolicy, config::Error> {
         extra_flags: words(config, "extra_repack_flags")?,
         extra_full_flags: words(config, "extra_repack_flags_full")?,
         unreachable: Unreachable::for_grace(consumer_grace(config)?, SystemTime::now(), true),
+        // What the git can do is learnt at start-up (RepackPolicy::fit_to_git).
+        geometric: false,
+        commit_graph_split: false,
     })
 }
 

@@ -143,6 +143,9 @@ pub struct Puller {
     settings: Settings,
     git: Git,
     tree: Tree,
+    /// The git makes geometric repacks (see
+    /// `grokmirror::repo::repack::GEOMETRIC_GIT`), asked once at start-up.
+    geometric_repacks: bool,
 }
 
 impl Puller {
@@ -158,10 +161,23 @@ impl Puller {
         let reserved = Reserved::from_config(&settings.config);
         let tree = Tree::open(&toplevel, reserved)
             .with_context(|| format!("cannot open the top level {}", toplevel.display()))?;
+        let git = Git::from_env();
+        let geometric_repacks = match git.version() {
+            Ok(v) if v >= grokmirror::repo::repack::GEOMETRIC_GIT => true,
+            Ok(v) => {
+                tracing::debug!("git {v}: quick repacks pack everything into one pack (geometric repacks need 2.41+)");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("{e}; quick repacks pack everything into one pack");
+                false
+            }
+        };
         Ok(Puller {
             settings,
-            git: Git::from_env(),
+            git,
             tree,
+            geometric_repacks,
         })
     }
 

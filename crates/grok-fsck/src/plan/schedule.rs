@@ -3,6 +3,7 @@
 
 use chrono::{Days, NaiveDate};
 use grokmirror::repo::object_counts::{repack_level, ObjectCounts, RepackLevel, RepackThresholds};
+use grokmirror::repo::repack::Deltas;
 use rand::Rng;
 
 /// What the command line asks for.
@@ -74,6 +75,8 @@ pub struct Facts<'a> {
 pub struct Decision {
     /// Repack at this level.
     pub repack: Option<RepackLevel>,
+    /// Whether a full repack recomputes deltas (only when asked).
+    pub deltas: Deltas,
     /// Run `git fsck`.
     pub fsck: bool,
     /// Move its next check now (the repack stands in for the scheduled
@@ -83,22 +86,29 @@ pub struct Decision {
     pub reason: &'static str,
 }
 
-/// Decide for a repository of the tree (not object storage).
+/// Decide for a repository of the tree (not object storage). Its object
+/// counts are looked at whether or not it changed since its last check: a
+/// repository new to the status file, or one that piled up loose objects
+/// or packs without a new fingerprint (objects written by a fetch that
+/// moved no ref, a grok-pull quick repack that loosened its unreachable
+/// objects), is repacked by need on this run.
 pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
     let c = facts.counts;
     let mut d = Decision::default();
     if repack_enabled {
         if mode.repack_all_full && (c.count > 0 || c.packs > 1) {
             d.repack = Some(RepackLevel::Full);
+            d.deltas = Deltas::Recompute;
             d.reason = "--repack-all-full";
         } else if mode.repack_all_quick && c.count > 0 {
             d.repack = Some(RepackLevel::Quick);
             d.reason = "--repack-all-quick";
         } else if facts.repack_requested {
             d.repack = Some(RepackLevel::Full);
+            d.deltas = Deltas::Recompute;
             d.reason = "requested";
-        } else if facts.changed {
-            d.repack = repack_level(c, None, &RepackThresholds::default());
+        } else if let Some(level) = repack_level(c, None, &RepackThresholds::default()) {
+            d.repack = Some(level);
             d.reason = "objects piled up";
         }
         // Changed since its last check and due: worth a repack even when
@@ -130,9 +140,14 @@ pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
 pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled: bool) -> Decision {
     let mut d = Decision::default();
     if repack_enabled {
-        if is_new || facts.repack_requested {
+        if facts.repack_requested {
             d.repack = Some(RepackLevel::Full);
-            d.reason = if is_new { "new" } else { "requested" };
+            d.deltas = Deltas::Recompute;
+            d.reason = "requested";
+        } else if is_new {
+            // The members' packs already hold good deltas: reuse them.
+            d.repack = Some(RepackLevel::Full);
+            d.reason = "new";
         } else {
             d.repack = repack_level(facts.counts, None, &RepackThresholds::default());
             d.reason = "objects piled up";
@@ -201,8 +216,7 @@ mod tests {
     #[test]
     fn unchanged_repos_are_only_checked_when_due() {
         let m = Mode::default();
-        let c = counts(5000, 30);
-        // Counts are not even looked at when nothing changed.
+        let c = counts(3, 1);
         assert_eq!(
             decide(&facts(&c, false, false), &m, true),
             Decision::default()
@@ -211,6 +225,26 @@ mod tests {
         assert_eq!((d.repack, d.fsck), (None, true));
         let forced = Mode { force: true, ..m };
         assert!(decide(&facts(&c, false, false), &forced, true).fsck);
+    }
+
+    #[test]
+    fn unchanged_or_unknown_repos_are_repacked_by_need() {
+        let m = Mode::default();
+        let forced = Mode { force: true, ..m };
+        // 3,000 loose objects in a repository whose fingerprint did not
+        // change (or that the status file has never seen, when forced).
+        let loose = counts(3000, 1);
+        for (mode, due) in [(m, false), (m, true), (forced, false)] {
+            let d = decide(&facts(&loose, due, false), &mode, true);
+            assert_eq!(d.repack, Some(RepackLevel::Quick), "{mode:?} {due}");
+            assert_eq!(d.reason, "objects piled up");
+        }
+        let many_packs = counts(0, 30);
+        let d = decide(&facts(&many_packs, false, false), &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Full));
+        assert_eq!(d.deltas, Deltas::Reuse);
+        // repack = no still means never.
+        assert_eq!(decide(&facts(&loose, true, false), &m, false).repack, None);
     }
 
     #[test]
@@ -242,6 +276,7 @@ mod tests {
         };
         let d = decide(&facts(&c, false, false), &full, true);
         assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
+        assert_eq!(d.deltas, Deltas::Recompute);
         let tidy = counts(0, 1);
         assert_eq!(decide(&facts(&tidy, true, false), &full, true).repack, None);
         assert!(!decide(&facts(&tidy, true, false), &full, true).fsck);
@@ -267,7 +302,10 @@ mod tests {
         let c = counts(0, 1);
         let mut f = facts(&c, false, false);
         f.repack_requested = true;
-        assert_eq!(decide(&f, &m, true).repack, Some(RepackLevel::Full));
+        let d = decide(&f, &m, true);
+        assert_eq!(d.repack, Some(RepackLevel::Full));
+        // Asked for: the one full repack that recomputes deltas.
+        assert_eq!(d.deltas, Deltas::Recompute);
         let loose = counts(2000, 1);
         let mut f = facts(&loose, false, true);
         f.precious_always = true;
@@ -289,6 +327,11 @@ mod tests {
         let tidy = counts(0, 1);
         let d = decide_objstore(&facts(&tidy, true, false), true, &m, true);
         assert_eq!((d.repack, d.fsck), (Some(RepackLevel::Full), false));
+        assert_eq!(
+            d.deltas,
+            Deltas::Reuse,
+            "a new object storage keeps its deltas"
+        );
         let d = decide_objstore(&facts(&tidy, true, false), false, &m, true);
         assert_eq!((d.repack, d.fsck), (None, true));
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use grokmirror::repo::alternates::RepoRole;
 use grokmirror::repo::object_counts::RepackLevel;
+use grokmirror::repo::repack::Deltas;
 
 use super::schedule::Decision;
 
@@ -19,6 +20,8 @@ pub struct RepoTask {
     pub role: RepoRole,
     /// Repack at this level first.
     pub repack: Option<RepackLevel>,
+    /// Whether a full repack recomputes deltas.
+    pub deltas: Deltas,
     /// Run `git fsck`.
     pub fsck: bool,
     /// Repositories sharing objects are never worked on at once.
@@ -46,6 +49,7 @@ impl RepoTask {
             path,
             role,
             repack: d.repack,
+            deltas: d.deltas,
             fsck: d.fsck,
             deferred: false,
         })

@@ -128,6 +128,7 @@ mod tests {
             path: "/a.git".into(),
             role: RepoRole::Standalone,
             repack,
+            deltas: Default::default(),
             fsck,
             family: "/a.git".into(),
             deferred: false,

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use grokmirror::git::{Git, GitOutput};
 use grokmirror::repo::alternates::{AltMap, RepoRole};
 use grokmirror::repo::object_counts::RepackLevel;
-use grokmirror::repo::repack::{self, Precious};
+use grokmirror::repo::repack::{self, Deltas, Precious};
 use grokmirror::repo::{FSCK_ERR_FILE, RECLONE_FILE};
 use grokmirror::tree::fsutil;
 use grokmirror::tree::{self, Dir, Tree};
@@ -98,7 +98,7 @@ impl Maintenance<'_> {
         }
     }
 
-    fn run(&self, repo: &Repo, args: &[String]) -> Option<GitOutput> {
+    pub(super) fn run(&self, repo: &Repo, args: &[String]) -> Option<GitOutput> {
         match self.git.run(Some(&repo.io()), args) {
             Ok(out) => Some(out),
             Err(e) => {
@@ -115,7 +115,7 @@ impl Maintenance<'_> {
     /// Judge what a git command printed. Returns whether it succeeded:
     /// no complaints outside `ignore_errors` and (when `exit_matters`) a
     /// zero exit.
-    fn judge(
+    pub(super) fn judge(
         &self,
         repo: &Repo,
         role: &RepoRole,
@@ -239,8 +239,8 @@ impl Maintenance<'_> {
     /// Repack `repo` at `level` the way its role allows, then write its
     /// commit-graph, pack its refs and prune it where safe. Returns whether
     /// everything went cleanly.
-    pub fn repack(&self, repo: &Repo, role: &RepoRole, level: RepackLevel) -> bool {
-        let plan = repack::plan(role, level, &self.settings.policy);
+    pub fn repack(&self, repo: &Repo, role: &RepoRole, level: RepackLevel, deltas: Deltas) -> bool {
+        let plan = repack::plan(role, level, deltas, &self.settings.policy);
         self.repack_with_plan(repo, role, level, plan)
     }
 
@@ -334,12 +334,25 @@ impl Maintenance<'_> {
                 }
             }
         }
-        if level == RepackLevel::Full {
-            info!("   repack: full repack, recomputing deltas");
+        match (level, plan.recomputes_deltas) {
+            (RepackLevel::Full, true) => {
+                info!("   repack: full repack, recomputing deltas (asked for)")
+            }
+            (RepackLevel::Full, false) => info!("   repack: full repack, reusing deltas"),
+            _ if plan.keep_cruft_packs => {
+                info!(
+                    "   repack: geometric repack (only the packs out of progression are rolled up)"
+                )
+            }
+            _ => {}
         }
-        info!("   repack: repacking with \"{}\"", plan.args.join(" "));
         let mut args = vec!["repack".to_string()];
         args.extend(plan.args.iter().cloned());
+        if plan.keep_cruft_packs {
+            let cruft = grokmirror::repo::grace::cruft_packs(&repo.io());
+            args.extend(cruft.iter().map(|p| format!("--keep-pack={p}")));
+        }
+        info!("   repack: repacking with \"{}\"", args[1..].join(" "));
         args.push("-q".into());
         let Some(out) = self.run(repo, &args) else {
             return false;
@@ -348,7 +361,7 @@ impl Maintenance<'_> {
             return false;
         }
         if plan.commit_graph && self.commit_graph_supported {
-            self.write_commit_graph(repo);
+            self.write_commit_graph(repo, plan.graph_write);
         }
         let mut refs_args = strings(&["pack-refs"]);
         if plan.pack_all_refs {
@@ -372,32 +385,6 @@ impl Maintenance<'_> {
             return self.prune_now(repo, role);
         }
         true
-    }
-
-    fn write_commit_graph(&self, repo: &Repo) {
-        if grokmirror::repo::git_config::config_bool(&repo.io(), "core.commitGraph") != Some(true) {
-            let args = strings(&["config", "core.commitgraph", "true"]);
-            if let Some(out) = self.run(repo, &args) {
-                if !out.success() {
-                    warn!(
-                        "{}: cannot set core.commitgraph: {}",
-                        repo.path().display(),
-                        out.stderr_str()
-                    );
-                }
-            }
-        }
-        info!("    graph: writing commit-graph");
-        let args = strings(&["commit-graph", "write"]);
-        if let Some(out) = self.run(repo, &args) {
-            if !out.success() {
-                warn!(
-                    "{}: commit-graph write failed: {}",
-                    repo.path().display(),
-                    out.stderr_str()
-                );
-            }
-        }
     }
 
     /// `git prune --expire=yesterday` (objects younger than a day are left
@@ -444,35 +431,6 @@ impl Maintenance<'_> {
         }
         self.prune_now(repo, role)
     }
-
-    /// `git fsck` (connectivity only when asked, and always for
-    /// object-storage members, whose objects are checked in their object
-    /// storage). Returns whether it came out clean.
-    pub fn fsck(&self, repo: &Repo, role: &RepoRole, connectivity_only: bool) -> bool {
-        let mut args = strings(&["fsck", "--no-progress", "--no-dangling", "--no-reflogs"]);
-        let uses_objstore = matches!(role, RepoRole::ObjstoreMember { .. })
-            || grokmirror::objstore::objstore_of(&repo.io()).is_some();
-        if connectivity_only || uses_objstore {
-            args.push("--connectivity-only".into());
-            info!("     fsck: checking connectivity");
-        } else {
-            info!("     fsck: running full checks");
-        }
-        match self.run(repo, &args) {
-            // git fsck's exit code follows its messages; the messages are
-            // what ignore_errors speaks about.
-            Some(out) => {
-                let clean = self.judge(repo, role, &args, &out, false, true);
-                if clean && out.code() < 0 {
-                    self.report
-                        .critical(format!("{}: git fsck was killed", repo.path().display()));
-                    return false;
-                }
-                clean
-            }
-            None => false,
-        }
-    }
 }
 
 /// Write `grokmirror.reclone` (unless a request is already there) for
@@ -491,7 +449,7 @@ pub fn request_reclone(repo: &Repo, reason: &str) {
     }
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+pub(super) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 

@@ -4,6 +4,7 @@
 //! ([`pool`], [`repo_task`], with the git work itself in [`maintain`]).
 
 pub mod analyze;
+mod check;
 pub mod maintain;
 pub mod pool;
 pub mod progress;
@@ -15,10 +16,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use chrono::NaiveDate;
 use grokmirror::formats::fsck_status::Status;
-use grokmirror::git::{Git, GitVersion};
+use grokmirror::git::Git;
 use grokmirror::repo::alternates::AltMap;
 use grokmirror::tree::Tree;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::forks;
 use crate::plan::schedule::Mode;
@@ -90,7 +91,7 @@ impl<'a> FsckRun<'a> {
         .run(&repos);
         info!("   search: finding all repos using alternates");
         let altmap = AltMap::scan(&[&self.settings.toplevel, &objstore_dir]);
-        let commit_graph_supported = self.commit_graph_supported();
+        let commit_graph_supported = self.settings.policy.commit_graph;
 
         let maintenance = Maintenance {
             git: &self.git,
@@ -128,23 +129,6 @@ impl<'a> FsckRun<'a> {
                 )
             })?;
         Ok(tree.with_other_root(objstore_dir))
-    }
-
-    fn commit_graph_supported(&self) -> bool {
-        if !self.settings.policy.commit_graph {
-            return false;
-        }
-        match self.git.version() {
-            Ok(v) if v >= GitVersion(2, 18, 0) => true,
-            Ok(v) => {
-                info!("git {v} is too old to write commit-graphs; not writing them");
-                false
-            }
-            Err(e) => {
-                warn!("{e}; not writing commit-graphs");
-                false
-            }
-        }
     }
 
     fn is_objstore_path(&self, path: &Path, objstore_dir: &Path) -> bool {

@@ -162,6 +162,7 @@ mod tests {
             path: name.into(),
             role: RepoRole::Standalone,
             repack: None,
+            deltas: Default::default(),
             fsck: true,
             family: family.into(),
             deferred: false,

@@ -82,11 +82,12 @@ impl FsckRun<'_> {
                 Some(_) => {
                     let plan = grokmirror::repo::repack::plan_pruned_objstore(
                         level,
+                        task.deltas,
                         &self.settings.policy,
                     );
                     maintenance.repack_with_plan(&repo, &task.role, level, plan)
                 }
-                None => maintenance.repack(&repo, &task.role, level),
+                None => maintenance.repack(&repo, &task.role, level, task.deltas),
             };
             if !done {
                 warn!("Repacking {} was unsuccessful", task.key);

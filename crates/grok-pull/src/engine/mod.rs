@@ -161,6 +161,7 @@ fn tools_of(puller: &Puller, daemon: bool) -> Arc<Tools> {
             puller.settings.config.core.objstore_uses_plumbing,
         ),
         extra_repack_flags: puller.settings.extra_repack_flags.clone(),
+        geometric_repacks: puller.geometric_repacks,
         max_load: max_load(
             daemon,
             puller.settings.housekeeping_max_load,

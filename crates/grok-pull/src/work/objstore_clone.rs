@@ -248,7 +248,12 @@ fn quick_repack(git: &Git, repo: &Path, extra: &[String]) {
         debug!("cannot remove the commit-graph of {}: {e}", repo.display());
     }
     let cruft = grokmirror::repo::grace::cruft_packs(repo);
-    let args = grokmirror::repo::repack::quick_repack_args(extra, &cruft);
+    // A borrower: its repack is what drops what the object storage holds.
+    let args = grokmirror::repo::repack::quick_repack_args(
+        grokmirror::repo::repack::QuickRepack::AllInOne,
+        extra,
+        &cruft,
+    );
     match git.run(Some(repo), &args) {
         Ok(o) if o.success() => {}
         Ok(o) => debug!("cannot repack {}: {}", repo.display(), o.stderr_str()),

@@ -51,7 +51,7 @@ const WANTED_RECHECK: Duration = Duration::from_secs(2);
 pub struct Actions {
     /// Fetch the repository's objects into this object-storage repository.
     pub objstore: Option<PathBuf>,
-    /// `git repack -Adlq` (plus `[fsck] extra_repack_flags`).
+    /// A quick repack (`repack::quick_repack_args`).
     pub repack: bool,
     /// `git pack-refs` (after a repack, as grokmirror does).
     pub pack_refs: bool,
@@ -128,6 +128,10 @@ pub struct Tools {
     pub objstore_method: FetchMethod,
     /// `[fsck] extra_repack_flags`.
     pub extra_repack_flags: Vec<String>,
+    /// The git makes geometric repacks with a multi-pack bitmap
+    /// (`repack::GEOMETRIC_GIT`): repositories that borrow nothing get
+    /// those as their quick repack.
+    pub geometric_repacks: bool,
     /// The top level: repositories are opened through it, never by path.
     pub tree: Tree,
     /// Wait while the one-minute load average is above this (`None`:
@@ -359,6 +363,7 @@ mod tests {
             git: Git::from_env(),
             objstore_method: FetchMethod::Porcelain,
             extra_repack_flags: Vec::new(),
+            geometric_repacks: false,
             max_load,
             tree: Tree::open(top, Reserved::none()).unwrap(),
         }

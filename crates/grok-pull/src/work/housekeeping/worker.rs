@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use grokmirror::lock::{self, Wait};
 use grokmirror::objstore;
+use grokmirror::repo::repack::QuickRepack;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
 
@@ -230,15 +231,24 @@ async fn run_item(item: Item, tools: Arc<Tools>) {
         }
         let git = &tools.git;
         if a.repack {
-            if grokmirror::repo::alternates::lender(&path).is_some() {
+            let borrows = grokmirror::repo::alternates::lender(&path).is_some();
+            if borrows {
                 // `-l` drops what the lender holds (see drop_commit_graph).
                 if let Err(e) = grokmirror::repo::repack::drop_commit_graph(&path) {
                     warn!("      spa: {key}: cannot remove its commit-graph: {e}");
                 }
             }
             let cruft = grokmirror::repo::grace::cruft_packs(&path);
-            let args =
-                grokmirror::repo::repack::quick_repack_args(&tools.extra_repack_flags, &cruft);
+            let quick = if tools.geometric_repacks && !borrows {
+                QuickRepack::Geometric
+            } else {
+                QuickRepack::AllInOne
+            };
+            let args = grokmirror::repo::repack::quick_repack_args(
+                quick,
+                &tools.extra_repack_flags,
+                &cruft,
+            );
             match gitio::run_ok(git, Some(&path), &args, &[]).await {
                 Ok(_) => done.push("repack"),
                 Err(e) => debug!("cannot repack {key}: {e}"),
@@ -278,6 +288,7 @@ mod tests {
             git: Git::from_env(),
             objstore_method: FetchMethod::Porcelain,
             extra_repack_flags: Vec::new(),
+            geometric_repacks: false,
             max_load: None,
             tree: Tree::open(&std::env::temp_dir(), Reserved::none()).unwrap(),
         });
