@@ -209,3 +209,12 @@ pub fn fsck_clean(repo: &Path) -> bool {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Whether `repo` has a commit-graph, whole (git < 2.27) or as a split
+/// chain.
+pub fn has_commit_graph(repo: &Path) -> bool {
+    repo.join("objects/info/commit-graph").exists()
+        || repo
+            .join("objects/info/commit-graphs/commit-graph-chain")
+            .exists()
+}

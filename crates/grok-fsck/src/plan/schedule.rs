@@ -68,6 +68,9 @@ pub struct Facts<'a> {
     pub repack_requested: bool,
     /// `precious = always` and the repository has `preciousObjects` on.
     pub precious_always: bool,
+    /// Its quick repacks are geometric (`repack::is_geometric`): they
+    /// never drop an object, so its scheduled repack is a full one.
+    pub geometric: bool,
 }
 
 /// What to do with one repository this run.
@@ -112,9 +115,14 @@ pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
             d.reason = "objects piled up";
         }
         // Changed since its last check and due: worth a repack even when
-        // the counts don't ask for one.
-        if d.repack.is_none() && facts.due && facts.changed {
-            d.repack = Some(RepackLevel::Quick);
+        // the counts don't ask for one. Geometric quick repacks keep every
+        // object, so this is where unreachable ones leave: a full repack
+        // (reusing deltas), once per check period.
+        if facts.due && facts.changed && (d.repack.is_none() || facts.geometric) {
+            d.repack = Some(match facts.geometric {
+                true => RepackLevel::Full,
+                false => RepackLevel::Quick,
+            });
             d.reschedule = true;
             d.reason = "aged";
         }
@@ -129,10 +137,17 @@ pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
             d.repack = None;
         }
     }
-    // A full repack reads every object, so it stands for the check; a
-    // quick one doesn't, so a due repository still gets its fsck.
-    d.fsck = mode.checks() && (facts.due || mode.force) && d.repack != Some(RepackLevel::Full);
+    d.fsck = mode.checks() && (facts.due || mode.force) && !stands_for_the_check(&d);
     d
+}
+
+/// A full repack stands for the check: it walks every reachable object
+/// (a missing one fails it) and reads every object it keeps, inflating
+/// what it recomputes and checking the CRC of what it reuses as is (git
+/// does, against the pack index). A quick one reads only some, so a due
+/// repository still gets its fsck.
+fn stands_for_the_check(d: &Decision) -> bool {
+    d.repack == Some(RepackLevel::Full)
 }
 
 /// Decide for an object-storage repository: its counts alone decide the
@@ -155,8 +170,15 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
         if d.repack == Some(RepackLevel::Full) && !facts.due && !facts.repack_requested {
             d.repack = Some(RepackLevel::Quick);
         }
+        // Geometric quick repacks keep every object: a due object storage
+        // gets its full repack (reusing deltas), where what no member
+        // needs any more leaves.
+        if facts.geometric && facts.due && d.repack != Some(RepackLevel::Full) {
+            d.repack = Some(RepackLevel::Full);
+            d.reason = "scheduled";
+        }
     }
-    d.fsck = mode.checks() && (facts.due || mode.force) && d.repack != Some(RepackLevel::Full);
+    d.fsck = mode.checks() && (facts.due || mode.force) && !stands_for_the_check(&d);
     d
 }
 
@@ -196,6 +218,7 @@ mod tests {
             counts,
             repack_requested: false,
             precious_always: false,
+            geometric: false,
         }
     }
 
@@ -334,6 +357,35 @@ mod tests {
         );
         let d = decide_objstore(&facts(&tidy, true, false), false, &m, true);
         assert_eq!((d.repack, d.fsck), (None, true));
+    }
+
+    #[test]
+    fn with_geometric_quick_repacks_the_scheduled_repack_is_full() {
+        let m = Mode::default();
+        let tidy = counts(3, 1);
+        let mut f = facts(&tidy, true, true);
+        f.geometric = true;
+        let d = decide(&f, &m, true);
+        assert_eq!(
+            (d.repack, d.deltas),
+            (Some(RepackLevel::Full), Deltas::Reuse)
+        );
+        assert!(!d.fsck && d.reschedule);
+        // Not due: the counts decide, geometric or not.
+        f.due = false;
+        assert_eq!(decide(&f, &m, true).repack, None);
+        let loose = counts(2000, 1);
+        let mut f = facts(&loose, false, false);
+        f.geometric = true;
+        assert_eq!(decide(&f, &m, true).repack, Some(RepackLevel::Quick));
+        // Object storage: full when due, quick by need otherwise.
+        let mut f = facts(&tidy, true, false);
+        f.geometric = true;
+        let d = decide_objstore(&f, false, &m, true);
+        assert_eq!((d.repack, d.reason), (Some(RepackLevel::Full), "scheduled"));
+        assert!(!d.fsck);
+        f.due = false;
+        assert_eq!(decide_objstore(&f, false, &m, true).repack, None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use grokmirror::formats::fsck_status::{RepoStatus, Status};
 use grokmirror::lock;
 use grokmirror::repo;
 use grokmirror::repo::alternates::{self, RepoRole};
-use grokmirror::repo::object_counts::{self, ObjectCounts};
+use grokmirror::repo::object_counts::{self, ObjectCounts, RepackLevel};
 use grokmirror::repo::repack::Precious;
 use grokmirror::tree::discovery::{self, WalkOptions};
 use rayon::prelude::*;
@@ -147,6 +147,11 @@ impl FsckRun<'_> {
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: self.settings.policy.precious == Precious::Always
                 && grokmirror::repo::git_config::is_precious(&path),
+            geometric: grokmirror::repo::repack::is_geometric(
+                &role,
+                RepackLevel::Quick,
+                &self.settings.policy,
+            ),
         };
         let decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         let decision = schedule::after_rewiring(decision, rewired);
@@ -303,6 +308,11 @@ impl FsckRun<'_> {
             counts: &counts,
             repack_requested: path.join(repo::REPACK_FILE).exists(),
             precious_always: false,
+            geometric: grokmirror::repo::repack::is_geometric(
+                &RepoRole::Objstore,
+                RepackLevel::Quick,
+                &self.settings.policy,
+            ),
         };
         let decision = schedule::decide_objstore(&facts, rebuilt, &self.mode, self.settings.repack);
         self.task(&key, path, RepoRole::Objstore, &decision)
