@@ -34,6 +34,7 @@ mod e2e {
     mod daemon_socket_hostile;
     mod dumb_pull;
     mod fsck_errors;
+    mod fsck_geometric;
     mod fsck_interop;
     mod fsck_locks;
     mod fsck_objstore;

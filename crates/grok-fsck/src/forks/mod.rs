@@ -95,7 +95,7 @@ fn request_repack(tree: &Tree, repo: &Path) {
     };
     let file = dir.io_path().join(repo::REPACK_FILE);
     if !file.exists() {
-        if let Err(e) = fsutil::write_atomic(&file, b"") {
+        if let Err(e) = fsutil::write_atomic(&file, repo::REPACK_REUSING_DELTAS) {
             warn!("cannot write {}: {e}", shown.display());
         }
     }

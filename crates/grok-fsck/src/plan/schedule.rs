@@ -66,6 +66,8 @@ pub struct Facts<'a> {
     pub counts: &'a ObjectCounts,
     /// Somebody asked for a full repack (`grokmirror.repack`).
     pub repack_requested: bool,
+    /// Whether that request recomputes deltas.
+    pub requested_deltas: Deltas,
     /// `precious = always` and the repository has `preciousObjects` on.
     pub precious_always: bool,
     /// Its quick repacks are geometric (`repack::is_geometric`): they
@@ -108,7 +110,7 @@ pub fn decide(facts: &Facts, mode: &Mode, repack_enabled: bool) -> Decision {
             d.reason = "--repack-all-quick";
         } else if facts.repack_requested {
             d.repack = Some(RepackLevel::Full);
-            d.deltas = Deltas::Recompute;
+            d.deltas = facts.requested_deltas;
             d.reason = "requested";
         } else if let Some(level) = repack_level(c, None, &RepackThresholds::default()) {
             d.repack = Some(level);
@@ -157,7 +159,7 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
     if repack_enabled {
         if facts.repack_requested {
             d.repack = Some(RepackLevel::Full);
-            d.deltas = Deltas::Recompute;
+            d.deltas = facts.requested_deltas;
             d.reason = "requested";
         } else if is_new {
             // The members' packs already hold good deltas: reuse them.
@@ -217,6 +219,7 @@ mod tests {
             changed,
             counts,
             repack_requested: false,
+            requested_deltas: Deltas::Recompute,
             precious_always: false,
             geometric: false,
         }

@@ -140,11 +140,13 @@ impl FsckRun<'_> {
         };
         let fingerprint = fingerprint_on_disk(&self.git, &path);
         let due = entry.nextcheck().is_none_or(|d| d <= self.today);
+        let request = repo::repack_request(&path);
         let facts = Facts {
             due,
             changed: entry.fingerprint() != fingerprint.as_deref(),
             counts: &counts,
-            repack_requested: path.join(repo::REPACK_FILE).exists(),
+            repack_requested: request.is_some(),
+            requested_deltas: request.unwrap_or_default(),
             precious_always: self.settings.policy.precious == Precious::Always
                 && grokmirror::repo::git_config::is_precious(&path),
             geometric: grokmirror::repo::repack::is_geometric(
@@ -302,11 +304,13 @@ impl FsckRun<'_> {
                 return None;
             }
         };
+        let request = repo::repack_request(&path);
         let facts = Facts {
             due: entry.nextcheck().is_none_or(|d| d <= self.today),
             changed: false,
             counts: &counts,
-            repack_requested: path.join(repo::REPACK_FILE).exists(),
+            repack_requested: request.is_some(),
+            requested_deltas: request.unwrap_or_default(),
             precious_always: false,
             geometric: grokmirror::repo::repack::is_geometric(
                 &RepoRole::Objstore,

@@ -34,6 +34,25 @@ pub const ROOTS_FILE: &str = "grokmirror.roots";
 pub const DO_NOT_OBJSTORE_FILE: &str = "grokmirror.do-not-objstore";
 /// A request for a full repack.
 pub const REPACK_FILE: &str = "grokmirror.repack";
+/// What grok-fsck writes in [`REPACK_FILE`] when it asks for a full repack
+/// itself (a repository joined object storage): the deltas are good, reuse
+/// them. Any other content (grokmirror writes an empty file, an operator
+/// `touch`es it) asks for them to be recomputed.
+pub const REPACK_REUSING_DELTAS: &[u8] = b"reuse deltas\n";
+
+/// The full repack the repository at `path` asks for in [`REPACK_FILE`], if
+/// any.
+pub fn repack_request(path: &Path) -> Option<crate::repo::repack::Deltas> {
+    use crate::repo::repack::Deltas;
+    let mut buf = [0u8; 64];
+    let n = std::fs::File::open(path.join(REPACK_FILE))
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+        .ok()?;
+    Some(match &buf[..n] == REPACK_REUSING_DELTAS {
+        true => Deltas::Reuse,
+        false => Deltas::Recompute,
+    })
+}
 /// Blob cache for the `blobs` merge strategy.
 pub const BLOBS_FILE: &str = "grokmirror.blobs";
 /// cgit's idle-time file, relative to the repo.
