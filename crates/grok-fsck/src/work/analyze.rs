@@ -205,7 +205,10 @@ impl FsckRun<'_> {
     fn task(&self, key: &str, path: PathBuf, role: RepoRole, d: &Decision) -> Option<RepoTask> {
         let family = alternates::family_root(&path);
         let task = RepoTask::from_decision(key, path, role, family, d)?;
-        info!("   queued: {} ({})", task.key, task.what());
+        match d.repack {
+            Some(_) => info!("   queued: {} ({}: {})", task.key, task.what(), d.reason),
+            None => info!("   queued: {} ({})", task.key, task.what()),
+        }
         Some(task)
     }
 
