@@ -12,8 +12,9 @@ use crate::config::options::{pi_piper_options, Kind, PathUse};
 use crate::config::{expand_user, Error};
 
 /// Read and parse a config file, or the one problem that stops the check.
-pub fn read_config(file: &Path) -> Result<Ini, Problem> {
-    let whole = |message: String| Problem::new(file, "", "", None, Severity::Error, message);
+pub fn read_config(file: &Path) -> Result<Ini, Box<Problem>> {
+    let whole =
+        |message: String| Box::new(Problem::new(file, "", "", None, Severity::Error, message));
     let text = match std::fs::read(file) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
