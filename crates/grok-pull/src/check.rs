@@ -53,20 +53,27 @@ fn origin(ini: &Ini, file: &Path, no_network: bool) -> Option<Problem> {
         return None;
     }
     let url = set("manifest")?;
-    let why = if let Some(path) = url.strip_prefix("file://") {
-        probe::probe_file_url(Path::new(path))
+    let message = if let Some(path) = url.strip_prefix("file://") {
+        format!(
+            "the origin's manifest: {}",
+            probe::probe_file_url(Path::new(path))?
+        )
     } else if no_network {
-        None
+        return None;
     } else {
-        origin_answers(&url).err()
-    }?;
+        let why = origin_answers(&url).err()?;
+        format!(
+            "the origin does not answer for its manifest: {why}; check the URL and the origin \
+             (--no-network skips this)"
+        )
+    };
     Some(Problem::new(
         file,
         "remote",
         "manifest",
         Some(&url),
         Severity::Warning,
-        format!("the origin's manifest cannot be had: {why}; check the URL and the origin (or pass --no-network)"),
+        message,
     ))
 }
 

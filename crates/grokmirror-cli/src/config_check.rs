@@ -10,6 +10,7 @@ use std::path::Path;
 
 use grokmirror::config::check::{self, probe, worst, Problem, Severity};
 use grokmirror::config::ini::Ini;
+use grokmirror::config::options::PathUse;
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
@@ -39,6 +40,23 @@ pub fn config_problems(
         );
     }
     (Some(ini), problems)
+}
+
+/// What `file` stands for in problems with a flag's value.
+pub const COMMAND_LINE: &str = "command line";
+
+/// The problem with a flag's path value (`--outdir`), if it is not fit
+/// for `use_`.
+pub fn flag_problem(flag: &str, path: &Path, use_: PathUse) -> Option<Problem> {
+    let why = probe::probe_path(path, use_)?;
+    Some(Problem::new(
+        Path::new(COMMAND_LINE),
+        "",
+        flag,
+        Some(&path.to_string_lossy()),
+        Severity::Error,
+        why,
+    ))
 }
 
 /// The exit status for a list of problems.

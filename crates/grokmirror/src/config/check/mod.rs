@@ -89,6 +89,13 @@ impl fmt::Display for Problem {
                 write!(f, " = {v:?}")?;
             }
             f.write_str(": ")?;
+        } else if !self.key.is_empty() {
+            // A flag's value: `--outdir "/srv/b": ...`.
+            f.write_str(&self.key)?;
+            if let Some(v) = &self.value {
+                write!(f, " {v:?}")?;
+            }
+            f.write_str(": ")?;
         }
         f.write_str(&self.message)
     }
@@ -189,6 +196,31 @@ pub fn check_pi_piper_ini(ini: &Ini, file: &Path) -> Vec<Problem> {
                 Some(opt) => problems.extend(judge(file, ini, section, opt)),
             }
         }
+    }
+    // A repository matching no section gets [DEFAULT]; one with no pipe
+    // anywhere is refused.
+    if ini.get_raw(ini::DEFAULT_SECTION, "pipe").is_none() {
+        let sections: Vec<&str> = ini.sections().collect();
+        for section in sections {
+            if ini.get_raw(section, "pipe").is_none() {
+                problems.push(Problem::new(
+                    file,
+                    section,
+                    "pipe",
+                    None,
+                    Severity::Error,
+                    "no pipe here nor in [DEFAULT]: its repositories would be refused; set pipe = COMMAND (or None)",
+                ));
+            }
+        }
+        problems.push(Problem::new(
+            file,
+            ini::DEFAULT_SECTION,
+            "pipe",
+            None,
+            Severity::Warning,
+            "not set: a repository matching no section is refused; set pipe = None to skip those",
+        ));
     }
     problems
 }
