@@ -45,3 +45,33 @@ fn refusal(file: &Path, e: &Error) -> Problem {
     };
     Problem::new(file, section, key, value, Severity::Error, e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grokmirror::config::ini::Ini;
+
+    /// A value the table accepts is one grok-pi-piper accepts, and the
+    /// other way round.
+    #[test]
+    fn the_table_accepts_exactly_what_grok_pi_piper_accepts() {
+        let repo = Path::new("/srv/lkml/git/0.git");
+        for (key, values) in [
+            ("shallow", &["yes", "no", "1", "maybe", ""][..]),
+            (
+                "pipe",
+                &["None", "/bin/cat", "cat -u 'a b'", "cat 'open", "  "][..],
+            ),
+        ] {
+            for value in values {
+                let text = format!("[DEFAULT]\npipe = None\n[lkml]\n{key} = {value}\n");
+                let ini = Ini::parse(&text).unwrap();
+                let table_err = check::check_pi_piper_ini(&ini, Path::new("p"))
+                    .iter()
+                    .any(|p| p.severity == Severity::Error);
+                let refused = PiperSettings::from_text(&text, Path::new("p"), repo).is_err();
+                assert_eq!(table_err, refused, "{key} = {value:?}");
+            }
+        }
+    }
+}
