@@ -6,7 +6,7 @@ complete -c grok-pull -l force-purge -d 'Purge even when more repositories would
 complete -c grok-pull -s o -l continuous -d 'Keep running: re-check the origin every `[pull] refresh` seconds, fetch what `[pull] socket` is told about at once, follow changes of a file:// manifest and of the config file (without `refresh` in the config, run once)'
 complete -c grok-pull -l status -d 'Show how fresh the mirror is (last poll; repositories up to date, behind, stale, failing; what a running daemon does) and exit: 0 when all is fresh, 1 when something is stale or failing'
 complete -c grok-pull -l json -d 'With --status or --config-check: print it as JSON'
-complete -c grok-pull -l config-check -d 'Check the config file and exit, changing nothing and taking no lock: every option\'s value, the paths it names, and (unless --no-network) that the origin\'s manifest answers within 5 seconds. One line per problem on standard output; exits 0 when there is none, 1 for warnings only (an unknown option, an origin that does not answer), 2 for errors'
+complete -c grok-pull -l config-check -d 'Check the config file and exit, changing nothing'
 complete -c grok-pull -l no-network -d 'With --config-check: do not contact the origin'
 complete -c grok-pull -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c grok-pull -s V -l version -d 'Print version'

@@ -48,11 +48,12 @@ pub struct Cli {
     #[arg(value_name = "PATHS", required = true)]
     pub paths: Vec<PathBuf>,
 
-    /// Check the arguments and exit, changing nothing and taking no lock
-    /// (grok-dumb-pull reads no config file): each path is a repository or
-    /// a directory of them, the hook is an executable program, the log
-    /// file can be written. One line per problem on standard output;
-    /// exits 0 when there is none, 1 for warnings only, 2 for errors.
+    /// Check the arguments and exit, changing nothing.
+    ///
+    /// grok-dumb-pull reads no config file, so its arguments are checked: each
+    /// path is a repository or a directory of them, the hook is an executable
+    /// program, the log file can be written. One line per problem on standard
+    /// output; exits 0 when there is none, 1 for warnings only, 2 for errors.
     #[arg(long = "config-check")]
     pub config_check: bool,
 

@@ -44,9 +44,10 @@ pub struct Cli {
     #[arg(value_name = "REPO", required_unless_present = "config_check")]
     pub repo: Option<PathBuf>,
 
-    /// Check the config file and exit, changing nothing and taking no
-    /// lock: every option's value and the paths it names. One
-    /// line per problem on standard output; exits 0 when there is none, 1
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value and the paths it names.
+    /// One line per problem on standard output; exits 0 when there is none, 1
     /// for warnings only (an unknown option, say), 2 for errors.
     #[arg(long = "config-check")]
     pub config_check: bool,

@@ -61,12 +61,13 @@ pub struct Cli {
     #[arg(long = "json", requires = "json_for")]
     pub json: bool,
 
-    /// Check the config file and exit, changing nothing and taking no
-    /// lock: every option's value, the paths it names, and (unless
-    /// --no-network) that the origin's manifest answers within 5 seconds.
-    /// One line per problem on standard output; exits 0 when there is
-    /// none, 1 for warnings only (an unknown option, an origin that does
-    /// not answer), 2 for errors.
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value, the paths it names, and
+    /// (unless --no-network) that the origin's manifest answers within 5
+    /// seconds. One line per problem on standard output; exits 0 when there is
+    /// none, 1 for warnings only (an unknown option, an origin that does not
+    /// answer), 2 for errors.
     #[arg(long = "config-check")]
     pub config_check: bool,
 
