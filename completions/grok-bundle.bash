@@ -23,7 +23,7 @@ _grok__bundle() {
 
     case "${cmd}" in
         grok__bundle)
-            opts="-v -c -o -g -r -s -i -h -V --verbose --config --outdir --gitargs --revlistargs --maxsize --include --help --version"
+            opts="-v -c -o -g -r -s -i -h -V --verbose --config --outdir --gitargs --revlistargs --maxsize --include --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

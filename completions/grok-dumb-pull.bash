@@ -23,7 +23,7 @@ _grok__dumb__pull() {
 
     case "${cmd}" in
         grok__dumb__pull)
-            opts="-v -s -r -u -l -h -V --verbose --svn --remote-names --post-update-hook --logfile --help --version"
+            opts="-v -s -r -u -l -h -V --verbose --svn --remote-names --post-update-hook --logfile --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -3,5 +3,8 @@ complete -c grok-dumb-pull -s u -l post-update-hook -d 'Run this executable afte
 complete -c grok-dumb-pull -s l -l logfile -d 'Also write a log to this file (it survives logrotate)' -r -F
 complete -c grok-dumb-pull -s v -l verbose -d 'Tell what is being done'
 complete -c grok-dumb-pull -s s -l svn -d 'The remotes are Subversion repositories: run `git svn fetch` instead of `git remote update` (needs git-svn for the git in use)'
+complete -c grok-dumb-pull -l config-check -d 'Check the arguments and exit, changing nothing'
+complete -c grok-dumb-pull -l json -d 'With --config-check: print the problems as one JSON document'
+complete -c grok-dumb-pull -l no-network -d 'With --config-check: contact nothing over the network (accepted by every program; this one has nothing to contact)'
 complete -c grok-dumb-pull -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c grok-dumb-pull -s V -l version -d 'Print version'

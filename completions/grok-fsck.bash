@@ -23,7 +23,7 @@ _grok__fsck() {
 
     case "${cmd}" in
         grok__fsck)
-            opts="-v -f -c -h -V --verbose --force --config --repack-only --connectivity-only --repack-all-quick --repack-all-full --help --version"
+            opts="-v -f -c -h -V --verbose --force --config --repack-only --connectivity-only --repack-all-quick --repack-all-full --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

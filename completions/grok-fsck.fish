@@ -5,5 +5,8 @@ complete -c grok-fsck -l repack-only -d 'Only repack repositories that need it; 
 complete -c grok-fsck -l connectivity-only -d 'Run `git fsck --connectivity-only` (much faster: checks that all objects are there and linked, not their contents)'
 complete -c grok-fsck -l repack-all-quick -d 'Quick-repack every repository that has loose objects (implies -f)'
 complete -c grok-fsck -l repack-all-full -d 'Fully repack every repository that has loose objects or more than one pack (implies -f)'
+complete -c grok-fsck -l config-check -d 'Check the config file and exit, changing nothing'
+complete -c grok-fsck -l json -d 'With --config-check: print the problems as one JSON document'
+complete -c grok-fsck -l no-network -d 'With --config-check: contact nothing over the network (accepted by every program; this one has nothing to contact)'
 complete -c grok-fsck -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c grok-fsck -s V -l version -d 'Print version'

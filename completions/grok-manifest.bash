@@ -23,7 +23,7 @@ _grok__manifest() {
 
     case "${cmd}" in
         grok__manifest)
-            opts="-m -t -l -n -c -p -x -y -i -r -w -o -v -h -V --cfgfile --manifest --toplevel --logfile --use-now --check-export-ok --purge --remove --pretty --ignore-paths --ignore-refs --wait-for-manifest --fetch-objstore --verbose --shard-map --shard-map-format --help --version"
+            opts="-m -t -l -n -c -p -x -y -i -r -w -o -v -h -V --cfgfile --manifest --toplevel --logfile --use-now --check-export-ok --purge --remove --pretty --ignore-paths --ignore-refs --wait-for-manifest --fetch-objstore --verbose --shard-map --shard-map-format --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -15,5 +15,8 @@ complete -c grok-manifest -s y -l pretty -d 'Write indented JSON with sorted key
 complete -c grok-manifest -s w -l wait-for-manifest -d 'With paths: wait until the manifest exists (for several writers sharing one manifest)'
 complete -c grok-manifest -s o -l fetch-objstore -d 'After updating the manifest, fetch new objects of the updated repositories into their object-storage repo'
 complete -c grok-manifest -s v -l verbose -d 'Tell what is being done'
+complete -c grok-manifest -l config-check -d 'Check the config file and exit, changing nothing'
+complete -c grok-manifest -l json -d 'With --config-check: print the problems as one JSON document'
+complete -c grok-manifest -l no-network -d 'With --config-check: contact nothing over the network (accepted by every program; this one has nothing to contact)'
 complete -c grok-manifest -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c grok-manifest -s V -l version -d 'Print version'

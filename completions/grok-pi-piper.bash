@@ -23,7 +23,7 @@ _grok__pi__piper() {
 
     case "${cmd}" in
         grok__pi__piper)
-            opts="-v -d -c -l -h -V --verbose --dry-run --config --pipe-last --help --version"
+            opts="-v -d -c -l -h -V --verbose --dry-run --config --pipe-last --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _grok__pull() {
 
     case "${cmd}" in
         grok__pull)
-            opts="-v -n -p -o -c -h -V --verbose --no-mtime-check --purge --force-purge --continuous --status --json --config --help --version"
+            opts="-v -n -p -o -c -h -V --verbose --no-mtime-check --purge --force-purge --continuous --status --json --config-check --no-network --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

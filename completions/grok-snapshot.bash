@@ -23,7 +23,7 @@ _grok__snapshot() {
 
     case "${cmd}" in
         grok__snapshot)
-            opts="-v -c -o -k -w -h -V --verbose --config --outdir --keep --wait --help --version"
+            opts="-v -c -o -k -w -h -V --verbose --config --outdir --keep --wait --config-check --json --no-network --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -25,6 +25,7 @@ mod support;
 mod e2e {
     mod bundle;
     mod conf_example;
+    mod config_check;
     mod config_python;
     mod consumer_grace;
     mod contrib;

@@ -29,8 +29,13 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Where to write the bundles (created if missing).
-    #[arg(short = 'o', long = "outdir", value_name = "OUTDIR", required = true)]
-    pub outdir: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "outdir",
+        value_name = "OUTDIR",
+        required_unless_present = "config_check"
+    )]
+    pub outdir: Option<PathBuf>,
 
     /// Extra arguments for git, split at white space.
     #[arg(
@@ -73,6 +78,23 @@ pub struct Cli {
         default_values_t = ["*".to_string()]
     )]
     pub include: Vec<String>,
+
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value and the paths it names.
+    /// One line per problem on standard output; exits 0 when there is none, 1
+    /// for warnings only (an unknown option, say), 2 for errors.
+    #[arg(long = "config-check")]
+    pub config_check: bool,
+
+    /// With --config-check: print the problems as one JSON document.
+    #[arg(long = "json", requires = "config_check")]
+    pub json: bool,
+
+    /// With --config-check: contact nothing over the network (accepted
+    /// by every program; this one has nothing to contact).
+    #[arg(long = "no-network", requires = "config_check")]
+    pub no_network: bool,
 }
 
 #[cfg(test)]
@@ -120,7 +142,7 @@ mod tests {
         assert_eq!(cli.revlistargs, "--all");
         assert_eq!(cli.maxsize, 0);
         assert_eq!(cli.include, ["/pub/*", "*.git"]);
-        assert_eq!(cli.outdir, PathBuf::from("out2"));
+        assert_eq!(cli.outdir, Some(PathBuf::from("out2")));
         // `-i` with nothing after it matches nothing, as in grokmirror.
         let cli = Cli::try_parse_from(["grok-bundle", "-c", "a", "-o", "b", "-i"]).unwrap();
         assert!(cli.include.is_empty());

@@ -16,6 +16,7 @@
 //!   version = 1`, `mode = all`, one `[bundle "clone"]` with the relative
 //!   `uri = clone.bundle`), for `git clone --bundle-uri=<its URL>`.
 
+pub mod check;
 pub mod cli;
 mod pyfloat;
 pub mod work;
@@ -64,7 +65,9 @@ impl Settings {
         Settings {
             toplevel: config.core.toplevel.clone(),
             manifest: config.core.manifest.clone(),
-            outdir: cli.outdir.clone(),
+            // Present: clap requires it unless --config-check, which
+            // never gets here.
+            outdir: cli.outdir.clone().unwrap_or_default(),
             gitargs: cli.gitargs.split_whitespace().map(String::from).collect(),
             revlistargs: cli
                 .revlistargs
@@ -101,6 +104,9 @@ pub struct Summary {
 
 /// Run grok-bundle with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
     let config = Config::load(&cli.config)?;
     let _log = grokmirror_cli::init_logging(
         "bundle",

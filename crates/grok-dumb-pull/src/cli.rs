@@ -47,6 +47,24 @@ pub struct Cli {
     /// Repositories (paths ending in .git) or directories to search for them.
     #[arg(value_name = "PATHS", required = true)]
     pub paths: Vec<PathBuf>,
+
+    /// Check the arguments and exit, changing nothing.
+    ///
+    /// grok-dumb-pull reads no config file, so its arguments are checked: each
+    /// path is a repository or a directory of them, the hook is an executable
+    /// program, the log file can be written. One line per problem on standard
+    /// output; exits 0 when there is none, 1 for warnings only, 2 for errors.
+    #[arg(long = "config-check")]
+    pub config_check: bool,
+
+    /// With --config-check: print the problems as one JSON document.
+    #[arg(long = "json", requires = "config_check")]
+    pub json: bool,
+
+    /// With --config-check: contact nothing over the network (accepted
+    /// by every program; this one has nothing to contact).
+    #[arg(long = "no-network", requires = "config_check")]
+    pub no_network: bool,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod check;
 pub mod cli;
 mod work;
 
@@ -89,6 +90,9 @@ pub fn main() -> i32 {
 
 /// Run with parsed flags; `Ok` carries the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
     let _log = grokmirror_cli::init_logging(
         "dumb-pull",
         cli.verbose,

@@ -33,6 +33,7 @@
 //! re-clone requests for grok-pull, and in the report, which also lists
 //! repositories that stopped replicating and is mailed at the end.
 
+pub mod check;
 pub mod cli;
 pub mod forks;
 pub mod plan;
@@ -85,6 +86,9 @@ fn fit_to_this_git(
 /// another grok-fsck is already at work on this tree), 1 when critical
 /// errors were found (they are mailed), 2 for usage or config errors.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
     let config = Config::load(&cli.config)?;
     let mut settings = Settings::from_config(&config, &cli.config)?;
     let _log = grokmirror_cli::init_logging(

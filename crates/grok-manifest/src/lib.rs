@@ -23,6 +23,7 @@
 //! manifest, prints which shard holds each repository, and changes
 //! nothing.
 
+pub mod check;
 pub mod cli;
 pub mod plan;
 mod progress;
@@ -49,6 +50,9 @@ pub fn main() -> i32 {
 
 /// Run grok-manifest with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
     if let Some(count) = cli.shard_map {
         return shardmap::print(cli, count);
     }

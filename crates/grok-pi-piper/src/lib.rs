@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod cli;
 pub mod settings;
 mod work;
@@ -26,7 +27,12 @@ pub fn main() -> i32 {
 
 /// Run with parsed flags; `Ok` carries the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let settings = PiperSettings::load(&cli.config, &cli.repo)
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
+    // Present: clap requires it unless --config-check.
+    let repo = cli.repo.clone().unwrap_or_default();
+    let settings = PiperSettings::load(&cli.config, &repo)
         .map_err(|e| grokmirror_cli::usage(e.to_string()))?;
     let Some(pipe) = settings.pipe.clone() else {
         // `pipe = None` switches an inbox off.
@@ -36,7 +42,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         grokmirror_cli::init_logging("pull", cli.verbose, settings.log.clone(), settings.loglevel)?;
     let piper = Piper {
         git: grokmirror::git::Git::from_env(),
-        repo: grokmirror::tree::fsutil::absolute(&cli.repo),
+        repo: grokmirror::tree::fsutil::absolute(&repo),
         command: pipe,
         dry_run: cli.dry_run,
         shallow: settings.shallow,

@@ -23,6 +23,7 @@ use clap::Parser;
 #[command(name = "grok-pull", version = grokmirror_cli::VERSION, max_term_width = 100)]
 // A flag given twice takes its last value, as grokmirror's argparse does.
 #[command(args_override_self = true, help_template = grokmirror_cli::HELP_TEMPLATE)]
+#[command(group(clap::ArgGroup::new("json_for").args(["status", "config_check"]).multiple(true)))]
 pub struct Cli {
     /// Tell what is being done.
     #[arg(short = 'v', long = "verbose")]
@@ -56,9 +57,23 @@ pub struct Cli {
     #[arg(long = "status")]
     pub status: bool,
 
-    /// With --status: print it as JSON.
-    #[arg(long = "json", requires = "status")]
+    /// With --status or --config-check: print it as JSON.
+    #[arg(long = "json", requires = "json_for")]
     pub json: bool,
+
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value, the paths it names, and
+    /// (unless --no-network) that the origin's manifest answers within 5
+    /// seconds. One line per problem on standard output; exits 0 when there is
+    /// none, 1 for warnings only (an unknown option, an origin that does not
+    /// answer), 2 for errors.
+    #[arg(long = "config-check")]
+    pub config_check: bool,
+
+    /// With --config-check: do not contact the origin.
+    #[arg(long = "no-network", requires = "config_check")]
+    pub no_network: bool,
 
     /// The grokmirror config file.
     #[arg(short = 'c', long = "config", value_name = "CONFIG", required = true)]

@@ -57,6 +57,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
@@ -98,6 +99,9 @@ const SHUTDOWN_AFTER_PANIC: Duration = Duration::from_secs(5);
 
 /// Run grok-pull with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return check::run(cli);
+    }
     let config = Config::load(&cli.config)?;
     let settings = Settings::from_config(config, cli.purge)?;
     if cli.status {

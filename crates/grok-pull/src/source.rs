@@ -540,3 +540,21 @@ fn describe(err: &reqwest::Error) -> String {
     }
     text
 }
+
+/// Whether the origin answers for its manifest at `url` within `limit`
+/// (`--config-check`): one GET, with the replica's credentials, whose body
+/// is not read. `Err` says what went wrong.
+pub(crate) async fn probe_http(url: &str, limit: Duration) -> Result<(), String> {
+    let client = client(limit).map_err(|e| format!("{e:#}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+    let mut req = client.get(parsed.clone());
+    if let Some((login, password)) = parsed.host_str().and_then(netrc_credentials) {
+        req = req.basic_auth(login, password);
+    }
+    match tokio::time::timeout(limit, req.send()).await {
+        Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
+        Ok(Err(e)) => Err(describe(&e)),
+        Ok(Ok(r)) if r.status().is_success() => Ok(()),
+        Ok(Ok(r)) => Err(format!("the origin answered {}", r.status())),
+    }
+}

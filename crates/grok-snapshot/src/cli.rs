@@ -35,8 +35,13 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// Where the snapshots go (created if missing).
-    #[arg(short = 'o', long = "outdir", value_name = "OUTDIR", required = true)]
-    pub outdir: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "outdir",
+        value_name = "OUTDIR",
+        required_unless_present = "config_check"
+    )]
+    pub outdir: Option<PathBuf>,
 
     /// Remove the snapshots under OUTDIR older than this (seconds, or with
     /// a unit: 90s, 30m, 12h, 7d), after taking the new ones. Without it
@@ -58,6 +63,23 @@ pub struct Cli {
     /// The repositories to snapshot; none to only remove old snapshots.
     #[arg(value_name = "REPO")]
     pub repos: Vec<String>,
+
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value and the paths it names.
+    /// One line per problem on standard output; exits 0 when there is none, 1
+    /// for warnings only (an unknown option, say), 2 for errors.
+    #[arg(long = "config-check")]
+    pub config_check: bool,
+
+    /// With --config-check: print the problems as one JSON document.
+    #[arg(long = "json", requires = "config_check")]
+    pub json: bool,
+
+    /// With --config-check: contact nothing over the network (accepted
+    /// by every program; this one has nothing to contact).
+    #[arg(long = "no-network", requires = "config_check")]
+    pub no_network: bool,
 }
 
 fn parse_age(text: &str) -> Result<Duration, String> {

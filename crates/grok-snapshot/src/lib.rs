@@ -11,6 +11,7 @@
 //! next fetch with prune, repack or prune cannot break a clone made from
 //! it; once it is expired, the disk the mirror freed meanwhile is freed.
 
+pub mod check;
 pub mod cli;
 pub mod work;
 
@@ -52,7 +53,9 @@ impl Settings {
         Settings {
             toplevel: config.core.toplevel.clone(),
             objstore: config.core.objstore.clone(),
-            outdir: cli.outdir.clone(),
+            // Present: clap requires it unless --config-check, which
+            // never gets here.
+            outdir: cli.outdir.clone().unwrap_or_default(),
             keep: cli.keep,
             wait: cli.wait,
         }
@@ -80,6 +83,9 @@ pub fn outdir_refusal(
 
 /// Run grok-snapshot with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    if cli.config_check {
+        return Ok(check::run(cli));
+    }
     let config = Config::load(&cli.config)?;
     let _log = grokmirror_cli::init_logging(
         "snapshot",

@@ -2,6 +2,7 @@
 //! becomes one line on stderr and an exit status, the version string, and
 //! logging set-up from flags and config, and the progress bar.
 
+pub mod config_check;
 pub mod logging;
 pub mod progress;
 

@@ -223,7 +223,8 @@ pub fn man_page() -> String {
             }
             r.control("IP", []);
             let mut facts = format!(
-                "Default: {}. Read by: {}.",
+                "Value: {}. Default: {}. Read by: {}.",
+                opt.kind.describe(),
                 opt.default,
                 opt.read_by.join(", ")
             );
@@ -242,7 +243,11 @@ pub fn man_page() -> String {
             opt.doc.split_whitespace().collect::<Vec<_>>().join(" "),
         )]);
         r.control("IP", []);
-        r.text([italic(format!("Default: {}.", opt.default))]);
+        r.text([italic(format!(
+            "Value: {}. Default: {}.",
+            opt.kind.describe(),
+            opt.default
+        ))]);
     }
     r.control("SH", ["FILES"]);
     r.control("TP", []);

@@ -229,6 +229,15 @@ fn common_sections(name: &str) -> Roff {
         r.text([bold(code)]);
         r.text([roman(meaning)]);
     }
+    r.control("PP", []);
+    r.text([roman(
+        "With --config-check the status says what the check found: 0 no problem, \
+         1 warnings only (an option no program reads, an origin that does not answer), \
+         2 at least one error (a value or a path the program refuses or would fail on). \
+         Each problem is one line on standard output naming the file, the section, the \
+         option and its value; with --json, one JSON document instead, whose problems \
+         list has file, section, key, value, message and severity (error or warning).",
+    )]);
     r.control("SH", ["ENVIRONMENT"]);
     r.control("TP", []);
     r.text([bold("GITBIN")]);

@@ -260,6 +260,17 @@ impl Ini {
         keys
     }
 
+    /// The keys written in the section itself (for `[DEFAULT]`, its own),
+    /// without the inherited defaults, in name order.
+    pub fn own_keys(&self, section: &str) -> Vec<String> {
+        if section == DEFAULT_SECTION {
+            return self.defaults.keys().cloned().collect();
+        }
+        self.section(section)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The raw value of `key` in `section` (falling back to `[DEFAULT]`),
     /// without interpolation. Keys are case-insensitive.
     pub fn get_raw(&self, section: &str, key: &str) -> Option<&str> {

@@ -4,6 +4,7 @@
 //! defaults for `objstore` and `manifest` filled in); each program reads its
 //! own sections through the typed accessors.
 
+pub mod check;
 pub mod glob;
 pub mod ini;
 pub mod options;

@@ -1,5 +1,6 @@
 //! The options of `[core]`: where things are.
 
+use super::kind::{Kind, PathUse, BOOL, GLOBS, LOGLEVEL, WRITTEN_FILE};
 use super::ConfOption;
 use super::{ALL, ALL_AND_BUNDLE, ALL_AND_SNAPSHOT, ALL_BUNDLE_SNAPSHOT, MANIFEST};
 
@@ -8,6 +9,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "toplevel",
+        kind: Kind::Path(PathUse::WritableDir),
         example: "/var/lib/git/mirror",
         alternatives: &[],
         default: "none (required)",
@@ -24,6 +26,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "allow_any_toplevel",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",
@@ -40,6 +43,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "manifest",
+        kind: WRITTEN_FILE,
         example: "${toplevel}/manifest.js.gz",
         alternatives: &[],
         default: "${toplevel}/manifest.js.gz",
@@ -52,6 +56,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "log",
+        kind: WRITTEN_FILE,
         example: "/var/log/grokmirror/mirror.log",
         alternatives: &["#log = ${toplevel}/log"],
         default: "none (messages go to standard error only)",
@@ -66,6 +71,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "logfile",
+        kind: WRITTEN_FILE,
         example: "${log}",
         alternatives: &[],
         default: "none",
@@ -78,6 +84,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "loglevel",
+        kind: LOGLEVEL,
         example: "info",
         alternatives: &["#loglevel = debug"],
         default: "info",
@@ -90,6 +97,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "objstore",
+        kind: Kind::Path(PathUse::DirOrCreatable),
         example: "${toplevel}/objstore",
         alternatives: &[],
         default: "${toplevel}/objstore",
@@ -105,6 +113,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "objstore_uses_plumbing",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",
@@ -117,6 +126,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "core",
         key: "private",
+        kind: GLOBS,
         example: "",
         alternatives: &["#private = */private/*"],
         default: "empty (no private repositories)",

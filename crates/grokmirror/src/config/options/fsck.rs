@@ -1,5 +1,6 @@
 //! The options of `[fsck]`: maintenance done by grok-fsck.
 
+use super::kind::{Kind, PathUse, BOOL, GLOBS, TEXT, WRITTEN_FILE};
 use super::ConfOption;
 use super::{FSCK, PULL_FSCK};
 
@@ -8,6 +9,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "frequency",
+        kind: Kind::Int {
+            min: 1,
+            max: 36_500,
+            empty_ok: false,
+        },
         example: "30",
         alternatives: &[],
         default: "30",
@@ -20,6 +26,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "statusfile",
+        kind: WRITTEN_FILE,
         example: "${core:toplevel}/fsck.status.js",
         alternatives: &[],
         default: "none (required by grok-fsck)",
@@ -31,6 +38,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "ignore_errors",
+        kind: Kind::Lines,
         example: "notice:\n\
                       warning: disabling bitmap writing\n\
                       ignoring extra bitmap file\n\
@@ -47,6 +55,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "reclone_on_errors",
+        kind: Kind::Lines,
         example: "fatal: bad tree object\n\
                       fatal: Failed to traverse parents\n\
                       missing commit\n\
@@ -65,6 +74,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "repack",
+        kind: BOOL,
         example: "yes",
         alternatives: &[],
         default: "yes",
@@ -75,6 +85,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "extra_repack_flags",
+        kind: TEXT,
         example: "",
         alternatives: &["#extra_repack_flags = --threads=2 --window-memory=1g"],
         default: "empty",
@@ -88,6 +99,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "extra_repack_flags_full",
+        kind: TEXT,
         example: "--window=250 --depth=50",
         alternatives: &[],
         default: "empty",
@@ -99,6 +111,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "commitgraph",
+        kind: Kind::BoolOr(&["never"]),
         example: "yes",
         alternatives: &[],
         default: "yes",
@@ -111,6 +124,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "prune",
+        kind: BOOL,
         example: "yes",
         alternatives: &[],
         default: "yes",
@@ -123,6 +137,10 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "consumer_grace",
+        kind: Kind::Duration {
+            zero_ok: true,
+            empty_ok: false,
+        },
         example: "14d",
         alternatives: &["#consumer_grace = 0"],
         default: "14d",
@@ -142,6 +160,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "precious",
+        kind: Kind::BoolOr(&["always"]),
         example: "yes",
         alternatives: &["#precious = always"],
         default: "yes",
@@ -157,6 +176,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "baselines",
+        kind: GLOBS,
         example: "",
         alternatives: &["#baselines = */kernel/git/next/linux-next.git"],
         default: "empty",
@@ -171,6 +191,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "islandcores",
+        kind: GLOBS,
         example: "",
         alternatives: &["#islandcores = */kernel/git/torvalds/linux.git"],
         default: "empty",
@@ -184,6 +205,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "obstrepo_merge_strategy",
+        kind: Kind::Words(&["exact", "loose", "blobs", ""]),
         example: "exact",
         alternatives: &["#obstrepo_merge_strategy = loose"],
         default: "exact",
@@ -200,6 +222,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "preload_bundle_outdir",
+        kind: Kind::Path(PathUse::DirOrCreatable),
         example: "",
         alternatives: &["#preload_bundle_outdir = /srv/www/preload"],
         default: "empty (no bundles)",
@@ -211,6 +234,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "threads",
+        kind: Kind::Int {
+            min: 1,
+            max: 1024,
+            empty_ok: false,
+        },
         example: "1",
         alternatives: &[],
         default: "1",
@@ -224,6 +252,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "report_to",
+        kind: TEXT,
         example: "root",
         alternatives: &[],
         default: "root",
@@ -235,6 +264,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "report_from",
+        kind: TEXT,
         example: "root",
         alternatives: &[],
         default: "root",
@@ -245,6 +275,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "report_subject",
+        kind: TEXT,
         example: "",
         alternatives: &["#report_subject = grok-fsck errors on mirror1"],
         default: "empty, meaning \"grok-fsck errors on HOSTNAME (CONFIGFILE)\"",
@@ -255,6 +286,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "fsck",
         key: "report_mailhost",
+        kind: TEXT,
         example: "localhost",
         alternatives: &[],
         default: "localhost",

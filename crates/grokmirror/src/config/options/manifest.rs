@@ -1,5 +1,6 @@
 //! The options of `[manifest]`: how grok-manifest builds the manifest.
 
+use super::kind::{BOOL, GLOBS};
 use super::ConfOption;
 use super::{MANIFEST, MANIFEST_PULL_FSCK};
 
@@ -8,6 +9,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "manifest",
         key: "pretty",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",
@@ -19,6 +21,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "manifest",
         key: "ignore",
+        kind: GLOBS,
         example: "",
         alternatives: &["#ignore = */testing/*", "#         */scratch/*"],
         default: "empty (nothing is skipped)",
@@ -31,6 +34,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "manifest",
         key: "fetch_objstore",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",
@@ -44,6 +48,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "manifest",
         key: "check_export_ok",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",

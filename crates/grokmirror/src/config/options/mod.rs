@@ -10,12 +10,15 @@
 
 mod core;
 mod fsck;
+mod kind;
 mod manifest;
 mod pi_piper;
 mod pull;
 mod remote;
 
 use std::sync::LazyLock;
+
+pub use kind::{Kind, PathUse};
 
 /// One section of the config file.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +36,8 @@ pub struct ConfOption {
     pub section: &'static str,
     /// Option name (lower case, as configparser stores it).
     pub key: &'static str,
+    /// The kind of value it takes: what `--config-check` holds it to.
+    pub kind: Kind,
     /// The value the example config sets. Several lines become an indented
     /// multi-line value. Chosen to be harmless when the file is used as is.
     pub example: &'static str,

@@ -1,5 +1,6 @@
 //! The options of grok-pi-piper's own config file.
 
+use super::kind::{Kind, BOOL, LOGLEVEL, WRITTEN_FILE};
 use super::ConfOption;
 
 const PIPER: &[&str] = &["grok-pi-piper"];
@@ -10,6 +11,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "DEFAULT",
         key: "pipe",
+        kind: Kind::CommandLine,
         example: "None",
         alternatives: &["#pipe = /usr/bin/procmail -m /etc/procmailrc.lkml"],
         default: "none (required; a repository without a pipe is an error, exit 2)",
@@ -28,6 +30,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "DEFAULT",
         key: "log",
+        kind: WRITTEN_FILE,
         example: "",
         alternatives: &["#log = ~/pi-piper.log"],
         default: "none (no log file)",
@@ -38,6 +41,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "DEFAULT",
         key: "loglevel",
+        kind: LOGLEVEL,
         example: "info",
         alternatives: &["#loglevel = debug"],
         default: "info",
@@ -49,6 +53,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "DEFAULT",
         key: "shallow",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",

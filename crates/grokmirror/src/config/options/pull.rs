@@ -1,5 +1,6 @@
 //! The options of `[pull]`: what grok-pull mirrors and how.
 
+use super::kind::{Kind, ANY_INT, BOOL, GLOBS, POSITIVE, TEXT, WRITTEN_FILE};
 use super::ConfOption;
 use super::{PULL, PULL_FSCK};
 
@@ -8,6 +9,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "projectslist",
+        kind: WRITTEN_FILE,
         example: "${core:toplevel}/projects.list",
         alternatives: &[],
         default: "empty (no list is written)",
@@ -19,6 +21,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "projectslist_trimtop",
+        kind: TEXT,
         example: "",
         alternatives: &["#projectslist_trimtop = /pub/scm/"],
         default: "empty",
@@ -30,6 +33,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "projectslist_symlinks",
+        kind: BOOL,
         example: "no",
         alternatives: &[],
         default: "no",
@@ -41,6 +45,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "post_update_hook",
+        kind: Kind::Commands,
         example: "",
         alternatives: &["#post_update_hook = /usr/local/bin/refresh-cgit-cache"],
         default: "empty (no hook)",
@@ -53,6 +58,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "post_clone_complete_hook",
+        kind: Kind::Commands,
         example: "",
         alternatives: &[],
         default: "empty (no hook)",
@@ -65,6 +71,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "post_work_complete_hook",
+        kind: Kind::Commands,
         example: "",
         alternatives: &[],
         default: "empty (no hook)",
@@ -76,6 +83,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "purge",
+        kind: BOOL,
         example: "no",
         alternatives: &["#purge = yes"],
         default: "no",
@@ -89,6 +97,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "nopurge",
+        kind: GLOBS,
         example: "",
         alternatives: &["#nopurge = /gitolite-admin.git"],
         default: "empty",
@@ -100,6 +109,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "purgeprotect",
+        kind: Kind::Int {
+            min: 1,
+            max: 99,
+            empty_ok: false,
+        },
         example: "5",
         alternatives: &[],
         default: "5",
@@ -115,6 +129,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "default_owner",
+        kind: TEXT,
         example: "Grokmirror",
         alternatives: &[],
         default: "Grokmirror",
@@ -125,6 +140,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "remotename",
+        kind: TEXT,
         example: "_grokmirror",
         alternatives: &[],
         default: "_grokmirror",
@@ -136,6 +152,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "pull_threads",
+        kind: ANY_INT,
         example: "4",
         alternatives: &[],
         default: "half the CPUs, at least 1 (also when set to 0)",
@@ -147,6 +164,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "retries",
+        kind: ANY_INT,
         example: "3",
         alternatives: &[],
         default: "3",
@@ -158,6 +176,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "fetch_timeout",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            empty_ok: true,
+        },
         example: "",
         alternatives: &["#fetch_timeout = 3600"],
         default: "empty (no limit, as in grokmirror 2.x)",
@@ -177,6 +200,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "include",
+        kind: GLOBS,
         example: "*",
         alternatives: &[
             "#include = /pub/scm/git/git.git",
@@ -191,6 +215,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "exclude",
+        kind: GLOBS,
         example: "",
         alternatives: &["#exclude = */linux-2.4*"],
         default: "empty",
@@ -202,6 +227,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "shard",
+        kind: Kind::Shard,
         example: "",
         alternatives: &["#shard = 0/3", "#shard = ordinal/3"],
         default: "empty (this replica mirrors every repository)",
@@ -226,6 +252,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "shard_peers",
+        kind: Kind::Lines,
         example: "",
         alternatives: &["#shard_peers = http://grok-pull-{K}.grok-pull/manifest.js.gz"],
         default: "empty (repositories that left this shard are kept)",
@@ -241,6 +268,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "ffonly",
+        kind: GLOBS,
         example: "",
         alternatives: &["#ffonly = */torvalds/linux.git"],
         default: "empty",
@@ -254,6 +282,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "refresh",
+        kind: ANY_INT,
         example: "300",
         alternatives: &[],
         default: "unset (grok-pull runs once, even with -o)",
@@ -270,6 +299,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "socket",
+        kind: WRITTEN_FILE,
         example: "",
         alternatives: &["#socket = ${core:toplevel}/.updater.socket"],
         default: "empty (no socket)",
@@ -286,6 +316,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "metrics_file",
+        kind: WRITTEN_FILE,
         example: "",
         alternatives: &["#metrics_file = /var/lib/prometheus/node-exporter/grokmirror.prom"],
         default: "empty (no metrics)",
@@ -299,6 +330,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "metrics_listen",
+        kind: TEXT,
         example: "",
         alternatives: &["#metrics_listen = 127.0.0.1:9231"],
         default: "empty (no endpoint)",
@@ -312,6 +344,10 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "stale_after",
+        kind: Kind::Duration {
+            zero_ok: false,
+            empty_ok: true,
+        },
         example: "1h",
         alternatives: &[],
         default: "1h",
@@ -329,6 +365,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "housekeeping_max_load",
+        kind: Kind::Number { min: 0.0 },
         example: "",
         alternatives: &["#housekeeping_max_load = 8"],
         default: "the number of CPUs",
@@ -344,6 +381,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "hook_timeout",
+        kind: POSITIVE,
         example: "3600",
         alternatives: &[],
         default: "3600 (seconds)",
@@ -360,6 +398,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "pull",
         key: "shutdown_grace",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+            empty_ok: false,
+        },
         example: "60",
         alternatives: &[],
         default: "60",

@@ -1,5 +1,6 @@
 //! The options of `[remote]`: where a replica finds the origin.
 
+use super::kind::{Kind, PathUse, POSITIVE, TEXT};
 use super::ConfOption;
 use super::PULL;
 
@@ -8,6 +9,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "site",
+        kind: TEXT,
         example: "https://git.example.org",
         alternatives: &[],
         default: "none (required by grok-pull)",
@@ -20,6 +22,10 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "manifest",
+        kind: Kind::Url {
+            prefixes: &["http://", "https://", "file:///"],
+            strict: true,
+        },
         example: "${site}/manifest.js.gz",
         alternatives: &["#manifest = file:///srv/nfs/origin/manifest.js.gz"],
         default: "none (required unless manifest_command is set)",
@@ -33,6 +39,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "manifest_command",
+        kind: Kind::Path(PathUse::Executable),
         example: "",
         alternatives: &["#manifest_command = /usr/local/bin/grok-get-gl-manifest.sh"],
         default: "empty (use manifest)",
@@ -48,6 +55,10 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "preload_bundle_url",
+        kind: Kind::Url {
+            prefixes: &["http://", "https://"],
+            strict: false,
+        },
         example: "",
         alternatives: &["#preload_bundle_url = https://cdn.example.org/preload/"],
         default: "empty (clone everything with git)",
@@ -62,6 +73,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "manifest_max_bytes",
+        kind: POSITIVE,
         example: "536870912",
         alternatives: &[],
         default: "536870912 (512 MiB)",
@@ -78,6 +90,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     ConfOption {
         section: "remote",
         key: "manifest_timeout",
+        kind: POSITIVE,
         example: "300",
         alternatives: &[],
         default: "300 (seconds)",
