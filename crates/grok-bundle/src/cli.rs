@@ -79,22 +79,9 @@ pub struct Cli {
     )]
     pub include: Vec<String>,
 
-    /// Check the config file and exit, changing nothing.
-    ///
-    /// No lock is taken. Checked: every option's value and the paths it names.
-    /// One line per problem on standard output; exits 0 when there is none, 1
-    /// for warnings only (an unknown option, say), 2 for errors.
-    #[arg(long = "config-check")]
-    pub config_check: bool,
-
-    /// With --config-check: print the problems as one JSON document.
-    #[arg(long = "json", requires = "config_check")]
-    pub json: bool,
-
-    /// With --config-check: contact nothing over the network (accepted
-    /// by every program; this one has nothing to contact).
-    #[arg(long = "no-network", requires = "config_check")]
-    pub no_network: bool,
+    /// --config-check, --json, --no-network.
+    #[command(flatten)]
+    pub check: grokmirror_cli::config_check::ConfigCheckFlags,
 }
 
 #[cfg(test)]

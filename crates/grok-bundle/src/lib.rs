@@ -104,7 +104,7 @@ pub struct Summary {
 
 /// Run grok-bundle with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if cli.config_check {
+    if cli.check.config_check {
         return Ok(check::run(cli));
     }
     let config = Config::load(&cli.config)?;

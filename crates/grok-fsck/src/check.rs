@@ -13,7 +13,7 @@ pub fn run(cli: &Cli) -> i32 {
     let (_, problems) = config_check::config_problems("grok-fsck", &cli.config, || {
         accepted(&Config::load(&cli.config)?, &cli.config)
     });
-    config_check::report("grok-fsck", &cli.config, &problems, cli.json)
+    config_check::report("grok-fsck", &cli.config, &problems, cli.check.json)
 }
 
 /// What a run refuses of a loaded config: its settings, and `[pull]

@@ -86,7 +86,7 @@ fn fit_to_this_git(
 /// another grok-fsck is already at work on this tree), 1 when critical
 /// errors were found (they are mailed), 2 for usage or config errors.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if cli.config_check {
+    if cli.check.config_check {
         return Ok(check::run(cli));
     }
     let config = Config::load(&cli.config)?;

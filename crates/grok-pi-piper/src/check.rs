@@ -29,7 +29,7 @@ pub fn run(cli: &Cli) -> i32 {
             problems
         }
     };
-    config_check::report("grok-pi-piper", file, &problems, cli.json)
+    config_check::report("grok-pi-piper", file, &problems, cli.check.json)
 }
 
 /// grok-pi-piper's refusal of the config for one repository, as a problem

@@ -27,7 +27,7 @@ pub fn main() -> i32 {
 
 /// Run with parsed flags; `Ok` carries the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if cli.config_check {
+    if cli.check.config_check {
         return Ok(check::run(cli));
     }
     // Present: clap requires it unless --config-check.

@@ -83,7 +83,7 @@ pub fn outdir_refusal(
 
 /// Run grok-snapshot with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    if cli.config_check {
+    if cli.check.config_check {
         return Ok(check::run(cli));
     }
     let config = Config::load(&cli.config)?;

@@ -14,6 +14,48 @@ use grokmirror::config::options::PathUse;
 
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
+/// The flags of a check, the same on every program that reads a
+/// grokmirror.conf and contacts nothing (grok-pull, which asks its origin,
+/// and grok-dumb-pull, which reads no config file, define their own).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigCheckFlags {
+    /// Check the config file and exit, changing nothing.
+    ///
+    /// No lock is taken. Checked: every option's value and the paths it names.
+    /// One line per problem on standard output; exits 0 when there is none, 1
+    /// for warnings only (an unknown option, say), 2 for errors.
+    #[arg(long = "config-check")]
+    pub config_check: bool,
+
+    /// With --config-check: print the problems as one JSON document.
+    #[arg(long = "json", requires = "config_check")]
+    pub json: bool,
+
+    /// With --config-check: contact nothing over the network (accepted
+    /// by every program; this one has nothing to contact).
+    #[arg(long = "no-network", requires = "config_check")]
+    pub no_network: bool,
+}
+
+/// The check of a program that reads only grokmirror.conf's `[core]` (and
+/// loads it as a run does) and writes into `outdir` when one is given
+/// (grok-bundle, grok-snapshot): print the problems, return the exit status.
+pub fn check_core_and_outdir(
+    program: &str,
+    config: &Path,
+    outdir: Option<&Path>,
+    json: bool,
+) -> i32 {
+    let (_, mut problems) = config_problems(program, config, || {
+        grokmirror::config::Config::load(config)?;
+        Ok(())
+    });
+    if let Some(outdir) = outdir {
+        problems.extend(flag_problem("--outdir", outdir, PathUse::DirOrCreatable));
+    }
+    report(program, config, &problems, json)
+}
+
 /// The problems of grokmirror.conf `file` for `program`: its options'
 /// values (from the option table), the paths they name, and `verdict`, the
 /// program's own settings parser run on the file (so that what passes is
