@@ -120,7 +120,12 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         read_by: ALL,
         doc: "Copy objects into object storage with low-level git commands \
                   instead of git fetch. Much cheaper on busy mirrors, where fetch \
-                  spends long negotiating what each side has.",
+                  spends long negotiating what each side has.\n\n\
+                  Whatever it says, grok-fsck seeds a new object storage by hard-linking \
+                  the packs of the public repository that starts it (falling back to a \
+                  fetch when it cannot): into an empty object storage that copies \
+                  nothing twice and costs nothing, where a fetch re-indexes the whole \
+                  history.",
         ours: false,
     },
     ConfOption {
