@@ -151,6 +151,16 @@ pub fn explode(repo: &Path) {
         }
         super::git_stdin(Some(repo), &["unpack-objects", "-q"], &data);
     }
+    // A multi-pack index (and its bitmap) would name the packs just removed.
+    for entry in std::fs::read_dir(&pack_dir).unwrap().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("multi-pack-index")
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
 }
 
 /// The loose-object file of `oid`.
