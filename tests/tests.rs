@@ -46,6 +46,7 @@ mod e2e {
     mod manifest_errors;
     mod manifest_faults;
     mod manifest_oracle;
+    mod manifest_symlinks;
     mod operator_footguns;
     mod pi_piper;
     mod pull_clock;
