@@ -43,6 +43,7 @@ mod e2e {
     mod fsck_repack;
     mod fsck_trust;
     mod help;
+    mod interrupt;
     mod manifest_errors;
     mod manifest_faults;
     mod manifest_oracle;

@@ -103,16 +103,7 @@ fn no_reclone_request_for_a_repository_without_a_remote() {
     let r = Replica::new("reclone_on_errors = missing blob\n    broken link", "");
     let origin_repo = fixture::project(&r.repo("pub/origin.git"), 30, 1_600_000_000);
     let mirrored = fixture::project(&r.repo("pub/mirrored.git"), 30, 1_600_000_000);
-    git(
-        Some(&mirrored),
-        &[
-            "remote",
-            "add",
-            "--mirror=fetch",
-            "_grokmirror",
-            "git://origin.invalid/pub/mirrored.git",
-        ],
-    );
+    support::replica::as_mirrored(&mirrored);
     r.manifest();
     let lost = damage(&origin_repo);
     let lost_too = damage(&mirrored);
