@@ -43,9 +43,11 @@ mod e2e {
     mod fsck_repack;
     mod fsck_trust;
     mod help;
+    mod interrupt;
     mod manifest_errors;
     mod manifest_faults;
     mod manifest_oracle;
+    mod manifest_symlinks;
     mod operator_footguns;
     mod pi_piper;
     mod pull_clock;

@@ -44,6 +44,7 @@ fn corrupt_repo_is_reported_marked_for_reclone_and_mailed() {
     );
     let good = fixture::project(&r.repo("good.git"), 10, 1_600_000_000);
     let bad = fixture::project(&r.repo("pub/bad.git"), 10, 1_600_000_000);
+    support::replica::as_mirrored(&bad);
     let blob = delete_a_blob(&bad);
     r.manifest();
 
@@ -199,6 +200,7 @@ fn a_failed_mail_is_logged_and_the_run_completes() {
         "",
     );
     let bad = fixture::project(&r.repo("bad.git"), 10, 1_600_000_000);
+    support::replica::as_mirrored(&bad);
     delete_a_blob(&bad);
     fixture::project(&r.repo("fine.git"), 3, 1_600_000_000);
     r.manifest();

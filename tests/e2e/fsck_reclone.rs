@@ -94,6 +94,43 @@ fn fsck_reclone_then_our_pull_recovers() {
     repair_loop(|| support::grok("grok-pull"));
 }
 
+/// On an origin (repositories with no remote to re-clone from) a matching
+/// error is reported as ever, but no re-clone request is written: nobody
+/// would act on it. The same damage in a repository that has a remote (the
+/// control) is still turned into a request.
+#[test]
+fn no_reclone_request_for_a_repository_without_a_remote() {
+    let r = Replica::new("reclone_on_errors = missing blob\n    broken link", "");
+    let origin_repo = fixture::project(&r.repo("pub/origin.git"), 30, 1_600_000_000);
+    let mirrored = fixture::project(&r.repo("pub/mirrored.git"), 30, 1_600_000_000);
+    support::replica::as_mirrored(&mirrored);
+    r.manifest();
+    let lost = damage(&origin_repo);
+    let lost_too = damage(&mirrored);
+
+    let out = r.fsck(&["-f"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Both errors are reported, and kept in grokmirror.fsck.err.
+    assert!(err.contains(&format!("missing blob {lost}")), "{err}");
+    assert!(err.contains(&format!("missing blob {lost_too}")), "{err}");
+    assert!(origin_repo.join("grokmirror.fsck.err").is_file());
+    // The origin's repository: no request, and one line saying why.
+    assert_missing!(origin_repo.join("grokmirror.reclone"), "{err}");
+    let why: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("no remote to re-clone it from"))
+        .collect();
+    assert_eq!(why.len(), 1, "{err}");
+    // The mirrored one: asked to be re-cloned, as before.
+    let request = std::fs::read_to_string(mirrored.join("grokmirror.reclone"))
+        .unwrap_or_else(|e| panic!("no request in the control ({e}):\n{err}"));
+    assert!(
+        request.starts_with("Requested by grok-fsck due to error: "),
+        "{request}"
+    );
+}
+
 /// The long runs of this module: `scripts/test --quick` skips them
 /// (`--skip slow::`).
 mod slow {

@@ -95,6 +95,23 @@ impl Replica {
     }
 }
 
+/// Give a repository made by a fixture the remote a replica's repository
+/// has (grok-pull's `_grokmirror`), so grok-fsck treats it as mirrored (it
+/// asks for re-clones only of repositories with a remote).
+pub fn as_mirrored(repo: &Path) -> &Path {
+    git(
+        Some(repo),
+        &[
+            "remote",
+            "add",
+            "--mirror=fetch",
+            "_grokmirror",
+            "git://origin.invalid/mirrored.git",
+        ],
+    );
+    repo
+}
+
 /// Write `<top>/manifest.js.gz` from what is on disk (our grok-manifest).
 pub fn write_manifest(top: &Path) {
     super::run_ok(

@@ -84,7 +84,8 @@ fn fit_to_this_git(
 
 /// Run grok-fsck with parsed flags. Exit status: 0 when all went well (or
 /// another grok-fsck is already at work on this tree), 1 when critical
-/// errors were found (they are mailed), 2 for usage or config errors.
+/// errors were found (they are mailed), 2 for usage or config errors,
+/// 128 + the signal's number when SIGINT (130) or SIGTERM (143) stopped it.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if cli.check.config_check {
         return Ok(check::run(cli));
@@ -97,6 +98,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         config.core.log.clone(),
         config.core.loglevel,
     )?;
+    grokmirror_cli::interrupt::install();
     settings.policy = fit_to_this_git(settings.policy);
     let status_dir = settings
         .statusfile
@@ -124,6 +126,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         repack_all_full: cli.repack_all_full,
     };
     let result = FsckRun::new(&settings, &report, mode, cli.connectivity_only).run();
+    if let Some(code) = grokmirror_cli::interrupt::stopped_status() {
+        // Errors found before the stop are in the log; the report is
+        // mailed by the next complete run.
+        tracing::error!(
+            "grok-fsck: interrupted by {}; {} records the repositories finished, the others are done next run",
+            grokmirror_cli::interrupt::stopped_by().unwrap_or("a signal"),
+            settings.statusfile.display()
+        );
+        return Ok(code);
+    }
     if let Err(e) = replication::check(&config, &settings.manifest, &report) {
         report.critical(format!("cannot compare with the origin: {e:#}"));
     }

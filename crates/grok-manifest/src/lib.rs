@@ -48,6 +48,18 @@ pub fn main() -> i32 {
     grokmirror_cli::run_main("grok-manifest", || run(&cli))
 }
 
+/// When a signal stopped the run: one line saying so (`then` completes
+/// it), and the exit status (128 + the signal's number).
+fn stopped(s: &Settings, then: &str) -> Option<i32> {
+    let code = grokmirror_cli::interrupt::stopped_status()?;
+    let by = grokmirror_cli::interrupt::stopped_by().unwrap_or("a signal");
+    tracing::error!(
+        "grok-manifest: interrupted by {by}{then} ({})",
+        s.manifest.display()
+    );
+    Some(code)
+}
+
 /// Run grok-manifest with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if cli.config_check {
@@ -58,11 +70,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     let s = Settings::from_cli(cli)?;
     let _log = grokmirror_cli::init_logging("manifest", s.verbose, s.logfile.clone(), s.loglevel)?;
+    grokmirror_cli::interrupt::install();
     let started = Instant::now();
     let git = Git::from_env();
     let targets = work::resolve_targets(&s)?;
 
-    let (guard, mut manifest) = work::lock_and_read(&s)?;
+    let (guard, mut manifest) = match work::lock_and_read(&s) {
+        Ok(read) => read,
+        Err(e) => return stopped(&s, "").ok_or(e),
+    };
     // An empty manifest is being regenerated: never stamp it with "now".
     let use_now = s.use_now && !manifest.is_empty();
 
@@ -81,6 +97,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if !manifest.is_empty() || !full_walk {
         work::inspect_targets(&s, &git, &targets, use_now, &mut found);
     }
+    // Stopped (Ctrl-C) while looking: what was found is incomplete, and
+    // the manifest stays as it was.
+    if let Some(code) = stopped(&s, "; the manifest was left as it was") {
+        return Ok(code);
+    }
     let tally = record::fold(&s, &git, &mut manifest, found, use_now);
     record::write(&s, &manifest)?;
     drop(guard);
@@ -89,8 +110,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     // back at once.
     std::mem::forget(manifest);
 
-    if s.fetch_objstore {
+    if s.fetch_objstore && grokmirror::stop::requested().is_none() {
         work::fetch_objstores(&git, &tally.to_fetch, s.fetch_method);
+    }
+    if let Some(code) = stopped(&s, " after the manifest was written") {
+        return Ok(code);
     }
     let elapsed = started.elapsed().as_secs_f64();
     if tally.processed > 1 {

@@ -26,6 +26,12 @@ pub fn gone_keys<'k>(
         .collect()
 }
 
+/// The manifest keys a path may have its own entry under: `key` (with its
+/// leading slash) and, as grokmirror 1.x wrote them, without it.
+pub fn own_keys(key: &str) -> [String; 2] {
+    [key.to_string(), key.trim_start_matches('/').to_string()]
+}
+
 /// The `reference` of a repository's entry, for grokmirror 1.x clients:
 /// when its forkgroup changes, the first member of the object storage it
 /// borrows from (`first_member`, asked only then); the borrowed-from repo
@@ -53,6 +59,11 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_has_its_key_and_the_1x_spelling() {
+        assert_eq!(own_keys("/pub/a.git"), ["/pub/a.git", "pub/a.git"]);
+    }
 
     #[test]
     fn only_a_hook_with_a_manifest_skips_the_walk() {

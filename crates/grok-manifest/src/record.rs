@@ -180,11 +180,19 @@ fn update_entry(
     );
 }
 
-/// Record symlinks on the entries of the repos they point at.
+/// Record symlinks on the entries of the repos they point at. A symlink's
+/// own path is no repository: an entry it still has (a repository that was
+/// replaced by a symlink) is dropped.
 fn set_symlinks(manifest: &mut Manifest, toplevel: &Path, symlinks: &[PathBuf]) {
     let mut retarget: BTreeMap<String, String> = BTreeMap::new();
     for link in symlinks {
         let relative = grokmirror::tree::key::manifest_style(toplevel, link);
+        // grokmirror 1.x wrote keys without the leading slash.
+        for key in plan::own_keys(&relative) {
+            if manifest.repos.remove(&key).is_some() {
+                info!(" manifest: removed {key} (now a symlink)");
+            }
+        }
         let Ok(target) = std::fs::canonicalize(link) else {
             error!(" manifest: symlink {relative} is broken, ignored");
             continue;

@@ -92,6 +92,9 @@ pub fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
             })?;
             return Ok((guard, m));
         }
+        if grokmirror::stop::requested().is_some() {
+            anyhow::bail!("stopped while waiting for {}", s.manifest.display());
+        }
         if !said {
             info!(" manifest: manifest does not exist yet, waiting ...");
             said = true;
@@ -186,6 +189,8 @@ pub fn walk_tree(s: &Settings, git: &Git, use_now: bool, expected: usize) -> Ins
         include_objstore: false,
     };
     discovery::walk(&s.toplevel, &opts, &|found| match found {
+        // Stopping (Ctrl-C): the walk ends without looking further.
+        Found::Repo(_) if grokmirror::stop::requested().is_some() => {}
         Found::Repo(p) => {
             if s.check_export_ok && !p.join("git-daemon-export-ok").exists() {
                 unexported.lock().expect("poisoned").push(p);

@@ -1,8 +1,10 @@
 //! What the `grok-*` programs share at the command-line edge: how an error
 //! becomes one line on stderr and an exit status, the version string, and
-//! logging set-up from flags and config, and the progress bar.
+//! logging set-up from flags and config, the progress bar, and Ctrl-C
+//! ([`interrupt`]).
 
 pub mod config_check;
+pub mod interrupt;
 pub mod logging;
 pub mod progress;
 

@@ -50,6 +50,13 @@ pub enum Error {
     /// `git --version` printed something we could not parse.
     #[error("cannot parse git version from {0:?}")]
     Version(String),
+    /// The run was asked to stop ([`crate::stop`]): git was not started,
+    /// or was told to stop.
+    #[error("git {args} not run or not finished: stopping")]
+    Stopped {
+        /// The arguments, space-separated.
+        args: String,
+    },
 }
 
 /// What a finished git process printed.
@@ -174,34 +181,58 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = self.command(repo, args);
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let stopped = || Error::Stopped {
+            args: args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        if crate::stop::requested().is_some() {
+            return Err(stopped());
+        }
+        let mut cmd = self.command(repo, &args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         if input.is_some() {
             cmd.stdin(Stdio::piped());
+        }
+        if crate::stop::groups() {
+            use std::os::unix::process::CommandExt as _;
+            cmd.process_group(0);
         }
         let spawn_err = |cause| Error::Spawn {
             bin: self.bin.clone(),
             cause,
         };
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        if let Some(data) = input {
+        let child = cmd.spawn().map_err(spawn_err)?;
+        let pid = child.id();
+        let running = crate::stop::started(pid);
+        let out = Self::wait(child, input);
+        crate::stop::finished(pid);
+        let out = out.map_err(spawn_err)?;
+        if !running || (crate::stop::requested().is_some() && !out.success()) {
+            return Err(stopped());
+        }
+        Ok(out)
+    }
+
+    /// Feed `input` (when given) to `child` and wait for its output.
+    fn wait(mut child: std::process::Child, input: Option<&[u8]>) -> io::Result<GitOutput> {
+        let writer = input.map(|data| {
             let mut stdin = child.stdin.take().expect("stdin was piped");
             let data = data.to_vec();
             // Write from a thread so a git that fills its stdout pipe before
             // reading all of stdin can't deadlock us.
-            let writer = std::thread::spawn(move || {
+            std::thread::spawn(move || {
                 use std::io::Write;
                 let _ = stdin.write_all(&data);
-            });
-            let out = child.wait_with_output().map_err(spawn_err)?;
-            let _ = writer.join();
-            return Ok(GitOutput {
-                status: out.status,
-                stdout: out.stdout,
-                stderr: out.stderr,
-            });
+            })
+        });
+        let out = child.wait_with_output()?;
+        if let Some(w) = writer {
+            let _ = w.join();
         }
-        let out = child.wait_with_output().map_err(spawn_err)?;
         Ok(GitOutput {
             status: out.status,
             stdout: out.stdout,

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod objstore;
 pub mod repo;
 pub mod shard;
+pub mod stop;
 pub mod tree;
 
 /// The grokmirror release whose formats and behaviour we match.

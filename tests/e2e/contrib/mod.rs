@@ -6,7 +6,8 @@
 //! manifests parse, keep to the single-writer pattern, and their consumer
 //! script clones from a mirror for real (and the sharded recipe's shards,
 //! peers and router agree, its nginx configs pass `nginx -t`); the Grafana dashboard's queries
-//! are PromQL (promtool) naming only metrics grok-pull exports.
+//! are PromQL (promtool) naming only metrics grok-pull exports; and a
+//! replica made by our grok-pull is served by the real cgit.
 
 use crate::support;
 
@@ -18,6 +19,7 @@ use crate::support::fixture::{commits, init_bare};
 use crate::support::{git, grok, read_manifest_json, run, run_ok, show_ref_sha1, stderr_of};
 use yaml_rust2::{Yaml, YamlLoader};
 
+mod cgit;
 mod grafana;
 mod hooks;
 mod kubernetes;
@@ -32,10 +34,9 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Install the system tools these tests drive (scripts/setup-test-tools,
-/// once, under a lock) and return the path of `name`. Panics when the
-/// tool cannot be had: these checks must never pass by not running.
-fn tool(name: &str) -> PathBuf {
+/// Run scripts/setup-test-tools once (under a lock): the system tools
+/// these tests drive are installed, or the test fails.
+fn install_tools() {
     static SETUP: OnceLock<()> = OnceLock::new();
     SETUP.get_or_init(|| {
         let root = support::workspace_root();
@@ -48,9 +49,16 @@ fn tool(name: &str) -> PathBuf {
             .expect("run scripts/setup-test-tools");
         assert!(
             status.success(),
-            "scripts/setup-test-tools could not install the tools tests/e2e/contrib.rs needs"
+            "scripts/setup-test-tools could not install the tools tests/e2e/contrib needs"
         );
     });
+}
+
+/// Install the system tools these tests drive (scripts/setup-test-tools,
+/// once, under a lock) and return the path of `name`. Panics when the
+/// tool cannot be had: these checks must never pass by not running.
+fn tool(name: &str) -> PathBuf {
+    install_tools();
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_var)
         .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))

@@ -20,8 +20,16 @@ pub struct Report {
 }
 
 impl Report {
-    /// Log lines as errors and add them to the report, as one block.
+    /// Log lines as errors and add them to the report, as one block. Once
+    /// the run was asked to stop (Ctrl-C), complaints are what stopping
+    /// the git processes left: logged at debug level only, not reported.
     pub fn critical_block(&self, lines: &[String]) {
+        if grokmirror::stop::requested().is_some() {
+            for line in lines {
+                tracing::debug!("while stopping: {line}");
+            }
+            return;
+        }
         let mut all = self.lines.lock().expect("report poisoned");
         for line in lines {
             error!("{line}");

@@ -18,6 +18,7 @@ use grokmirror::tree::fsutil;
 use grokmirror::tree::{self, Dir, Tree};
 use tracing::{debug, info, warn};
 
+use crate::plan::reclone::{self, Reclone};
 use crate::record::report::Report;
 use crate::settings::Settings;
 
@@ -202,7 +203,8 @@ impl Maintenance<'_> {
 
     /// Ask grok-pull to re-clone the repository when an error matches
     /// `reclone_on_errors`, unless others borrow objects from it (a
-    /// re-clone would pull them out from under the borrowers).
+    /// re-clone would pull them out from under the borrowers) or it has no
+    /// remote to come from (an origin's repository).
     fn check_reclone(&self, repo: &Repo, role: &RepoRole, lines: &[&str]) {
         let patterns = &self.settings.reclone_on_errors;
         let Some(line) = lines
@@ -211,10 +213,28 @@ impl Maintenance<'_> {
         else {
             return;
         };
-        if role.lends_objects() || self.altmap.is_borrowed(repo.path()) {
-            self.report
-                .critical("\tused for alternates, not requesting auto-reclone");
-            return;
+        let lends = role.lends_objects() || self.altmap.is_borrowed(repo.path());
+        let urls = match grokmirror::repo::git_config::remote_urls(&repo.io()) {
+            Ok(urls) => Some(urls),
+            Err(e) => {
+                debug!("{}: {e}", repo.path().display());
+                None
+            }
+        };
+        match reclone::decide(lends, urls.as_deref()) {
+            Reclone::Request => {}
+            Reclone::LendsObjects => {
+                self.report
+                    .critical("\tused for alternates, not requesting auto-reclone");
+                return;
+            }
+            Reclone::NoRemote => {
+                self.report.critical(
+                    "\tno remote to re-clone it from (a repository of an origin), \
+                     not requesting auto-reclone",
+                );
+                return;
+            }
         }
         request_reclone(
             repo,

@@ -71,6 +71,12 @@ impl<'a> FsckRun<'a> {
         let Some(mut status) = self.reconcile()? else {
             return Ok(());
         };
+        // Each phase ends early when the run is stopped (Ctrl-C); the
+        // status file records what was finished.
+        let stopping = || grokmirror::stop::requested().is_some();
+        if stopping() {
+            return Ok(());
+        }
         let objstore_dir = real_location(&self.settings.objstore);
         let tree = self.open_tree(&objstore_dir)?;
         // Object storage first: it decides every repository's role.
@@ -110,6 +116,9 @@ impl<'a> FsckRun<'a> {
             &forks.full_repack,
         ));
         self.write_status(&status);
+        if stopping() {
+            return Ok(());
+        }
         if tasks.is_empty() {
             info!("No repos need attention.");
             return Ok(());

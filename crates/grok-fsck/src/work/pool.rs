@@ -62,6 +62,12 @@ impl FsckRun<'_> {
             let Some(mut job) = Queue::take(queue, wake) else {
                 return;
             };
+            // Stopping (Ctrl-C): nothing new starts; what is left is done
+            // next run.
+            if grokmirror::stop::requested().is_some() {
+                Queue::done(queue, wake, &job.family);
+                return;
+            }
             let guard = match maintenance.tree.lock_repo(&job.path, lock::Wait::No) {
                 Ok(Some(g)) => Some(g),
                 Ok(None) if !job.deferred => {

@@ -43,7 +43,10 @@ impl FsckRun<'_> {
         };
         let before = size(&task.path);
         let started = Instant::now();
-        let Some(repo) = self.repack_and_check(maintenance, task) else {
+        let repo = self.repack_and_check(maintenance, task);
+        // Stopped (Ctrl-C) meanwhile: the work may be half done, so nothing
+        // is recorded; the repository is done again next run.
+        let Some(repo) = repo.filter(|_| grokmirror::stop::requested().is_none()) else {
             progress.finish_one(0);
             return;
         };
@@ -90,7 +93,9 @@ impl FsckRun<'_> {
                 None => maintenance.repack(&repo, &task.role, level, task.deltas),
             };
             if !done {
-                warn!("Repacking {} was unsuccessful", task.key);
+                if grokmirror::stop::requested().is_none() {
+                    warn!("Repacking {} was unsuccessful", task.key);
+                }
                 return None;
             }
         }

@@ -76,6 +76,23 @@ pub(super) fn stop_signal_means(stopping: Option<&Stopping>, running: usize) -> 
     }
 }
 
+/// Whether a stop signal ends the running jobs at once, without the grace
+/// period: SIGINT (Ctrl-C) on a one-shot run.
+pub(super) fn ctrl_c_stops_at_once(daemon: bool, signal: &str) -> bool {
+    !daemon && signal == "SIGINT"
+}
+
+/// The exit status of a run a stop signal ended, when it is not the usual
+/// one: a one-shot run stopped by SIGINT exits 130, as a shell reports a
+/// program Ctrl-C ended. SIGTERM (a service manager's stop) and the
+/// daemon's stops keep theirs (0 unless something failed before).
+pub(super) fn interrupted_status(daemon: bool, signal: &str) -> Option<i32> {
+    ctrl_c_stops_at_once(daemon, signal).then_some(EXIT_INTERRUPTED)
+}
+
+/// What a shell reports for a program that SIGINT ended (128 + 2).
+const EXIT_INTERRUPTED: i32 = 130;
+
 /// Whether the grace period is over with jobs still running.
 pub(super) fn grace_is_over(stop: &Stopping, running: usize, now: Instant) -> bool {
     !stop.killed && running > 0 && stop.deadline <= now
@@ -102,7 +119,13 @@ impl Engine {
             StopSignal::Nothing => return,
             StopSignal::Begin => {}
         }
-        let grace = self.settings().shutdown_grace;
+        // Ctrl-C on a one-shot run: a person wants it to stop now; the
+        // grace period is for service managers (SIGTERM) and the daemon.
+        let grace = if ctrl_c_stops_at_once(self.opts.daemon, name) {
+            Duration::ZERO
+        } else {
+            self.settings().shutdown_grace
+        };
         info!("{name} received: stopping");
         self.service.stopping();
         self.stopping = Some(Stopping {
@@ -127,7 +150,11 @@ impl Engine {
         let running = self.running.len();
         if running > 0 {
             if grace.is_zero() {
-                self.kill_running("[pull] shutdown_grace is 0");
+                self.kill_running(if ctrl_c_stops_at_once(self.opts.daemon, name) {
+                    "Ctrl-C"
+                } else {
+                    "[pull] shutdown_grace is 0"
+                });
             } else {
                 let keys: BTreeSet<String> = self.running.sorted_keys().into_iter().collect();
                 info!(
@@ -242,6 +269,10 @@ impl Engine {
                 .collect();
             error!("pull: failed: {}", names.join(" "));
         }
+        if let Some(code) = stopped.and_then(|s| interrupted_status(self.opts.daemon, s.signal)) {
+            info!("pull: {summary}");
+            return Ok(code);
+        }
         if problems {
             error!("pull: {summary}");
             Ok(EXIT_FAILURE)
@@ -257,6 +288,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctrl_c_ends_a_one_shot_run_at_once_with_130() {
+        assert!(ctrl_c_stops_at_once(false, "SIGINT"));
+        assert!(!ctrl_c_stops_at_once(false, "SIGTERM"));
+        assert!(!ctrl_c_stops_at_once(true, "SIGINT"));
+        assert_eq!(interrupted_status(false, "SIGINT"), Some(130));
+        assert_eq!(interrupted_status(false, "SIGTERM"), None);
+        assert_eq!(interrupted_status(true, "SIGINT"), None);
+    }
 
     #[test]
     fn what_a_stop_signal_means() {

@@ -75,6 +75,26 @@ pub fn remove_remote(cfg: &mut git2::Config, repo: &Path, name: &str) -> Result<
     Ok(())
 }
 
+/// The URLs of every remote the repository's own config defines
+/// (`remote.<name>.url`, non-empty, in file order). An origin's
+/// repositories usually have none; a replica's have grok-pull's.
+pub fn remote_urls(repo: &Path) -> Result<Vec<String>, Error> {
+    let cfg = open(repo)?;
+    let mut urls = Vec::new();
+    let mut entries = cfg.entries(None).map_err(error("read", repo))?;
+    while let Some(entry) = entries.next() {
+        let e = entry.map_err(error("read", repo))?;
+        let Some(name) = e.name() else { continue };
+        let name = name.to_ascii_lowercase();
+        if name.starts_with("remote.") && name.ends_with(".url") && name.len() > 11 {
+            if let Some(v) = e.value().filter(|v| !v.is_empty()) {
+                urls.push(v.to_string());
+            }
+        }
+    }
+    Ok(urls)
+}
+
 /// A remote as we define it: one URL, one fetch refspec, and optionally a
 /// `tagopt`.
 #[derive(Debug, Clone, Copy)]
@@ -207,6 +227,26 @@ mod tests {
             .to_string();
         assert!(err.starts_with("cannot open "), "{err}");
         assert!(err.contains("nowhere/config"), "{err}");
+    }
+
+    #[test]
+    fn remote_urls_lists_every_remote_with_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        std::fs::write(repo.join("config"), "[core]\n\tbare = true\n").unwrap();
+        assert!(remote_urls(repo).unwrap().is_empty(), "an origin's config");
+        std::fs::write(
+            repo.join("config"),
+            "[remote \"_grokmirror\"]\n\tfetch = +refs/*:refs/*\n\tURL = git://o/a.git\n\
+             [remote \"empty\"]\n\turl =\n[remote \"x\"]\n\tpushurl = p\n[remote]\n\turl = odd\n",
+        )
+        .unwrap();
+        assert_eq!(remote_urls(repo).unwrap(), ["git://o/a.git"]);
+        std::fs::write(repo.join("config"), "[remote \"broken\"\n").unwrap();
+        assert!(
+            remote_urls(repo).is_err(),
+            "an unreadable config is no answer"
+        );
     }
 
     #[test]
