@@ -5,62 +5,43 @@
 //! with [`exit_status`] after one line saying so. grok-pull has its own
 //! handling in its event loop.
 
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Once;
-use std::time::Duration;
 
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-/// The signal caught, 0 before one is. Set by the handler (an atomic store
-/// is all a signal handler may safely do), acted on by the watcher thread.
-static CAUGHT: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: nix::libc::c_int) {
-    let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-}
-
-/// Catch SIGINT and SIGTERM from now on (once per process). A watcher
-/// thread turns the first one into [`grokmirror::stop::request`] within a
-/// few milliseconds; a second one of either ends the process at once with
-/// the status a shell reports for it.
+/// Catch SIGINT and SIGTERM from now on (once per process). A thread waits
+/// for them (signal-hook's self-pipe: the handler only writes a byte) and
+/// turns the first one into [`grokmirror::stop::request`]; a second one of
+/// either ends the process at once, as the signal would have.
 pub fn install() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         grokmirror::stop::own_process_groups();
-        let action = SigAction::new(
-            SigHandler::Handler(on_signal),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        for sig in [Signal::SIGINT, Signal::SIGTERM] {
-            // SAFETY: the handler only stores into an atomic.
-            if let Err(e) = unsafe { signal::sigaction(sig, &action) } {
-                tracing::warn!("cannot catch {sig}: {e}");
+        let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot catch SIGINT and SIGTERM: {e}");
+                return;
             }
-        }
-        std::thread::Builder::new()
+        };
+        let watcher = std::thread::Builder::new()
             .name("signals".into())
-            .spawn(watch)
-            .ok();
+            .spawn(move || {
+                let mut told = false;
+                for sig in signals.forever() {
+                    if told {
+                        let _ = signal_hook::low_level::emulate_default_handler(sig);
+                    }
+                    told = true;
+                    grokmirror::stop::request(sig);
+                }
+            });
+        if let Err(e) = watcher {
+            tracing::warn!("cannot watch for SIGINT and SIGTERM: {e}");
+        }
     });
-}
-
-fn watch() {
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
-        let sig = CAUGHT.load(Ordering::SeqCst);
-        if sig == 0 {
-            continue;
-        }
-        grokmirror::stop::request(sig);
-        // From now on a second signal ends the process as the signal would.
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        for s in [Signal::SIGINT, Signal::SIGTERM] {
-            // SAFETY: restoring the default disposition.
-            let _ = unsafe { signal::sigaction(s, &default) };
-        }
-        return;
-    }
 }
 
 /// The name of the signal that asked the run to stop, if one did.
