@@ -137,11 +137,6 @@ pub fn is_linked_pack_file(name: &[u8]) -> bool {
         .any(|ext| name.ends_with(ext))
 }
 
-/// Whether `name` is a loose-object fan-out directory (`00` .. `ff`).
-fn is_fanout_dir(name: &[u8]) -> bool {
-    name.len() == 2 && name.iter().all(u8::is_ascii_hexdigit)
-}
-
 /// Whether a name under `refs/` (or `reftable/`) is copied: not a lock file
 /// of a running git.
 fn is_copied_ref_name(name: &[u8]) -> bool {
@@ -314,7 +309,7 @@ fn link_objects(from: &Dir, objects: &Dir, packs: &Dir, taken: &mut Taken) -> Re
         }
     }
     for fanout in from.names()? {
-        if !is_fanout_dir(&fanout) {
+        if !crate::repo::object_counts::is_fanout_dir_name(&fanout) {
             continue;
         }
         let fanout = OsStr::from_bytes(&fanout);
@@ -492,9 +487,10 @@ mod tests {
         ] {
             assert!(!is_linked_pack_file(no.as_bytes()), "{no}");
         }
-        assert!(is_fanout_dir(b"0a"));
-        assert!(!is_fanout_dir(b"info"));
-        assert!(!is_fanout_dir(b"pack"));
+        assert!(crate::repo::object_counts::is_fanout_dir_name(b"0a"));
+        assert!(!crate::repo::object_counts::is_fanout_dir_name(b"0A"));
+        assert!(!crate::repo::object_counts::is_fanout_dir_name(b"info"));
+        assert!(!crate::repo::object_counts::is_fanout_dir_name(b"pack"));
         assert!(!is_copied_ref_name(b"main.lock"));
         assert!(is_copied_ref_name(b"main"));
     }
