@@ -261,6 +261,14 @@ fn object_storage_keeps_deltas_and_every_member_clones_from_its_own_island() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("full repack, reusing deltas"), "{err}");
     assert!(!err.contains("recomputing deltas"), "{err}");
+    // The seed's pack was hard-linked into the new object storage: the seed
+    // drops its copy without a repack walking its history.
+    assert!(
+        err.contains("attach: dropped 1 pack(s) that are also"),
+        "{err}"
+    );
+    assert!(err.contains("nothing to repack"), "{err}");
+    assert!(replica::packs(&members[0]).is_empty());
     let bad = forks::fsck_all(&tree.top, false);
     assert!(bad.is_empty(), "{bad:?}");
     let objstores: Vec<_> = std::fs::read_dir(tree.objstore())

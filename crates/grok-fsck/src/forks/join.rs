@@ -11,7 +11,7 @@ use grokmirror::objstore::{self, FetchMethod};
 use grokmirror::repo;
 use grokmirror::tree::fsutil;
 use rayon::prelude::*;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{request_repack, Forks};
 
@@ -216,7 +216,21 @@ impl Forks<'_> {
             }
         };
         match objstore::point_at(&pinned.io_path(), obst) {
-            Ok(()) => true,
+            Ok(()) => {
+                // It borrows now: the packs it shares with the object
+                // storage as one file (it seeded it by hard links) are
+                // redundant, and go before the repack that would walk the
+                // whole history to find that out.
+                match objstore::drop_packs_linked_into(&pinned.io_path(), obst) {
+                    Ok(0) => {}
+                    Ok(n) => info!(
+                        "   attach: dropped {n} pack(s) that are also {}'s",
+                        Self::name(obst)
+                    ),
+                    Err(e) => warn!("{}: {e}", path.display()),
+                }
+                true
+            }
             Err(e) => {
                 self.report.critical(format!(
                     "{}: cannot point it at {}: {e}",

@@ -354,30 +354,9 @@ impl Maintenance<'_> {
                 }
             }
         }
-        match (level, plan.recomputes_deltas) {
-            (RepackLevel::Full, true) => {
-                info!("   repack: full repack, recomputing deltas (asked for)")
-            }
-            (RepackLevel::Full, false) => info!("   repack: full repack, reusing deltas"),
-            _ if plan.keep_cruft_packs => {
-                info!(
-                    "   repack: geometric repack (only the packs out of progression are rolled up)"
-                )
-            }
-            _ => {}
-        }
-        let mut args = vec!["repack".to_string()];
-        args.extend(plan.args.iter().cloned());
-        if plan.keep_cruft_packs {
-            let cruft = grokmirror::repo::grace::cruft_packs(&repo.io());
-            args.extend(cruft.iter().map(|p| format!("--keep-pack={p}")));
-        }
-        info!("   repack: repacking with \"{}\"", args[1..].join(" "));
-        args.push("-q".into());
-        let Some(out) = self.run(repo, &args) else {
-            return false;
-        };
-        if !self.judge(repo, role, &args, &out, true, false) {
+        if self.only_borrowed_objects_left(repo, role) {
+            info!("   repack: nothing of its own left (all of it is in its object storage); nothing to repack");
+        } else if !self.run_repack(repo, role, level, plan) {
             return false;
         }
         if plan.commit_graph && self.commit_graph_supported {
@@ -405,6 +384,62 @@ impl Maintenance<'_> {
             return self.prune_now(repo, role);
         }
         true
+    }
+
+    /// `git repack` as `plan` says (cruft packs kept out of a geometric
+    /// one). Returns whether it went cleanly.
+    fn run_repack(
+        &self,
+        repo: &Repo,
+        role: &RepoRole,
+        level: RepackLevel,
+        plan: &repack::RepackPlan,
+    ) -> bool {
+        match (level, plan.recomputes_deltas) {
+            (RepackLevel::Full, true) => {
+                info!("   repack: full repack, recomputing deltas (asked for)")
+            }
+            (RepackLevel::Full, false) => info!("   repack: full repack, reusing deltas"),
+            _ if plan.keep_cruft_packs => {
+                info!(
+                    "   repack: geometric repack (only the packs out of progression are rolled up)"
+                )
+            }
+            _ => {}
+        }
+        let mut args = vec!["repack".to_string()];
+        args.extend(plan.args.iter().cloned());
+        if plan.keep_cruft_packs {
+            let cruft = grokmirror::repo::grace::cruft_packs(&repo.io());
+            args.extend(cruft.iter().map(|p| format!("--keep-pack={p}")));
+        }
+        info!("   repack: repacking with \"{}\"", args[1..].join(" "));
+        args.push("-q".into());
+        match self.run(repo, &args) {
+            Some(out) => self.judge(repo, role, &args, &out, true, false),
+            None => false,
+        }
+    }
+
+    /// For a member of object storage: drop its packs that are the object
+    /// storage's own files (hard-linked when the object storage was seeded
+    /// from it), and say whether nothing else is left, so a repack (which
+    /// would walk the whole history to drop what the object storage holds)
+    /// has nothing to do.
+    fn only_borrowed_objects_left(&self, repo: &Repo, role: &RepoRole) -> bool {
+        let RepoRole::ObjstoreMember { objstore } = role else {
+            return false;
+        };
+        match grokmirror::objstore::drop_packs_linked_into(&repo.io(), objstore) {
+            Ok(0) => {}
+            Ok(n) => info!("   repack: dropped {n} pack(s) that are also its object storage's"),
+            Err(e) => {
+                warn!("{}: {e}", repo.path().display());
+                return false;
+            }
+        }
+        grokmirror::repo::object_counts::scan(&repo.io())
+            .is_ok_and(|c| c.packs == 0 && c.count == 0)
     }
 
     /// `git prune --expire=yesterday` (objects younger than a day are left

@@ -247,3 +247,95 @@ pub fn set_config(git: &Git, repo: &Path, key: &str, value: &str) -> Result<bool
     git.run_ok(Some(repo), ["config", "--replace-all", key, value])?;
     Ok(true)
 }
+
+/// Remove from a member the packs that are hard links of packs of its
+/// object storage (the same file: grok-fsck seeds a new object storage by
+/// linking its first member's packs). Every object in them is in the object
+/// storage, which the member borrows from, so they are dropped without a
+/// repack that would walk the whole history to find that out. Kept packs
+/// (`.keep`) stay. The index goes first, so git never sees a pack without
+/// one. Returns how many packs went.
+///
+/// `member` is a path through the member's handle; the caller holds its
+/// lock, and has checked that it borrows from `obstrepo`.
+pub fn drop_packs_linked_into(member: &Path, obstrepo: &Path) -> Result<usize, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = member.join("objects/pack");
+    let theirs = obstrepo.join("objects/pack");
+    let Ok(entries) = fs::read_dir(&mine) else {
+        return Ok(0);
+    };
+    let mut dropped = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".pack") else {
+            continue;
+        };
+        if !stem.starts_with("pack-") || mine.join(format!("{stem}.keep")).exists() {
+            continue;
+        }
+        let (Ok(a), Ok(b)) = (
+            fs::symlink_metadata(entry.path()),
+            fs::symlink_metadata(theirs.join(&name)),
+        ) else {
+            continue;
+        };
+        let same_file = a.is_file() && b.is_file() && a.dev() == b.dev() && a.ino() == b.ino();
+        if !same_file || !theirs.join(format!("{stem}.idx")).is_file() {
+            continue;
+        }
+        for ext in ["idx", "pack", "rev", "bitmap", "mtimes"] {
+            let file = mine.join(format!("{stem}.{ext}"));
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&file)(e)),
+            }
+        }
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_packs_that_are_the_same_file_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = dir.path().join("m.git");
+        let obst = dir.path().join("o.git");
+        let (mp, op) = (member.join("objects/pack"), obst.join("objects/pack"));
+        fs::create_dir_all(&mp).unwrap();
+        fs::create_dir_all(&op).unwrap();
+        for stem in ["pack-1", "pack-2", "pack-3"] {
+            for ext in ["pack", "idx"] {
+                fs::write(mp.join(format!("{stem}.{ext}")), stem).unwrap();
+            }
+        }
+        // pack-1: linked (the same file); pack-2: a copy (same name, another
+        // file); pack-3: linked but kept.
+        for stem in ["pack-1", "pack-3"] {
+            for ext in ["pack", "idx"] {
+                fs::hard_link(
+                    mp.join(format!("{stem}.{ext}")),
+                    op.join(format!("{stem}.{ext}")),
+                )
+                .unwrap();
+            }
+        }
+        for ext in ["pack", "idx"] {
+            fs::write(op.join(format!("pack-2.{ext}")), "pack-2").unwrap();
+        }
+        fs::write(mp.join("pack-3.keep"), "").unwrap();
+        assert_eq!(drop_packs_linked_into(&member, &obst).unwrap(), 1);
+        assert!(!mp.join("pack-1.pack").exists() && !mp.join("pack-1.idx").exists());
+        assert!(
+            op.join("pack-1.pack").exists(),
+            "the object storage keeps its copy"
+        );
+        assert!(mp.join("pack-2.pack").exists() && mp.join("pack-3.pack").exists());
+        assert_eq!(drop_packs_linked_into(&member, &obst).unwrap(), 0);
+    }
+}
