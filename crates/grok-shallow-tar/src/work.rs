@@ -431,7 +431,7 @@ impl BranchJob<'_> {
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs() as i64)
+                    .map(|d| d.as_nanos() as i64)
                     .unwrap_or(0);
                 (n, mtime)
             })
