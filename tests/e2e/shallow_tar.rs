@@ -352,7 +352,10 @@ fn bad_input_is_one_line_and_its_exit_status() {
     assert_eq!(ran.status.code(), Some(2), "{}", stderr_of(&ran));
     assert_eq!(lines(&ran).len(), 1, "{}", stderr_of(&ran));
     let err = stderr_of(&ran);
-    assert!(err.contains("allow_any_toplevel") && err.contains("perhaps"), "{err}");
+    assert!(
+        err.contains("allow_any_toplevel") && err.contains("perhaps"),
+        "{err}"
+    );
     assert!(!out.exists(), "nothing made on a config error");
 
     // The output directory inside the toplevel: refused, 2, nothing made.
