@@ -159,6 +159,10 @@ fn check_latest(origin: &Path, pub_dir: &Path, stem: &str, branch: &str, scratch
         .unwrap()
         .contains(&tip));
     assert!(gitdir.join("shallow-tar.readme").is_file());
+    let hooks: Vec<_> = std::fs::read_dir(gitdir.join("hooks"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(hooks.is_empty(), "no hooks shipped: {hooks:?}");
     let theirs = git(Some(origin), &["ls-tree", "-r", &tip]);
     assert_eq!(git(Some(&gitdir), &["ls-tree", "-r", "HEAD"]), theirs);
     // Checked out, the files are exactly those of the tip.

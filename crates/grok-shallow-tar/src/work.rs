@@ -266,6 +266,8 @@ impl BranchJob<'_> {
             "--quiet".as_ref(),
             "--no-checkout".as_ref(),
             "--no-tags".as_ref(),
+            // No template: no sample hooks shipped to every CI node.
+            "--template=".as_ref(),
             "--single-branch".as_ref(),
             "--depth".as_ref(),
             depth.as_ref(),
@@ -278,16 +280,18 @@ impl BranchJob<'_> {
         self.git
             .run_ok(None, args)
             .map_err(git_err("cannot make a shallow clone"))?;
-        let tip = self
+        let head = self
             .git
             .run_ok(
                 Some(&clone.join(".git")),
-                ["rev-parse", "--verify", "HEAD^{commit}"],
+                ["show", "-s", "--format=%H %ct", "HEAD^{commit}"],
             )
             .map_err(git_err("cannot read the tip of the clone"))?
-            .stdout_str()
-            .trim()
-            .to_string();
+            .stdout_str();
+        // The tip cloned, which is the listed one unless the branch moved
+        // meanwhile: the name and the timestamps follow what is inside.
+        let (tip, time) = head.trim().split_once(' ').unwrap_or((head.trim(), ""));
+        let (tip, time) = (tip.to_string(), time.parse().unwrap_or(self.branch.time));
         let url = format!("{}{}", self.settings.url_base, self.key);
         let gitdir = clone.join(".git");
         for (k, v) in [
@@ -318,7 +322,7 @@ impl BranchJob<'_> {
             })?;
         }
         let name = plan::dated_name(&self.stem, &now.format("%Y%m%d").to_string(), &tip);
-        let (size, sha256) = self.pack(tmp, &top, &name)?;
+        let (size, sha256) = self.pack(tmp, &top, &name, time)?;
         let sidecar = serde_json::json!({
             "repo": self.key,
             "branch": self.branch.name,
@@ -346,9 +350,9 @@ impl BranchJob<'_> {
         Ok(name)
     }
 
-    /// `tar` the clone `top` in `tmp` into `name` atomically; its size and
-    /// SHA-256.
-    fn pack(&self, tmp: &Dir, top: &str, name: &str) -> Result<(u64, String), Error> {
+    /// `tar` the clone `top` in `tmp` into `name` atomically, every entry
+    /// stamped with the tip's commit time `time`; its size and SHA-256.
+    fn pack(&self, tmp: &Dir, top: &str, name: &str, time: i64) -> Result<(u64, String), Error> {
         let shown = self.dest.shown_join(name);
         let tar_err = |detail: String| Error::Tar {
             path: shown.clone(),
@@ -359,7 +363,7 @@ impl BranchJob<'_> {
             .arg("--owner=0")
             .arg("--group=0")
             .arg("--numeric-owner")
-            .arg(format!("--mtime=@{}", self.branch.time))
+            .arg(format!("--mtime=@{time}"))
             .arg("-C")
             .arg(tmp.io_path())
             .arg("-cf")
@@ -383,6 +387,14 @@ impl BranchJob<'_> {
         let written = fsutil::write_atomic_with(&self.dest.io_path().join(name), |file| {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
+                if grokmirror::stop::requested().is_some() {
+                    // Asked to stop: no tarball, the temp file goes.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(std::io::Error::other(
+                        "stopped before the tarball was complete",
+                    ));
+                }
                 let n = stdout.read(&mut buf)?;
                 if n == 0 {
                     break;
