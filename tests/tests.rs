@@ -60,6 +60,7 @@ mod e2e {
     mod pull_shards;
     mod pull_status;
     mod pull_trust;
+    mod shallow_tar;
     mod snapshot;
 }
 

@@ -195,6 +195,7 @@ fn the_example_config_passes_every_program_that_reads_it() {
         "grok-fsck",
         "grok-bundle",
         "grok-snapshot",
+        "grok-shallow-tar",
     ] {
         let out = check(program, &config, &[]);
         assert_eq!(out.status.code(), Some(0), "{program}: {}", stdout(&out));
@@ -359,7 +360,13 @@ fn a_missing_or_unwritable_toplevel_is_an_error() {
         &missing.display().to_string(),
     );
     let config = setup.write(&text);
-    for program in ["grok-fsck", "grok-bundle", "grok-snapshot", "grok-manifest"] {
+    for program in [
+        "grok-fsck",
+        "grok-bundle",
+        "grok-snapshot",
+        "grok-shallow-tar",
+        "grok-manifest",
+    ] {
         let out = check(program, &config, &["--json"]);
         assert_eq!(out.status.code(), Some(2), "{program}");
         let found = problems(&json(&out));
@@ -400,6 +407,7 @@ fn a_check_writes_nothing_and_takes_no_lock() {
         "grok-fsck",
         "grok-bundle",
         "grok-snapshot",
+        "grok-shallow-tar",
     ] {
         let out = check(program, &config, &["--no-network"]);
         assert!(out.status.code().is_some(), "{program}");

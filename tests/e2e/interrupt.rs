@@ -1,7 +1,7 @@
 //! Two behaviour fixes of grokmirror's next release, checked on the real
 //! programs: text files are read and written as UTF-8 whatever the locale
 //! (`LC_ALL=C`, `LANG=` empty), and Ctrl-C (a real SIGINT sent to the
-//! process) stops grok-manifest, grok-fsck and a one-shot grok-pull
+//! process) stops grok-manifest, grok-fsck, grok-shallow-tar and a one-shot grok-pull
 //! promptly, with exit status 130, one line saying so, no panic, the
 //! manifest and status files whole (old or new), no temporary files left.
 
@@ -372,4 +372,69 @@ fn ctrl_c_stops_a_one_shot_grok_pull_mid_clone() {
     assert_success!(out);
     assert!(replica.path("/slow.git").is_dir());
     assert!(replica.path("/fast.git").is_dir());
+}
+
+#[test]
+fn ctrl_c_stops_grok_shallow_tar_mid_clone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let origin = Origin::new(&dir);
+    origin.project("/pub/x.git", 5, 1_600_000_000);
+    origin.manifest();
+    let config = support::write_config(
+        &dir,
+        "tar.conf",
+        &format!(
+            "[core]\ntoplevel = {}\nmanifest = {}\n",
+            origin.root.display(),
+            origin.manifest.display()
+        ),
+    );
+    let out = dir.join("out");
+    let started = dir.join("started");
+    let gitbin = marking_git(&dir, "*clone*", &started, Some(60));
+    let args = |cmd: &mut Command| {
+        cmd.arg("-c")
+            .arg(&config)
+            .arg("-o")
+            .arg(&out)
+            .args(["--clone-url-base", "https://git.example.org"])
+            .args(["--branches", "/pub/x.git:main"]);
+    };
+    let mut cmd = grok("grok-shallow-tar");
+    args(&mut cmd);
+    let child = spawn(cmd.env("GITBIN", &gitbin));
+    let pid = Pid::from_raw(child.id() as i32);
+    wait_for(&started, "the clone");
+    let (status, err, took) = interrupt(child, Duration::from_secs(20));
+    let _ = killpg(pid, Signal::SIGKILL);
+    assert_stopped_cleanly(status, &err);
+    assert!(took < Duration::from_secs(10), "took {took:?}: {err}");
+    // No tarball, no link, no temporary clone or file left.
+    let left: Vec<String> = walk_names(&out);
+    assert!(
+        left.iter().all(|n| n == "pub"),
+        "left behind: {left:?}: {err}"
+    );
+    // The next run publishes.
+    let mut cmd = grok("grok-shallow-tar");
+    args(&mut cmd);
+    let done = run(&mut cmd);
+    assert_success!(done);
+    assert!(out.join("pub/x.main.shallow.latest.tar").exists());
+}
+
+/// Every name under `dir`, recursively.
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            names.push(e.file_name().to_string_lossy().into_owned());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    names
 }

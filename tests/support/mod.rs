@@ -45,6 +45,7 @@ pub fn grok(name: &str) -> Command {
         "grok-dumb-pull" => env!("CARGO_BIN_EXE_grok-dumb-pull"),
         "grok-pi-piper" => env!("CARGO_BIN_EXE_grok-pi-piper"),
         "grok-snapshot" => env!("CARGO_BIN_EXE_grok-snapshot"),
+        "grok-shallow-tar" => env!("CARGO_BIN_EXE_grok-shallow-tar"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

@@ -27,6 +27,7 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-dumb-pull", grok_dumb_pull::Cli::command()),
         ("grok-pi-piper", grok_pi_piper::Cli::command()),
         ("grok-snapshot", grok_snapshot::Cli::command()),
+        ("grok-shallow-tar", grok_shallow_tar::Cli::command()),
     ]
 }
 
@@ -262,6 +263,7 @@ fn common_sections(name: &str) -> Roff {
         "grok-dumb-pull",
         "grok-pi-piper",
         "grok-snapshot",
+        "grok-shallow-tar",
     ]
     .iter()
     .filter(|p| **p != name)

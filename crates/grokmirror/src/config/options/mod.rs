@@ -54,16 +54,23 @@ pub struct ConfOption {
 }
 
 pub(super) const ALL: &[&str] = &["grok-manifest", "grok-pull", "grok-fsck"];
-/// The [core] options grok-bundle reads as well.
-pub(super) const ALL_AND_BUNDLE: &[&str] =
-    &["grok-manifest", "grok-pull", "grok-fsck", "grok-bundle"];
-/// The [core] options grok-bundle and grok-snapshot read as well.
+/// The [core] options grok-bundle and grok-shallow-tar read as well.
+pub(super) const ALL_AND_BUNDLE: &[&str] = &[
+    "grok-manifest",
+    "grok-pull",
+    "grok-fsck",
+    "grok-bundle",
+    "grok-shallow-tar",
+];
+/// The [core] options grok-bundle, grok-snapshot and grok-shallow-tar read
+/// as well.
 pub(super) const ALL_BUNDLE_SNAPSHOT: &[&str] = &[
     "grok-manifest",
     "grok-pull",
     "grok-fsck",
     "grok-bundle",
     "grok-snapshot",
+    "grok-shallow-tar",
 ];
 /// The [core] options grok-snapshot reads as well.
 pub(super) const ALL_AND_SNAPSHOT: &[&str] =
