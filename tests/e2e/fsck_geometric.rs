@@ -269,6 +269,15 @@ fn object_storage_keeps_deltas_and_every_member_clones_from_its_own_island() {
     );
     assert!(err.contains("nothing to repack"), "{err}");
     assert!(replica::packs(&members[0]).is_empty());
+    // The other forks were fetched in: every object of their packs is in
+    // the object storage, so those go too, checked object by object.
+    assert!(
+        err.contains("dropped 1 pack(s) whose every object its object storage holds"),
+        "{err}"
+    );
+    for m in &members {
+        assert!(replica::packs(m).is_empty(), "{}", m.display());
+    }
     let bad = forks::fsck_all(&tree.top, false);
     assert!(bad.is_empty(), "{bad:?}");
     let objstores: Vec<_> = std::fs::read_dir(tree.objstore())

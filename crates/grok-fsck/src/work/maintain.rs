@@ -354,7 +354,7 @@ impl Maintenance<'_> {
                 }
             }
         }
-        if self.only_borrowed_objects_left(repo, role) {
+        if self.only_borrowed_objects_left(repo, role, level) {
             info!("   repack: nothing of its own left (all of it is in its object storage); nothing to repack");
         } else if !self.run_repack(repo, role, level, plan) {
             return false;
@@ -426,7 +426,10 @@ impl Maintenance<'_> {
     /// from it), and say whether nothing else is left, so a repack (which
     /// would walk the whole history to drop what the object storage holds)
     /// has nothing to do.
-    fn only_borrowed_objects_left(&self, repo: &Repo, role: &RepoRole) -> bool {
+    /// At a full repack (the one that follows joining object storage),
+    /// also the packs whose every object the object storage holds, and the
+    /// loose objects it holds (`git prune-packed`).
+    fn only_borrowed_objects_left(&self, repo: &Repo, role: &RepoRole, level: RepackLevel) -> bool {
         let RepoRole::ObjstoreMember { objstore } = role else {
             return false;
         };
@@ -436,6 +439,28 @@ impl Maintenance<'_> {
             Err(e) => {
                 warn!("{}: {e}", repo.path().display());
                 return false;
+            }
+        }
+        if level != RepackLevel::Full {
+            return false;
+        }
+        match grokmirror::objstore::drop_packs_contained_in(self.git, &repo.io(), objstore) {
+            Ok(0) => {}
+            Ok(n) => {
+                info!("   repack: dropped {n} pack(s) whose every object its object storage holds")
+            }
+            Err(e) => {
+                warn!("{}: {e}", repo.path().display());
+                return false;
+            }
+        }
+        if let Some(out) = self.run(repo, &strings(&["prune-packed", "-q"])) {
+            if !out.success() {
+                debug!(
+                    "{}: prune-packed: {}",
+                    repo.path().display(),
+                    out.stderr_str()
+                );
             }
         }
         grokmirror::repo::object_counts::scan(&repo.io())

@@ -297,9 +297,122 @@ pub fn drop_packs_linked_into(member: &Path, obstrepo: &Path) -> Result<usize, E
     Ok(dropped)
 }
 
+/// Remove from a member the packs whose every object its object storage
+/// holds too (a member that just joined: the fetch copied everything its
+/// refs reach, and a freshly fetched pack holds nothing else). Each pack's
+/// object names come from its index (`git show-index`), and the object
+/// storage is asked for all of them (`git cat-file --batch-check`, which
+/// sees the object storage's own objects only: it borrows from nobody); a
+/// pack with one object the object storage lacks stays. Kept packs
+/// (`.keep`) stay. Returns how many packs went.
+///
+/// `member` is a path through the member's handle; the caller holds its
+/// lock, and has checked that it borrows from `obstrepo`.
+pub fn drop_packs_contained_in(git: &Git, member: &Path, obstrepo: &Path) -> Result<usize, Error> {
+    let mine = member.join("objects/pack");
+    let Ok(entries) = fs::read_dir(&mine) else {
+        return Ok(0);
+    };
+    let mut stems: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".idx").map(str::to_string))
+        .filter(|stem| stem.starts_with("pack-"))
+        .filter(|stem| mine.join(format!("{stem}.pack")).is_file())
+        .filter(|stem| !mine.join(format!("{stem}.keep")).exists())
+        .collect();
+    stems.sort();
+    let mut dropped = 0;
+    for stem in stems {
+        let idx = fs::read(mine.join(format!("{stem}.idx"))).map_err(io_err(&mine))?;
+        let listed = git.run_with_input(Some(member), ["show-index"], Some(&idx))?;
+        if !listed.success() {
+            continue;
+        }
+        let names: String = listed
+            .stdout_str()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(|oid| format!("{oid}\n"))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let asked = git.run_with_input(
+            Some(obstrepo),
+            ["cat-file", "--batch-check=%(objectname)"],
+            Some(names.as_bytes()),
+        )?;
+        let answers = asked.stdout_str();
+        let all_there = asked.success()
+            && answers.lines().count() == names.lines().count()
+            && !answers.lines().any(|l| l.ends_with(" missing"));
+        if !all_there {
+            continue;
+        }
+        for ext in ["idx", "pack", "rev", "bitmap", "mtimes"] {
+            let file = mine.join(format!("{stem}.{ext}"));
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&file)(e)),
+            }
+        }
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn git(dir: &Path, args: &[&str], input: Option<&str>) -> String {
+        let out = Git::from_env()
+            .run_with_input(Some(dir), args, input.map(str::as_bytes))
+            .unwrap();
+        assert!(out.success(), "git {args:?}: {}", out.stderr_str());
+        out.stdout_str().trim().to_string()
+    }
+
+    #[test]
+    fn a_pack_goes_only_when_the_object_storage_holds_all_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (member, obst) = (dir.path().join("m.git"), dir.path().join("o.git"));
+        for r in [&member, &obst] {
+            git(
+                dir.path(),
+                &["init", "-q", "--bare", r.to_str().unwrap()],
+                None,
+            );
+        }
+        let shared = git(&member, &["hash-object", "-w", "--stdin"], Some("shared\n"));
+        git(&obst, &["hash-object", "-w", "--stdin"], Some("shared\n"));
+        let own = git(
+            &member,
+            &["hash-object", "-w", "--stdin"],
+            Some("only mine\n"),
+        );
+        let list = format!("{shared}\n{own}\n");
+        let base = member.join("objects/pack/pack");
+        git(
+            &member,
+            &["pack-objects", "-q", base.to_str().unwrap()],
+            Some(&list),
+        );
+        git(&member, &["prune-packed"], None);
+        let g = Git::from_env();
+        // One object the object storage lacks: the pack stays.
+        assert_eq!(drop_packs_contained_in(&g, &member, &obst).unwrap(), 0);
+        assert_eq!(crate::repo::object_counts::scan(&member).unwrap().packs, 1);
+        git(
+            &obst,
+            &["hash-object", "-w", "--stdin"],
+            Some("only mine\n"),
+        );
+        assert_eq!(drop_packs_contained_in(&g, &member, &obst).unwrap(), 1);
+        assert_eq!(crate::repo::object_counts::scan(&member).unwrap().packs, 0);
+    }
 
     #[test]
     fn only_packs_that_are_the_same_file_go() {
