@@ -272,6 +272,12 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
         .iter()
         .filter(|r| r.code != Some(0) || r.text.contains("Traceback"))
         .partition(|r| oracle_clone_race(r));
+    // Our grok-fsck reporting a repository the reference was cloning in
+    // place at that moment.
+    let (leftover, failed): (Vec<&Run>, Vec<&Run>) = failed
+        .into_iter()
+        .partition(|r| reports_the_oracle_leftover(r));
+    let known: Vec<&Run> = known.into_iter().chain(leftover).collect();
     let failed: Vec<String> = failed.into_iter().map(Run::describe).collect();
     assert!(failed.is_empty(), "runs failed:\n{}", failed.join("\n"));
     for r in known {

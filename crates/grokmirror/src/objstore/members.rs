@@ -248,6 +248,20 @@ pub fn set_config(git: &Git, repo: &Path, key: &str, value: &str) -> Result<bool
     Ok(true)
 }
 
+/// Remove the pack `stem` from `pack_dir`: its index first (git sees a
+/// pack only through its index), then the data and what goes with it.
+fn remove_pack(pack_dir: &Path, stem: &str) -> Result<(), Error> {
+    for ext in ["idx", "pack", "rev", "bitmap", "mtimes"] {
+        let file = pack_dir.join(format!("{stem}.{ext}"));
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&file)(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Remove from a member the packs that are hard links of packs of its
 /// object storage (the same file: grok-fsck seeds a new object storage by
 /// linking its first member's packs). Every object in them is in the object
@@ -284,14 +298,7 @@ pub fn drop_packs_linked_into(member: &Path, obstrepo: &Path) -> Result<usize, E
         if !same_file || !theirs.join(format!("{stem}.idx")).is_file() {
             continue;
         }
-        for ext in ["idx", "pack", "rev", "bitmap", "mtimes"] {
-            let file = mine.join(format!("{stem}.{ext}"));
-            match fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&file)(e)),
-            }
-        }
+        remove_pack(&mine, stem)?;
         dropped += 1;
     }
     Ok(dropped)
@@ -350,14 +357,7 @@ pub fn drop_packs_contained_in(git: &Git, member: &Path, obstrepo: &Path) -> Res
         if !all_there {
             continue;
         }
-        for ext in ["idx", "pack", "rev", "bitmap", "mtimes"] {
-            let file = mine.join(format!("{stem}.{ext}"));
-            match fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&file)(e)),
-            }
-        }
+        remove_pack(&mine, &stem)?;
         dropped += 1;
     }
     Ok(dropped)
