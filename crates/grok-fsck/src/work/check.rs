@@ -105,7 +105,7 @@ impl Maintenance<'_> {
             return out;
         }
         let rebuilt = role.borrows_objects()
-            || !self.commit_graph_supported
+            || !self.settings.policy.commit_graph
             || self.write_commit_graph(repo, GraphWrite::Replace);
         if !rebuilt {
             return out;

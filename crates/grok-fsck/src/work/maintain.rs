@@ -69,8 +69,6 @@ pub struct Maintenance<'a> {
     pub report: &'a Report,
     /// Who borrows objects from whom.
     pub altmap: &'a AltMap,
-    /// Whether this git can write commit-graphs (2.18+).
-    pub commit_graph_supported: bool,
     /// Today, for `grokmirror.fsck.err`.
     pub today: NaiveDate,
     /// The top level, repositories below it are opened through it.
@@ -359,7 +357,7 @@ impl Maintenance<'_> {
         } else if !self.run_repack(repo, role, level, plan) {
             return false;
         }
-        if plan.commit_graph && self.commit_graph_supported {
+        if plan.commit_graph {
             self.write_commit_graph(repo, plan.graph_write);
         }
         let mut refs_args = strings(&["pack-refs"]);

@@ -97,14 +97,12 @@ impl<'a> FsckRun<'a> {
         .run(&repos);
         info!("   search: finding all repos using alternates");
         let altmap = AltMap::scan(&[&self.settings.toplevel, &objstore_dir]);
-        let commit_graph_supported = self.settings.policy.commit_graph;
 
         let maintenance = Maintenance {
             git: &self.git,
             settings: self.settings,
             report: self.report,
             altmap: &altmap,
-            commit_graph_supported,
             today: self.today,
             tree: &tree,
         };
