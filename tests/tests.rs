@@ -49,6 +49,7 @@ mod e2e {
     mod manifest_oracle;
     mod manifest_symlinks;
     mod operator_footguns;
+    mod pi_indexer;
     mod pi_piper;
     mod pull_clock;
     mod pull_e2e;

@@ -5,7 +5,7 @@
 use crate::support::{grok, oracle, run};
 
 /// Ours beyond the reference's six; their help starts the same way.
-const OURS_ONLY: [&str; 2] = ["grok-snapshot", "grok-shallow-tar"];
+const OURS_ONLY: [&str; 3] = ["grok-snapshot", "grok-shallow-tar", "grok-pi-indexer"];
 
 const PROGRAMS: [&str; 6] = [
     "grok-manifest",

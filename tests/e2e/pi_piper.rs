@@ -8,58 +8,25 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::public_inbox::Archive;
 use crate::support::{grok, oracle, run, stderr_of};
 
-/// A public-inbox v2 archive named `test` under `root/inboxes/test`, with
-/// its own public-inbox config, a piper config and a pipe script that
-/// appends each message's subject to `root/piped`.
-struct Inbox {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    inbox: PathBuf,
-    next: usize,
-}
+/// A public-inbox v2 archive named `test` (see [`Archive`]) with a piper
+/// config and a pipe script that appends each message's subject to
+/// `root/piped`.
+struct Inbox(Archive);
 
-fn public_inbox(root: &Path, tool: &str) -> Command {
-    let mut cmd = Command::new(tool);
-    cmd.env("PI_CONFIG", root.join("pi-config"))
-        .env("HOME", root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env_remove("GIT_DIR");
-    cmd
+impl std::ops::Deref for Inbox {
+    type Target = Archive;
+    fn deref(&self) -> &Archive {
+        &self.0
+    }
 }
 
 impl Inbox {
     fn new() -> Inbox {
-        let have = Command::new("public-inbox-init")
-            .arg("--help")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            have,
-            "public-inbox-init is needed to build real archives; install it with \
-             scripts/setup-test-tools (Debian package public-inbox)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        let inbox = root.join("inboxes/test");
-        let out = run(public_inbox(&root, "public-inbox-init").args([
-            "-V2",
-            "test",
-            inbox.to_str().unwrap(),
-            "http://example.com/test",
-            "test@example.com",
-        ]));
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        let cfg = root.join("pi-config");
-        let out = run(Command::new(support::git_binary()).args([
-            "config",
-            "-f",
-            cfg.to_str().unwrap(),
-            "publicinboxmda.spamcheck",
-            "none",
-        ]));
-        assert!(out.status.success());
+        let mut archive = Archive::new("test");
+        let root = archive.root.clone();
         support::script(
             &root.join("pipe"),
             &format!(
@@ -75,54 +42,12 @@ impl Inbox {
             ),
         )
         .unwrap();
-        let mut ib = Inbox {
-            _dir: dir,
-            root,
-            inbox,
-            next: 1,
-        };
-        ib.add(3);
-        ib
+        archive.add(3);
+        Inbox(archive)
     }
 
-    /// Deliver `n` messages (subjects `msg <i>`, numbered across calls).
     fn add(&mut self, n: usize) {
-        for _ in 0..n {
-            let i = self.next;
-            self.next += 1;
-            let msg = format!(
-                "From: a@example.com\nTo: test@example.com\nSubject: msg {i}\n\
-                 Message-ID: <m{i}@example.com>\nDate: Mon, 1 Jan 2024 00:{:02}:{:02} +0000\n\n\
-                 body {i}\n",
-                i / 60,
-                i % 60
-            );
-            let mut child = public_inbox(&self.root, "public-inbox-mda")
-                .arg("--no-precheck")
-                .env("ORIGINAL_RECIPIENT", "test@example.com")
-                .stdin(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("run public-inbox-mda");
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(msg.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-
-    /// The epoch repository the messages land in.
-    fn epoch(&self) -> PathBuf {
-        self.inbox.join("git/0.git")
+        self.0.add(n);
     }
 
     fn conf(&self) -> PathBuf {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod kill;
 pub mod mirror;
 pub mod nginx;
+pub mod public_inbox;
 pub mod pulld;
 pub mod replica;
 pub mod smtp;
@@ -46,6 +47,7 @@ pub fn grok(name: &str) -> Command {
         "grok-pi-piper" => env!("CARGO_BIN_EXE_grok-pi-piper"),
         "grok-snapshot" => env!("CARGO_BIN_EXE_grok-snapshot"),
         "grok-shallow-tar" => env!("CARGO_BIN_EXE_grok-shallow-tar"),
+        "grok-pi-indexer" => env!("CARGO_BIN_EXE_grok-pi-indexer"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

@@ -1,7 +1,6 @@
 //! Tracking what was piped and piping the rest.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -51,7 +50,7 @@ impl Piper {
     /// Pipe what is new; the exit status (1 when the command failed).
     pub fn run(&self) -> anyhow::Result<i32> {
         info!("Checking {}", self.repo.display());
-        let program = resolve_program(&self.command[0]).ok_or_else(|| {
+        let program = fsutil::resolve_program(&self.command[0]).ok_or_else(|| {
             anyhow::anyhow!(
                 "cannot execute {} (pipe = {}); install it or fix pipe in the config",
                 self.command[0],
@@ -251,23 +250,6 @@ impl Piper {
             Err(e) => warn!("{e}"),
         }
     }
-}
-
-/// The program to run: a path containing `/` as is, otherwise looked up in
-/// `PATH`; `None` when it is not an executable file.
-fn resolve_program(name: &str) -> Option<PathBuf> {
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return executable(&p).then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| executable(p))
-    })
 }
 
 /// Why piping one message failed.

@@ -28,6 +28,7 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-pi-piper", grok_pi_piper::Cli::command()),
         ("grok-snapshot", grok_snapshot::Cli::command()),
         ("grok-shallow-tar", grok_shallow_tar::Cli::command()),
+        ("grok-pi-indexer", grok_pi_indexer::Cli::command()),
     ]
 }
 
@@ -202,12 +203,76 @@ fn program_man_page(name: &str, cmd: clap::Command) -> anyhow::Result<Vec<u8>> {
     man.render_synopsis_section(&mut buf)?;
     man.render_description_section(&mut buf)?;
     man.render_options_section(&mut buf)?;
+    if let Some(commands) = subcommand_section(&cmd) {
+        buf.write_all(commands.render().as_bytes())?;
+    }
     if cmd.get_after_long_help().is_some() || cmd.get_after_help().is_some() {
         man.render_extra_section(&mut buf)?;
     }
     buf.write_all(common_sections(name).render().as_bytes())?;
     man.render_version_section(&mut buf)?;
     Ok(buf)
+}
+
+/// COMMANDS, for a program with sub-commands: each one's usage, what it
+/// does, and its own flags and arguments (clap_mangen lists only names).
+fn subcommand_section(cmd: &clap::Command) -> Option<Roff> {
+    let mut subs = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .peekable();
+    subs.peek()?;
+    let mut r = Roff::new();
+    r.control("SH", ["COMMANDS"]);
+    for sub in subs {
+        let mut sub = sub
+            .clone()
+            .bin_name(format!("{} {}", cmd.get_name(), sub.get_name()));
+        r.control("TP", []);
+        r.text([bold(
+            sub.render_usage().to_string().trim_start_matches("Usage: "),
+        )]);
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        r.text([roman(about)]);
+        for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+            let id = arg.get_id().as_str();
+            if id == "help" {
+                continue;
+            }
+            let takes_value = arg.get_action().takes_values();
+            let values = arg.get_value_names().filter(|_| takes_value);
+            let name = match (arg.get_long(), values) {
+                (Some(long), Some(v)) => format!("--{long} <{}>", v[0]),
+                (Some(long), None) => format!("--{long}"),
+                (None, Some(v)) => v[0].to_string(),
+                (None, None) => id.to_string(),
+            };
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .filter(|_| takes_value)
+                .map(|d| d.to_string_lossy().into_owned())
+                .collect();
+            let mut help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if !defaults.is_empty() {
+                help.push_str(&format!(" [default: {}]", defaults.join(",")));
+            }
+            r.control("RS", []);
+            r.control("TP", []);
+            r.text([bold(name)]);
+            r.text([roman(help)]);
+            r.control("RE", []);
+        }
+    }
+    Some(r)
 }
 
 /// EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO, shared by every program.
@@ -264,6 +329,7 @@ fn common_sections(name: &str) -> Roff {
         "grok-pi-piper",
         "grok-snapshot",
         "grok-shallow-tar",
+        "grok-pi-indexer",
     ]
     .iter()
     .filter(|p| **p != name)

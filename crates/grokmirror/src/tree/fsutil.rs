@@ -174,6 +174,23 @@ pub fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// The program to run: a path containing `/` as is, otherwise looked up in
+/// `PATH`; `None` when it is not an executable file.
+pub fn resolve_program(name: &str) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| executable(p))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
