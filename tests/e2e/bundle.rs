@@ -202,15 +202,48 @@ fn same_layout_as_the_reference_and_both_bundles_clone_the_same_refs() {
     assert_stderr_contains!(out, "  skipped: pub/a/x.git (unchanged)");
 }
 
+/// The names in a bundle directory.
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A bundle list's `uri = creationToken` pairs.
+fn list_entries(list: &Path) -> Vec<(String, u64)> {
+    let text = git(None, &["config", "-f", list.to_str().unwrap(), "--list"]);
+    let mut uris = Vec::new();
+    let mut tokens = Vec::new();
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            if key.ends_with(".uri") {
+                uris.push(value.to_string());
+            } else if key.ends_with(".creationtoken") {
+                tokens.push(value.parse().unwrap());
+            }
+        }
+    }
+    assert_eq!(uris.len(), tokens.len(), "{text}");
+    uris.into_iter().zip(tokens).collect()
+}
+
 #[test]
-fn an_unchanged_repository_keeps_its_bundle_and_a_changed_one_is_rebuilt() {
+fn an_unchanged_repository_keeps_its_bundle_and_a_changed_one_gets_an_increment() {
     let tmp = tempfile::tempdir().unwrap();
     let (o, conf) = origin(tmp.path());
     let out = tmp.path().join("out");
     ok(ours(&conf, &out, &[]));
-    let x = out.join("pub/a/x/clone.bundle");
+    let dir = out.join("pub/a/x");
+    let x = dir.join("clone.bundle");
+    let inc = dir.join("incremental.bundle");
     let y = out.join("foohub/y/clone.bundle");
     let (x0, y0) = (identity(&x), identity(&y));
+    let entries = list_entries(&dir.join("bundle-list"));
+    assert_eq!(
+        entries,
+        [("clone.bundle".to_string(), (x0.1 / 1_000_000_000) as u64)]
+    );
 
     let second = ok(ours(&conf, &out, &[]));
     assert_eq!(identity(&x), x0, "{}", output_text(&second));
@@ -218,29 +251,111 @@ fn an_unchanged_repository_keeps_its_bundle_and_a_changed_one_is_rebuilt() {
     assert!(stderr_of(&second).contains(" bundles: 0 generated, 3 unchanged"));
 
     // A push without a manifest update: the refs are what count, not the
-    // stored grokmirror.fingerprint.
-    let tip = fixture::commits(&o.path("/pub/a/x.git"), "main", 1, 1_700_000_000);
+    // stored grokmirror.fingerprint. The full bundle stays as it is (a CDN
+    // keeps its copy); what is new goes into the increment.
+    let repo = o.path("/pub/a/x.git");
+    let tip = fixture::commits(&repo, "main", 1, 1_700_000_000);
     let third = ok(ours(&conf, &out, &[]));
-    assert_ne!(identity(&x), x0, "{}", output_text(&third));
+    assert_eq!(identity(&x), x0, "{}", output_text(&third));
     assert_eq!(identity(&y), y0, "{}", output_text(&third));
-    assert!(stderr_of(&third).contains(&format!(" generate: {}", x.display())));
+    assert!(stderr_of(&third).contains(&format!(" generate: {} (on clone.bundle)", inc.display())));
+    let heads = git(None, &["bundle", "list-heads", inc.to_str().unwrap()]);
+    assert!(heads.contains(&format!("{tip} refs/heads/main")), "{heads}");
+    assert!(std::fs::metadata(&inc).unwrap().len() * 4 <= std::fs::metadata(&x).unwrap().len());
+    // The increment applies on top of the full bundle, and both give the
+    // origin's branches.
+    let scratch = tmp.path().join("scratch.git");
+    clone_refs(&x, &scratch);
+    let out_v = run(git_cmd(Some(&scratch)).args(["bundle", "verify", inc.to_str().unwrap()]));
+    assert_success!(out_v);
+    git(
+        Some(&scratch),
+        &[
+            "fetch",
+            "-q",
+            inc.to_str().unwrap(),
+            "refs/heads/*:refs/heads/*",
+        ],
+    );
+    assert_eq!(git(Some(&scratch), &["rev-parse", "refs/heads/main"]), tip);
+    let entries = list_entries(&dir.join("bundle-list"));
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(
+        entries[0],
+        ("clone.bundle".to_string(), (x0.1 / 1_000_000_000) as u64)
+    );
+    assert_eq!(entries[1].0, "incremental.bundle");
+    assert!(entries[1].1 > entries[0].1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".fingerprint")).unwrap(),
+        support::show_ref_sha1(&repo)
+    );
+    assert_eq!(
+        names_in(&dir),
+        [
+            ".fingerprint",
+            "bundle-list",
+            "clone.bundle",
+            "incremental.bundle"
+        ]
+        .map(String::from)
+        .into()
+    );
+
+    // Once what is new outgrows a quarter of the full bundle, the full one
+    // is rebuilt and the increment goes.
+    let tip = fixture::commits(&repo, "main", 40, 1_700_100_000);
+    let fourth = ok(ours(&conf, &out, &[]));
+    assert_ne!(identity(&x), x0, "{}", output_text(&fourth));
+    assert!(stderr_of(&fourth).contains(&format!(" generate: {}", x.display())));
     let heads = git(None, &["bundle", "list-heads", x.to_str().unwrap()]);
     assert!(heads.contains(&format!("{tip} refs/heads/main")), "{heads}");
     assert_eq!(
-        std::fs::read_to_string(out.join("pub/a/x/.fingerprint")).unwrap(),
-        support::show_ref_sha1(&o.path("/pub/a/x.git"))
-    );
-    // Nothing but the three files in the directory: no temp file left.
-    let names: BTreeSet<String> = std::fs::read_dir(out.join("pub/a/x"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
+        names_in(&dir),
         [".fingerprint", "bundle-list", "clone.bundle"]
             .map(String::from)
             .into()
     );
+    assert_eq!(list_entries(&dir.join("bundle-list")).len(), 1);
+}
+
+#[test]
+fn an_increment_the_reference_made_stale_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, conf) = origin(tmp.path());
+    let out = tmp.path().join("out");
+    let repo = o.path("/pub/a/x.git");
+    ok(ours(&conf, &out, &[]));
+    fixture::commits(&repo, "main", 1, 1_700_000_000);
+    ok(ours(&conf, &out, &[]));
+    let dir = out.join("pub/a/x");
+    assert!(dir.join("incremental.bundle").is_file());
+    // The reference takes a turn after another push: it rebuilds
+    // clone.bundle in full and knows nothing of the increment.
+    let tip = fixture::commits(&repo, "next", 1, 1_700_100_000);
+    o.manifest();
+    ok(reference(&conf, &out, &[]));
+    let heads = git(
+        None,
+        &[
+            "bundle",
+            "list-heads",
+            dir.join("clone.bundle").to_str().unwrap(),
+        ],
+    );
+    assert!(heads.contains(&tip), "{heads}");
+    let again = ok(ours(&conf, &out, &[]));
+    assert!(
+        stderr_of(&again).contains("  skipped: pub/a/x.git (unchanged)"),
+        "{}",
+        output_text(&again)
+    );
+    assert!(
+        !dir.join("incremental.bundle").exists(),
+        "{}",
+        output_text(&again)
+    );
+    assert_eq!(list_entries(&dir.join("bundle-list")).len(), 1);
 }
 
 #[test]
@@ -449,4 +564,111 @@ fn a_failed_bundle_keeps_the_previous_one_and_exits_1() {
     // The next good run rebuilds it.
     ok(ours(&conf, &out, &["-i", "/pub/z.git"]));
     assert_ne!(identity(&z), before.0);
+}
+
+#[test]
+fn git_clone_with_bundle_uri_takes_the_full_bundle_and_the_increment() {
+    let (major, minor) = support::git_version();
+    assert!(
+        (major, minor) >= (2, 47),
+        "bundle lists with creation tokens and relative URIs need a newer git than \
+         {major}.{minor}; run the tests with git 2.47 or later on PATH"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, conf) = origin(tmp.path());
+    let www = tmp.path().join("www");
+    ok(ours(&conf, &www, &[]));
+    let repo = o.path("/pub/a/x.git");
+    let inc_tip = fixture::commits(&repo, "main", 2, 1_700_000_000);
+    ok(ours(&conf, &www, &[]));
+    let dir = www.join("pub/a/x");
+    assert!(dir.join("incremental.bundle").is_file());
+    // Everything the two bundles hold; the server owes only the rest (the
+    // annotated tag: bundles hold `--branches HEAD`).
+    let mut heads: Vec<String> = Vec::new();
+    for b in ["clone.bundle", "incremental.bundle"] {
+        let listed = git(
+            None,
+            &["bundle", "list-heads", dir.join(b).to_str().unwrap()],
+        );
+        heads.extend(
+            listed
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(String::from)),
+        );
+    }
+    let mut rev_list = vec!["rev-list", "--objects", "--all", "--not"];
+    rev_list.extend(heads.iter().map(String::as_str));
+    let owed: BTreeSet<String> = git(Some(&repo), &rev_list)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    let all_objects = git(Some(&repo), &["rev-list", "--objects", "--all"])
+        .lines()
+        .count();
+
+    let http = HttpServer::serve(&www);
+    let daemon = GitDaemon::serve(&o.root);
+    let dst = tmp.path().join("clone.git");
+    let mut clone = git_cmd(None);
+    no_proxy(&mut clone);
+    clone
+        .arg("clone")
+        .arg("--bare")
+        .arg(format!("--bundle-uri={}", http.url("pub/a/x/bundle-list")))
+        .arg(format!("{}/pub/a/x.git", daemon.site()))
+        .arg(&dst);
+    let out = run(&mut clone);
+    assert_success!(out);
+    let served: Vec<(String, u16)> = http
+        .requests()
+        .into_iter()
+        .map(|r| (r.path, r.status))
+        .collect();
+    for file in ["bundle-list", "clone.bundle", "incremental.bundle"] {
+        assert!(
+            served.contains(&(format!("/pub/a/x/{file}"), 200)),
+            "{file} not fetched: {served:?}\n{}",
+            output_text(&out)
+        );
+    }
+    let branches = |r: &Path| {
+        git(
+            Some(r),
+            &[
+                "for-each-ref",
+                "--format=%(objectname) %(refname)",
+                "refs/heads/",
+            ],
+        )
+    };
+    assert_eq!(branches(&dst), branches(&repo));
+    assert!(branches(&dst).contains(&inc_tip));
+    // One pack per bundle, one from git://; the latter holds what the
+    // bundles did not (and, completing a thin pack, bases they had).
+    let packs: Vec<BTreeSet<String>> = std::fs::read_dir(dst.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .map(|idx| {
+            let data = std::fs::read(&idx).unwrap();
+            support::git_stdin(Some(&dst), &["show-index"], &data)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+                .collect()
+        })
+        .collect();
+    assert_eq!(packs.len(), 3, "two bundles and the server's pack");
+    let from_server: Vec<&BTreeSet<String>> = packs
+        .iter()
+        .filter(|p| !heads.iter().any(|h| p.contains(h)))
+        .collect();
+    assert_eq!(from_server.len(), 1, "{packs:?}");
+    let from_server = from_server[0];
+    assert!(owed.is_subset(from_server), "{owed:?} vs {from_server:?}");
+    assert!(
+        from_server.len() * 10 < all_objects,
+        "the server sent {} of {all_objects} objects",
+        from_server.len()
+    );
 }

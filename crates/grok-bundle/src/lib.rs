@@ -12,12 +12,19 @@
 //!   bundle was made (SPEC §1.2, computed from the refs, not read from
 //!   `grokmirror.fingerprint`), the file the reference keeps too; a
 //!   bundle is rebuilt only when it differs;
+//! - `incremental.bundle`, when the repository changed since
+//!   `clone.bundle` was made and what is new is at most a quarter of it:
+//!   everything since `clone.bundle` (see [`incremental`]); otherwise
+//!   `clone.bundle` is rebuilt and the increment removed;
 //! - `bundle-list`: a bundle list in git's config format (`[bundle]
-//!   version = 1`, `mode = all`, one `[bundle "clone"]` with the relative
-//!   `uri = clone.bundle`), for `git clone --bundle-uri=<its URL>`.
+//!   version = 1`, `mode = all`, `heuristic = creationToken`, a `[bundle
+//!   "clone"]` with the relative `uri = clone.bundle`, and the increment
+//!   when there is one, each with its `creationToken`), for `git clone
+//!   --bundle-uri=<its URL>`.
 
 pub mod check;
 pub mod cli;
+pub mod incremental;
 mod pyfloat;
 pub mod work;
 

@@ -16,6 +16,7 @@ use grokmirror::tree::fsutil;
 use grokmirror::tree::{self, Dir, Kind};
 use tracing::{debug, info};
 
+use crate::incremental::{self, Header, INCREMENT_FILE};
 use crate::pyfloat::py_repr;
 use crate::Settings;
 
@@ -77,6 +78,10 @@ pub enum Error {
     /// A directory of the output tree is unusable.
     #[error("{0}; check the output directory")]
     Tree(#[from] tree::Error),
+    /// An increment came out bigger than [`incremental::worth_keeping`]
+    /// allows; never reported: the full bundle is rebuilt instead.
+    #[error("the increment would be {0} bytes")]
+    IncrementTooBig(u64),
     /// Writing a file failed.
     #[error("cannot write {}: {source}; check the space and permissions of the output directory", .path.display())]
     Write {
@@ -116,9 +121,62 @@ pub fn bundle_dir_of(key: &str) -> Result<PathBuf, &'static str> {
     plain_relative(&rel.replace(".git", ""))
 }
 
-/// The bundle list pointing at `clone.bundle` beside it.
-pub fn bundle_list_text() -> String {
-    format!("[bundle]\n\tversion = 1\n\tmode = all\n[bundle \"clone\"]\n\turi = {BUNDLE_FILE}\n")
+/// A bundle on disk: its header, mtime (seconds) and size.
+#[derive(Debug, Clone)]
+struct OnDisk {
+    header: Header,
+    mtime: i64,
+    bytes: u64,
+}
+
+/// The bundle `name` below `dir`, when it is a regular file whose header
+/// we understand.
+fn on_disk(dir: &Dir, name: &str) -> Result<Option<OnDisk>, Error> {
+    if dir.kind_of(name)? != Some(Kind::File) {
+        return Ok(None);
+    }
+    let mut file = dir.open_file(name)?;
+    let meta = file.metadata().map_err(|source| Error::Write {
+        path: dir.shown_join(name),
+        source,
+    })?;
+    let mut head = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while head.len() < incremental::MAX_HEADER_BYTES {
+        let n = match file.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // The blank line may straddle two reads.
+        let from = head.len().saturating_sub(1);
+        head.extend_from_slice(&chunk[..n]);
+        if head[from..].windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    Ok(incremental::parse_header(&head).ok().map(|header| OnDisk {
+        header,
+        mtime: meta.mtime(),
+        bytes: meta.len(),
+    }))
+}
+
+/// The increment's creation token when it still belongs to `full`; a
+/// stale one (the full bundle was rebuilt by somebody else) is removed.
+fn live_increment(dir: &Dir, full: &OnDisk) -> Result<Option<i64>, Error> {
+    let Some(inc) = on_disk(dir, INCREMENT_FILE)? else {
+        return Ok(None);
+    };
+    if incremental::belongs_to(&inc.header, inc.mtime, &full.header, full.mtime) {
+        return Ok(Some(inc.mtime));
+    }
+    info!(
+        "  removed: {} (older than its full bundle)",
+        dir.shown_join(INCREMENT_FILE).display()
+    );
+    dir.remove_file(INCREMENT_FILE.as_ref())?;
+    Ok(None)
 }
 
 /// Objects on disk in KiB (`git count-objects -v`: size + size-pack),
@@ -210,12 +268,17 @@ pub fn bundle_one(settings: &Settings, git: &Git, out: &Dir, key: &str) -> Resul
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(dir) = &existing {
-        let has_bundle = dir.kind_of(BUNDLE_FILE)? == Some(Kind::File);
+    let full = match &existing {
+        Some(dir) => on_disk(dir, BUNDLE_FILE)?,
+        None => None,
+    };
+    if let (Some(dir), Some(full)) = (&existing, &full) {
         let recorded = read_small(dir, FINGERPRINT_FILE);
-        if has_bundle && recorded.as_deref().map(str::trim) == Some(fingerprint.as_str()) {
+        if recorded.as_deref().map(str::trim) == Some(fingerprint.as_str()) {
             // A bundle made by grokmirror 2.0.12 gets its list here.
-            put(dir, BUNDLE_LIST_FILE, &bundle_list_text())?;
+            let increment = live_increment(dir, full)?;
+            let list = incremental::list_text(BUNDLE_FILE, full.mtime, increment);
+            put(dir, BUNDLE_LIST_FILE, &list)?;
             info!("  skipped: {name} (unchanged)");
             return Ok(Outcome::Unchanged);
         }
@@ -235,16 +298,88 @@ pub fn bundle_one(settings: &Settings, git: &Git, out: &Dir, key: &str) -> Resul
         Some(d) => d,
         None => out.create_dir_all(&bdir)?,
     };
+    // We hold the repository's lock, so no other grok-bundle is writing
+    // these bundles: temp files left here were left by a killed run.
+    fsutil::remove_stale_temps(&dir.io_path().join(BUNDLE_FILE));
+    fsutil::remove_stale_temps(&dir.io_path().join(INCREMENT_FILE));
+    if let Some(full) = &full {
+        if let Some(token) = increment(settings, git, &repo_path, &dir, &bdir, full)? {
+            let list = incremental::list_text(BUNDLE_FILE, full.mtime, Some(token));
+            put(&dir, BUNDLE_LIST_FILE, &list)?;
+            put(&dir, FINGERPRINT_FILE, &fingerprint)?;
+            return Ok(Outcome::Generated);
+        }
+    }
     let shown = settings.outdir.join(&bdir).join(BUNDLE_FILE);
     info!(" generate: {}", shown.display());
     let target = dir.io_path().join(BUNDLE_FILE);
-    // We hold the repository's lock, so no other grok-bundle is writing
-    // this bundle: temp files left here were left by a killed run.
-    fsutil::remove_stale_temps(&target);
-    write_bundle(settings, git, &repo_path, &target, &shown)?;
+    write_bundle(
+        settings,
+        git,
+        &repo_path,
+        &target,
+        &shown,
+        &settings.revlistargs,
+        None,
+    )?;
+    let token = on_disk(&dir, BUNDLE_FILE)?.map_or(0, |b| b.mtime);
+    put(
+        &dir,
+        BUNDLE_LIST_FILE,
+        &incremental::list_text(BUNDLE_FILE, token, None),
+    )?;
+    if dir.kind_of(INCREMENT_FILE)?.is_some() {
+        dir.remove_file(INCREMENT_FILE.as_ref())?;
+    }
     put(&dir, FINGERPRINT_FILE, &fingerprint)?;
-    put(&dir, BUNDLE_LIST_FILE, &bundle_list_text())?;
     Ok(Outcome::Generated)
+}
+
+/// Write what is new since `full` as the increment; its creation token, or
+/// `None` when the full bundle should be rebuilt instead (nothing new to
+/// bundle, a history that lost the full bundle's tips, or an increment
+/// past a quarter of the full bundle).
+fn increment(
+    settings: &Settings,
+    git: &Git,
+    repo_path: &Path,
+    dir: &Dir,
+    bdir: &Path,
+    full: &OnDisk,
+) -> Result<Option<i64>, Error> {
+    if full.header.tips.is_empty() || !full.header.prerequisites.is_empty() {
+        return Ok(None);
+    }
+    let shown = settings.outdir.join(bdir).join(INCREMENT_FILE);
+    let args = incremental::increment_args(&settings.revlistargs, &full.header);
+    let limit = full.bytes / incremental::MAX_INCREMENT_SHARE;
+    let target = dir.io_path().join(INCREMENT_FILE);
+    match write_bundle(
+        settings,
+        git,
+        repo_path,
+        &target,
+        &shown,
+        &args,
+        Some(limit),
+    ) {
+        Ok(()) => {}
+        Err(Error::IncrementTooBig(bytes)) => {
+            info!(
+                "  rebuild: {} (an increment of {bytes} bytes is over a quarter of it)",
+                shown.with_file_name(BUNDLE_FILE).display()
+            );
+            return Ok(None);
+        }
+        // git refuses an empty bundle (a new ref on old commits, a deleted
+        // ref); the full bundle is rebuilt, which reports real failures.
+        Err(e) => {
+            debug!("no increment for {}: {e}", repo_path.display());
+            return Ok(None);
+        }
+    }
+    info!(" generate: {} (on {BUNDLE_FILE})", shown.display());
+    Ok(on_disk(dir, INCREMENT_FILE)?.map(|b| b.mtime))
 }
 
 /// Run `git bundle create -` into a temp file beside `target` and rename it
@@ -255,12 +390,14 @@ fn write_bundle(
     repo_path: &Path,
     target: &Path,
     shown: &Path,
+    revlistargs: &[String],
+    max_bytes: Option<u64>,
 ) -> Result<(), Error> {
     let mut git_failure: Option<Error> = None;
     let written = fsutil::write_atomic_with(target, |file| {
         let mut args: Vec<&OsStr> = settings.gitargs.iter().map(OsStr::new).collect();
         args.extend(["bundle", "create", "-"].map(OsStr::new));
-        args.extend(settings.revlistargs.iter().map(OsStr::new));
+        args.extend(revlistargs.iter().map(OsStr::new));
         debug!("Full git args: {args:?}");
         let mut cmd = git.command(Some(repo_path), &args);
         cmd.stdout(Stdio::from(file.try_clone()?));
@@ -288,6 +425,11 @@ fn write_bundle(
                 stderr: format!("{why} ({})", output.status),
             });
             return Err(std::io::Error::other("git bundle create failed"));
+        }
+        let bytes = file.metadata()?.len();
+        if max_bytes.is_some_and(|max| bytes > max) {
+            git_failure = Some(Error::IncrementTooBig(bytes));
+            return Err(std::io::Error::other("increment too big"));
         }
         Ok(())
     });
@@ -318,12 +460,5 @@ mod tests {
         assert!(bundle_dir_of("/a/../b.git").is_err());
         assert!(bundle_dir_of("/").is_err());
         assert!(bundle_dir_of("/a\0b.git").is_err());
-    }
-
-    #[test]
-    fn bundle_list_is_git_config() {
-        let t = bundle_list_text();
-        assert!(t.starts_with("[bundle]\n\tversion = 1\n\tmode = all\n"));
-        assert!(t.contains("[bundle \"clone\"]\n\turi = clone.bundle\n"));
     }
 }
