@@ -116,15 +116,19 @@ impl Engine {
     pub(super) fn flush(&mut self) {
         self.timers.flush_due = None;
         self.timers.last_flush = Instant::now();
+        let wrote = self.recorder.has_pending();
         if let Err(e) = self.recorder.flush() {
             error!("{e:#}");
             self.record_error.get_or_insert(e);
         }
         // Soon, not now: on a big collection the file is large, and a
-        // stream of finished jobs makes one write.
-        self.timers
-            .fresh_due
-            .get_or_insert(Instant::now() + FRESH_SETTLE);
+        // stream of finished jobs makes one write. Nothing written, nothing
+        // to tell (a poll's own outcome is written when it ends).
+        if wrote {
+            self.timers
+                .fresh_due
+                .get_or_insert(Instant::now() + FRESH_SETTLE);
+        }
     }
 
     /// Write the freshness file, with what a running daemon is doing.

@@ -100,7 +100,14 @@ pub fn stale_after(config: &Config) -> Result<Duration, config::Error> {
     }
 }
 
-/// What we know of one repository.
+/// Whether a count is 0 (left out of the file: the file holds an entry
+/// per repository, and most have nothing but their two times).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What we know of one repository. Fields without a value are left out
+/// of the file, and read back as their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoFreshness {
     /// The origin's `modified` for what it advertises (Unix seconds).
@@ -109,19 +116,19 @@ pub struct RepoFreshness {
     pub have_modified: i64,
     /// When we first saw the origin advertise refs we don't have (Unix
     /// seconds); `None` when we are in step.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behind_since: Option<i64>,
     /// When we last fetched (or checked) it successfully.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<i64>,
     /// Since when its attempts fail; `None` when the last one succeeded.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<i64>,
     /// The last failure's message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// Failed attempts in a row.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
 }
 
@@ -247,8 +254,13 @@ impl Freshness {
     pub fn write(&mut self, path: &Path, now: i64) -> Result<(), Error> {
         self.version = FORMAT_VERSION;
         self.updated = now;
-        let text = serde_json::to_vec(self).expect("serializable");
-        fsutil::write_atomic(path, &text).map_err(|source| Error::Io {
+        // Streamed: at 50,000 repositories the text is megabytes.
+        fsutil::write_atomic_with(path, |file| {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+            serde_json::to_writer(&mut out, self).map_err(std::io::Error::other)?;
+            std::io::Write::flush(&mut out)
+        })
+        .map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })
