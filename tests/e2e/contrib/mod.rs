@@ -86,6 +86,9 @@ fn debian_package(name: &str) -> &str {
         "strip" => "binutils",
         "rpm" | "rpmspec" | "rpmbuild" => "rpm",
         "semodule_unpackage" => "semodule-utils",
+        "semodule" => "policycoreutils",
+        "sesearch" | "seinfo" => "setools",
+        "selabel_lookup" => "selinux-utils",
         other => other,
     }
 }
