@@ -69,6 +69,22 @@ fn installed() -> bool {
     String::from_utf8_lossy(&out.stdout).contains("ok installed")
 }
 
+/// Run dpkg, waiting up to a minute for its lock while someone else's
+/// apt or dpkg holds it (dpkg itself gives up at once).
+fn dpkg(args: &[&std::ffi::OsStr]) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = run(Command::new(tool("dpkg"))
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"));
+        let locked = String::from_utf8_lossy(&out.stderr).contains("lock");
+        if out.status.success() || !locked || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Purges the package when dropped, so a failed assertion after
 /// `dpkg -i` does not leave it installed on the test machine.
 struct Installed;
@@ -188,10 +204,7 @@ fn install_and_purge(deb: &Path, shipped: &Shipped, paths: &[String]) {
     let guard = Installed;
     // --path-include overrides a dpkg.cfg.d that drops man pages and docs
     // (minimal container images): the test looks for them below.
-    let out = run(Command::new(tool("dpkg"))
-        .args(["--path-include=/*", "-i"])
-        .arg(deb)
-        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let out = dpkg(&["--path-include=/*".as_ref(), "-i".as_ref(), deb.as_os_str()]);
     assert_success!(out, "dpkg -i");
     assert!(
         installed(),
@@ -236,7 +249,7 @@ fn install_and_purge(deb: &Path, shipped: &Shipped, paths: &[String]) {
         }
     }
 
-    let out = run(Command::new(tool("dpkg")).args(["--purge", PACKAGE]));
+    let out = dpkg(&["--purge".as_ref(), PACKAGE.as_ref()]);
     assert_success!(out, "dpkg --purge");
     assert!(!installed(), "{PACKAGE} still installed after --purge");
     for p in paths {
