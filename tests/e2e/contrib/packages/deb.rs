@@ -122,6 +122,7 @@ fn deb_ships_every_program_page_completion_and_unit_and_installs() {
         [
             "README.md",
             "copyright",
+            "changelog.Debian.gz",
             "examples/grokmirror.conf.example",
             "examples/pi-piper.conf.example",
             "examples/hooks/post-receive",
@@ -181,6 +182,26 @@ fn deb_ships_every_program_page_completion_and_unit_and_installs() {
     assert_eq!(
         read(&control.join("conffiles")).trim(),
         "/etc/logrotate.d/grokmirror"
+    );
+
+    // The changelog dpkg shows is this version's (cargo-deb's revision 1).
+    let changelog = read(&contrib("debian/changelog"));
+    let top = format!("{PACKAGE} ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        changelog.starts_with(&top),
+        "contrib/debian/changelog does not start with {top:?}: add an entry for the new version"
+    );
+
+    // Debian policy, as lintian checks it. Not for an upload to Debian's
+    // archive: an initial upload closing no ITP bug does not apply.
+    let out = run(Command::new(tool("lintian"))
+        .args(["--no-cfg", "--fail-on", "error,warning"])
+        .args(["--suppress-tags", "initial-upload-closes-no-bugs"])
+        .arg(&deb));
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && !text.contains("\nE: ") && !text.contains("\nW: "),
+        "lintian finds fault with the .deb:\n{text}"
     );
 
     install_and_purge(&deb, &shipped, &paths);
