@@ -64,9 +64,22 @@ fn deb_field(deb: &Path, field: &str) -> String {
         .to_string()
 }
 
-fn installed() -> bool {
+/// dpkg's status of the package (`install ok installed`, ...), if it
+/// knows the package at all.
+fn status() -> Option<String> {
     let out = run(Command::new("dpkg-query").args(["-W", "-f=${Status}", PACKAGE]));
-    String::from_utf8_lossy(&out.stdout).contains("ok installed")
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+fn installed() -> bool {
+    status().is_some_and(|s| s == "install ok installed")
+}
+
+/// Anything of the package on the system: installed, half-configured
+/// after a failed postinst, or its conffiles left by a removal.
+fn present() -> bool {
+    status().is_some_and(|s| !s.ends_with("not-installed"))
 }
 
 /// Run dpkg, waiting up to a minute for its lock while someone else's
@@ -85,13 +98,13 @@ fn dpkg(args: &[&std::ffi::OsStr]) -> Output {
     }
 }
 
-/// Purges the package when dropped, so a failed assertion after
-/// `dpkg -i` does not leave it installed on the test machine.
+/// Purges the package when dropped, so a failed assertion or a failed
+/// postinst after `dpkg -i` does not leave it on the test machine.
 struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        if installed() {
+        if present() {
             let _ = Command::new("dpkg")
                 .args(["--purge", PACKAGE])
                 .stdin(Stdio::null())
@@ -179,6 +192,19 @@ fn deb_ships_every_program_page_completion_and_unit_and_installs() {
             .arg(&deb)
             .arg(&control),
     );
+    // The maintainer scripts made it in, executable.
+    for script in ["postinst", "postrm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(control.join(script))
+            .unwrap_or_else(|e| panic!("the .deb has no {script}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "{script} is not executable");
+        assert_eq!(
+            read(&control.join(script)),
+            read(&contrib(&format!("debian/{script}")))
+        );
+    }
     assert_eq!(
         read(&control.join("conffiles")).trim(),
         "/etc/logrotate.d/grokmirror"
@@ -216,7 +242,7 @@ fn install_and_purge(deb: &Path, shipped: &Shipped, paths: &[String]) {
         "installing the .deb needs root (CI runs the tests as root): run the tests as root"
     );
     assert!(
-        !installed(),
+        !present(),
         "{PACKAGE} is already installed on this machine; this test installs and purges it. \
          Remove it first (dpkg --purge {PACKAGE}) if it is a leftover of a killed run"
     );
@@ -272,7 +298,11 @@ fn install_and_purge(deb: &Path, shipped: &Shipped, paths: &[String]) {
 
     let out = dpkg(&["--purge".as_ref(), PACKAGE.as_ref()]);
     assert_success!(out, "dpkg --purge");
-    assert!(!installed(), "{PACKAGE} still installed after --purge");
+    assert!(
+        !present(),
+        "{PACKAGE} still known to dpkg after --purge: {:?}",
+        status()
+    );
     for p in paths {
         assert!(!Path::new(p).exists(), "{p} left behind by dpkg --purge");
     }
