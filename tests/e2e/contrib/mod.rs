@@ -7,7 +7,9 @@
 //! script clones from a mirror for real (and the sharded recipe's shards,
 //! peers and router agree, its nginx configs pass `nginx -t`); the Grafana dashboard's queries
 //! are PromQL (promtool) naming only metrics grok-pull exports; and a
-//! replica made by our grok-pull is served by the real cgit.
+//! replica made by our grok-pull is served by the real cgit; and the
+//! packages (the .deb, the RPM, the SELinux module) build, install and
+//! compile with dpkg, rpmbuild and the policy devel tools.
 
 use crate::support;
 
@@ -24,6 +26,7 @@ mod grafana;
 mod hooks;
 mod kubernetes;
 mod kubernetes_shards;
+mod packages;
 mod systemd;
 
 fn contrib(rel: &str) -> PathBuf {
@@ -69,13 +72,25 @@ fn tool(name: &str) -> PathBuf {
                 "{name} IS NOT INSTALLED: the contrib checks that need it cannot run. \
                  Install it (Debian: apt-get install {}) — scripts/setup-test-tools \
                  does this as root",
-                if name == "systemd-analyze" {
-                    "systemd"
-                } else {
-                    name
-                }
+                debian_package(name)
             )
         })
+}
+
+/// The Debian package that provides the tool `name`.
+fn debian_package(name: &str) -> &str {
+    match name {
+        "systemd-analyze" => "systemd",
+        "dpkg-deb" => "dpkg",
+        "man" => "man-db",
+        "strip" => "binutils",
+        "rpm" | "rpmspec" | "rpmbuild" => "rpm",
+        "semodule_unpackage" => "semodule-utils",
+        "semodule" => "policycoreutils",
+        "sesearch" | "seinfo" => "setools",
+        "selabel_lookup" => "selinux-utils",
+        other => other,
+    }
 }
 
 fn output_text(out: &Output) -> String {
