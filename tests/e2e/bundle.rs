@@ -120,6 +120,22 @@ fn clone_refs(bundle: &Path, dst: &Path) -> String {
     show_ref(dst)
 }
 
+/// The object ids of each pack of a repository.
+fn pack_contents(repo: &Path) -> Vec<BTreeSet<String>> {
+    std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .map(|idx| {
+            let data = std::fs::read(&idx).unwrap();
+            support::git_stdin(Some(repo), &["show-index"], &data)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
 /// (inode, mtime in ns) of a file: a rewrite by rename changes the inode.
 fn identity(path: &Path) -> (u64, i64) {
     let m = std::fs::metadata(path).unwrap();
@@ -487,18 +503,7 @@ fn git_clone_with_bundle_uri_takes_the_objects_from_the_bundle() {
     // A clone keeps what the server sent as its own pack, beside the one
     // unbundled from clone.bundle: the pack holding the new tip must hold
     // exactly the objects the bundle lacked.
-    let packs: Vec<BTreeSet<String>> = std::fs::read_dir(dst.join("objects/pack"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .map(|idx| {
-            let data = std::fs::read(&idx).unwrap();
-            support::git_stdin(Some(&dst), &["show-index"], &data)
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-                .collect()
-        })
-        .collect();
+    let packs = pack_contents(&dst);
     assert_eq!(packs.len(), 2, "one pack from the bundle, one from git://");
     let fetched = packs.iter().find(|p| p.contains(&new_tip)).unwrap();
     assert!(!fetched.contains(bundled_tip));
@@ -646,18 +651,7 @@ fn git_clone_with_bundle_uri_takes_the_full_bundle_and_the_increment() {
     assert!(branches(&dst).contains(&inc_tip));
     // One pack per bundle, one from git://; the latter holds what the
     // bundles did not (and, completing a thin pack, bases they had).
-    let packs: Vec<BTreeSet<String>> = std::fs::read_dir(dst.join("objects/pack"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .map(|idx| {
-            let data = std::fs::read(&idx).unwrap();
-            support::git_stdin(Some(&dst), &["show-index"], &data)
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-                .collect()
-        })
-        .collect();
+    let packs = pack_contents(&dst);
     assert_eq!(packs.len(), 3, "two bundles and the server's pack");
     let from_server: Vec<&BTreeSet<String>> = packs
         .iter()
