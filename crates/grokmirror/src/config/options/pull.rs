@@ -47,7 +47,11 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         key: "post_update_hook",
         kind: Kind::Commands,
         example: "",
-        alternatives: &["#post_update_hook = /usr/local/bin/refresh-cgit-cache"],
+        alternatives: &[
+            "#post_update_hook = /usr/local/bin/refresh-cgit-cache",
+            "# (a mirror of public-inbox archives, with grok-pi-indexer:)",
+            "#post_update_hook = /usr/bin/grok-pi-indexer -c /etc/public-inbox/config -t ${core:toplevel} update",
+        ],
         default: "empty (no hook)",
         read_by: PULL,
         doc: "Commands to run after a repository was cloned or updated, one per \
@@ -60,7 +64,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         key: "post_clone_complete_hook",
         kind: Kind::Commands,
         example: "",
-        alternatives: &[],
+        alternatives: &["#post_clone_complete_hook = /usr/bin/grok-pi-indexer -c /etc/public-inbox/config -t ${core:toplevel} init"],
         default: "empty (no hook)",
         read_by: PULL,
         doc: "Commands to run, one per line, once the clones pending in a run \
@@ -73,7 +77,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         key: "post_work_complete_hook",
         kind: Kind::Commands,
         example: "",
-        alternatives: &[],
+        alternatives: &["#post_work_complete_hook = /usr/bin/grok-pi-indexer -c /etc/public-inbox/config -t ${core:toplevel} extindex"],
         default: "empty (no hook)",
         read_by: PULL,
         doc: "Commands to run, one per line, whenever the work queue becomes \
