@@ -431,3 +431,28 @@ fn config_check_reports_and_exits_like_the_others() {
     assert_eq!(bad.status.code(), Some(2));
     let _: serde_json::Value = serde_json::from_slice(&bad.stdout).expect("one JSON document");
 }
+
+#[test]
+fn a_second_run_into_the_same_outdir_leaves_the_work_to_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_o, conf) = origin(tmp.path());
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The lock another run holds: a flock on OUTDIR itself.
+    let held = grokmirror::tree::Dir::open_root(&out).unwrap();
+    assert!(held.try_lock_exclusive().unwrap(), "nobody holds it yet");
+    let ran = shallow_tar(&conf, &out, &["--branches", "/pub/a/x.git:main"]);
+    assert_success!(ran, "a run that finds the lock held");
+    // Quiet on stderr (cron mails nobody); said in the log.
+    assert_eq!(stderr_of(&ran), "");
+    let log = std::fs::read_to_string(tmp.path().join("tar.log")).unwrap();
+    assert!(
+        log.contains("another grok-shallow-tar is publishing into"),
+        "{log}"
+    );
+    assert!(!out.join("pub").exists(), "nothing published meanwhile");
+    drop(held);
+    let ran = shallow_tar(&conf, &out, &["--branches", "/pub/a/x.git:main"]);
+    assert_success!(ran, "once the lock is free");
+    assert!(out.join("pub/a").is_dir());
+}

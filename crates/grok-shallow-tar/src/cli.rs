@@ -20,7 +20,8 @@ use crate::plan::BranchSpec;
 /// once the links moved. Every file reaches its name by a rename.
 ///
 /// Repositories come from the manifest named by [core] manifest and live
-/// under [core] toplevel. Run one grok-shallow-tar at a time per OUTDIR.
+/// under [core] toplevel. A run that finds another one publishing into
+/// OUTDIR leaves it the work and exits 0.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "grok-shallow-tar", version = grokmirror_cli::VERSION, max_term_width = 100)]
 #[command(args_override_self = false, help_template = grokmirror_cli::HELP_TEMPLATE)]

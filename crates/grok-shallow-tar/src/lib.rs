@@ -29,7 +29,7 @@ use grokmirror::config::Config;
 use grokmirror::formats::manifest::Manifest;
 use grokmirror::git::Git;
 use grokmirror::tree::{Dir, Reserved, Tree};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use cli::Cli;
 use plan::BranchSpec;
@@ -139,6 +139,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             settings.outdir.display()
         )
     })?;
+    // One run per OUTDIR (a flock on the directory, held while `out`
+    // lives): two would clone the same branches and prune each other's
+    // tarballs. A cron run that finds the last one still going leaves it
+    // the work.
+    if !out.try_lock_exclusive().with_context(|| {
+        format!(
+            "cannot lock the output directory {}",
+            settings.outdir.display()
+        )
+    })? {
+        warn!(
+            " shallow-tar: another grok-shallow-tar is publishing into {}; nothing done",
+            settings.outdir.display()
+        );
+        return Ok(grokmirror_cli::EXIT_OK);
+    };
     let tree = Tree::open(&settings.toplevel, Reserved::from_config(&config))
         .with_context(|| format!("cannot open the toplevel {}", settings.toplevel.display()))?;
     let swept = work::sweep_temps(&out);

@@ -407,6 +407,21 @@ impl Dir {
         )
     }
 
+    /// Take an exclusive `flock` on the directory itself, without waiting:
+    /// `Ok(false)` when another process holds it. It lasts while this
+    /// handle or a clone of it lives, and leaves no file anywhere (so
+    /// nothing appears in a tree that is published as it is).
+    pub fn try_lock_exclusive(&self) -> Result<bool, Error> {
+        match rustix::fs::flock(
+            &*self.fd,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(io_err(&self.shown, "lock")(e)),
+        }
+    }
+
     /// The names in this directory (without `.` and `..`).
     pub fn names(&self) -> Result<Vec<Vec<u8>>, Error> {
         let mut reader =
@@ -433,6 +448,18 @@ impl AsFd for Dir {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn a_directory_lock_keeps_a_second_handle_out_until_released() {
+        let t = tempfile::tempdir().unwrap();
+        let first = Dir::open_root(t.path()).unwrap();
+        assert!(first.try_lock_exclusive().unwrap());
+        let second = Dir::open_root(t.path()).unwrap();
+        assert!(!second.try_lock_exclusive().unwrap());
+        drop(first);
+        assert!(second.try_lock_exclusive().unwrap());
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn symlinks_on_the_way_are_refused() {
