@@ -119,24 +119,18 @@ pub fn assign(
     settings: &Settings,
     git: &Git,
     objstore: &Objstore,
-    culled: &mut BTreeMap<String, RepoEntry>,
+    culled: &BTreeMap<&str, &RepoEntry>,
     local: &BTreeMap<String, RepoEntry>,
 ) -> Forkgroups {
     let toplevel = settings.toplevel();
     let ours = objstore::local_forkgroups(git, &objstore.dir, toplevel);
-    let groups = grouping::assign(
+    grouping::assign(
         toplevel,
         culled,
         local,
         &ours,
         &mut objstore::new_forkgroup_name,
-    );
-    for (key, entry) in culled.iter_mut() {
-        if let Some(g) = groups.group_of(key) {
-            entry.forkgroup = Some(g.to_string());
-        }
-    }
-    groups
+    )
 }
 
 /// Where a clone goes: the object storage it borrows from.

@@ -45,7 +45,7 @@ impl Forkgroups {
 /// `new_name` makes a name for a group a 1.x origin implies.
 pub fn assign(
     toplevel: &Path,
-    remote: &BTreeMap<String, RepoEntry>,
+    remote: &BTreeMap<&str, &RepoEntry>,
     local: &BTreeMap<String, RepoEntry>,
     ours: &BTreeMap<String, BTreeSet<PathBuf>>,
     new_name: &mut dyn FnMut() -> String,
@@ -54,7 +54,7 @@ pub fn assign(
     let mut theirs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     for (key, entry) in remote {
         let path = crate::tree::key::key_path(toplevel, key);
-        let (reference, mut forkgroup) = match local.get(key) {
+        let (reference, mut forkgroup) = match local.get(*key) {
             Some(l) => (
                 l.reference.clone().or_else(|| entry.reference.clone()),
                 valid(&l.forkgroup).or_else(|| valid(&entry.forkgroup)),
@@ -94,7 +94,7 @@ pub fn assign(
     for (name, group) in &members {
         for path in group {
             if let Some(key) = crate::tree::key::manifest_key(toplevel, path) {
-                if remote.contains_key(&key) {
+                if remote.contains_key(key.as_str()) {
                     of_key.insert(key, name.clone());
                 }
             }
@@ -147,7 +147,9 @@ mod tests {
             n += 1;
             format!("new{n}")
         };
-        let fg = assign(top, &remote, &local, &ours, &mut new_name);
+        let view: BTreeMap<&str, &RepoEntry> =
+            remote.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let fg = assign(top, &view, &local, &ours, &mut new_name);
         assert_eq!(fg.group_of("/b/linux.git"), Some("ours1"), "ours wins");
         assert_eq!(fg.group_of("/c/linux.git"), Some("ours1"));
         assert_eq!(fg.group_of("/y/git.git"), Some("new1"));
