@@ -6,44 +6,42 @@
 
 use std::path::Path;
 
-use grokmirror::config::check::{Problem, Severity};
+use grokmirror::config::check::Severity;
 use grokmirror::config::options::PathUse;
 use grokmirror::git::Git;
 use grokmirror_cli::config_check::{self, COMMAND_LINE};
 
 use crate::cli::Cli;
 
-fn problem(flag: &str, value: &Path, severity: Severity, message: String) -> Problem {
-    Problem::new(
-        Path::new(COMMAND_LINE),
-        "",
-        flag,
-        Some(&value.to_string_lossy()),
-        severity,
-        message,
-    )
-}
-
 /// Check the arguments, print the problems, return the exit status.
 pub fn run(cli: &Cli) -> i32 {
     let mut problems = Vec::new();
     for path in &cli.paths {
         match crate::repos_of(path) {
-            Err(why) => problems.push(problem("PATHS", path, Severity::Error, why)),
-            Ok((repos, _)) if repos.is_empty() => problems.push(problem(
+            Err(why) => problems.push(config_check::command_line_problem(
                 "PATHS",
                 path,
-                Severity::Warning,
-                "no bare repository was found there; fix the path".into(),
+                Severity::Error,
+                why,
             )),
-            Ok((_, unreadable)) if unreadable > 0 => problems.push(problem(
-                "PATHS",
-                path,
-                Severity::Warning,
-                format!(
+            Ok((repos, _)) if repos.is_empty() => {
+                problems.push(config_check::command_line_problem(
+                    "PATHS",
+                    path,
+                    Severity::Warning,
+                    "no bare repository was found there; fix the path",
+                ))
+            }
+            Ok((_, unreadable)) if unreadable > 0 => {
+                problems.push(config_check::command_line_problem(
+                    "PATHS",
+                    path,
+                    Severity::Warning,
+                    format!(
                     "{unreadable} directories below it cannot be searched; fix their permissions"
                 ),
-            )),
+                ))
+            }
             Ok(_) => {}
         }
     }
@@ -67,7 +65,7 @@ pub fn run(cli: &Cli) -> i32 {
     }
     if cli.svn {
         if let Err(e) = crate::check_git_svn(&Git::from_env()) {
-            problems.push(problem(
+            problems.push(config_check::command_line_problem(
                 "--svn",
                 Path::new(""),
                 Severity::Error,

@@ -20,17 +20,6 @@ pub const PROGRAMS: [&str; 3] = [
     "public-inbox-extindex",
 ];
 
-fn problem(flag: &str, value: &Path, severity: Severity, message: String) -> Problem {
-    Problem::new(
-        Path::new(COMMAND_LINE),
-        "",
-        flag,
-        Some(&value.to_string_lossy()),
-        severity,
-        message,
-    )
-}
-
 /// The problems with the flags.
 pub fn problems(cli: &Cli) -> Vec<Problem> {
     let mut found = Vec::new();
@@ -47,7 +36,7 @@ pub fn problems(cli: &Cli) -> Vec<Problem> {
         );
         match out {
             Ok(out) if out.success() => {}
-            Ok(out) => found.push(problem(
+            Ok(out) => found.push(config_check::command_line_problem(
                 "--pi-config",
                 pi_config,
                 Severity::Error,
@@ -56,7 +45,7 @@ pub fn problems(cli: &Cli) -> Vec<Problem> {
                     out.stderr_str().trim()
                 ),
             )),
-            Err(e) => found.push(problem(
+            Err(e) => found.push(config_check::command_line_problem(
                 "--pi-config",
                 pi_config,
                 Severity::Error,
@@ -91,7 +80,7 @@ pub fn problems(cli: &Cli) -> Vec<Problem> {
     }
     for program in PROGRAMS {
         if fsutil::resolve_program(program).is_none() {
-            found.push(problem(
+            found.push(config_check::command_line_problem(
                 "PATH",
                 Path::new(program),
                 Severity::Error,

@@ -87,18 +87,30 @@ pub fn config_problems(
 /// What `file` stands for in problems with a flag's value.
 pub const COMMAND_LINE: &str = "command line";
 
+/// A problem with the value of a flag or argument (a program whose
+/// settings are its command line): `file` is [`COMMAND_LINE`], the
+/// section empty, the flag its key.
+pub fn command_line_problem(
+    flag: &str,
+    value: &Path,
+    severity: Severity,
+    message: impl Into<String>,
+) -> Problem {
+    Problem::new(
+        Path::new(COMMAND_LINE),
+        "",
+        flag,
+        Some(&value.to_string_lossy()),
+        severity,
+        message,
+    )
+}
+
 /// The problem with a flag's path value (`--outdir`), if it is not fit
 /// for `use_`.
 pub fn flag_problem(flag: &str, path: &Path, use_: PathUse) -> Option<Problem> {
     let why = probe::probe_path(path, use_)?;
-    Some(Problem::new(
-        Path::new(COMMAND_LINE),
-        "",
-        flag,
-        Some(&path.to_string_lossy()),
-        Severity::Error,
-        why,
-    ))
+    Some(command_line_problem(flag, path, Severity::Error, why))
 }
 
 /// The exit status for a list of problems.
