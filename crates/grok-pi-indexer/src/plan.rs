@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 use grokmirror::config::glob::Glob;
+use grokmirror::formats::cut_at;
 
 /// The most of an origin's inbox config we read.
 pub const MAX_ORIGINS_BYTES: usize = 64 * 1024;
@@ -167,21 +168,13 @@ fn plain_value(line: usize, key: &str, value: &str) -> Result<(), Error> {
 }
 
 fn cut(text: &str) -> String {
-    let mut end = text.len().min(80);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    cut_at(text, 80).to_string()
 }
 
 /// A description: control characters dropped, at most 1024 bytes.
 fn tidy_description(text: &str) -> String {
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    let mut end = clean.len().min(MAX_VALUE_BYTES);
-    while !clean.is_char_boundary(end) {
-        end -= 1;
-    }
-    clean[..end].trim().to_string()
+    cut_at(&clean, MAX_VALUE_BYTES).trim().to_string()
 }
 
 /// The settings of inbox `name` from its origin's config (`None`: none was

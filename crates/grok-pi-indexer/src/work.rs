@@ -365,9 +365,5 @@ impl Indexer {
 fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut start = text.len().saturating_sub(QUOTED_STDERR);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    text[start..].to_string()
+    grokmirror::formats::last_at_most(&text, QUOTED_STDERR).to_string()
 }

@@ -175,11 +175,7 @@ fn cut_error(error: &str) -> String {
     if error.len() <= MAX_ERROR {
         return error.to_string();
     }
-    let mut end = MAX_ERROR;
-    while !error.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &error[..end])
+    format!("{}…", super::cut_at(error, MAX_ERROR))
 }
 
 /// The result of the last manifest poll.

@@ -97,12 +97,9 @@ pub fn printable(key: &str) -> String {
 /// [`limits::SHOWN_BYTES`] bytes, with `… (N bytes)` when it is longer
 /// (`total` is the whole value's length, which may exceed what was kept).
 pub fn shown(value: &str, total: u64) -> String {
-    let mut end = value.len().min(limits::SHOWN_BYTES);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = printable(&value[..end]);
-    if total > end as u64 {
+    let kept = super::cut_at(value, limits::SHOWN_BYTES);
+    let mut out = printable(kept);
+    if total > kept.len() as u64 {
         out.push_str(&format!("\u{2026} ({total} bytes)"));
     }
     out
