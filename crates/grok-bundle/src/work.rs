@@ -136,9 +136,10 @@ fn on_disk(dir: &Dir, name: &str) -> Result<Option<OnDisk>, Error> {
         return Ok(None);
     }
     let mut file = dir.open_file(name)?;
-    let meta = file.metadata().map_err(|source| Error::Write {
+    let meta = file.metadata().map_err(|cause| tree::Error::Io {
+        what: "stat",
         path: dir.shown_join(name),
-        source,
+        cause,
     })?;
     let mut head = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
