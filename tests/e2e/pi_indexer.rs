@@ -7,12 +7,12 @@
 //! `--config-check`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::support::http::HttpServer;
 use crate::support::mirror::{Origin, Replica};
 use crate::support::public_inbox::{require_public_inbox, Archive};
-use crate::support::{git, git_stdin, grok, run, stderr_of};
+use crate::support::{git, git_stdin, grok, run, run_with_input, stderr_of};
 
 /// What lore keeps in `refs/meta/origins` of an epoch (file `i`).
 const ORIGINS: &str = "[publicinbox \"test\"]\n\
@@ -69,21 +69,7 @@ fn pi_value(config: &Path, key: &str) -> String {
 
 /// grok-pi-indexer with `args`, `stdin` on its standard input.
 fn indexer(args: &[&str], stdin: &str) -> Output {
-    let mut child = grok("grok-pi-indexer")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_input(grok("grok-pi-indexer").args(args), stdin.as_bytes())
 }
 
 /// An archive whose inbox directory is the only thing in an origin's top

@@ -121,6 +121,27 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Run a command with `input` on its standard input, returning its
+/// output; panics if it can't start.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    // Written from a thread: a program that fills its stdout pipe before
+    // reading all of stdin can't deadlock us.
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 /// Run a command that must succeed; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
@@ -157,18 +178,7 @@ pub fn git(repo: Option<&Path>, args: &[&str]) -> String {
 
 /// Run git with `input` on stdin; returns trimmed stdout; panics on failure.
 pub fn git_stdin(repo: Option<&Path>, args: &[&str], input: &[u8]) -> String {
-    let mut child = git_cmd(repo)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(git_cmd(repo).args(args), input);
     assert!(
         out.status.success(),
         "git {args:?} failed: {}",

@@ -2,11 +2,10 @@
 //! (public-inbox-init and public-inbox-mda from the Debian package), for
 //! grok-pi-piper's and grok-pi-indexer's tests.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{git_binary, run, stderr_of};
+use super::{git_binary, run, run_with_input, stderr_of};
 
 /// A v2 archive `name` under `root/inboxes/<name>`, with its own
 /// public-inbox config (`root/pi-config`).
@@ -97,20 +96,12 @@ impl Archive {
                 i / 60,
                 i % 60
             );
-            let mut child = public_inbox(&self.root, "public-inbox-mda")
-                .arg("--no-precheck")
-                .env("ORIGINAL_RECIPIENT", &address)
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("run public-inbox-mda");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(msg.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
+            let out = run_with_input(
+                public_inbox(&self.root, "public-inbox-mda")
+                    .arg("--no-precheck")
+                    .env("ORIGINAL_RECIPIENT", &address),
+                msg.as_bytes(),
+            );
             assert!(
                 out.status.success(),
                 "{}",
