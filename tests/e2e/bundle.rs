@@ -120,6 +120,18 @@ fn clone_refs(bundle: &Path, dst: &Path) -> String {
     show_ref(dst)
 }
 
+/// A repository's branches and their tips, one per line.
+fn branches(repo: &Path) -> String {
+    git(
+        Some(repo),
+        &[
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/heads/",
+        ],
+    )
+}
+
 /// The object ids of each pack of a repository.
 fn pack_contents(repo: &Path) -> Vec<BTreeSet<String>> {
     std::fs::read_dir(repo.join("objects/pack"))
@@ -482,16 +494,6 @@ fn git_clone_with_bundle_uri_takes_the_objects_from_the_bundle() {
         "{served:?}"
     );
     // Same branches as the origin.
-    let branches = |r: &Path| {
-        git(
-            Some(r),
-            &[
-                "for-each-ref",
-                "--format=%(objectname) %(refname)",
-                "refs/heads/",
-            ],
-        )
-    };
     assert_eq!(branches(&dst), branches(&repo));
     // The bundle's tip was offered as a have, and the git server sent only
     // the objects the bundle did not hold.
@@ -637,16 +639,6 @@ fn git_clone_with_bundle_uri_takes_the_full_bundle_and_the_increment() {
             output_text(&out)
         );
     }
-    let branches = |r: &Path| {
-        git(
-            Some(r),
-            &[
-                "for-each-ref",
-                "--format=%(objectname) %(refname)",
-                "refs/heads/",
-            ],
-        )
-    };
     assert_eq!(branches(&dst), branches(&repo));
     assert!(branches(&dst).contains(&inc_tip));
     // One pack per bundle, one from git://; the latter holds what the
