@@ -129,18 +129,31 @@ struct OnDisk {
     bytes: u64,
 }
 
+/// The metadata of the file `name` below `dir`, opened without following
+/// a symlink.
+fn metadata_of(dir: &Dir, name: &str) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+    let file = dir.open_file(name)?;
+    let meta = file.metadata().map_err(|cause| tree::Error::Io {
+        what: "stat",
+        path: dir.shown_join(name),
+        cause,
+    })?;
+    Ok((file, meta))
+}
+
+/// The mtime (seconds) of a bundle just written: its creation token.
+fn written_at(dir: &Dir, name: &str) -> Result<i64, Error> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(metadata_of(dir, name)?.1.mtime())
+}
+
 /// The bundle `name` below `dir`, when it is a regular file whose header
 /// we understand.
 fn on_disk(dir: &Dir, name: &str) -> Result<Option<OnDisk>, Error> {
     if dir.kind_of(name)? != Some(Kind::File) {
         return Ok(None);
     }
-    let mut file = dir.open_file(name)?;
-    let meta = file.metadata().map_err(|cause| tree::Error::Io {
-        what: "stat",
-        path: dir.shown_join(name),
-        cause,
-    })?;
+    let (mut file, meta) = metadata_of(dir, name)?;
     let mut head = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     while head.len() < incremental::MAX_HEADER_BYTES {
@@ -323,7 +336,7 @@ pub fn bundle_one(settings: &Settings, git: &Git, out: &Dir, key: &str) -> Resul
         &settings.revlistargs,
         None,
     )?;
-    let token = on_disk(&dir, BUNDLE_FILE)?.map_or(0, |b| b.mtime);
+    let token = written_at(&dir, BUNDLE_FILE)?;
     put(
         &dir,
         BUNDLE_LIST_FILE,
@@ -380,7 +393,7 @@ fn increment(
         }
     }
     info!(" generate: {} (on {BUNDLE_FILE})", shown.display());
-    Ok(on_disk(dir, INCREMENT_FILE)?.map(|b| b.mtime))
+    Ok(Some(written_at(dir, INCREMENT_FILE)?))
 }
 
 /// Run `git bundle create -` into a temp file beside `target` and rename it
