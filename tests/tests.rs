@@ -51,6 +51,7 @@ mod e2e {
     mod operator_footguns;
     mod pi_indexer;
     mod pi_piper;
+    mod publish;
     mod pull_clock;
     mod pull_e2e;
     mod pull_failures;

@@ -5,7 +5,12 @@
 use crate::support::{grok, oracle, run};
 
 /// Ours beyond the reference's six; their help starts the same way.
-const OURS_ONLY: [&str; 3] = ["grok-snapshot", "grok-shallow-tar", "grok-pi-indexer"];
+const OURS_ONLY: [&str; 4] = [
+    "grok-snapshot",
+    "grok-shallow-tar",
+    "grok-pi-indexer",
+    "grok-publish",
+];
 
 const PROGRAMS: [&str; 6] = [
     "grok-manifest",

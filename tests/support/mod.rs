@@ -14,6 +14,7 @@ pub mod configparser;
 pub mod daemon;
 pub mod fixture;
 pub mod forks;
+pub mod garage;
 pub mod haproxy;
 pub mod http;
 pub mod kill;
@@ -48,6 +49,7 @@ pub fn grok(name: &str) -> Command {
         "grok-snapshot" => env!("CARGO_BIN_EXE_grok-snapshot"),
         "grok-shallow-tar" => env!("CARGO_BIN_EXE_grok-shallow-tar"),
         "grok-pi-indexer" => env!("CARGO_BIN_EXE_grok-pi-indexer"),
+        "grok-publish" => env!("CARGO_BIN_EXE_grok-publish"),
         other => panic!("unknown program {other}"),
     };
     let mut cmd = Command::new(path);

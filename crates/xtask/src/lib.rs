@@ -29,6 +29,7 @@ pub fn programs() -> Vec<(&'static str, clap::Command)> {
         ("grok-snapshot", grok_snapshot::Cli::command()),
         ("grok-shallow-tar", grok_shallow_tar::Cli::command()),
         ("grok-pi-indexer", grok_pi_indexer::Cli::command()),
+        ("grok-publish", grok_publish::Cli::command()),
     ]
 }
 
@@ -330,6 +331,7 @@ fn common_sections(name: &str) -> Roff {
         "grok-snapshot",
         "grok-shallow-tar",
         "grok-pi-indexer",
+        "grok-publish",
     ]
     .iter()
     .filter(|p| **p != name)

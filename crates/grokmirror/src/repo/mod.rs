@@ -80,6 +80,13 @@ pub fn read_fingerprint(repo: &Path) -> Option<String> {
     recorded_fingerprint(fs::read(repo.join(FINGERPRINT_FILE)).ok()?)
 }
 
+/// The fingerprint recorded in the repository open as `dir`, if any (read
+/// through the handle; never computed).
+pub fn read_fingerprint_in(dir: &crate::tree::Dir) -> Option<String> {
+    dir.read_small_file(FINGERPRINT_FILE, 1024)
+        .and_then(recorded_fingerprint)
+}
+
 /// The fingerprint in the contents of a `grokmirror.fingerprint` file.
 fn recorded_fingerprint(raw: Vec<u8>) -> Option<String> {
     let text = String::from_utf8(raw).ok()?;

@@ -240,6 +240,7 @@ impl Reserved {
         }
         for (section, key, what) in [
             ("fsck", "statusfile", "the fsck status file"),
+            ("publish", "statusfile", "the publish status file"),
             ("pull", "projectslist", "projects.list"),
             ("pull", "socket", "the push socket"),
             ("pull", "metrics_file", "the metrics file"),

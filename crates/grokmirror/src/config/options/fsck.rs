@@ -2,7 +2,7 @@
 
 use super::kind::{Kind, PathUse, BOOL, GLOBS, TEXT, WRITTEN_FILE};
 use super::ConfOption;
-use super::{FSCK, PULL_FSCK};
+use super::{FSCK, FSCK_PUBLISH, PULL_FSCK};
 
 /// The options of the section, in the order the example config lists them.
 pub(super) const OPTIONS: &[ConfOption] = &[
@@ -144,7 +144,7 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "14d",
         alternatives: &["#consumer_grace = 0"],
         default: "14d",
-        read_by: FSCK,
+        read_by: FSCK_PUBLISH,
         doc: "How long an object stays on disk after it stopped being \
                   reachable in the mirror (a force-push or a deleted branch at the \
                   origin), in the repositories and in object storage, so clones \
@@ -154,7 +154,8 @@ pub(super) const OPTIONS: &[ConfOption] = &[
                   go into cruft packs (git 2.37 or newer; an older git keeps them \
                   all) and leave the disk once the grace has passed. 0 restores \
                   grokmirror 2.0.12's behaviour, which drops them from object \
-                  storage at once.",
+                  storage at once. grok-publish keeps files that left a published \
+                  repository's lists in the bucket as long.",
         ours: true,
     },
     ConfOption {

@@ -13,6 +13,7 @@ mod fsck;
 mod kind;
 mod manifest;
 mod pi_piper;
+mod publish;
 mod pull;
 mod remote;
 
@@ -77,6 +78,7 @@ pub(super) const ALL_AND_SNAPSHOT: &[&str] =
     &["grok-manifest", "grok-pull", "grok-fsck", "grok-snapshot"];
 pub(super) const PULL: &[&str] = &["grok-pull"];
 pub(super) const FSCK: &[&str] = &["grok-fsck"];
+pub(super) const FSCK_PUBLISH: &[&str] = &["grok-fsck", "grok-publish"];
 pub(super) const MANIFEST: &[&str] = &["grok-manifest"];
 pub(super) const PULL_FSCK: &[&str] = &["grok-pull", "grok-fsck"];
 pub(super) const MANIFEST_PULL_FSCK: &[&str] = &["grok-manifest", "grok-pull", "grok-fsck"];
@@ -107,6 +109,11 @@ pub fn sections() -> &'static [Section] {
             doc: "Maintenance done by grok-fsck: repacking, checking, object \
                   storage, and the error report.",
         },
+        Section {
+            name: "publish",
+            doc: "Where grok-publish (ours) publishes the tree: an S3-compatible \
+                  bucket that replicas, CDNs and git's dumb HTTP protocol read.",
+        },
     ]
 }
 
@@ -119,6 +126,7 @@ pub fn options() -> &'static [ConfOption] {
             remote::OPTIONS,
             pull::OPTIONS,
             fsck::OPTIONS,
+            publish::OPTIONS,
         ]
         .concat()
     });
