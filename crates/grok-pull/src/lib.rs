@@ -61,6 +61,7 @@ pub mod check;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod notify;
 pub mod peers;
 pub mod plan;
 pub mod record;

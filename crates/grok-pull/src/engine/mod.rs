@@ -53,6 +53,7 @@ use tracing::{info, warn};
 
 use crate::daemon::httpmetrics::MetricsServer;
 use crate::daemon::listener::Listener;
+use crate::daemon::notify_http::NotifyServer;
 use crate::daemon::service::Service;
 use crate::daemon::watch::{Changed, FileWatch};
 use crate::record::fresh::Tracker;
@@ -116,6 +117,10 @@ struct Engine {
     purge_refused: bool,
     polling: Polling,
     push: PushSocket,
+    /// `[pull] notify_peers`, when set.
+    downstream: Option<crate::notify::downstream::Downstream>,
+    /// What was fetched since the peers were last told.
+    peer_keys: Vec<String>,
     metrics_server: Option<MetricsServer>,
     watches: Watches,
     timers: Timers,
@@ -178,12 +183,23 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
     let settings = puller.settings.clone();
     let service = Service::from_env();
     let mut push = PushSocket::default();
+    // Refused before anything is bound or fetched.
+    let downstream = push::downstream_of(&settings)?;
     if opts.daemon {
+        let http_secret = match &settings.notify_listen {
+            Some(_) => Some(push::secret_for(&settings, "notify_listen")?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(NOTIFICATION_QUEUE);
         if let Some(path) = &settings.socket {
             let mut l = Listener::bind(path)?;
-            let (tx, rx) = mpsc::channel(NOTIFICATION_QUEUE);
-            push.task = Some(l.serve(tx));
+            push.task = Some(l.serve(tx.clone()));
             push.listener = Some(l);
+        }
+        if let (Some(addr), Some(secret)) = (&settings.notify_listen, http_secret) {
+            push.http = Some(NotifyServer::bind(addr, secret, tx).await?);
+        }
+        if push.listener.is_some() || push.http.is_some() {
             push.notes = Some(rx);
         }
     }
@@ -226,6 +242,8 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         purge_refused: false,
         polling: Polling::new(now, opts.daemon || opts.force),
         push,
+        downstream,
+        peer_keys: Vec::new(),
         metrics_server: None,
         watches: Watches::new(std::fs::read(&settings.config.path).unwrap_or_default()),
         timers: Timers::new(now, service.watchdog_interval().is_some()),
@@ -250,7 +268,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         info!(
             "pull: running as a daemon: polling every {}s{}",
             settings.refresh.unwrap_or_default(),
-            if engine.push.listener.is_some() {
+            if engine.push.notes.is_some() {
                 ", listening for push notifications"
             } else {
                 ""
@@ -375,6 +393,7 @@ impl Engine {
         self.maybe_start_poll(now);
         self.sched.wake_waiting(now);
         self.start_jobs();
+        self.maybe_notify_peers(self.sched.is_idle());
         if self.sched.is_idle() && self.worked.since_idle {
             self.worked.since_idle = false;
             self.on_idle(now);
