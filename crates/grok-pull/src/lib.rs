@@ -53,7 +53,10 @@
 //! - [`record`]: writing results: local manifest, freshness file, metrics,
 //!   statistics, status, progress.
 //! - [`engine`]: the event loop and the scheduler.
-//! - [`daemon`]: push socket, file watches, service manager, HTTP metrics.
+//! - [`daemon`]: push socket, HTTP notifications, file watches, service
+//!   manager, HTTP metrics.
+//! - [`notify`]: the shared secret and signature of HTTP notifications, and
+//!   telling the next replicas what was fetched.
 
 #![warn(missing_docs)]
 

@@ -7,7 +7,8 @@
 //! finished ([`Recorder`]), and hands housekeeping to its own thread
 //! ([`Housekeeper`]). The daemon adds: a poll every `refresh` seconds (the
 //! first one ignoring the saved Last-Modified), the push socket
-//! ([`crate::daemon::listener`]), a watch on a `file://` manifest and on
+//! ([`crate::daemon::listener`]) and the signed HTTP endpoint
+//! ([`crate::daemon::notify_http`]) feeding one queue, a watch on a `file://` manifest and on
 //! the config file, and the service-manager protocol.
 //!
 //! Stopping (SIGTERM or SIGINT), in both modes: nothing new starts, queued
@@ -20,7 +21,8 @@
 //! A config reload keeps the running jobs on the settings they started
 //! with; new jobs get the new ones. A reload that fails to parse, or that
 //! changes what can't change under a running daemon (`[core] toplevel`,
-//! `[core] manifest`, `[core] objstore`, `[pull] socket`, or unsets
+//! `[core] manifest`, `[core] objstore`, `[pull] socket`, the `notify_*`
+//! options, or unsets
 //! `[pull] refresh`), is refused with an error line and the old config
 //! stays.
 //!
@@ -29,7 +31,7 @@
 //! running now and what happens when one ends), `reports` (the timers of
 //! the periodic writes: local manifest, freshness file, stats, metrics),
 //! `reload` (file watches and config reloads), `push` (the push
-//! socket) and `stopping` (signals, the grace period, the end of a run).
+//! notifications, and telling `notify_peers` what was fetched) and `stopping` (signals, the grace period, the end of a run).
 //! Decisions are pure functions in those files, unit-tested there.
 
 mod polling;
