@@ -225,6 +225,29 @@ fn a_signed_notification_fetches_at_once_and_nothing_else_does() {
     d.wait_log("listener: /nope.git (not known, ignored)");
     assert!(!s.in_step("/c.git"), "only refused requests named /c.git");
 
+    // The README's recipe (openssl and curl), as written there.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("#### HTTP notifications").unwrap()..];
+    let start = section.find("```sh\n").unwrap() + 6;
+    let recipe = &section[start..start + section[start..].find("```").unwrap()];
+    let recipe = recipe
+        .replace(
+            "/etc/grokmirror/notify.secret",
+            &s.dir.join("notify.secret").display().to_string(),
+        )
+        .replace("/tmp/body", &s.dir.join("body").display().to_string())
+        .replace("http://192.0.2.10:9232/", &format!("http://{addr}/"))
+        .replace("/pub/scm/git/git.git", "/c.git");
+    let out = run(std::process::Command::new("sh").args(["-ec", &recipe]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "204",
+        "{recipe}\n{}",
+        crate::support::mirror::output_text(&out)
+    );
+    d.wait_for("/c.git in step", |_| s.in_step("/c.git"));
+
     assert_eq!(
         s.manifest_requests(),
         1,
@@ -371,6 +394,14 @@ fn without_a_usable_secret_the_daemon_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("notify_secret_file"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let out = run(grok("grok-pull")
+        .args(["--config-check", "--no-network", "-c"])
+        .arg(&replica.config));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("notify_secret_file is not"),
+        "{out:?}"
+    );
 
     // An empty secret is refused as well; a readable one that others may
     // read is a --config-check warning.
