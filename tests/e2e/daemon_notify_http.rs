@@ -359,8 +359,33 @@ fn a_hub_tells_its_leaf_what_it_fetched() {
         hub.describe()
     );
 
+    // A single run of the hub (no -o) tells the leaf too.
+    stop(&mut hub);
+    s.push("/a.git", 1_700_000_050);
+    s.origin.manifest_hook(&["/a.git"]);
+    let out = s.replica.pull(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::mirror::output_text(&out)
+    );
+    assert!(s.in_step("/a.git"), "the single run fetched");
+    leaf_d.wait_for("the leaf to have the single run's commit", |_| {
+        in_step(&s.origin.path("/a.git"), &leaf.path("/a.git"))
+    });
+    assert_eq!(leaf_d.log_text().matches("listener: /a.git").count(), 2);
+
     // The leaf gone: the hub says so once, and goes on pulling.
     stop(&mut leaf_d);
+    let mut hub = Pulld::start(&s.replica.config, &s.dir.join("replica.log"), |_| {});
+    let hub_addr = {
+        // The log has the first run's address too: wait for the second.
+        const SAYS: &str = "listening for signed notifications on http://";
+        hub.wait_log_count(SAYS, 2);
+        let log = hub.log_text();
+        let rest = &log[log.rfind(SAYS).unwrap() + SAYS.len()..];
+        rest[..rest.find('/').unwrap()].to_string()
+    };
     for (i, when) in [1_700_000_100, 1_700_000_200].into_iter().enumerate() {
         s.push("/a.git", when);
         assert_eq!(post_signed(&hub_addr, "/a.git\n"), 204);

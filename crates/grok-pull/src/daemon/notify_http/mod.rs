@@ -100,34 +100,39 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut summaries = tokio::time::interval(SUMMARY_EVERY);
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            _ = summaries.tick() => {
-                let lines = shared.refusals.lock().expect("refusal log poisoned").tick(Instant::now());
-                for line in lines {
-                    warn!("   notify: {line}");
+        // Waits only while MAX_CONNECTIONS are busy, each for at most
+        // READ_TIMEOUT (and the drain).
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let accepted = loop {
+            tokio::select! {
+                _ = summaries.tick() => {
+                    let lines = shared.refusals.lock().expect("refusal log poisoned").tick(Instant::now());
+                    for line in lines {
+                        warn!("   notify: {line}");
+                    }
                 }
+                accepted = listener.accept() => break accepted,
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            permit = slots.clone().acquire_owned() => {
-                let Ok(permit) = permit else { return };
-                let (stream, peer) = match listener.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        debug!("   notify: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let shared = shared.clone();
-                // Owned by the set: aborting the server ends them too.
-                connections.spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = serve(stream, peer.ip(), &shared).await {
-                        debug!("   notify: {peer}: {e}");
-                    }
-                });
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("   notify: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
-        }
+        };
+        let shared = shared.clone();
+        // Owned by the set: aborting the server ends them too.
+        connections.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve(stream, peer.ip(), &shared).await {
+                debug!("   notify: {peer}: {e}");
+            }
+        });
     }
 }
 
@@ -174,16 +179,8 @@ async fn serve(mut stream: TcpStream, ip: IpAddr, shared: &Shared) -> std::io::R
         head_end(b).is_some()
     })
     .await?;
-    let Some(end) = head_end(&buf).filter(|_| complete) else {
-        if buf.len() > MAX_HEAD {
-            let a = Answer::TooLarge(format!("the request head is limited to {MAX_HEAD} bytes"));
-            shared.refused(ip, "request head too large");
-            return answer(&mut stream, &a, true).await;
-        }
-        debug!("   notify: {ip}: no complete request head within {READ_TIMEOUT:?}");
-        return Ok(());
-    };
-    // The cheap refusal first: no body is read, no HMAC computed.
+    // The cheap refusal first, for every request (even a broken one): no
+    // body is read, no HMAC computed.
     if !shared
         .limiter
         .lock()
@@ -193,6 +190,15 @@ async fn serve(mut stream: TcpStream, ip: IpAddr, shared: &Shared) -> std::io::R
         shared.refused(ip, "rate-limited (429)");
         return answer(&mut stream, &Answer::TooMany, true).await;
     }
+    let Some(end) = head_end(&buf).filter(|_| complete) else {
+        if buf.len() > MAX_HEAD {
+            let a = Answer::TooLarge(format!("the request head is limited to {MAX_HEAD} bytes"));
+            shared.refused(ip, "request head too large");
+            return answer(&mut stream, &a, true).await;
+        }
+        debug!("   notify: {ip}: no complete request head within {READ_TIMEOUT:?}");
+        return Ok(());
+    };
     let head = match parse_head(&buf[..end]) {
         Ok(h) => h,
         Err(a) => {
