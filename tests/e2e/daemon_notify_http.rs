@@ -458,4 +458,14 @@ fn without_a_usable_secret_the_daemon_refuses_to_start() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!text.contains("notify_secret_file"), "{text}");
+
+    // A peer that is not a URL: refused before anything is fetched, by a
+    // single run too.
+    let mut conf = std::fs::read_to_string(&replica.config).unwrap();
+    conf.push_str("notify_peers = leaf:9232\n");
+    std::fs::write(&replica.config, conf).unwrap();
+    let out = run(grok("grok-pull").arg("-c").arg(&replica.config));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"leaf:9232\" is not an http"), "{stderr}");
 }

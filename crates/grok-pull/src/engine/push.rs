@@ -58,6 +58,11 @@ pub(super) fn downstream_of(settings: &Settings) -> anyhow::Result<Option<Downst
     if settings.notify_peers.is_empty() {
         return Ok(None);
     }
+    if let Some(url) = crate::notify::downstream::bad_url(&settings.notify_peers) {
+        return Err(grokmirror_cli::usage(format!(
+            "[pull] notify_peers: {url:?} is not an http:// or https:// URL; give each peer's notify_listen as http://HOST:PORT/"
+        )));
+    }
     let secret = secret_for(settings, "notify_peers")?;
     Ok(Some(Downstream::new(&settings.notify_peers, secret)?))
 }

@@ -49,6 +49,13 @@ pub fn parse_urls(value: &str) -> Vec<String> {
     value.split_whitespace().map(str::to_string).collect()
 }
 
+/// The first URL that is not `http://` or `https://`, if any.
+pub fn bad_url(urls: &[String]) -> Option<&str> {
+    urls.iter().map(String::as_str).find(|u| {
+        !(u.starts_with("http://") || u.starts_with("https://")) || reqwest::Url::parse(u).is_err()
+    })
+}
+
 impl Downstream {
     /// Peers at `urls`, signing with `secret`.
     pub fn new(urls: &[String], secret: Secret) -> anyhow::Result<Downstream> {
@@ -146,6 +153,13 @@ mod tests {
             )
         );
         assert!(bodies(&[]).is_empty());
+        let urls = |u: &[&str]| u.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(bad_url(&urls(&["http://a:1/", "https://b/n"])), None);
+        assert_eq!(
+            bad_url(&urls(&["http://a:1/", "leaf:9232"])),
+            Some("leaf:9232")
+        );
+        assert_eq!(bad_url(&urls(&["http://[::1"])), Some("http://[::1"));
         assert_eq!(
             parse_urls(" http://a:1/ \n\thttp://b:2/\n"),
             vec!["http://a:1/".to_string(), "http://b:2/".to_string()]

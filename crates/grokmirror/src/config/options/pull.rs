@@ -297,7 +297,8 @@ pub(super) const OPTIONS: &[ConfOption] = &[
                   file:// manifest is also watched, so its changes are seen at \
                   once; the config file is watched too, and a changed one is \
                   re-read between jobs (a broken one is reported and the old one \
-                  kept; toplevel, manifest, objstore and socket need a restart).",
+                  kept; toplevel, manifest, objstore, socket, metrics_listen \
+                  and the notify_* options need a restart).",
         ours: false,
     },
     ConfOption {
