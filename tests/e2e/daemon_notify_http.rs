@@ -184,8 +184,13 @@ fn a_signed_notification_fetches_at_once_and_nothing_else_does() {
     // Signed: fetched now, not in an hour. Notifications are handled in
     // order, so once /b.git is in step the refused ones were not acted on.
     s.push("/b.git", 1_700_000_100);
+    let posted = Instant::now();
     assert_eq!(post_signed(&addr, "/b.git\n"), 204);
     d.wait_for("/b.git in step", |_| s.in_step("/b.git"));
+    eprintln!(
+        "signed POST -> the replica has the commit: {:?}",
+        posted.elapsed()
+    );
     assert!(
         !s.in_step("/a.git"),
         "a refused notification fetched\n{}",
