@@ -30,6 +30,7 @@ mod e2e {
     mod consumer_grace;
     mod contrib;
     mod daemon_e2e;
+    mod daemon_notify_http;
     mod daemon_reload;
     mod daemon_signals;
     mod daemon_socket_hostile;

@@ -73,6 +73,9 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "shutdown_grace",
             "stale_after",
             "metrics_listen",
+            "notify_listen",
+            "notify_secret_file",
+            "notify_peers",
         ],
     ),
     (

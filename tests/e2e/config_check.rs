@@ -6,6 +6,7 @@
 //! does not; a top level that cannot be written; and nothing written or
 //! locked by a check.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -135,6 +136,15 @@ fn values(setup: &Setup, section: &str, key: &str, kind: &Kind) -> (String, Opti
     let s = |v: &str| v.to_string();
     match (section, key, kind) {
         ("remote", "manifest", _) => (setup.origin.file_manifest_url(), Some((s("ftp://o/m"), 2))),
+        // Taken only with a secret file (alone, an error: the daemon
+        // refuses to start); e2e::daemon_notify_http checks both.
+        ("pull", "notify_listen" | "notify_peers", _) => (s(""), None),
+        ("pull", "notify_secret_file", _) => {
+            let secret = setup.dir.join("notify.secret");
+            std::fs::write(&secret, "s3cret\n").unwrap();
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+            (secret.display().to_string(), None)
+        }
         (_, _, Kind::Bool) => (s("On"), Some((s("maybe"), 2))),
         (_, _, Kind::BoolOr(words)) => (words[0].to_uppercase(), Some((s("sometimes"), 2))),
         (_, _, Kind::Int { min, max, .. }) => {

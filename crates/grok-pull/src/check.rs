@@ -31,12 +31,65 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
             && p.section == "remote"
             && (p.key == "manifest" || p.key == "manifest_command")
     });
+    if let Some(ini) = &ini {
+        problems.extend(notify_secret(ini, file));
+    }
     if let Some(ini) = ini.filter(|_| !remote_broken) {
         problems.extend(origin(&ini, file, cli.no_network));
     }
     Ok(grokmirror_cli::config_check::report(
         PROGRAM, file, &problems, cli.json,
     ))
+}
+
+/// `[pull] notify_secret_file`: there when notifications need it,
+/// readable, not empty, and not readable by group or others.
+fn notify_secret(ini: &Ini, file: &Path) -> Vec<Problem> {
+    let set = |key| {
+        ini.get("pull", key)
+            .ok()
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+    };
+    let needed_by = ["notify_listen", "notify_peers"]
+        .into_iter()
+        .find(|k| set(k).is_some());
+    let problem = |value: Option<&str>, severity, message: String| {
+        Problem::new(file, "pull", "notify_secret_file", value, severity, message)
+    };
+    let Some(value) = set("notify_secret_file") else {
+        return needed_by
+            .map(|k| {
+                problem(
+                    None,
+                    Severity::Error,
+                    format!("[pull] {k} is set but notify_secret_file is not: grok-pull refuses to start (exit 2); name a file holding the shared secret"),
+                )
+            })
+            .into_iter()
+            .collect();
+    };
+    let value = value.trim();
+    let path = grokmirror::config::expand_user(value);
+    let severity = if needed_by.is_some() {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    if let Err(e) = crate::notify::Secret::load(&path) {
+        return vec![problem(Some(value), severity, e.to_string())];
+    }
+    match crate::notify::mode_of(&path) {
+        Some(mode) if crate::notify::readable_by_others(mode) => vec![problem(
+            Some(value),
+            Severity::Warning,
+            format!(
+                "the shared secret {} has mode {mode:04o}: readable by group or others; chmod 600 it",
+                path.display()
+            ),
+        )],
+        _ => Vec::new(),
+    }
 }
 
 /// Whether the origin's manifest can be had: a `file://` one exists, an

@@ -53,7 +53,10 @@
 //! - [`record`]: writing results: local manifest, freshness file, metrics,
 //!   statistics, status, progress.
 //! - [`engine`]: the event loop and the scheduler.
-//! - [`daemon`]: push socket, file watches, service manager, HTTP metrics.
+//! - [`daemon`]: push socket, HTTP notifications, file watches, service
+//!   manager, HTTP metrics.
+//! - [`notify`]: the shared secret and signature of HTTP notifications, and
+//!   telling the next replicas what was fetched.
 
 #![warn(missing_docs)]
 
@@ -61,6 +64,7 @@ pub mod check;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod notify;
 pub mod peers;
 pub mod plan;
 pub mod record;

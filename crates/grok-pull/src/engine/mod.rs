@@ -7,7 +7,8 @@
 //! finished ([`Recorder`]), and hands housekeeping to its own thread
 //! ([`Housekeeper`]). The daemon adds: a poll every `refresh` seconds (the
 //! first one ignoring the saved Last-Modified), the push socket
-//! ([`crate::daemon::listener`]), a watch on a `file://` manifest and on
+//! ([`crate::daemon::listener`]) and the signed HTTP endpoint
+//! ([`crate::daemon::notify_http`]) feeding one queue, a watch on a `file://` manifest and on
 //! the config file, and the service-manager protocol.
 //!
 //! Stopping (SIGTERM or SIGINT), in both modes: nothing new starts, queued
@@ -20,7 +21,8 @@
 //! A config reload keeps the running jobs on the settings they started
 //! with; new jobs get the new ones. A reload that fails to parse, or that
 //! changes what can't change under a running daemon (`[core] toplevel`,
-//! `[core] manifest`, `[core] objstore`, `[pull] socket`, or unsets
+//! `[core] manifest`, `[core] objstore`, `[pull] socket`, the `notify_*`
+//! options, or unsets
 //! `[pull] refresh`), is refused with an error line and the old config
 //! stays.
 //!
@@ -29,7 +31,7 @@
 //! running now and what happens when one ends), `reports` (the timers of
 //! the periodic writes: local manifest, freshness file, stats, metrics),
 //! `reload` (file watches and config reloads), `push` (the push
-//! socket) and `stopping` (signals, the grace period, the end of a run).
+//! notifications, and telling `notify_peers` what was fetched) and `stopping` (signals, the grace period, the end of a run).
 //! Decisions are pure functions in those files, unit-tested there.
 
 mod polling;
@@ -53,6 +55,7 @@ use tracing::{info, warn};
 
 use crate::daemon::httpmetrics::MetricsServer;
 use crate::daemon::listener::Listener;
+use crate::daemon::notify_http::NotifyServer;
 use crate::daemon::service::Service;
 use crate::daemon::watch::{Changed, FileWatch};
 use crate::record::fresh::Tracker;
@@ -116,6 +119,10 @@ struct Engine {
     purge_refused: bool,
     polling: Polling,
     push: PushSocket,
+    /// `[pull] notify_peers`, when set.
+    downstream: Option<crate::notify::downstream::Downstream>,
+    /// What was fetched since the peers were last told.
+    peer_keys: Vec<String>,
     metrics_server: Option<MetricsServer>,
     watches: Watches,
     timers: Timers,
@@ -178,12 +185,23 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
     let settings = puller.settings.clone();
     let service = Service::from_env();
     let mut push = PushSocket::default();
+    // Refused before anything is bound or fetched.
+    let downstream = push::downstream_of(&settings)?;
     if opts.daemon {
+        let http_secret = match &settings.notify_listen {
+            Some(_) => Some(push::secret_for(&settings, "notify_listen")?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(NOTIFICATION_QUEUE);
         if let Some(path) = &settings.socket {
             let mut l = Listener::bind(path)?;
-            let (tx, rx) = mpsc::channel(NOTIFICATION_QUEUE);
-            push.task = Some(l.serve(tx));
+            push.task = Some(l.serve(tx.clone()));
             push.listener = Some(l);
+        }
+        if let (Some(addr), Some(secret)) = (&settings.notify_listen, http_secret) {
+            push.http = Some(NotifyServer::bind(addr, secret, tx).await?);
+        }
+        if push.listener.is_some() || push.http.is_some() {
             push.notes = Some(rx);
         }
     }
@@ -226,6 +244,8 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         purge_refused: false,
         polling: Polling::new(now, opts.daemon || opts.force),
         push,
+        downstream,
+        peer_keys: Vec::new(),
         metrics_server: None,
         watches: Watches::new(std::fs::read(&settings.config.path).unwrap_or_default()),
         timers: Timers::new(now, service.watchdog_interval().is_some()),
@@ -250,7 +270,7 @@ pub async fn run(puller: Puller, opts: Options, log: LogHandle) -> anyhow::Resul
         info!(
             "pull: running as a daemon: polling every {}s{}",
             settings.refresh.unwrap_or_default(),
-            if engine.push.listener.is_some() {
+            if engine.push.notes.is_some() {
                 ", listening for push notifications"
             } else {
                 ""
@@ -375,6 +395,7 @@ impl Engine {
         self.maybe_start_poll(now);
         self.sched.wake_waiting(now);
         self.start_jobs();
+        self.maybe_notify_peers(self.sched.is_idle());
         if self.sched.is_idle() && self.worked.since_idle {
             self.worked.since_idle = false;
             self.on_idle(now);

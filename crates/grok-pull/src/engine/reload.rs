@@ -97,6 +97,15 @@ pub(super) fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str>
     if new.metrics_listen != old.metrics_listen {
         needs_restart.push("[pull] metrics_listen");
     }
+    if new.notify_listen != old.notify_listen {
+        needs_restart.push("[pull] notify_listen");
+    }
+    if new.notify_secret_file != old.notify_secret_file {
+        needs_restart.push("[pull] notify_secret_file");
+    }
+    if new.notify_peers != old.notify_peers {
+        needs_restart.push("[pull] notify_peers");
+    }
     if new.refresh.is_none() {
         needs_restart.push("[pull] refresh (unset)");
     }

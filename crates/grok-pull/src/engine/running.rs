@@ -212,6 +212,9 @@ impl Engine {
             self.hk
                 .queue(&key, &path, done.housekeeping.clone(), self.tools.clone());
         }
+        if matches!(done.outcome, JobOutcome::Cloned | JobOutcome::Updated) {
+            self.fetched_for_peers(&key);
+        }
         if let Err(e) = self.recorder.done(done) {
             error!("{e:#}");
             self.record_error.get_or_insert(e);

@@ -202,6 +202,9 @@ impl Engine {
             )
             .await;
         }
+        // The peers hear of the last fetches; like the hooks, within the
+        // grace period.
+        self.maybe_notify_peers(true);
         // Hooks started earlier get what is left of the grace period.
         if !self.hooks.is_empty() {
             let until = stopped.map_or_else(

@@ -106,6 +106,14 @@ pub struct Settings {
     pub metrics_file: Option<PathBuf>,
     /// `[pull] metrics_listen`: where the daemon serves `/metrics`.
     pub metrics_listen: Option<String>,
+    /// `[pull] notify_listen`: where the daemon takes signed HTTP
+    /// notifications.
+    pub notify_listen: Option<String>,
+    /// `[pull] notify_secret_file`: the shared secret that signs them,
+    /// received and sent.
+    pub notify_secret_file: Option<PathBuf>,
+    /// `[pull] notify_peers`: the replicas told of what we fetched.
+    pub notify_peers: Vec<String>,
     /// `[pull] stale_after`: a repository behind its origin for longer
     /// than this is stale.
     pub stale_after: std::time::Duration,
@@ -354,6 +362,18 @@ impl Settings {
                 .get("pull", "metrics_listen")?
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
+            notify_listen: config
+                .get("pull", "notify_listen")?
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            notify_secret_file: config
+                .get_path("pull", "notify_secret_file")?
+                .filter(|p| !p.as_os_str().is_empty()),
+            notify_peers: crate::notify::downstream::parse_urls(&config.get_or(
+                "pull",
+                "notify_peers",
+                "",
+            )?),
             hook_timeout: std::time::Duration::from_secs(hook_timeout as u64),
             shutdown_grace: std::time::Duration::from_secs(grace as u64),
             housekeeping_max_load,

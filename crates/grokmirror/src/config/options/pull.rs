@@ -297,7 +297,8 @@ pub(super) const OPTIONS: &[ConfOption] = &[
                   file:// manifest is also watched, so its changes are seen at \
                   once; the config file is watched too, and a changed one is \
                   re-read between jobs (a broken one is reported and the old one \
-                  kept; toplevel, manifest, objstore and socket need a restart).",
+                  kept; toplevel, manifest, objstore, socket, metrics_listen \
+                  and the notify_* options need a restart).",
         ours: false,
     },
     ConfOption {
@@ -343,6 +344,63 @@ pub(super) const OPTIONS: &[ConfOption] = &[
                   http://ADDRESS/metrics, for a Prometheus server to scrape. \
                   host:port; bind it to localhost or a management network, it \
                   has no authentication. A change needs a restart.",
+        ours: true,
+    },
+    ConfOption {
+        section: "pull",
+        key: "notify_listen",
+        kind: TEXT,
+        example: "",
+        alternatives: &["#notify_listen = 192.0.2.10:9232"],
+        default: "empty (no endpoint)",
+        read_by: PULL,
+        doc: "The daemon (-o) takes push notifications over HTTP here \
+                  (host:port, bound to that address only): a POST whose body \
+                  holds manifest paths, one per line as on socket (or a Google \
+                  Pub/Sub push message with the path in message.attributes.repo, \
+                  as grokmirror's contrib/pubsubv1.py takes), signed with \
+                  notify_secret_file: header X-Hub-Signature-256: sha256=<hex of \
+                  the HMAC-SHA256 of the body>. Answers 204 when taken, 401 \
+                  unsigned or wrongly signed, 400 a bad path, 413 over 64 KiB or \
+                  256 paths, 405 not a POST, 429 over the rate limit (20 requests \
+                  at once, then 2 a second per address; 100 and 20 for all). \
+                  Refusals are logged once per address, then counted once a \
+                  minute. Without a readable notify_secret_file grok-pull -o \
+                  refuses to start (exit 2). A change needs a restart.",
+        ours: true,
+    },
+    ConfOption {
+        section: "pull",
+        key: "notify_secret_file",
+        kind: TEXT,
+        example: "",
+        alternatives: &["#notify_secret_file = /etc/grokmirror/notify.secret"],
+        default: "empty (no secret: notify_listen and notify_peers cannot be used)",
+        read_by: PULL,
+        doc: "A file holding the secret shared by the replicas that notify \
+                  each other (its trailing newline is not part of it), e.g. made \
+                  with `openssl rand -hex 32 > FILE; chmod 600 FILE`. It checks \
+                  what notify_listen receives and signs what notify_peers sends, \
+                  so a hub and its leaves share one secret. --config-check warns \
+                  when group or others may read it. A change needs a restart.",
+        ours: true,
+    },
+    ConfOption {
+        section: "pull",
+        key: "notify_peers",
+        kind: Kind::Lines,
+        example: "",
+        alternatives: &["#notify_peers = http://leaf1.example:9232/ http://leaf2.example:9232/"],
+        default: "empty (nobody is told)",
+        read_by: PULL,
+        doc: "The notify_listen URLs of the replicas that mirror this one \
+                  (separated by blanks or newlines): once a batch of fetches is \
+                  done (daemon or single run), the paths of the repositories that \
+                  were cloned or updated are POSTed to each, signed with \
+                  notify_secret_file, at most 256 to a request, 5 seconds per \
+                  request. A peer that does not answer is logged once until it \
+                  answers again; it never holds up or fails the pull (the peer's \
+                  own refresh still catches up). A change needs a restart.",
         ours: true,
     },
     ConfOption {
