@@ -5,8 +5,6 @@
 //! nothing, a flood is cut with 429 and logged once, bodies over the
 //! bounds get 413, and a hub tells its leaf what it fetched.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,70 +13,10 @@ use crate::support::daemon::GitDaemon;
 use crate::support::fixture;
 use crate::support::http::HttpServer;
 use crate::support::mirror::{Origin, Replica};
+use crate::support::notify::{exchange, listen_addr, post, post_signed, secret_file, sign, SECRET};
 use crate::support::pulld::{Pulld, PATIENCE};
 use crate::support::{grok, run, show_ref};
 use nix::sys::signal::Signal;
-
-const SECRET: &str = "a shared secret for the tests";
-
-/// `sha256=<hex>` of `body`, computed here (not by grok-pull's code).
-fn sign(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    format!(
-        "sha256={}",
-        hex::encode(ring::hmac::sign(&key, body).as_ref())
-    )
-}
-
-/// Send raw bytes, return the status code of the answer.
-fn exchange(addr: &str, request: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    let _ = s.write_all(request);
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
-}
-
-/// POST `body` with this signature header value (none: unsigned).
-fn post(addr: &str, body: &[u8], signature: Option<&str>) -> u16 {
-    let mut req = format!(
-        "POST /notify HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Hub-Signature-256: {sig}\r\n"));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    exchange(addr, &bytes)
-}
-
-fn post_signed(addr: &str, body: &str) -> u16 {
-    post(addr, body.as_bytes(), Some(&sign(SECRET, body.as_bytes())))
-}
-
-/// The secret file, mode 0600.
-fn secret_file(dir: &Path) -> PathBuf {
-    let path = dir.join("notify.secret");
-    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-/// The address the daemon says it listens on.
-fn listen_addr(d: &mut Pulld) -> String {
-    const SAYS: &str = "listening for signed notifications on http://";
-    d.wait_log(SAYS);
-    let log = d.log_text();
-    let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
-    rest[..rest.find('/').unwrap()].to_string()
-}
 
 fn in_step(origin: &Path, replica: &Path) -> bool {
     replica.is_dir() && show_ref(replica) == show_ref(origin)

@@ -512,3 +512,167 @@ fn bad_settings_are_one_line_and_send_nothing() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report.to_string().contains("bucket"), "{report}");
 }
+
+#[test]
+fn a_push_reaches_the_tier_behind_the_bucket_by_notifications() {
+    use crate::support::daemon::GitDaemon;
+    use crate::support::http::HttpServer;
+    use crate::support::notify::{listen_addr, post_signed, secret_file};
+    use crate::support::pulld::Pulld;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let garage = Garage::start(&dir);
+    let origin = Origin::new(&dir);
+    origin.project("/a.git", 6, 1_600_000_000);
+    origin.manifest();
+    let http = HttpServer::serve(&origin.root);
+    let gitd = GitDaemon::serve(&origin.root);
+    let secret = secret_file(&dir);
+    let notify = format!(
+        "refresh = 3600\nnotify_listen = 127.0.0.1:0\nnotify_secret_file = {}\n",
+        secret.display()
+    );
+    let replica = Replica::new(
+        &dir,
+        "replica",
+        &gitd.site(),
+        &http.url("manifest.js.gz"),
+        &format!(
+            "{notify}post_work_complete_hook = {} -c {}\n",
+            env!("CARGO_BIN_EXE_grok-publish"),
+            dir.join("replica.conf").display()
+        ),
+    );
+    let base = std::fs::read_to_string(&replica.config).unwrap();
+    std::fs::write(
+        &replica.config,
+        format!("{base}\n{}", garage.publish_section(PREFIX)),
+    )
+    .unwrap();
+    // The replica mirrors and publishes once; the tier behind the bucket
+    // starts from that.
+    let mut cmd = grok("grok-pull");
+    no_proxy(&mut cmd);
+    garage.credentials(&mut cmd);
+    assert_success!(
+        run(cmd.arg("-c").arg(&replica.config)),
+        "first replica pull"
+    );
+    let second = Replica::new(
+        &dir,
+        "second",
+        &format!("{}/{PREFIX}", garage.web_url()),
+        &format!("{}/{PREFIX}/manifest.js.gz", garage.web_url()),
+        &notify,
+    );
+    let a = origin.path("/a.git");
+    let in_step =
+        |r: &Replica| r.path("/a.git").is_dir() && show_ref(&r.path("/a.git")) == show_ref(&a);
+    let mut second_d = Pulld::start(&second.config, &dir.join("second.log"), |_| {});
+    let second_addr = listen_addr(&mut second_d);
+    second_d.wait_for("the second tier's first mirror", |_| in_step(&second));
+    std::fs::write(
+        &replica.config,
+        format!(
+            "{base}\n{}notify_peers = http://{second_addr}/\n",
+            garage.publish_section(PREFIX)
+        ),
+    )
+    .unwrap();
+    let mut replica_d = Pulld::start(&replica.config, &dir.join("replica.log"), |cmd| {
+        garage.credentials(cmd)
+    });
+    let replica_addr = listen_addr(&mut replica_d);
+
+    for round in 0..3 {
+        let tip = fixture::commits(&a, "master", 1, 1_700_000_000 + round * 100);
+        let posted = Instant::now();
+        assert_eq!(post_signed(&replica_addr, "/a.git\n"), 204);
+        second_d.wait_for("the second tier to have the push", |_| in_step(&second));
+        eprintln!(
+            "round {round}: signed POST to the replica -> second tier has {tip:.8} in {} ms",
+            posted.elapsed().as_millis()
+        );
+    }
+    fsck_clean(&second.path("/a.git"));
+    let second_log = second_d.log_text();
+    assert!(
+        second_log.contains("listener: /a.git"),
+        "{}",
+        second_d.describe()
+    );
+    let replica_log = replica_d.log_text();
+    assert!(
+        !replica_log.contains("cannot notify"),
+        "{}",
+        replica_d.describe()
+    );
+}
+
+#[test]
+fn bundles_from_the_bucket_seed_a_clone() {
+    use crate::support::daemon::GitDaemon;
+    let garage_dir = tempfile::tempdir().unwrap();
+    let garage = Garage::start(garage_dir.path());
+    let tree = mirror("");
+    let outdir = tree.dir.path().join("bundles");
+    let out = run(grok("grok-bundle")
+        .arg("-c")
+        .arg(&tree.config)
+        .arg("-o")
+        .arg(&outdir));
+    assert_success!(out, "grok-bundle");
+    let mut text = std::fs::read_to_string(&tree.config).unwrap();
+    text.push_str(&garage.publish_section(PREFIX));
+    text.push_str(&format!("bundles = {}\n", outdir.display()));
+    std::fs::write(&tree.config, text).unwrap();
+    assert_success!(publish(&tree.config, &garage, &["--full"]), "publish");
+    let (status, _, list) = garage.get(&format!("{PREFIX}/bundles/solo/bundle-list"));
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&list).contains("clone.bundle"));
+    // Unchanged bundles are not sent again.
+    let again = publish(&tree.config, &garage, &[]);
+    assert_success!(again, "publish again");
+    assert_eq!(uploaded_kib(&again), 0.0, "{}", output_text(&again));
+
+    let solo = tree.repo("/solo.git");
+    let tip = git(Some(&solo), &["rev-parse", "HEAD"]);
+    let daemon = GitDaemon::serve(&tree.top);
+    let dst = tree.dir.path().join("seeded.git");
+    let trace = tree.dir.path().join("packet.trace");
+    let mut clone = git_cmd(None);
+    no_proxy(&mut clone);
+    clone
+        .env("GIT_TRACE_PACKET", &trace)
+        .args(["clone", "--bare"])
+        .arg(format!(
+            "--bundle-uri={}/{PREFIX}/bundles/solo/bundle-list",
+            garage.web_url()
+        ))
+        .arg(format!("{}/solo.git", daemon.site()))
+        .arg(&dst);
+    let out = run(&mut clone);
+    assert_success!(out, "clone with --bundle-uri");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("failed to download bundle"),
+        "{}",
+        output_text(&out)
+    );
+    // The bundle from the bucket held everything: git listed the refs from
+    // the server and fetched nothing from it.
+    let packets = std::fs::read_to_string(&trace).unwrap();
+    assert!(packets.contains("command=ls-refs"), "{packets}");
+    assert!(!packets.contains("command=fetch"), "{packets}");
+    assert_eq!(git(Some(&dst), &["rev-parse", "HEAD"]), tip);
+    // git keeps what it unbundled under refs/bundles/.
+    let refs = show_ref(&dst);
+    assert!(refs.contains(" refs/bundles/"), "{refs}");
+    let own: String = refs
+        .lines()
+        .filter(|l| !l.contains(" refs/bundles/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(own, show_ref(&solo));
+    fsck_clean(&dst);
+}

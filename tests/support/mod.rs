@@ -20,6 +20,7 @@ pub mod http;
 pub mod kill;
 pub mod mirror;
 pub mod nginx;
+pub mod notify;
 pub mod public_inbox;
 pub mod pulld;
 pub mod replica;

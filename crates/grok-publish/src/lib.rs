@@ -72,6 +72,20 @@ fn stdin_repos() -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Tell `[publish] notify_peers` that `keys` changed in the bucket (best
+/// effort: a peer that fails is logged, the run does not fail for it).
+fn notify(
+    peers: &grokmirror_notify::downstream::Downstream,
+    keys: Vec<String>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the notification runtime")?
+        .block_on(peers.notify(keys));
+    Ok(())
+}
+
 /// Run grok-publish with parsed flags; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if cli.check.config_check {
@@ -88,6 +102,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         .map_err(|e| grokmirror_cli::usage(e.to_string()))?;
     let credentials = settings::credentials(&s.profile, &settings::credentials_file())
         .map_err(|e| grokmirror_cli::usage(e.to_string()))?;
+    // Loaded first, so a missing secret stops the run before anything is sent.
+    let peers = match (&s.notify_secret_file, s.notify_peers.is_empty()) {
+        (Some(path), false) => {
+            let secret = grokmirror_notify::Secret::load(path)
+                .map_err(|e| grokmirror_cli::usage(e.to_string()))?;
+            Some(grokmirror_notify::downstream::Downstream::new(
+                &s.notify_peers,
+                secret,
+            )?)
+        }
+        _ => None,
+    };
     let mut repos = cli.repos.clone();
     if cli.stdin {
         repos.extend(stdin_repos()?);
@@ -157,6 +183,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         publisher.status.bundles = known;
     }
     publisher.status.write(&s.statusfile, &guard)?;
+    if let (Some(peers), true) = (&peers, manifest.is_ok()) {
+        if !publisher.changed_keys.is_empty() {
+            notify(peers, std::mem::take(&mut publisher.changed_keys))?;
+        }
+    }
     let t = publisher.totals;
     info!(
         "published {} repositories ({} unchanged, {} failed) to s3://{}/{}: {} files, {:.1} KiB, {} removed, in {} ms",

@@ -127,6 +127,10 @@ pub struct Settings {
     pub bundles: Option<PathBuf>,
     /// How long an unlisted object file stays in the bucket.
     pub grace: Duration,
+    /// The replicas told what changed in the bucket.
+    pub notify_peers: Vec<String>,
+    /// The secret that signs what they are told (`[pull] notify_secret_file`).
+    pub notify_secret_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -174,6 +178,26 @@ impl Settings {
                     why: "a number of seconds, or a number with s, m, h, d or w (14d)".into(),
                 }
             })?;
+        let notify_peers = grokmirror_notify::downstream::parse_urls(&config.get_or(
+            "publish",
+            "notify_peers",
+            "",
+        )?);
+        if let Some(url) = grokmirror_notify::downstream::bad_url(&notify_peers) {
+            return Err(bad(
+                "notify_peers",
+                url.to_string(),
+                "use the http:// or https:// URL of a replica's [pull] notify_listen".into(),
+            ));
+        }
+        let notify_secret_file = config.get_path("pull", "notify_secret_file")?;
+        if !notify_peers.is_empty() && notify_secret_file.is_none() {
+            return Err(bad(
+                "notify_peers",
+                notify_peers.join(" "),
+                "notifications are signed: set [pull] notify_secret_file too".into(),
+            ));
+        }
         let statusfile = config
             .get_path("publish", "statusfile")?
             .unwrap_or_else(|| config.core.toplevel.join(".grok-publish.status"));
@@ -190,6 +214,8 @@ impl Settings {
             statusfile,
             bundles: config.get_path("publish", "bundles")?,
             grace,
+            notify_peers,
+            notify_secret_file,
         })
     }
 }

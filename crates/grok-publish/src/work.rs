@@ -46,6 +46,8 @@ pub struct Publisher<'a> {
     wait: Duration,
     /// What the run did so far.
     pub totals: Totals,
+    /// The manifest keys of the repositories whose files or lists went up.
+    pub changed_keys: Vec<String>,
 }
 
 /// The manifest key named by `raw`: a key (`/pub/a.git`) or a full path
@@ -92,6 +94,7 @@ impl<'a> Publisher<'a> {
             status,
             wait,
             totals: Totals::default(),
+            changed_keys: Vec::new(),
         }
     }
 
@@ -267,6 +270,7 @@ impl<'a> Publisher<'a> {
         let sent = self.totals.bytes - before.bytes;
         if self.totals.files > before.files || self.totals.deleted > before.deleted {
             self.totals.changed += 1;
+            self.changed_keys.push(key.clone());
             info!(
                 "{key}: published to s3://{}/{member_path}: {} files, {:.1} KiB, {} removed, in {} ms",
                 self.settings.target.bucket,

@@ -76,11 +76,11 @@ fn notify_secret(ini: &Ini, file: &Path) -> Vec<Problem> {
     } else {
         Severity::Warning
     };
-    if let Err(e) = crate::notify::Secret::load(&path) {
+    if let Err(e) = grokmirror_notify::Secret::load(&path) {
         return vec![problem(Some(value), severity, e.to_string())];
     }
-    match crate::notify::mode_of(&path) {
-        Some(mode) if crate::notify::readable_by_others(mode) => vec![problem(
+    match grokmirror_notify::mode_of(&path) {
+        Some(mode) if grokmirror_notify::readable_by_others(mode) => vec![problem(
             Some(value),
             Severity::Warning,
             format!(

@@ -55,8 +55,9 @@
 //! - [`engine`]: the event loop and the scheduler.
 //! - [`daemon`]: push socket, HTTP notifications, file watches, service
 //!   manager, HTTP metrics.
-//! - [`notify`]: the shared secret and signature of HTTP notifications, and
-//!   telling the next replicas what was fetched.
+//! - `grokmirror_notify` (a crate of its own, shared with grok-publish):
+//!   the shared secret and signature of HTTP notifications, and telling the
+//!   next replicas what was fetched.
 
 #![warn(missing_docs)]
 
@@ -64,7 +65,6 @@ pub mod check;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
-pub mod notify;
 pub mod peers;
 pub mod plan;
 pub mod record;

@@ -120,7 +120,7 @@ struct Engine {
     polling: Polling,
     push: PushSocket,
     /// `[pull] notify_peers`, when set.
-    downstream: Option<crate::notify::downstream::Downstream>,
+    downstream: Option<grokmirror_notify::downstream::Downstream>,
     /// What was fetched since the peers were last told.
     peer_keys: Vec<String>,
     metrics_server: Option<MetricsServer>,

@@ -11,10 +11,10 @@ use super::Engine;
 use crate::daemon::listener::{Listener, Notification};
 use crate::daemon::notify_http::request::MAX_PATHS;
 use crate::daemon::notify_http::NotifyServer;
-use crate::notify::downstream::Downstream;
-use crate::notify::Secret;
 use crate::plan::{Action, RepoJob};
 use crate::settings::Settings;
+use grokmirror_notify::downstream::Downstream;
+use grokmirror_notify::Secret;
 
 /// The push socket, while it is open.
 #[derive(Debug, Default)]
@@ -58,7 +58,7 @@ pub(super) fn downstream_of(settings: &Settings) -> anyhow::Result<Option<Downst
     if settings.notify_peers.is_empty() {
         return Ok(None);
     }
-    if let Some(url) = crate::notify::downstream::bad_url(&settings.notify_peers) {
+    if let Some(url) = grokmirror_notify::downstream::bad_url(&settings.notify_peers) {
         return Err(grokmirror_cli::usage(format!(
             "[pull] notify_peers: {url:?} is not an http:// or https:// URL; give each peer's notify_listen as http://HOST:PORT/"
         )));

@@ -369,7 +369,7 @@ impl Settings {
             notify_secret_file: config
                 .get_path("pull", "notify_secret_file")?
                 .filter(|p| !p.as_os_str().is_empty()),
-            notify_peers: crate::notify::downstream::parse_urls(&config.get_or(
+            notify_peers: grokmirror_notify::downstream::parse_urls(&config.get_or(
                 "pull",
                 "notify_peers",
                 "",

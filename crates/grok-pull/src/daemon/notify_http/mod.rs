@@ -1,7 +1,7 @@
 //! The daemon's HTTP notification endpoint (`[pull] notify_listen`): the
 //! push socket's repository paths over the network, each request signed
 //! with the shared secret (`X-Hub-Signature-256`, see
-//! [`crate::notify::signature`]).
+//! [`grokmirror_notify::signature`]).
 //!
 //! A small hand-written HTTP/1.1 reader, like [`super::httpmetrics`],
 //! rather than hyper's server: every bound is ours to set and see in one
@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::daemon::listener::Notification;
-use crate::notify::{signature, Secret};
+use grokmirror_notify::{signature, Secret};
 use limits::{Limiter, RefusalLog, SUMMARY_EVERY};
 use request::{head_end, parse_body, parse_head, Answer, MAX_HEAD};
 

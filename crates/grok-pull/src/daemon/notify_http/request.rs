@@ -10,7 +10,7 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// The largest body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 /// The most repository paths one request may name.
-pub const MAX_PATHS: usize = 256;
+pub const MAX_PATHS: usize = grokmirror_notify::MAX_PATHS;
 
 /// What a request gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub fn parse_head(head: &[u8]) -> Result<Head, Answer> {
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Answer::LengthRequired);
-        } else if name.eq_ignore_ascii_case(crate::notify::signature::HEADER) {
+        } else if name.eq_ignore_ascii_case(grokmirror_notify::signature::HEADER) {
             signature = Some(value.to_string());
         }
     }

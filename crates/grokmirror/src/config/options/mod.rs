@@ -77,6 +77,7 @@ pub(super) const ALL_BUNDLE_SNAPSHOT: &[&str] = &[
 pub(super) const ALL_AND_SNAPSHOT: &[&str] =
     &["grok-manifest", "grok-pull", "grok-fsck", "grok-snapshot"];
 pub(super) const PULL: &[&str] = &["grok-pull"];
+pub(super) const PULL_PUBLISH: &[&str] = &["grok-pull", "grok-publish"];
 pub(super) const FSCK: &[&str] = &["grok-fsck"];
 pub(super) const FSCK_PUBLISH: &[&str] = &["grok-fsck", "grok-publish"];
 pub(super) const MANIFEST: &[&str] = &["grok-manifest"];

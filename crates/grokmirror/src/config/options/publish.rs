@@ -87,6 +87,24 @@ pub(super) const OPTIONS: &[ConfOption] = &[
     },
     ConfOption {
         section: "publish",
+        key: "notify_peers",
+        kind: Kind::Lines,
+        example: "",
+        alternatives: &["#notify_peers = http://tier2.example:9232/"],
+        default: "empty (nobody is told)",
+        read_by: PUBLISH,
+        doc: "The notify_listen URLs of the replicas that pull from the \
+              bucket (separated by blanks or newlines): once a run has \
+              uploaded the manifest, the manifest paths of the repositories \
+              it changed in the bucket are POSTed to each, signed with \
+              [pull] notify_secret_file, so they fetch from the bucket at \
+              once. Best effort, as grok-pull's notify_peers: 5 seconds a \
+              request, a peer that does not answer is logged once, and the \
+              run's exit status does not depend on it.",
+        ours: true,
+    },
+    ConfOption {
+        section: "publish",
         key: "bundles",
         kind: Kind::Path(PathUse::DirOrCreatable),
         example: "",

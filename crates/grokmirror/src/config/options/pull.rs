@@ -2,7 +2,7 @@
 
 use super::kind::{Kind, ANY_INT, BOOL, GLOBS, POSITIVE, TEXT, WRITTEN_FILE};
 use super::ConfOption;
-use super::{PULL, PULL_FSCK};
+use super::{PULL, PULL_FSCK, PULL_PUBLISH};
 
 /// The options of the section, in the order the example config lists them.
 pub(super) const OPTIONS: &[ConfOption] = &[
@@ -376,12 +376,13 @@ pub(super) const OPTIONS: &[ConfOption] = &[
         example: "",
         alternatives: &["#notify_secret_file = /etc/grokmirror/notify.secret"],
         default: "empty (no secret: notify_listen and notify_peers cannot be used)",
-        read_by: PULL,
+        read_by: PULL_PUBLISH,
         doc: "A file holding the secret shared by the replicas that notify \
                   each other (its trailing newline is not part of it), e.g. made \
                   with `openssl rand -hex 32 > FILE; chmod 600 FILE`. It checks \
                   what notify_listen receives and signs what notify_peers sends, \
-                  so a hub and its leaves share one secret. --config-check warns \
+                  so a hub and its leaves share one secret (grok-publish signs its \
+                  [publish] notify_peers with it too). --config-check warns \
                   when group or others may read it. A change needs a restart.",
         ours: true,
     },

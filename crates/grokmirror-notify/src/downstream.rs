@@ -15,7 +15,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::{signature, Secret};
-use crate::daemon::notify_http::request::MAX_PATHS;
+use crate::MAX_PATHS;
 
 /// How long one request to a peer may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);

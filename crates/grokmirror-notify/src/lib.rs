@@ -1,8 +1,12 @@
 //! HTTP push notifications between machines (`[pull] notify_listen`,
-//! `notify_secret_file`, `notify_peers`): the shared secret, the
-//! signature both ends compute, and telling the next replicas what this
-//! one fetched ([`downstream`]). The daemon's receiving end is
-//! [`crate::daemon::notify_http`].
+//! `notify_secret_file`, `notify_peers`, `[publish] notify_peers`): the
+//! shared secret, the signature both ends compute, and telling the next
+//! replicas what changed ([`downstream`]). grok-pull's daemon is the
+//! receiving end (`grok_pull::daemon::notify_http`); grok-pull (after a
+//! fetch) and grok-publish (after an upload) are the senders.
+
+/// The most repository paths one notification carries.
+pub const MAX_PATHS: usize = 256;
 
 pub mod downstream;
 pub mod signature;
