@@ -103,6 +103,18 @@ const EVERY_OPTION: &[(&str, &[&str])] = &[
             "consumer_grace",
         ],
     ),
+    (
+        "publish",
+        &[
+            "bucket",
+            "endpoint",
+            "region",
+            "profile",
+            "statusfile",
+            "notify_peers",
+            "bundles",
+        ],
+    ),
 ];
 
 const BOOLEANS: &[(&str, &str)] = &[

@@ -14,8 +14,8 @@ pub(super) const OPTIONS: &[ConfOption] = &[
             prefixes: &["s3://"],
             strict: true,
         },
-        example: "",
-        alternatives: &["#bucket = s3://git-mirror/pub"],
+        example: "s3://git-mirror/pub",
+        alternatives: &["#bucket = s3://git-mirror"],
         default: "none (required by grok-publish)",
         read_by: PUBLISH,
         doc: "The S3 bucket grok-publish publishes the tree to, as s3://BUCKET or \
