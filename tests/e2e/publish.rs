@@ -498,6 +498,45 @@ fn bad_settings_are_one_line_and_send_nothing() {
         err.contains("/../etc.git") && err.contains("/missing.git"),
         "{err}"
     );
+    // A local user plants a FIFO where a loose object goes, and a symlink
+    // out of the tree as a pack: refused by name at once (not a hang), the
+    // repository is not published; once they are gone it is.
+    let solo = tree.top.join("solo.git");
+    let fan = solo.join("objects/ab");
+    std::fs::create_dir_all(&fan).unwrap();
+    let fifo = fan.join("cdef0123456789abcdef0123456789abcdef01");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = publish(&tree.config, &garage, &["/solo.git"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{}",
+        output_text(&out)
+    );
+    std::fs::remove_file(&fifo).unwrap();
+    let outside = tree.dir.path().join("secret.pack");
+    std::fs::write(&outside, b"not for the bucket").unwrap();
+    std::fs::write(solo.join("objects/pack/pack-0000.idx"), b"x").unwrap();
+    std::os::unix::fs::symlink(&outside, solo.join("objects/pack/pack-0000.pack")).unwrap();
+    let out = publish(&tree.config, &garage, &["/solo.git"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symlink"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(
+        garage
+            .get(&format!("{PREFIX}/solo.git/objects/pack/pack-0000.pack"))
+            .0,
+        404
+    );
+    std::fs::remove_file(solo.join("objects/pack/pack-0000.pack")).unwrap();
+    std::fs::remove_file(solo.join("objects/pack/pack-0000.idx")).unwrap();
+    assert_success!(
+        publish(&tree.config, &garage, &["/solo.git"]),
+        "publish once they are gone"
+    );
     // --config-check finds the bad URL without sending anything.
     std::fs::write(
         &tree.config,

@@ -176,10 +176,21 @@ impl Dir {
         Ok(self.with_fd(fd, rel))
     }
 
-    /// Open the file `rel` below this one for reading, refusing symlinks.
+    /// Open the regular file `rel` below this one for reading, refusing
+    /// symlinks and anything else that is not a regular file: a FIFO a
+    /// local user planted would otherwise block the open for ever (it is
+    /// opened non-blocking, which changes nothing for a regular file's
+    /// reads, and then refused).
     pub fn open_file(&self, rel: impl AsRef<Path>) -> Result<File, Error> {
         let rel = rel.as_ref();
-        let fd = self.open_beneath(rel, OFlags::RDONLY)?;
+        let fd = self.open_beneath(rel, OFlags::RDONLY | OFlags::NONBLOCK)?;
+        let st = rustix::fs::fstat(&fd).map_err(io_err(&self.shown.join(rel), "stat"))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::NotAFile(self.shown.join(rel)));
+        }
+        // Back to blocking, as callers expect of a file.
+        rustix::fs::fcntl_setfl(&fd, OFlags::empty())
+            .map_err(io_err(&self.shown.join(rel), "open"))?;
         Ok(File::from(fd))
     }
 
@@ -448,6 +459,26 @@ impl AsFd for Dir {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn only_regular_files_open_as_files() {
+        use std::io::Read as _;
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("plain"), b"data").unwrap();
+        nix::unistd::mkfifo(&t.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::os::unix::fs::symlink("plain", t.path().join("link")).unwrap();
+        let d = Dir::open_root(t.path()).unwrap();
+        let mut text = String::new();
+        d.open_file("plain")
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "data");
+        // Refused at once, not blocked on a writer that never comes.
+        assert!(matches!(d.open_file("fifo"), Err(Error::NotAFile(_))));
+        assert!(matches!(d.open_file("link"), Err(Error::Symlink(_))));
+        assert!(d.open_file(".").is_err());
+    }
 
     #[test]
     fn a_directory_lock_keeps_a_second_handle_out_until_released() {
