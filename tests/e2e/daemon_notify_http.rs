@@ -13,7 +13,9 @@ use crate::support::daemon::GitDaemon;
 use crate::support::fixture;
 use crate::support::http::HttpServer;
 use crate::support::mirror::{Origin, Replica};
-use crate::support::notify::{exchange, listen_addr, post, post_signed, secret_file, sign, SECRET};
+use crate::support::notify::{
+    exchange, listen_addr, listening, post, post_signed, secret_file, sign, SECRET,
+};
 use crate::support::pulld::{Pulld, PATIENCE};
 use crate::support::{grok, run, show_ref};
 use nix::sys::signal::Signal;
@@ -55,10 +57,7 @@ impl Setup {
             "replica",
             &gitd.site(),
             &http.url("manifest.js.gz"),
-            &format!(
-                "refresh = 3600\nnotify_listen = 127.0.0.1:0\nnotify_secret_file = {}\n",
-                secret.display()
-            ),
+            &listening(&secret),
         );
         Setup {
             _tmp: tmp,
@@ -258,10 +257,7 @@ fn a_hub_tells_its_leaf_what_it_fetched() {
         "leaf",
         &hub_gitd.site(),
         &hub_http.url("manifest.js.gz"),
-        &format!(
-            "refresh = 3600\nnotify_listen = 127.0.0.1:0\nnotify_secret_file = {}\n",
-            s.dir.join("notify.secret").display()
-        ),
+        &listening(&s.dir.join("notify.secret")),
     );
     let mut leaf_d = Pulld::start(&leaf.config, &s.dir.join("leaf.log"), |_| {});
     let leaf_addr = listen_addr(&mut leaf_d);

@@ -556,7 +556,7 @@ fn bad_settings_are_one_line_and_send_nothing() {
 fn a_push_reaches_the_tier_behind_the_bucket_by_notifications() {
     use crate::support::daemon::GitDaemon;
     use crate::support::http::HttpServer;
-    use crate::support::notify::{listen_addr, post_signed, secret_file};
+    use crate::support::notify::{listen_addr, listening, post_signed, secret_file};
     use crate::support::pulld::Pulld;
 
     let tmp = tempfile::tempdir().unwrap();
@@ -568,10 +568,7 @@ fn a_push_reaches_the_tier_behind_the_bucket_by_notifications() {
     let http = HttpServer::serve(&origin.root);
     let gitd = GitDaemon::serve(&origin.root);
     let secret = secret_file(&dir);
-    let notify = format!(
-        "refresh = 3600\nnotify_listen = 127.0.0.1:0\nnotify_secret_file = {}\n",
-        secret.display()
-    );
+    let notify = listening(&secret);
     let replica = Replica::new(
         &dir,
         "replica",

@@ -70,3 +70,13 @@ pub fn listen_addr(d: &mut Pulld) -> String {
     let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
     rest[..rest.find('/').unwrap()].to_string()
 }
+
+/// The `[pull]` lines of a daemon that takes signed notifications on a
+/// port of its choosing, checked with the secret in `secret`, and polls
+/// only hourly (so a notification is what explains a fetch).
+pub fn listening(secret: &Path) -> String {
+    format!(
+        "refresh = 3600\nnotify_listen = 127.0.0.1:0\nnotify_secret_file = {}\n",
+        secret.display()
+    )
+}

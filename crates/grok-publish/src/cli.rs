@@ -57,7 +57,7 @@ pub struct Cli {
         long = "wait",
         value_name = "DURATION",
         default_value = "10m",
-        value_parser = parse_duration
+        value_parser = grokmirror_cli::duration_flag
     )]
     pub wait: Duration,
 
@@ -68,11 +68,6 @@ pub struct Cli {
     /// --config-check, --json, --no-network.
     #[command(flatten)]
     pub check: grokmirror_cli::config_check::ConfigCheckFlags,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    grokmirror::formats::freshness::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration (use seconds, or 90s, 30m, 12h)"))
 }
 
 #[cfg(test)]

@@ -50,18 +50,6 @@ pub struct Publisher<'a> {
     pub changed_keys: Vec<String>,
 }
 
-/// The manifest key named by `raw`: a key (`/pub/a.git`) or a full path
-/// below the top level.
-pub fn key_of(toplevel: &Path, raw: &str) -> String {
-    let as_path = Path::new(raw);
-    if as_path.is_absolute() {
-        if let Some(key) = grokmirror::tree::key::manifest_key(toplevel, as_path) {
-            return key;
-        }
-    }
-    raw.to_string()
-}
-
 /// Unix seconds now.
 fn now() -> i64 {
     SystemTime::now()
@@ -126,7 +114,10 @@ impl<'a> Publisher<'a> {
     fn hold_named(&self, raw: &str) -> anyhow::Result<(String, Held)> {
         let key = self
             .tree
-            .key(&key_of(self.tree.path(), raw))
+            .key(&grokmirror::tree::key::key_of_argument(
+                self.tree.path(),
+                raw,
+            ))
             .map_err(|why| anyhow!("{raw}: {why}"))?;
         let parent = self
             .tree

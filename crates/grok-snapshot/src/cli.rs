@@ -46,7 +46,7 @@ pub struct Cli {
     /// Remove the snapshots under OUTDIR older than this (seconds, or with
     /// a unit: 90s, 30m, 12h, 7d), after taking the new ones. Without it
     /// nothing is removed.
-    #[arg(short = 'k', long = "keep", value_name = "MAXAGE", value_parser = parse_age)]
+    #[arg(short = 'k', long = "keep", value_name = "MAXAGE", value_parser = grokmirror_cli::duration_flag)]
     pub keep: Option<Duration>,
 
     /// How long to wait for a repository's lock (a fetch or repack in
@@ -56,7 +56,7 @@ pub struct Cli {
         long = "wait",
         value_name = "DURATION",
         default_value = "10m",
-        value_parser = parse_age
+        value_parser = grokmirror_cli::duration_flag
     )]
     pub wait: Duration,
 
@@ -67,11 +67,6 @@ pub struct Cli {
     /// --config-check, --json, --no-network.
     #[command(flatten)]
     pub check: grokmirror_cli::config_check::ConfigCheckFlags,
-}
-
-fn parse_age(text: &str) -> Result<Duration, String> {
-    grokmirror::formats::freshness::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration (use seconds, or 90s, 30m, 12h, 7d)"))
 }
 
 #[cfg(test)]

@@ -14,18 +14,6 @@ use tracing::{debug, info};
 
 use crate::Settings;
 
-/// The manifest key named by `raw`: a key (`/pub/a.git`) or a full path
-/// below the top level.
-pub fn key_of(toplevel: &Path, raw: &str) -> String {
-    let as_path = Path::new(raw);
-    if as_path.is_absolute() {
-        if let Some(key) = grokmirror::tree::key::manifest_key(toplevel, as_path) {
-            return key;
-        }
-    }
-    raw.to_string()
-}
-
 /// Take a snapshot of the repository `raw` names into `out`; its path.
 pub fn snapshot_one(
     settings: &Settings,
@@ -35,7 +23,7 @@ pub fn snapshot_one(
 ) -> anyhow::Result<PathBuf> {
     let started = Instant::now();
     let key = tree
-        .key(&key_of(tree.path(), raw))
+        .key(&grokmirror::tree::key::key_of_argument(tree.path(), raw))
         .map_err(|why| anyhow!("{raw}: {why}"))?;
     let parent = tree
         .parent_of(&key, false)
@@ -168,17 +156,4 @@ pub fn expire(out: &Dir, max_age: Duration) -> anyhow::Result<usize> {
         );
     }
     Ok(gone.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repositories_are_named_by_key_or_path() {
-        let top = Path::new("/srv/mirror");
-        assert_eq!(key_of(top, "/pub/a.git"), "/pub/a.git");
-        assert_eq!(key_of(top, "/srv/mirror/pub/a.git"), "/pub/a.git");
-        assert_eq!(key_of(top, "pub/a.git"), "pub/a.git");
-    }
 }

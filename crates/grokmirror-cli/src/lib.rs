@@ -52,6 +52,13 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
 
+/// A flag's duration (`-w 30`, `-k 7d`): seconds, or numbers with `s m h
+/// d w`; clap's `value_parser` for every such flag.
+pub fn duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    grokmirror::formats::freshness::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (use seconds, or 90s, 30m, 12h, 7d)"))
+}
+
 /// Whether an error is the operator's to fix in flags or config.
 pub fn is_usage(err: &anyhow::Error) -> bool {
     err.chain()

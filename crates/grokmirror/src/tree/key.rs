@@ -79,6 +79,19 @@ pub fn manifest_key(toplevel: &Path, fullpath: &Path) -> Option<String> {
     Some(format!("/{}", rel.to_string_lossy()))
 }
 
+/// The manifest key a command-line argument names: a key
+/// (`/pub/a.git`) as given, or a full path below `toplevel` turned into
+/// its key. Checking it is [`crate::tree::Tree::key`]'s job.
+pub fn key_of_argument(toplevel: &Path, raw: &str) -> String {
+    let as_path = Path::new(raw);
+    if as_path.is_absolute() {
+        if let Some(key) = manifest_key(toplevel, as_path) {
+            return key;
+        }
+    }
+    raw.to_string()
+}
+
 /// `'/' + relpath(path, toplevel)`: the manifest-style name grokmirror gives
 /// any path, even one outside the top level.
 pub fn manifest_style(toplevel: &Path, path: &Path) -> String {
@@ -329,6 +342,14 @@ impl Reserved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_name_repositories_by_key_or_full_path() {
+        let top = Path::new("/srv/mirror");
+        assert_eq!(key_of_argument(top, "/pub/a.git"), "/pub/a.git");
+        assert_eq!(key_of_argument(top, "/srv/mirror/pub/a.git"), "/pub/a.git");
+        assert_eq!(key_of_argument(top, "pub/a.git"), "pub/a.git");
+    }
 
     #[test]
     fn keys_from_a_local_manifest() {
