@@ -101,7 +101,21 @@ fn man_text(page: &Path, name: &str, section: &str) -> String {
             text.push(c);
         }
     }
-    text
+    // man justifies lines by widening the gaps between words: one space
+    // each, keeping each line's indent.
+    text.lines()
+        .map(|line| {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            format!(
+                "{indent}{}\n",
+                body.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect()
 }
 
 #[test]
