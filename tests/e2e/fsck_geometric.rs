@@ -183,7 +183,8 @@ fn quick_repacks_are_geometric_and_full_ones_reuse_deltas() {
     let out = r.fsck(&["--repack-all-full"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("recomputing deltas (asked for)"), "{err}");
+    assert!(err.contains("full repack, recomputing deltas"), "{err}");
+    assert!(err.contains("(full repack: --repack-all-full)"), "{err}");
     // One pack, and the cruft pack the unreachable loose blobs went into.
     let cruft = grokmirror_cruft_packs(&repo);
     assert_eq!(cruft.len(), 1, "{:?}", packs(&repo));
@@ -368,4 +369,112 @@ fn a_stale_commit_graph_is_rebuilt_not_reported() {
         String::from_utf8_lossy(&verify.stderr)
     );
     assert!(replica::fsck_clean(&repo));
+}
+
+/// `count` commits to `main` of `repo` whose `data.txt` takes turns between
+/// two personalities (the same shared lines, growing, with one of two
+/// blocks of unrelated hex), so a version's best delta base is two commits
+/// back and the one next to it by size is a poor one.
+fn alternating_commits(repo: &Path, count: usize) {
+    let block = |tag: &str| -> String {
+        (0..40)
+            .map(|n| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(&(tag, n), &mut h);
+                let x = std::hash::Hasher::finish(&h);
+                format!("{x:016x}{:016x}{x:016x}\n", x.rotate_left(17) ^ 0x5bd1e995)
+            })
+            .collect()
+    };
+    let (alpha, beta) = (block("alpha"), block("beta"));
+    let mut stream = String::new();
+    for i in 0..count {
+        let k = i / 2;
+        let shared: String = (0..60 + k / 10)
+            .map(|n| {
+                let version = if n == k % 60 { k } else { 0 };
+                format!("shared line {n} of the file, version {version}\n")
+            })
+            .collect();
+        let body = shared + if i % 2 == 0 { &alpha } else { &beta };
+        let msg = format!("c{i}\n");
+        let when = 1_600_000_000 + 60 * i as i64;
+        stream.push_str(&format!(
+            "commit refs/heads/main\ncommitter T <t@example.com> {when} +0000\ndata {}\n{msg}",
+            msg.len()
+        ));
+        stream.push_str(&format!(
+            "M 644 inline data.txt\ndata {}\n{body}\n",
+            body.len()
+        ));
+    }
+    stream.push_str("done\n");
+    crate::support::git_stdin(
+        Some(repo),
+        &["fast-import", "--quiet", "--done"],
+        stream.as_bytes(),
+    );
+}
+
+/// A fork group seeded from `base` packed with `window` (1: each version
+/// compared with its neighbour by size only, as a loose packer does), its
+/// first grok-fsck's log and the seed's pack size (KiB).
+fn first_run_of_group(window: &str) -> (Tree, String, u64) {
+    let tree = Tree::new("", "");
+    let base = fixture::init_bare(&tree.repo("/proj/base.git"));
+    alternating_commits(&base, 600);
+    git(Some(&base), &["repack", "-adfq", "-b", window]);
+    let seed_kib = count_objects(&base)["size-pack"];
+    let fork = fixture::fork(&base, &tree.repo("/proj/fork1.git"));
+    growing_commits(&fork, "topic", 5, "fork1", 1_700_000_000);
+    tree.manifest();
+    let out = tree.fsck(&["-f"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let bad = forks::fsck_all(&tree.top, false);
+    assert!(bad.is_empty(), "{bad:?}");
+    (tree, err, seed_kib)
+}
+
+/// The object storage of `tree`.
+fn only_objstore(tree: &Tree) -> std::path::PathBuf {
+    let found: Vec<_> = std::fs::read_dir(tree.objstore())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "git"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn poor_deltas_are_recomputed_once_in_new_object_storage_and_good_ones_kept() {
+    // Loosely packed: the probe sees it, the first full repack searches
+    // afresh, and the object storage ends far smaller than the seed was.
+    let (tree, err, seed_kib) = first_run_of_group("--window=1");
+    assert!(
+        err.contains("with their deltas") && err.contains("its full repack recomputes every delta"),
+        "{err}"
+    );
+    assert!(err.contains("full repack: new, with poor deltas"), "{err}");
+    assert!(err.contains("full repack, recomputing deltas"), "{err}");
+    let obst = only_objstore(&tree);
+    let obst_kib = count_objects(&obst)["size-pack"];
+    assert!(
+        obst_kib * 2 < seed_kib,
+        "object storage {obst_kib} KiB against a seed of {seed_kib} KiB"
+    );
+    // The next run reuses what it made: a probe is paid once.
+    let out = tree.fsck(&["-f", "--repack-all-quick"]);
+    let again = stderr(&out);
+    assert!(out.status.success(), "{again}");
+    assert!(!again.contains("with their deltas"), "{again}");
+
+    // Packed well: the probe finds nothing to gain and the deltas stay.
+    let (tree, err, _) = first_run_of_group("--window=10");
+    assert!(err.contains("its full repack keeps them"), "{err}");
+    assert!(err.contains("full repack, reusing deltas"), "{err}");
+    assert!(!err.contains("recomputing deltas"), "{err}");
+    drop(only_objstore(&tree));
 }

@@ -313,6 +313,7 @@ impl<'a> Publisher<'a> {
                 // Taken as there by the snapshot, from the same listing.
                 Some(Content::There) | None => continue,
             }
+            debug!("sent {key}: {} bytes", file.size);
             self.totals.files += 1;
             self.totals.bytes += file.size;
         }
@@ -346,12 +347,14 @@ impl<'a> Publisher<'a> {
         if known.map(|k| k.lists.as_str()) != Some(digest.as_str()) || !all_there {
             for (name, data) in lists {
                 let size = data.len() as u64;
+                let key = format!("{bucket_path}/{name}");
                 self.bucket.put_bytes(
-                    &format!("{bucket_path}/{name}"),
+                    &key,
                     data,
                     Caching::Revalidate,
                     "text/plain; charset=utf-8",
                 )?;
+                debug!("sent {key}: {size} bytes");
                 self.totals.files += 1;
                 self.totals.bytes += size;
             }

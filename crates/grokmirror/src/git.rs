@@ -103,6 +103,15 @@ impl fmt::Display for GitVersion {
     }
 }
 
+/// What becomes of a child's standard output.
+#[derive(Debug, Clone, Copy)]
+enum Stdout {
+    /// Kept in [`GitOutput::stdout`].
+    Capture,
+    /// Counted and dropped.
+    Count,
+}
+
 /// How to run git.
 #[derive(Debug, Clone)]
 pub struct Git {
@@ -181,6 +190,38 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.run_inner(repo, args, input, Stdout::Capture)
+            .map(|(out, _)| out)
+    }
+
+    /// Like [`Git::run_with_input`], but standard output is only counted,
+    /// never held: for output that may be large (a pack on `--stdout`)
+    /// when only its size matters. The returned output's `stdout` is empty.
+    pub fn run_counting_stdout<I, S>(
+        &self,
+        repo: Option<&Path>,
+        args: I,
+        input: Option<&[u8]>,
+    ) -> Result<(GitOutput, u64), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_inner(repo, args, input, Stdout::Count)
+    }
+
+    /// Run git to completion with `input` on stdin, stdout kept or counted.
+    fn run_inner<I, S>(
+        &self,
+        repo: Option<&Path>,
+        args: I,
+        input: Option<&[u8]>,
+        stdout: Stdout,
+    ) -> Result<(GitOutput, u64), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let stopped = || Error::Stopped {
             args: args
@@ -208,17 +249,22 @@ impl Git {
         let child = cmd.spawn().map_err(spawn_err)?;
         let pid = child.id();
         let running = crate::stop::started(pid);
-        let out = Self::wait(child, input);
+        let out = Self::wait(child, input, stdout);
         crate::stop::finished(pid);
         let out = out.map_err(spawn_err)?;
-        if !running || (crate::stop::requested().is_some() && !out.success()) {
+        if !running || (crate::stop::requested().is_some() && !out.0.success()) {
             return Err(stopped());
         }
         Ok(out)
     }
 
-    /// Feed `input` (when given) to `child` and wait for its output.
-    fn wait(mut child: std::process::Child, input: Option<&[u8]>) -> io::Result<GitOutput> {
+    /// Feed `input` (when given) to `child` and wait for its output, with
+    /// its stdout kept or only counted.
+    fn wait(
+        mut child: std::process::Child,
+        input: Option<&[u8]>,
+        stdout: Stdout,
+    ) -> io::Result<(GitOutput, u64)> {
         let writer = input.map(|data| {
             let mut stdin = child.stdin.take().expect("stdin was piped");
             let data = data.to_vec();
@@ -229,15 +275,38 @@ impl Git {
                 let _ = stdin.write_all(&data);
             })
         });
-        let out = child.wait_with_output()?;
+        let out = match stdout {
+            Stdout::Capture => {
+                let out = child.wait_with_output()?;
+                let len = out.stdout.len() as u64;
+                (out.status, out.stdout, out.stderr, len)
+            }
+            Stdout::Count => {
+                let mut err = child.stderr.take().expect("stderr was piped");
+                let errors = std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let _ = io::Read::read_to_end(&mut err, &mut buf);
+                    buf
+                });
+                let mut pipe = child.stdout.take().expect("stdout was piped");
+                let len = io::copy(&mut pipe, &mut io::sink());
+                let status = child.wait()?;
+                let stderr = errors.join().unwrap_or_default();
+                (status, Vec::new(), stderr, len?)
+            }
+        };
         if let Some(w) = writer {
             let _ = w.join();
         }
-        Ok(GitOutput {
-            status: out.status,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        let (status, stdout, stderr, len) = out;
+        Ok((
+            GitOutput {
+                status,
+                stdout,
+                stderr,
+            },
+            len,
+        ))
     }
 
     /// Run git and turn a non-zero exit into [`Error::Failed`].
@@ -309,6 +378,27 @@ pub fn parse_version(text: &str) -> Result<GitVersion, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_stdout_is_as_long_as_the_captured_one_and_not_kept() {
+        let git = Git::from_env();
+        // hash-object reads stdin and prints one line; a missing option
+        // fails with usage text on stderr.
+        let input = b"some blob\n";
+        let args = ["hash-object", "--stdin"];
+        let kept = git.run_with_input(None, args, Some(input)).unwrap();
+        let (counted, len) = git.run_counting_stdout(None, args, Some(input)).unwrap();
+        assert!(kept.success() && counted.success());
+        assert_eq!(len, kept.stdout.len() as u64);
+        assert_eq!(len, 41);
+        assert!(counted.stdout.is_empty());
+        let (failed, len) = git
+            .run_counting_stdout(None, ["hash-object", "--no-such-option"], None)
+            .unwrap();
+        assert!(!failed.success());
+        assert_eq!(len, 0);
+        assert!(failed.stderr_str().contains("usage"), "{}", failed.stderr_str());
+    }
 
     #[test]
     fn versions() {

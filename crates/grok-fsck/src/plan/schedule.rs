@@ -73,6 +73,11 @@ pub struct Facts<'a> {
     /// Its quick repacks are geometric (`repack::is_geometric`): they
     /// never drop an object, so its scheduled repack is a full one.
     pub geometric: bool,
+    /// Its stored deltas are poor ([`grokmirror::repo::repack::delta_probe`]):
+    /// a full repack that would reuse them (a new object storage, one that
+    /// asked for it) searches afresh instead. Only probed where that
+    /// repack is about to happen.
+    pub poor_deltas: bool,
 }
 
 /// What to do with one repository this run.
@@ -162,7 +167,7 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
             d.deltas = facts.requested_deltas;
             d.reason = "requested";
         } else if is_new {
-            // The members' packs already hold good deltas: reuse them.
+            // The members' packs usually hold good deltas: reuse them.
             d.repack = Some(RepackLevel::Full);
             d.reason = "new";
         } else {
@@ -171,6 +176,15 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
         }
         if d.repack == Some(RepackLevel::Full) && !facts.due && !facts.repack_requested {
             d.repack = Some(RepackLevel::Quick);
+        }
+        // Packs from a host that packs loosely: the one full repack that
+        // would carry their deltas over searches afresh, once.
+        if facts.poor_deltas && carries_deltas_over(&d, facts, is_new) {
+            d.deltas = Deltas::Recompute;
+            d.reason = match is_new {
+                true => "new, with poor deltas",
+                false => "requested, with poor deltas",
+            };
         }
         // Geometric quick repacks keep every object: a due object storage
         // gets its full repack (reusing deltas), where what no member
@@ -182,6 +196,15 @@ pub fn decide_objstore(facts: &Facts, is_new: bool, mode: &Mode, repack_enabled:
     }
     d.fsck = mode.checks() && (facts.due || mode.force) && !stands_for_the_check(&d);
     d
+}
+
+/// Whether `d` is the full repack that carries an object storage's stored
+/// deltas over as they came (its first, or one it asked for): the one a
+/// delta probe is worth running for.
+pub fn carries_deltas_over(d: &Decision, facts: &Facts, is_new: bool) -> bool {
+    d.repack == Some(RepackLevel::Full)
+        && d.deltas == Deltas::Reuse
+        && (is_new || facts.repack_requested)
 }
 
 /// A repository that just joined (or lent to) object storage gets at least
@@ -222,6 +245,7 @@ mod tests {
             requested_deltas: Deltas::Recompute,
             precious_always: false,
             geometric: false,
+            poor_deltas: false,
         }
     }
 
@@ -360,6 +384,59 @@ mod tests {
         );
         let d = decide_objstore(&facts(&tidy, true, false), false, &m, true);
         assert_eq!((d.repack, d.fsck), (None, true));
+    }
+
+    #[test]
+    fn poor_deltas_are_recomputed_only_where_they_would_be_carried_over() {
+        let m = Mode::default();
+        let tidy = counts(0, 1);
+        let mut f = facts(&tidy, true, false);
+        f.poor_deltas = true;
+        // New object storage, due: its first full repack searches afresh.
+        let d = decide_objstore(&f, true, &m, true);
+        assert_eq!(
+            (d.repack, d.deltas, d.reason),
+            (
+                Some(RepackLevel::Full),
+                Deltas::Recompute,
+                "new, with poor deltas"
+            )
+        );
+        // Its own request to reuse deltas (joining members) too.
+        f.repack_requested = true;
+        f.requested_deltas = Deltas::Reuse;
+        let d = decide_objstore(&f, false, &m, true);
+        assert_eq!(
+            (d.deltas, d.reason),
+            (Deltas::Recompute, "requested, with poor deltas")
+        );
+        // Good deltas are kept.
+        f.poor_deltas = false;
+        let d = decide_objstore(&f, false, &m, true);
+        assert_eq!(d.deltas, Deltas::Reuse);
+        assert!(carries_deltas_over(&d, &f, false), "worth a probe");
+        // Asked to recompute anyway: nothing to probe.
+        f.requested_deltas = Deltas::Recompute;
+        let d = decide_objstore(&f, false, &m, true);
+        assert!(!carries_deltas_over(&d, &f, false));
+        // A scheduled full repack of an old object storage keeps them,
+        // whatever a probe said: that is paid once, at its creation.
+        let mut f = facts(&tidy, true, false);
+        f.geometric = true;
+        f.poor_deltas = true;
+        let d = decide_objstore(&f, false, &m, true);
+        assert_eq!((d.reason, d.deltas), ("scheduled", Deltas::Reuse));
+        assert!(!carries_deltas_over(&d, &f, false), "not worth a probe");
+        // Not due: a new object storage gets a quick repack, no search.
+        let mut f = facts(&tidy, false, false);
+        f.poor_deltas = true;
+        let d = decide_objstore(&f, true, &m, true);
+        assert_eq!(
+            (d.repack, d.deltas),
+            (Some(RepackLevel::Quick), Deltas::Reuse)
+        );
+        // Repacks disabled: nothing.
+        assert_eq!(decide_objstore(&f, true, &m, false).repack, None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use grokmirror::lock;
 use grokmirror::repo;
 use grokmirror::repo::alternates::{self, RepoRole};
 use grokmirror::repo::object_counts::{self, ObjectCounts, RepackLevel};
-use grokmirror::repo::repack::Precious;
+use grokmirror::repo::repack::{delta_probe, Precious};
 use grokmirror::tree::discovery::{self, WalkOptions};
 use rayon::prelude::*;
 use tracing::{debug, info, warn};
@@ -154,6 +154,7 @@ impl FsckRun<'_> {
                 RepackLevel::Quick,
                 &self.settings.policy,
             ),
+            poor_deltas: false,
         };
         let decision = schedule::decide(&facts, &self.mode, self.settings.repack);
         let decision = schedule::after_rewiring(decision, rewired);
@@ -308,7 +309,7 @@ impl FsckRun<'_> {
             }
         };
         let request = repo::repack_request(&path);
-        let facts = Facts {
+        let mut facts = Facts {
             due: entry.nextcheck().is_none_or(|d| d <= self.today),
             changed: false,
             counts: &counts,
@@ -320,8 +321,38 @@ impl FsckRun<'_> {
                 RepackLevel::Quick,
                 &self.settings.policy,
             ),
+            poor_deltas: false,
         };
-        let decision = schedule::decide_objstore(&facts, rebuilt, &self.mode, self.settings.repack);
+        let mut decision =
+            schedule::decide_objstore(&facts, rebuilt, &self.mode, self.settings.repack);
+        if schedule::carries_deltas_over(&decision, &facts, rebuilt) {
+            facts.poor_deltas = self.deltas_are_poor(&key, &path);
+            decision = schedule::decide_objstore(&facts, rebuilt, &self.mode, self.settings.repack);
+        }
         self.task(&key, path, RepoRole::Objstore, &decision)
+    }
+
+    /// Whether the object storage at `path` holds deltas worth searching
+    /// afresh in the full repack it is about to get (see
+    /// [`delta_probe`]); logged either way.
+    fn deltas_are_poor(&self, key: &str, path: &Path) -> bool {
+        match delta_probe::probe(&self.git, path) {
+            Ok(Some(probe)) if probe.deltas_are_poor() => {
+                info!("{key}: {probe}: its full repack recomputes every delta");
+                true
+            }
+            Ok(Some(probe)) => {
+                info!("{key}: {probe}: its full repack keeps them");
+                false
+            }
+            Ok(None) => {
+                debug!("{key}: history too short for a delta probe: deltas kept");
+                false
+            }
+            Err(e) => {
+                warn!("{key}: cannot probe its deltas ({e}): deltas kept");
+                false
+            }
+        }
     }
 }

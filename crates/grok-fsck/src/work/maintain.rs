@@ -395,7 +395,8 @@ impl Maintenance<'_> {
     ) -> bool {
         match (level, plan.recomputes_deltas) {
             (RepackLevel::Full, true) => {
-                info!("   repack: full repack, recomputing deltas (asked for)")
+                // Why (asked for, or poor stored deltas) is on its "queued" line.
+                info!("   repack: full repack, recomputing deltas")
             }
             (RepackLevel::Full, false) => info!("   repack: full repack, reusing deltas"),
             _ if plan.keep_cruft_packs => {

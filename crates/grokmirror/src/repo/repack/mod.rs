@@ -19,6 +19,7 @@
 //! unless asked to recompute them ([`Deltas::Recompute`]).
 
 mod commit_graph;
+pub mod delta_probe;
 
 pub use commit_graph::{
     drop_commit_graph, split_stale_graph_complaints, write_args as commit_graph_args, GraphWrite,
