@@ -397,7 +397,11 @@ mod tests {
             .unwrap();
         assert!(!failed.success());
         assert_eq!(len, 0);
-        assert!(failed.stderr_str().contains("usage"), "{}", failed.stderr_str());
+        assert!(
+            failed.stderr_str().contains("usage"),
+            "{}",
+            failed.stderr_str()
+        );
     }
 
     #[test]

@@ -77,16 +77,26 @@ impl std::fmt::Display for DeltaProbe {
     }
 }
 
-/// How many ref tips, newest first, are tried for one with a long enough
-/// history (the newest may be an unrelated short branch, such as git's
-/// `todo`).
+/// How many ref tips, newest first, are tried after HEAD and the main
+/// branches for one with a long enough history.
 const TIPS_TRIED: usize = 20;
+
+/// The refs tried first, after HEAD: the main line of a repository, and of
+/// each member of an object storage (whose HEAD names nothing). The newest
+/// tip may be an unrelated branch whose history is not the bulk of the
+/// repository's (git's `todo`).
+const MAIN_LINES: [&str; 4] = [
+    "refs/heads/main",
+    "refs/heads/master",
+    "refs/virtual/*/heads/main",
+    "refs/virtual/*/heads/master",
+];
 
 /// Probe the repository at `repo` (read-only: two `git pack-objects
 /// --stdout`, counted, never stored). The slice is `TIP ^TIP~N` along
 /// first parents (on a merge-heavy history, more than N commits), from
-/// HEAD or the newest ref tip whose history is that long. `None` when no
-/// history is.
+/// HEAD, a main branch or the newest ref tip whose history is that long.
+/// `None` when no history is.
 pub fn probe(git: &Git, repo: &Path) -> Result<Option<DeltaProbe>, git::Error> {
     let Some(range) = slice(git, repo)? else {
         return Ok(None);
@@ -102,6 +112,16 @@ pub fn probe(git: &Git, repo: &Path) -> Result<Option<DeltaProbe>, git::Error> {
 /// The revisions of the slice, as `pack-objects --revs` reads them.
 fn slice(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
     let head = git.run(Some(repo), ["rev-parse", "-q", "--verify", "HEAD^{commit}"])?;
+    let main_lines = git.run_ok(
+        Some(repo),
+        [
+            "for-each-ref",
+            "--sort=-committerdate",
+            "--format=%(objectname)",
+        ]
+        .into_iter()
+        .chain(MAIN_LINES),
+    )?;
     let newest = git.run_ok(
         Some(repo),
         [
@@ -111,11 +131,12 @@ fn slice(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
             "--format=%(objectname)",
         ],
     )?;
-    let newest = newest.stdout_str();
+    let (main_lines, newest) = (main_lines.stdout_str(), newest.stdout_str());
     let tips = head
         .success()
         .then(|| head.stdout_str())
         .into_iter()
+        .chain(main_lines.lines().take(TIPS_TRIED).map(str::to_owned))
         .chain(newest.lines().map(str::to_owned));
     for tip in tips {
         let back = format!("{tip}~{PROBE_COMMITS}^{{commit}}");
