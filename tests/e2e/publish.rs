@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::support::forks::{self, Spec, Tree};
 use crate::support::garage::Garage;
@@ -234,7 +234,7 @@ fn after_a_push_only_new_objects_travel_and_readers_never_see_a_ref_too_early() 
             while !stop.load(Ordering::SeqCst) {
                 let (status, _, refs) = garage.get(&format!("{PREFIX}/solo.git/info/refs"));
                 if status != 200 || seen.contains(&refs) {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
                 let mut cmd = git_cmd(Some(&dir));
@@ -429,6 +429,16 @@ fn a_bucket_is_an_origin_for_the_next_tier() {
         show_ref(&origin.path("/a.git"))
     );
     fsck_clean(&second.path("/a.git"));
+    // Nothing new: the manifest is asked for with If-Modified-Since and the
+    // bucket's Last-Modified (its upload) answers 304. The pause takes the
+    // upload out of the second the last fetch saw, which grok-pull would
+    // otherwise fetch again in full (a racy time).
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_success!(pull(&second), "second tier pull, settling");
+    let out = pull(&second);
+    assert_success!(out, "second tier pull with nothing new");
+    let log = output_text(&out);
+    assert!(log.contains(" manifest: unchanged"), "{log}");
 }
 
 #[test]
