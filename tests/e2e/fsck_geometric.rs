@@ -35,9 +35,7 @@ fn growing_commits(repo: &Path, branch: &str, count: usize, tag: &str, start: i6
         .success()
         .then(|| String::from_utf8_lossy(&parent.stdout).trim().to_string());
     let base_lines = 300 + 10 * count_lines(repo, &refname);
-    let mut stream = String::new();
-    for i in 0..count {
-        let when = start + 60 * i as i64;
+    let versions = (0..count).map(|i| {
         let lines = base_lines + 10 * i;
         let body: String = (0..lines)
             .map(|n| {
@@ -48,27 +46,9 @@ fn growing_commits(repo: &Path, branch: &str, count: usize, tag: &str, start: i6
                 }
             })
             .collect();
-        let msg = format!("{tag} {i}\n");
-        stream.push_str(&format!(
-            "commit {refname}\ncommitter T <t@example.com> {when} +0000\n"
-        ));
-        stream.push_str(&format!("data {}\n{msg}", msg.len()));
-        if i == 0 {
-            if let Some(p) = &parent {
-                stream.push_str(&format!("from {p}\n"));
-            }
-        }
-        stream.push_str(&format!(
-            "M 644 inline big.txt\ndata {}\n{body}\n",
-            body.len()
-        ));
-    }
-    stream.push_str("done\n");
-    crate::support::git_stdin(
-        Some(repo),
-        &["fast-import", "--quiet", "--done"],
-        stream.as_bytes(),
-    );
+        (start + 60 * i as i64, format!("{tag} {i}\n"), body)
+    });
+    import_versions(repo, &refname, parent.as_deref(), "big.txt", versions);
     git(Some(repo), &["rev-parse", &refname])
 }
 
@@ -387,8 +367,7 @@ fn alternating_commits(repo: &Path, count: usize) {
             .collect()
     };
     let (alpha, beta) = (block("alpha"), block("beta"));
-    let mut stream = String::new();
-    for i in 0..count {
+    let versions = (0..count).map(|i| {
         let k = i / 2;
         let shared: String = (0..60 + k / 10)
             .map(|n| {
@@ -397,14 +376,31 @@ fn alternating_commits(repo: &Path, count: usize) {
             })
             .collect();
         let body = shared + if i % 2 == 0 { &alpha } else { &beta };
-        let msg = format!("c{i}\n");
-        let when = 1_600_000_000 + 60 * i as i64;
+        (1_600_000_000 + 60 * i as i64, format!("c{i}\n"), body)
+    });
+    import_versions(repo, "refs/heads/main", None, "data.txt", versions);
+}
+
+/// Commits on `refname` of `repo` (the first on `parent`, when given), one
+/// per (time, message, content) of `file`, by `git fast-import`.
+fn import_versions(
+    repo: &Path,
+    refname: &str,
+    parent: Option<&str>,
+    file: &str,
+    versions: impl Iterator<Item = (i64, String, String)>,
+) {
+    let mut stream = String::new();
+    for (i, (when, msg, body)) in versions.enumerate() {
         stream.push_str(&format!(
-            "commit refs/heads/main\ncommitter T <t@example.com> {when} +0000\ndata {}\n{msg}",
+            "commit {refname}\ncommitter T <t@example.com> {when} +0000\ndata {}\n{msg}",
             msg.len()
         ));
+        if let (0, Some(p)) = (i, parent) {
+            stream.push_str(&format!("from {p}\n"));
+        }
         stream.push_str(&format!(
-            "M 644 inline data.txt\ndata {}\n{body}\n",
+            "M 644 inline {file}\ndata {}\n{body}\n",
             body.len()
         ));
     }
