@@ -474,3 +474,49 @@ fn poor_deltas_are_recomputed_once_in_new_object_storage_and_good_ones_kept() {
     assert!(!err.contains("recomputing deltas"), "{err}");
     drop(only_objstore(&tree));
 }
+
+#[test]
+fn what_a_killed_repack_left_is_removed_before_the_next_repack() {
+    let r = Replica::new("", "");
+    let repo = fixture::init_bare(&r.repo("solo.git"));
+    growing_commits(&repo, "main", 20, "solo", 1_600_000_000);
+    git(Some(&repo), &["repack", "-adq"]);
+    let pack_dir = repo.join("objects/pack");
+    let pack = packs(&repo).remove(0);
+    let stem = pack.trim_end_matches(".pack");
+    // A repack killed between writing its pack and renaming it into place
+    // leaves complete temporary files that git counts as a pack; one of a
+    // writer still running (this process) must stay.
+    let dead = format!(".tmp-{}-{stem}", u32::MAX - 1);
+    let alive = format!(".tmp-{}-{stem}", std::process::id());
+    for tmp in [&dead, &alive] {
+        for ext in ["pack", "idx"] {
+            std::fs::copy(
+                pack_dir.join(format!("{stem}.{ext}")),
+                pack_dir.join(format!("{tmp}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(count_objects(&repo)["packs"], 3);
+    r.manifest();
+    let out = r.fsck(&["--repack-all-full"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cleanup: removed 2 file(s) a killed repack left"),
+        "{err}"
+    );
+    for ext in ["pack", "idx"] {
+        assert!(!pack_dir.join(format!("{dead}.{ext}")).exists());
+        assert!(pack_dir.join(format!("{alive}.{ext}")).exists());
+    }
+    // The repacked pack, and the running writer's files git counts too.
+    assert_eq!(count_objects(&repo)["packs"], 2);
+    let check = run(git_cmd(Some(&repo)).args(["fsck", "--no-progress"]));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -102,8 +102,8 @@ impl FsckRun<'_> {
                     None
                 }
             };
-            if let Some(_guard) = guard {
-                self.do_task(maintenance, &job, status, progress);
+            if let Some(guard) = guard {
+                self.do_task(maintenance, &job, &guard, status, progress);
             } else {
                 progress.finish_one(0);
             }

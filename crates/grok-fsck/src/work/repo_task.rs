@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use grokmirror::formats::fsck_status::{self, RepoStatus};
+use grokmirror::lock::RepoLock;
 use grokmirror::repo;
 use grokmirror::repo::alternates::RepoRole;
 use grokmirror::repo::object_counts::{self, RepackLevel};
@@ -28,6 +29,7 @@ impl FsckRun<'_> {
         &self,
         maintenance: &Maintenance,
         task: &RepoTask,
+        guard: &RepoLock,
         status: &Mutex<Recorded>,
         progress: &Progress,
     ) {
@@ -43,7 +45,7 @@ impl FsckRun<'_> {
         };
         let before = size(&task.path);
         let started = Instant::now();
-        let repo = self.repack_and_check(maintenance, task);
+        let repo = self.repack_and_check(maintenance, task, guard);
         // Stopped (Ctrl-C) meanwhile: the work may be half done, so nothing
         // is recorded; the repository is done again next run.
         let Some(repo) = repo.filter(|_| grokmirror::stop::requested().is_none()) else {
@@ -67,7 +69,12 @@ impl FsckRun<'_> {
     /// Repack (when asked) and check (when asked) the repository, and
     /// bundle fully repacked object storage. `None` when it could not be
     /// opened or its repack failed: nothing is recorded then.
-    fn repack_and_check(&self, maintenance: &Maintenance, task: &RepoTask) -> Option<Repo> {
+    fn repack_and_check(
+        &self,
+        maintenance: &Maintenance,
+        task: &RepoTask,
+        guard: &RepoLock,
+    ) -> Option<Repo> {
         // Object storage loses unreachable objects only while nothing can
         // need them (its members held still).
         let frozen = match (&task.role, task.repack) {
@@ -80,6 +87,9 @@ impl FsckRun<'_> {
             _ => None,
         };
         let repo = maintenance.open(&task.path)?;
+        if task.repack.is_some() {
+            remove_leftover_packs(&repo, guard);
+        }
         if let Some(level) = task.repack {
             let done = match &frozen {
                 Some(_) => {
@@ -161,5 +171,23 @@ impl FsckRun<'_> {
         recorded.dirty = true;
         self.flush_status(&mut recorded);
         next
+    }
+}
+
+/// Remove what a repack killed half-way left in `repo` (temporary pack
+/// files git would count as one more pack and never delete), before
+/// repacking it; logged, and a failure only warned about.
+fn remove_leftover_packs(repo: &Repo, guard: &RepoLock) {
+    match grokmirror::repo::repack::leftovers::remove(&repo.io(), guard) {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => info!(
+            "  cleanup: removed {} file(s) a killed repack left ({})",
+            removed.len(),
+            removed.join(", ")
+        ),
+        Err(e) => warn!(
+            "{}: cannot remove the files a killed repack left: {e}",
+            repo.path().display()
+        ),
     }
 }

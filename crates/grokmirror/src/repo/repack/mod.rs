@@ -20,6 +20,7 @@
 
 mod commit_graph;
 pub mod delta_probe;
+pub mod leftovers;
 
 pub use commit_graph::{
     drop_commit_graph, split_stale_graph_complaints, write_args as commit_graph_args, GraphWrite,
