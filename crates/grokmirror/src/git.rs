@@ -108,8 +108,29 @@ impl fmt::Display for GitVersion {
 enum Stdout {
     /// Kept in [`GitOutput::stdout`].
     Capture,
-    /// Counted and dropped.
-    Count,
+    /// Counted and dropped; the child is killed once more than this many
+    /// bytes came.
+    Count(u64),
+}
+
+/// Read `from` to its end or until more than `limit` bytes came; how many
+/// did.
+fn count_up_to(from: &mut impl io::Read, limit: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                total += n as u64;
+                if total > limit {
+                    return Ok(total);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// How to run git.
@@ -197,17 +218,20 @@ impl Git {
     /// Like [`Git::run_with_input`], but standard output is only counted,
     /// never held: for output that may be large (a pack on `--stdout`)
     /// when only its size matters. The returned output's `stdout` is empty.
+    /// Once more than `limit` bytes came, git is killed (its status then
+    /// says so) and the count returned is over `limit`.
     pub fn run_counting_stdout<I, S>(
         &self,
         repo: Option<&Path>,
         args: I,
         input: Option<&[u8]>,
+        limit: u64,
     ) -> Result<(GitOutput, u64), Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.run_inner(repo, args, input, Stdout::Count)
+        self.run_inner(repo, args, input, Stdout::Count(limit))
     }
 
     /// Run git to completion with `input` on stdin, stdout kept or counted.
@@ -281,7 +305,7 @@ impl Git {
                 let len = out.stdout.len() as u64;
                 (out.status, out.stdout, out.stderr, len)
             }
-            Stdout::Count => {
+            Stdout::Count(limit) => {
                 let mut err = child.stderr.take().expect("stderr was piped");
                 let errors = std::thread::spawn(move || {
                     let mut buf = Vec::new();
@@ -289,7 +313,11 @@ impl Git {
                     buf
                 });
                 let mut pipe = child.stdout.take().expect("stdout was piped");
-                let len = io::copy(&mut pipe, &mut io::sink());
+                let len = count_up_to(&mut pipe, limit);
+                if len.as_ref().is_ok_and(|n| *n > limit) {
+                    let _ = child.kill();
+                }
+                drop(pipe);
                 let status = child.wait()?;
                 let stderr = errors.join().unwrap_or_default();
                 (status, Vec::new(), stderr, len?)
@@ -387,13 +415,15 @@ mod tests {
         let input = b"some blob\n";
         let args = ["hash-object", "--stdin"];
         let kept = git.run_with_input(None, args, Some(input)).unwrap();
-        let (counted, len) = git.run_counting_stdout(None, args, Some(input)).unwrap();
+        let (counted, len) = git
+            .run_counting_stdout(None, args, Some(input), 1 << 20)
+            .unwrap();
         assert!(kept.success() && counted.success());
         assert_eq!(len, kept.stdout.len() as u64);
         assert_eq!(len, 41);
         assert!(counted.stdout.is_empty());
         let (failed, len) = git
-            .run_counting_stdout(None, ["hash-object", "--no-such-option"], None)
+            .run_counting_stdout(None, ["hash-object", "--no-such-option"], None, 1 << 20)
             .unwrap();
         assert!(!failed.success());
         assert_eq!(len, 0);
@@ -402,6 +432,13 @@ mod tests {
             "{}",
             failed.stderr_str()
         );
+        // Endless output (an alias running `yes`): git is stopped once the
+        // limit is passed, not read for ever.
+        let (cut, len) = git
+            .run_counting_stdout(None, ["-c", "alias.endless=!yes", "endless"], None, 1 << 20)
+            .unwrap();
+        assert!(!cut.success());
+        assert!(len > 1 << 20 && len <= (1 << 20) + 64 * 1024, "{len}");
     }
 
     #[test]

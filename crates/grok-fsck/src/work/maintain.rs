@@ -57,6 +57,11 @@ impl Repo {
     pub fn io(&self) -> PathBuf {
         self.dir.io_path()
     }
+
+    /// Its handle, for files in it opened without following symlinks.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
 }
 
 /// What a worker needs to work on repositories.

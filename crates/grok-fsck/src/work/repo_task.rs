@@ -178,7 +178,7 @@ impl FsckRun<'_> {
 /// files git would count as one more pack and never delete), before
 /// repacking it; logged, and a failure only warned about.
 fn remove_leftover_packs(repo: &Repo, guard: &RepoLock) {
-    match grokmirror::repo::repack::leftovers::remove(&repo.io(), guard) {
+    match grokmirror::repo::repack::leftovers::remove(repo.dir(), guard) {
         Ok(removed) if removed.is_empty() => {}
         Ok(removed) => info!(
             "  cleanup: removed {} file(s) a killed repack left ({})",

@@ -30,9 +30,9 @@ pub const POOR_DELTAS_SHARE: f64 = 0.8;
 /// tell, and recomputing a history that small costs little either way.
 pub const MIN_PROBE_BYTES: u64 = 64 * 1024;
 
-/// Slices larger than this (reusing) are not packed a second time: the
-/// slice carries large files, the search would be long, and the
-/// stored deltas are kept.
+/// Slices larger than this (reusing) are not packed a second time, and
+/// the first packing is stopped once past it: the slice carries large
+/// files, the search would be long, and the stored deltas are kept.
 pub const MAX_PROBE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The sizes of one slice of history, packed both ways.
@@ -101,6 +101,8 @@ pub fn probe(git: &Git, repo: &Path) -> Result<Option<DeltaProbe>, git::Error> {
     let Some(range) = slice(git, repo)? else {
         return Ok(None);
     };
+    // Each pass stops once the slice passes MAX_PROBE_BYTES, so a slice
+    // of huge files costs a bounded read, not a whole pack.
     let reused = pack_size(git, repo, range.as_bytes(), "--reuse-delta")?;
     let recomputed = match reused <= MAX_PROBE_BYTES {
         true => Some(pack_size(git, repo, range.as_bytes(), "--no-reuse-delta")?),
@@ -163,7 +165,11 @@ fn pack_size(git: &Git, repo: &Path, range: &[u8], deltas: &str) -> Result<u64, 
         "-q",
         deltas,
     ];
-    let (out, len) = git.run_counting_stdout(Some(repo), args, Some(range))?;
+    let (out, len) = git.run_counting_stdout(Some(repo), args, Some(range), MAX_PROBE_BYTES)?;
+    if len > MAX_PROBE_BYTES {
+        // Stopped there: large enough to decide (see `probe`).
+        return Ok(len);
+    }
     if !out.success() {
         return Err(git::failed(Some(repo), &args, &out));
     }

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::lock::RepoLock;
+use crate::tree::{self, Dir, Kind};
 
 /// The process that writes the temporary pack file `name`, when `name` is
 /// one (`.tmp-<pid>-pack...`).
@@ -28,29 +29,26 @@ pub fn is_leftover(name: &str, alive: impl Fn(u32) -> bool) -> bool {
 }
 
 /// Remove the leftovers of killed repacks from the repository whose
-/// directory is `repo` (held with `_guard`, so no repack of ours is
-/// writing; a live writer's files, an orphaned git still running, are left
-/// alone). Returns the names removed.
-pub fn remove(repo: &Path, _guard: &RepoLock) -> std::io::Result<Vec<String>> {
-    let dir = repo.join("objects/pack");
-    let mut removed = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+/// handle is `repo` (held with `_guard`, so no repack of ours is writing; a
+/// live writer's files, an orphaned git still running, are left alone).
+/// Only regular files in `objects/pack` itself go: a symlink on the way or
+/// in it is never followed. Returns the names removed.
+pub fn remove(repo: &Dir, _guard: &RepoLock) -> Result<Vec<String>, tree::Error> {
+    let pack = match repo.open_dir("objects/pack") {
+        Ok(dir) => dir,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !is_leftover(name, process_alive) || !entry.file_type()?.is_file() {
+    let mut removed = Vec::new();
+    for name in pack.names()? {
+        let Ok(name) = String::from_utf8(name) else {
+            continue;
+        };
+        if !is_leftover(&name, process_alive) || pack.kind_of(&name)? != Some(Kind::File) {
             continue;
         }
-        match std::fs::remove_file(entry.path()) {
-            Ok(()) => removed.push(name.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        pack.remove_file(name.as_ref())?;
+        removed.push(name);
     }
     removed.sort();
     Ok(removed)
@@ -116,13 +114,26 @@ mod tests {
         let guard = crate::lock::acquire_repo(&repo, crate::lock::Wait::No)
             .unwrap()
             .unwrap();
+        let handle = Dir::open_root(&repo).unwrap();
         let mut expected = gone.to_vec();
         expected.sort();
-        assert_eq!(remove(&repo, &guard).unwrap(), expected);
+        assert_eq!(remove(&handle, &guard).unwrap(), expected);
         for name in &keep {
             assert!(pack.join(name).exists(), "{name}");
         }
-        assert_eq!(remove(&repo, &guard).unwrap(), Vec::<String>::new());
+        assert_eq!(remove(&handle, &guard).unwrap(), Vec::<String>::new());
+        // A symlinked objects/pack is not followed: what it points at stays.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join(&gone[0]), b"x").unwrap();
+        let other = dir.path().join("s.git");
+        std::fs::create_dir_all(other.join("objects")).unwrap();
+        std::os::unix::fs::symlink(&outside, other.join("objects/pack")).unwrap();
+        let guard = crate::lock::acquire_repo(&other, crate::lock::Wait::No)
+            .unwrap()
+            .unwrap();
+        assert!(remove(&Dir::open_root(&other).unwrap(), &guard).is_err());
+        assert!(outside.join(&gone[0]).exists());
     }
 
     #[test]
