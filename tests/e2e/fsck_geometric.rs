@@ -261,13 +261,7 @@ fn object_storage_keeps_deltas_and_every_member_clones_from_its_own_island() {
     }
     let bad = forks::fsck_all(&tree.top, false);
     assert!(bad.is_empty(), "{bad:?}");
-    let objstores: Vec<_> = std::fs::read_dir(tree.objstore())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "git"))
-        .collect();
-    assert_eq!(objstores.len(), 1, "{objstores:?}");
+    let obst = only_objstore(&tree);
     let scratch = tempfile::tempdir().unwrap();
     let reuse_of_each = |round: &str| -> Vec<(u64, u64)> {
         members
@@ -299,13 +293,12 @@ fn object_storage_keeps_deltas_and_every_member_clones_from_its_own_island() {
     // The control: the same object storage repacked without islands sends
     // some member deltas that must be made anew. (Were the check above
     // unable to see cross-island deltas, this would fail.)
-    let obst = &objstores[0];
     git(
-        Some(obst),
+        Some(&obst),
         &["config", "extensions.preciousObjects", "false"],
     );
     git(
-        Some(obst),
+        Some(&obst),
         &[
             "-c",
             "repack.useDeltaIslands=false",
