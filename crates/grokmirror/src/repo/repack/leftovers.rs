@@ -54,9 +54,23 @@ pub fn remove(repo: &Dir, _guard: &RepoLock) -> Result<Vec<String>, tree::Error>
     Ok(removed)
 }
 
-/// Whether a process with this id runs (in our PID namespace).
+/// Whether a process with this id runs (in our PID namespace). A zombie
+/// does not: it writes nothing, and where init does not reap orphans (some
+/// containers) a killed grok-fsck's git lingers as one.
 fn process_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
+        Ok(stat) => !stat_says_finished(&stat),
+        Err(_) => false,
+    }
+}
+
+/// Whether a `/proc/<pid>/stat` line is that of a finished process: its
+/// state (after the command name in parentheses, which may itself hold
+/// `)`) is `Z` (zombie) or `X` (dead).
+pub fn stat_says_finished(stat: &str) -> bool {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .is_some_and(|state| state == 'Z' || state == 'X')
 }
 
 #[cfg(test)]
@@ -134,6 +148,17 @@ mod tests {
             .unwrap();
         assert!(remove(&Dir::open_root(&other).unwrap(), &guard).is_err());
         assert!(outside.join(&gone[0]).exists());
+    }
+
+    #[test]
+    fn zombies_and_dead_processes_are_finished() {
+        assert!(stat_says_finished(
+            "31081 (git) Z 1 31080 31080 0 -1 4227148"
+        ));
+        assert!(stat_says_finished("7 (a) b) X 1 1"));
+        assert!(!stat_says_finished("31081 (git) S 1 31080 31080 0 -1"));
+        assert!(!stat_says_finished("9 (git (Z) R 1 1"));
+        assert!(!stat_says_finished("garbage"));
     }
 
     #[test]
