@@ -13,6 +13,7 @@ pub mod formats;
 pub mod git;
 pub mod lock;
 pub mod objstore;
+pub mod process;
 pub mod repo;
 pub mod shard;
 pub mod stop;

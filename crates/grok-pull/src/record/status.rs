@@ -59,11 +59,6 @@ pub struct Status {
     pub healthy: bool,
 }
 
-/// Whether process `pid` exists.
-fn alive(pid: u32) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
-}
-
 /// Put the status together from what was read.
 pub fn status(
     file: &Freshness,
@@ -249,7 +244,7 @@ pub fn run(settings: &Settings, json: bool) -> anyhow::Result<i32> {
         &local,
         unix_now(),
         settings.stale_after,
-        alive,
+        grokmirror::process::runs,
     );
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);

@@ -6,8 +6,6 @@
 //! counts them as one more pack. Under the repository's lock, those whose
 //! writer is gone are garbage.
 
-use std::path::Path;
-
 use crate::lock::RepoLock;
 use crate::tree::{self, Dir, Kind};
 
@@ -44,7 +42,7 @@ pub fn remove(repo: &Dir, _guard: &RepoLock) -> Result<Vec<String>, tree::Error>
         let Ok(name) = String::from_utf8(name) else {
             continue;
         };
-        if !is_leftover(&name, process_alive) || pack.kind_of(&name)? != Some(Kind::File) {
+        if !is_leftover(&name, crate::process::runs) || pack.kind_of(&name)? != Some(Kind::File) {
             continue;
         }
         pack.remove_file(name.as_ref())?;
@@ -52,25 +50,6 @@ pub fn remove(repo: &Dir, _guard: &RepoLock) -> Result<Vec<String>, tree::Error>
     }
     removed.sort();
     Ok(removed)
-}
-
-/// Whether a process with this id runs (in our PID namespace). A zombie
-/// does not: it writes nothing, and where init does not reap orphans (some
-/// containers) a killed grok-fsck's git lingers as one.
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
-        Ok(stat) => !stat_says_finished(&stat),
-        Err(_) => false,
-    }
-}
-
-/// Whether a `/proc/<pid>/stat` line is that of a finished process: its
-/// state (after the command name in parentheses, which may itself hold
-/// `)`) is `Z` (zombie) or `X` (dead).
-pub fn stat_says_finished(stat: &str) -> bool {
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next())
-        .is_some_and(|state| state == 'Z' || state == 'X')
 }
 
 #[cfg(test)]
@@ -148,23 +127,5 @@ mod tests {
             .unwrap();
         assert!(remove(&Dir::open_root(&other).unwrap(), &guard).is_err());
         assert!(outside.join(&gone[0]).exists());
-    }
-
-    #[test]
-    fn zombies_and_dead_processes_are_finished() {
-        assert!(stat_says_finished(
-            "31081 (git) Z 1 31080 31080 0 -1 4227148"
-        ));
-        assert!(stat_says_finished("7 (a) b) X 1 1"));
-        assert!(!stat_says_finished("31081 (git) S 1 31080 31080 0 -1"));
-        assert!(!stat_says_finished("9 (git (Z) R 1 1"));
-        assert!(!stat_says_finished("garbage"));
-    }
-
-    #[test]
-    fn this_process_is_alive() {
-        assert!(process_alive(std::process::id()));
-        // PIDs stop well below this (pid_max is at most 2^22).
-        assert!(!process_alive(u32::MAX - 1));
     }
 }
