@@ -111,40 +111,39 @@ pub fn probe(git: &Git, repo: &Path) -> Result<Option<DeltaProbe>, git::Error> {
     Ok(Some(DeltaProbe { reused, recomputed }))
 }
 
-/// The revisions of the slice, as `pack-objects --revs` reads them.
+/// The revisions of the slice, as `pack-objects --revs` reads them. The
+/// candidate tips are listed a group at a time (HEAD, the main lines, the
+/// newest tips), each only when the one before held no long history.
 fn slice(git: &Git, repo: &Path) -> Result<Option<String>, git::Error> {
-    let head = git.run(Some(repo), ["rev-parse", "-q", "--verify", "HEAD^{commit}"])?;
-    let main_lines = git.run_ok(
-        Some(repo),
-        [
-            "for-each-ref",
-            "--sort=-committerdate",
-            "--format=%(objectname)",
-        ]
-        .into_iter()
-        .chain(MAIN_LINES),
-    )?;
-    let newest = git.run_ok(
-        Some(repo),
-        [
-            "for-each-ref",
-            "--sort=-committerdate",
-            &format!("--count={TIPS_TRIED}"),
-            "--format=%(objectname)",
-        ],
-    )?;
-    let (main_lines, newest) = (main_lines.stdout_str(), newest.stdout_str());
-    let tips = head
-        .success()
-        .then(|| head.stdout_str())
-        .into_iter()
-        .chain(main_lines.lines().take(TIPS_TRIED).map(str::to_owned))
-        .chain(newest.lines().map(str::to_owned));
-    for tip in tips {
-        let back = format!("{tip}~{PROBE_COMMITS}^{{commit}}");
-        let boundary = git.run(Some(repo), ["rev-parse", "-q", "--verify", &back])?;
-        if boundary.success() {
-            return Ok(Some(format!("{tip}\n^{}\n", boundary.stdout_str())));
+    let count = format!("--count={TIPS_TRIED}");
+    let by_date = [
+        "for-each-ref",
+        "--sort=-committerdate",
+        &count,
+        "--format=%(objectname)",
+    ];
+    let groups: [&dyn Fn() -> Result<String, git::Error>; 3] = [
+        &|| {
+            let head = git.run(Some(repo), ["rev-parse", "-q", "--verify", "HEAD^{commit}"])?;
+            Ok(match head.success() {
+                true => head.stdout_str(),
+                false => String::new(),
+            })
+        },
+        &|| {
+            Ok(git
+                .run_ok(Some(repo), by_date.into_iter().chain(MAIN_LINES))?
+                .stdout_str())
+        },
+        &|| Ok(git.run_ok(Some(repo), by_date)?.stdout_str()),
+    ];
+    for tips in groups {
+        for tip in tips()?.lines() {
+            let back = format!("{tip}~{PROBE_COMMITS}^{{commit}}");
+            let boundary = git.run(Some(repo), ["rev-parse", "-q", "--verify", &back])?;
+            if boundary.success() {
+                return Ok(Some(format!("{tip}\n^{}\n", boundary.stdout_str())));
+            }
         }
     }
     Ok(None)
