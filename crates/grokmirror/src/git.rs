@@ -303,7 +303,12 @@ impl Git {
             Stdout::Capture => {
                 let out = child.wait_with_output()?;
                 let len = out.stdout.len() as u64;
-                (out.status, out.stdout, out.stderr, len)
+                let out = GitOutput {
+                    status: out.status,
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                };
+                (out, len)
             }
             Stdout::Count(limit) => {
                 let mut err = child.stderr.take().expect("stderr was piped");
@@ -319,22 +324,18 @@ impl Git {
                 }
                 drop(pipe);
                 let status = child.wait()?;
-                let stderr = errors.join().unwrap_or_default();
-                (status, Vec::new(), stderr, len?)
+                let out = GitOutput {
+                    status,
+                    stdout: Vec::new(),
+                    stderr: errors.join().unwrap_or_default(),
+                };
+                (out, len?)
             }
         };
         if let Some(w) = writer {
             let _ = w.join();
         }
-        let (status, stdout, stderr, len) = out;
-        Ok((
-            GitOutput {
-                status,
-                stdout,
-                stderr,
-            },
-            len,
-        ))
+        Ok(out)
     }
 
     /// Run git and turn a non-zero exit into [`Error::Failed`].
