@@ -62,13 +62,7 @@ fn fsck_days_ahead(tree: &Tree, days: u32, args: &[&str]) -> Output {
 /// leaves a repository with one pack alone).
 fn ask_full_repacks(tree: &Tree) {
     let mut repos = vec![tree.repo("/solo.git")];
-    repos.extend(
-        std::fs::read_dir(tree.objstore())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "git")),
-    );
+    repos.extend(crate::support::forks::objstore_repos(&tree.objstore()));
     for repo in repos {
         std::fs::write(repo.join("grokmirror.repack"), "").unwrap();
     }

@@ -427,12 +427,7 @@ fn first_run_of_group(window: &str) -> (Tree, String, u64) {
 
 /// The object storage of `tree`.
 fn only_objstore(tree: &Tree) -> std::path::PathBuf {
-    let found: Vec<_> = std::fs::read_dir(tree.objstore())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "git"))
-        .collect();
+    let found = forks::objstore_repos(&tree.objstore());
     assert_eq!(found.len(), 1, "{found:?}");
     found.into_iter().next().unwrap()
 }

@@ -112,12 +112,7 @@ fn a_tree_maintained_by_the_reference_is_continued_by_ours() {
     let theirs = r.oracle_fsck(&["-f"]);
     assert!(theirs.status.success(), "{}", stderr(&theirs));
     let obst_dir = r.top.join("objstore");
-    let obstrepos: Vec<_> = std::fs::read_dir(&obst_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "git"))
-        .collect();
+    let obstrepos = crate::support::forks::objstore_repos(&obst_dir);
     assert_eq!(obstrepos.len(), 1, "{obstrepos:?}");
     let obst = &obstrepos[0];
     let names = ["pub/base.git", "pub/fork1.git", "pub/fork2.git", "solo.git"];

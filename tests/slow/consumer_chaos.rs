@@ -109,13 +109,9 @@ impl World {
     /// asked for, so each run repacks and prunes what it may.
     fn fsck(&self) -> Output {
         let mut repos: Vec<PathBuf> = FORKS.iter().map(|k| self.mirror.repo(k)).collect();
-        if let Ok(d) = std::fs::read_dir(self.mirror.objstore()) {
-            repos.extend(
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "git")),
-            );
-        }
+        repos.extend(crate::support::forks::objstore_repos(
+            &self.mirror.objstore(),
+        ));
         for repo in repos {
             if repo.is_dir() {
                 let _ = std::fs::write(repo.join("grokmirror.repack"), "");

@@ -449,6 +449,21 @@ impl Layout {
     }
 }
 
+/// The object-storage repositories (`*.git`) in `dir`, sorted; none when
+/// `dir` does not exist.
+pub fn objstore_repos(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "git"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
 /// `git fsck` of every repository of the tree and of its object storage
 /// (connectivity only where asked); the failures, with what git said.
 pub fn fsck_all(top: &Path, connectivity_only: bool) -> Vec<String> {
@@ -457,13 +472,7 @@ pub fn fsck_all(top: &Path, connectivity_only: bool) -> Vec<String> {
         .filter(|r| !r.starts_with("/objstore/"))
         .map(|r| top.join(r.trim_start_matches('/')))
         .collect();
-    if let Ok(d) = std::fs::read_dir(top.join("objstore")) {
-        repos.extend(
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "git")),
-        );
-    }
+    repos.extend(objstore_repos(&top.join("objstore")));
     let mut bad = Vec::new();
     for repo in repos {
         let mut cmd = git_cmd(Some(&repo));
@@ -496,15 +505,10 @@ pub fn disk_kib(top: &Path) -> u64 {
 
 /// Whether any object storage of the tree holds `oid` itself.
 pub fn in_any_objstore(top: &Path, oid: &str) -> bool {
-    let Ok(d) = std::fs::read_dir(top.join("objstore")) else {
-        return false;
-    };
-    d.flatten().any(|e| {
-        let p = e.path();
-        p.extension().is_some_and(|x| x == "git")
-            && run(git_cmd(Some(&p)).args(["cat-file", "-e", oid]))
-                .status
-                .success()
+    objstore_repos(&top.join("objstore")).iter().any(|p| {
+        run(git_cmd(Some(p)).args(["cat-file", "-e", oid]))
+            .status
+            .success()
     })
 }
 

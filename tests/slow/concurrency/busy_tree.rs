@@ -346,16 +346,7 @@ fn pushes_hooks_daemon_and_fsck_at_once_lose_nothing() {
     // for the members of object storage (their objects are checked in full
     // in the object storage).
     let mut bad = forks::fsck_all(&origin.root, false);
-    let objstores = |top: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(top.join("objstore"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "git"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let objstores = |top: &Path| forks::objstore_repos(&top.join("objstore"));
     let (origin_objstores, objstores) = (objstores(&origin.root), objstores(&top));
     eprintln!(
         "concurrency: object storage repositories: {} on the origin, {} on the replica",
