@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{git, git_stdin};
+use super::{git, git_cmd, run, run_with_input};
 
 /// `git init --bare` at `path` with `main` as the initial branch.
 pub fn init_bare(path: &Path) -> PathBuf {
@@ -24,9 +24,16 @@ pub fn init_bare(path: &Path) -> PathBuf {
 /// Append `count` commits to `branch` (creating it), each changing one file,
 /// with committer dates `start`, `start+60`, ... Returns the new tip.
 pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
+    try_commits(repo, branch, count, start)
+        .unwrap_or_else(|e| panic!("cannot add commits to {branch} in {}: {e}", repo.display()))
+}
+
+/// [`commits`], returning git's complaint instead of panicking: for a
+/// writer that races others on the same refs and retries as a client
+/// would.
+pub fn try_commits(repo: &Path, branch: &str, count: usize, start: i64) -> Result<String, String> {
     let refname = format!("refs/heads/{branch}");
-    let existing =
-        super::run(super::git_cmd(Some(repo)).args(["rev-parse", "-q", "--verify", &refname]));
+    let existing = run(git_cmd(Some(repo)).args(["rev-parse", "-q", "--verify", &refname]));
     let parent = existing
         .status
         .success()
@@ -54,12 +61,30 @@ pub fn commits(repo: &Path, branch: &str, count: usize, start: i64) -> String {
         stream.push_str(&format!("data {}\n{}\n", content.len(), content));
     }
     stream.push_str("done\n");
-    git_stdin(
-        Some(repo),
-        &["fast-import", "--quiet", "--done"],
+    let out = run_with_input(
+        git_cmd(Some(repo)).args(["fast-import", "--quiet", "--done"]),
         stream.as_bytes(),
     );
-    git(Some(repo), &["rev-parse", &refname])
+    if !out.status.success() {
+        return Err(format!(
+            "git fast-import failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    try_git(repo, &["rev-parse", &refname])
+}
+
+/// `git` in `repo`, returning trimmed stdout, or stderr when it fails.
+pub fn try_git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = run(git_cmd(Some(repo)).args(args));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    } else {
+        Err(format!(
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
+    }
 }
 
 /// A lightweight tag, or an annotated one when `message` is given.

@@ -221,6 +221,48 @@ fn git_lock_files(repo: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// How often a pusher tries one ref update that lost a lock race.
+const PUSH_TRIES: usize = 20;
+
+/// One ref update on the origin as a pushing client makes it: our
+/// grok-fsck runs `pack-refs` there under the pushes (grokmirror takes no
+/// lock a push honours), which holds a ref's lock for a moment, and git
+/// then refuses the update instead of waiting. A client pushes again; so
+/// does this, a bounded number of times. Anything else, or a lock that
+/// stays taken, fails the test.
+fn as_a_client<T>(mut update: impl FnMut() -> Result<T, String>) -> T {
+    let mut tries = 0;
+    loop {
+        match update() {
+            Ok(done) => return done,
+            Err(e) if lost_a_ref_lock(&e) && tries + 1 < PUSH_TRIES => {
+                tries += 1;
+                eprintln!("push lost a ref lock race (try {tries}), pushing again: {e}");
+                std::thread::sleep(Duration::from_millis(50 * tries as u64));
+            }
+            Err(e) => panic!("push failed after {} tries: {e}", tries + 1),
+        }
+    }
+}
+
+/// Whether git refused a ref update because another process held the
+/// ref's (or `packed-refs`') lock at that moment.
+fn lost_a_ref_lock(stderr: &str) -> bool {
+    stderr.contains("cannot lock ref")
+        || stderr.contains(".lock': File exists")
+        || stderr.contains("couldn't set")
+}
+
+#[test]
+fn only_lost_ref_locks_are_pushed_again() {
+    assert!(lost_a_ref_lock(
+        "error: cannot lock ref 'refs/heads/main': Unable to create '/o/a.git/refs/heads/main.lock': File exists."
+    ));
+    assert!(lost_a_ref_lock("warning: couldn't set 'refs/heads/main'"));
+    assert!(!lost_a_ref_lock("fatal: not a git repository: '/o/a.git'"));
+    assert!(!lost_a_ref_lock("fatal: Not a valid object name main~1"));
+}
+
 /// The origin's repositories, split between two pushers (never two
 /// pushes to one repository at once: git would refuse one of them, as it
 /// would for two real pushes).
@@ -252,37 +294,34 @@ impl Pusher<'_> {
             0..=5 => {
                 let n = self.rng.random_range(1..=3);
                 let when = self.clock.fetch_add(600, Ordering::SeqCst);
-                fixture::commits(&repo, "main", n, when);
+                as_a_client(|| fixture::try_commits(&repo, "main", n, when));
             }
             6 | 7 => {
                 let name = format!("topic{}", self.pushes);
-                git(Some(&repo), &["branch", &name, "main"]);
+                as_a_client(|| fixture::try_git(&repo, &["branch", &name, "main"]));
                 let when = self.clock.fetch_add(600, Ordering::SeqCst);
-                fixture::commits(&repo, &name, 1, when);
+                as_a_client(|| fixture::try_commits(&repo, &name, 1, when));
                 topics.push(name);
             }
             8 if !topics.is_empty() => {
                 let i = self.rng.random_range(0..topics.len());
                 if self.rng.random_bool(0.5) {
                     let name = topics.remove(i);
-                    git(
-                        Some(&repo),
-                        &["update-ref", "-d", &format!("refs/heads/{name}")],
-                    );
+                    let refname = format!("refs/heads/{name}");
+                    as_a_client(|| fixture::try_git(&repo, &["update-ref", "-d", &refname]));
                 } else {
                     // A forced push: the topic's old tip becomes
                     // unreachable.
                     let name = &topics[i];
-                    git(
-                        Some(&repo),
-                        &["update-ref", &format!("refs/heads/{name}"), "main~1"],
-                    );
+                    let refname = format!("refs/heads/{name}");
+                    as_a_client(|| fixture::try_git(&repo, &["update-ref", &refname, "main~1"]));
                     let when = self.clock.fetch_add(600, Ordering::SeqCst);
-                    fixture::commits(&repo, name, 1, when);
+                    as_a_client(|| fixture::try_commits(&repo, name, 1, when));
                 }
             }
             _ => {
-                fixture::tag(&repo, &format!("t{}", self.pushes), "main", None);
+                let refname = format!("refs/tags/t{}", self.pushes);
+                as_a_client(|| fixture::try_git(&repo, &["update-ref", &refname, "main"]));
             }
         }
         self.pushes += 1;
