@@ -157,3 +157,97 @@ fn forty_concurrent_hooks_lose_nothing() {
 fn forty_concurrent_hooks_interleaved_with_reference_lose_nothing() {
     forty_concurrent_hooks(true);
 }
+
+/// A large manifest (3,000 entries, several indexed gzip members) changed
+/// by hooks a member at a time, with the reference's hooks in between:
+/// the reference reads our members (and their index in the gzip extra
+/// field) and writes one plain member, which our next hook reads whole
+/// and indexes again. Nothing is lost, the members not touched keep
+/// their bytes, and both tools read every version alike.
+#[test]
+fn hooks_change_a_large_manifest_a_member_at_a_time_and_the_reference_reads_it() {
+    use grokmirror::formats::gzip_members;
+    use grokmirror::formats::manifest::{Manifest, RepoEntry};
+
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("top");
+    let manifest = dir.path().join("manifest.js.gz");
+    // Three real repositories: before, among and after the synthetic keys.
+    let repos: Vec<PathBuf> = ["a/first.git", "m/01500-middle.git", "z/last.git"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| project(&top.join(k), 2, 1_600_000_000 + i as i64))
+        .collect();
+    let mut m = Manifest::new();
+    for i in 0..3000 {
+        let key = format!("/m/{i:05}.git");
+        let entry = RepoEntry {
+            description: Some(format!("synthetic {i}")),
+            fingerprint: Some(format!("{i:040x}")),
+            modified: 1_600_000_000 + i,
+            ..RepoEntry::default()
+        };
+        m.repos.insert(key, entry);
+    }
+    m.write(&manifest, false).unwrap();
+    let synthetic = as_we_read_it(&manifest);
+
+    let hook = |reference: bool, repo: &Path| {
+        let mut cmd = if reference {
+            oracle("grok-manifest")
+        } else {
+            grok("grok-manifest")
+        };
+        run_ok(cmd.args([
+            "-m",
+            manifest.to_str().unwrap(),
+            "-t",
+            top.to_str().unwrap(),
+            repo.to_str().unwrap(),
+        ]));
+    };
+    let members = || gzip_members::members(&std::fs::read(&manifest).unwrap());
+    let check = |hooked: &[&PathBuf]| {
+        let ours = as_we_read_it(&manifest);
+        assert_eq!(ours, as_reference_reads_it(&manifest), "the tools disagree");
+        for (k, v) in synthetic.as_object().unwrap() {
+            assert_eq!(&ours[k], v, "{k} changed or lost");
+        }
+        for repo in hooked {
+            let key = format!("/{}", repo.strip_prefix(&top).unwrap().display());
+            assert_eq!(
+                ours[&key]["fingerprint"].as_str(),
+                Some(show_ref_sha1(repo).as_str()),
+                "{key}: update lost"
+            );
+        }
+    };
+
+    let before = std::fs::read(&manifest).unwrap();
+    let old = members().expect("ours writes indexed members");
+    assert!(old.len() >= 3, "{} members", old.len());
+    hook(false, &repos[1]);
+    check(&[&repos[1]]);
+    let after = std::fs::read(&manifest).unwrap();
+    let new = members().expect("still indexed");
+    assert_eq!(
+        before[old[0].range.clone()],
+        after[new[0].range.clone()],
+        "the first member was rewritten for a key in another"
+    );
+    let (o, n) = (old.last().unwrap(), new.last().unwrap());
+    assert_eq!(before[o.range.clone()], after[n.range.clone()]);
+
+    hook(true, &repos[2]);
+    check(&[&repos[1], &repos[2]]);
+    assert_eq!(members(), None, "the reference writes one plain member");
+
+    commits(&repos[0], "main", 1, 1_700_000_000);
+    hook(false, &repos[0]);
+    check(&repos.iter().collect::<Vec<_>>());
+    assert!(members().is_some(), "ours indexes it again");
+
+    commits(&repos[2], "main", 1, 1_700_000_100);
+    hook(false, &repos[2]);
+    check(&repos.iter().collect::<Vec<_>>());
+}

@@ -75,24 +75,32 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let git = Git::from_env();
     let targets = work::resolve_targets(&s)?;
 
-    let (guard, mut manifest) = match work::lock_and_read(&s) {
+    let hook_keys = plan::hook_keys(
+        s.manifest.to_string_lossy().ends_with(".gz"),
+        s.purge,
+        s.remove,
+        work::repo_keys(&s, &targets),
+    );
+    let (guard, mut loaded) = match work::lock_and_read(&s, hook_keys.as_deref()) {
         Ok(read) => read,
         Err(e) => return stopped(&s, "").ok_or(e),
     };
+    let empty = loaded.is_empty();
     // An empty manifest is being regenerated: never stamp it with "now".
-    let use_now = s.use_now && !manifest.is_empty();
+    let use_now = s.use_now && !empty;
+    let manifest = loaded.manifest_mut();
 
     if s.remove && !targets.is_empty() {
-        record::remove_paths(&s, &mut manifest);
-        record::write(&s, &manifest)?;
+        record::remove_paths(&s, manifest);
+        loaded.write(&s)?;
         return Ok(grokmirror_cli::EXIT_OK);
     }
 
-    let full_walk = plan::walks_the_tree(s.purge, targets.is_empty(), manifest.is_empty());
+    let full_walk = plan::walks_the_tree(s.purge, targets.is_empty(), empty);
     let mut found = Inspected::default();
     if full_walk {
         found = work::walk_tree(&s, &git, use_now, manifest.repos.len());
-        record::purge_gone(&s, &mut manifest, &found);
+        record::purge_gone(&s, manifest, &found);
     }
     if !manifest.is_empty() || !full_walk {
         work::inspect_targets(&s, &git, &targets, use_now, &mut found);
@@ -102,13 +110,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     if let Some(code) = stopped(&s, "; the manifest was left as it was") {
         return Ok(code);
     }
-    let tally = record::fold(&s, &git, &mut manifest, found, use_now);
-    record::write(&s, &manifest)?;
+    let tally = record::fold(&s, &git, manifest, found, use_now);
+    loaded.write(&s)?;
     drop(guard);
-    // Freeing a large manifest entry by entry costs a hook a few
-    // milliseconds for nothing: the process ends soon and gives it all
-    // back at once.
-    std::mem::forget(manifest);
 
     if s.fetch_objstore && grokmirror::stop::requested().is_none() {
         work::fetch_objstores(&git, &tally.to_fetch, s.fetch_method);

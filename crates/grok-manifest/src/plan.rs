@@ -13,6 +13,21 @@ pub fn walks_the_tree(purge: bool, no_targets: bool, manifest_empty: bool) -> bo
     purge || no_targets || manifest_empty
 }
 
+/// The keys a hook run touches, when it can change the manifest a member
+/// at a time ([`grokmirror::formats::manifest_members`]): a gzipped
+/// manifest, repositories named (each with both spellings of its key,
+/// `own_keys`), and no symlinks, `--remove` or `--purge`, which touch
+/// entries anywhere. `None`: read and write it whole.
+pub fn hook_keys(
+    gzipped: bool,
+    purge: bool,
+    remove: bool,
+    repo_keys: Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    let keys = repo_keys.filter(|k| !k.is_empty())?;
+    (gzipped && !purge && !remove).then(|| keys.iter().flat_map(|k| own_keys(k)).collect())
+}
+
 /// Keys of the manifest whose repository a full walk did not find
 /// (`on_disk` holds keys with their leading slash; grokmirror 1.x wrote
 /// keys without one).
@@ -71,6 +86,24 @@ mod tests {
         assert!(walks_the_tree(true, false, false));
         assert!(walks_the_tree(false, true, false));
         assert!(walks_the_tree(false, false, true));
+    }
+
+    #[test]
+    fn only_a_gzipped_hook_on_repositories_changes_members() {
+        let keys = || Some(vec!["/a/b.git".to_string()]);
+        assert_eq!(
+            hook_keys(true, false, false, keys()),
+            Some(vec!["/a/b.git".into(), "a/b.git".into()])
+        );
+        assert_eq!(hook_keys(false, false, false, keys()), None, "plain JSON");
+        assert_eq!(hook_keys(true, true, false, keys()), None, "--purge");
+        assert_eq!(hook_keys(true, false, true, keys()), None, "--remove");
+        assert_eq!(hook_keys(true, false, false, None), None, "a symlink named");
+        assert_eq!(
+            hook_keys(true, false, false, Some(vec![])),
+            None,
+            "no target"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use grokmirror::config::glob::GlobList;
 use grokmirror::formats::manifest::{self, Manifest};
+use grokmirror::formats::manifest_members::Partial;
 use grokmirror::git::Git;
 use grokmirror::lock::{self, FileLock};
 use grokmirror::repo::inspect::{self, RepoFacts};
@@ -70,9 +71,25 @@ pub fn resolve_targets(s: &Settings) -> anyhow::Result<Vec<Target>> {
     Ok(targets)
 }
 
+/// The manifest keys of the repositories named, when only repositories
+/// were (a symlink named changes entries anywhere: `None`).
+pub fn repo_keys(s: &Settings, targets: &[Target]) -> Option<Vec<String>> {
+    targets
+        .iter()
+        .map(|t| match t {
+            Target::Repo(p) => grokmirror::tree::key::manifest_key(&s.toplevel, p),
+            Target::Symlink(_) => None,
+        })
+        .collect()
+}
+
 /// Take the manifest lock and read the manifest, waiting for it to appear
-/// when asked (letting other writers in while we wait).
-pub fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
+/// when asked (letting other writers in while we wait). With `hook_keys`,
+/// only the members holding those keys, when the file allows it.
+pub fn lock_and_read(
+    s: &Settings,
+    hook_keys: Option<&[String]>,
+) -> anyhow::Result<(FileLock, Loaded)> {
     let lock_path = lock::file_lock_path(&s.manifest);
     let mut said = false;
     loop {
@@ -84,13 +101,26 @@ pub fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
         if stale > 0 {
             warn!(" manifest: removed {stale} temporary file(s) left by an interrupted run");
         }
+        let kept = |e: manifest::Error| {
+            anyhow::anyhow!(
+                "{e}; it was left untouched: restore it from a backup, or delete it to have it regenerated"
+            )
+        };
+        if let Some(keys) = hook_keys {
+            if let Some(part) = Partial::open(&s.manifest, keys, s.pretty).map_err(kept)? {
+                if part.total_entries() > 0 {
+                    debug!(
+                        "changing {} entries of {} in place",
+                        part.manifest.len(),
+                        s.manifest.display()
+                    );
+                    return Ok((guard, Loaded::Part(part)));
+                }
+            }
+        }
         if !s.wait || s.manifest.exists() {
-            let m = Manifest::read_local(&s.manifest).map_err(|e| {
-                anyhow::anyhow!(
-                    "{e}; it was left untouched: restore it from a backup, or delete it to have it regenerated"
-                )
-            })?;
-            return Ok((guard, m));
+            let m = Manifest::read_local(&s.manifest).map_err(kept)?;
+            return Ok((guard, Loaded::Whole(m)));
         }
         if grokmirror::stop::requested().is_some() {
             anyhow::bail!("stopped while waiting for {}", s.manifest.display());
@@ -102,6 +132,57 @@ pub fn lock_and_read(s: &Settings) -> anyhow::Result<(FileLock, Manifest)> {
         drop(guard);
         debug!("released {} while waiting", lock_path.display());
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The manifest as read for this run: whole, or (a hook on a large
+/// gzipped one) only the members holding the named repositories' keys.
+#[derive(Debug)]
+pub enum Loaded {
+    /// Every entry.
+    Whole(Manifest),
+    /// The members holding the keys asked for.
+    Part(Partial),
+}
+
+impl Loaded {
+    /// The entries to change: all of them, or the loaded members'.
+    pub fn manifest_mut(&mut self) -> &mut Manifest {
+        match self {
+            Loaded::Whole(m) => m,
+            Loaded::Part(p) => &mut p.manifest,
+        }
+    }
+
+    /// Whether the manifest on disk has no entries.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Loaded::Whole(m) => m.is_empty(),
+            Loaded::Part(p) => p.total_entries() == 0,
+        }
+    }
+
+    /// Write it back (atomically, the previous one kept on failure).
+    pub fn write(self, s: &Settings) -> anyhow::Result<()> {
+        match self {
+            Loaded::Whole(m) => {
+                crate::record::write(s, &m)?;
+                // Freeing a large manifest entry by entry costs a hook a
+                // few milliseconds for nothing: the process ends soon and
+                // gives it all back at once.
+                std::mem::forget(m);
+                Ok(())
+            }
+            Loaded::Part(p) => {
+                let changed = p.manifest.len();
+                p.write(&s.manifest, s.pretty)?;
+                debug!(
+                    "wrote {} ({changed} entries changed in place)",
+                    s.manifest.display()
+                );
+                Ok(())
+            }
+        }
     }
 }
 

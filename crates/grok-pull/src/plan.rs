@@ -168,6 +168,16 @@ fn classify(
         Err(e) if e.is_not_found() => return Ok(Some(Action::Clone)),
         Err(e) => return Err(e.into()),
     };
+    // The common case on a large tree: nothing changed. The recorded
+    // fingerprint, read through the parent, agrees with both manifests.
+    if let Some(local) = local.filter(|l| !params_differ(remote, l, &settings.default_owner)) {
+        if remote.symlinks.is_empty() && remote.fingerprint == local.fingerprint {
+            let (recorded, reclone) = repo::at_a_glance(&parent, key.name());
+            if !reclone && recorded.is_some() && recorded == remote.fingerprint {
+                return Ok(None);
+            }
+        }
+    }
     // Opened straight away (the common case); only when that fails is
     // what stands there looked at.
     let dir = match parent.open_dir(key.name()) {

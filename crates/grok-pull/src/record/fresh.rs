@@ -53,25 +53,60 @@ pub fn observe<'a>(
 #[derive(Debug)]
 pub struct Tracker {
     path: PathBuf,
-    /// The recorded state.
-    pub file: Freshness,
+    /// The file being read on a thread of its own: on a large tree that
+    /// takes tens of milliseconds the first poll need not wait for.
+    loading: Option<std::thread::JoinHandle<Freshness>>,
+    /// The recorded state, once read.
+    file: Freshness,
     stale_after: std::time::Duration,
+    /// Changes made so far, and how many of them the last write held (at
+    /// which second): a second write within the same second with nothing
+    /// new would write the same bytes again.
+    changes: u64,
+    written: Option<(u64, i64, Option<Activity>)>,
 }
 
 impl Tracker {
-    /// Load what earlier runs recorded (an unreadable file is started
-    /// afresh, with a warning).
+    /// Start loading what earlier runs recorded (an unreadable file is
+    /// started afresh, with a warning).
     pub fn load(settings: &Settings) -> Tracker {
         let path = freshness::freshness_path(settings.manifest());
-        let file = Freshness::read(&path).unwrap_or_else(|e| {
-            warn!("{e}");
-            Freshness::default()
-        });
+        let from = path.clone();
+        let read = move || {
+            Freshness::read(&from).unwrap_or_else(|e| {
+                warn!("{e}");
+                Freshness::default()
+            })
+        };
+        let (loading, file) = match std::thread::Builder::new()
+            .name("grok-pull-fresh".into())
+            .spawn(read.clone())
+        {
+            Ok(handle) => (Some(handle), Freshness::default()),
+            Err(_) => (None, read()),
+        };
         Tracker {
             path,
+            loading,
             file,
             stale_after: settings.stale_after,
+            changes: 0,
+            written: None,
         }
+    }
+
+    /// The recorded state, waiting for the load to finish.
+    fn file(&mut self) -> &mut Freshness {
+        if let Some(handle) = self.loading.take() {
+            self.file = handle.join().unwrap_or_default();
+        }
+        &mut self.file
+    }
+
+    /// The recorded state, about to change.
+    fn changing(&mut self) -> &mut Freshness {
+        self.changes += 1;
+        self.file()
     }
 
     /// Take up a reloaded config's `stale_after`.
@@ -82,9 +117,10 @@ impl Tracker {
     /// A poll brought a manifest: these are the repositories we mirror now.
     pub fn polled(&mut self, observed: &[Observed], now: i64) {
         let keys: BTreeSet<&str> = observed.iter().map(|o| o.key.as_str()).collect();
-        self.file.repos.retain(|k, _| keys.contains(k.as_str()));
+        let file = self.changing();
+        file.repos.retain(|k, _| keys.contains(k.as_str()));
         for o in observed {
-            self.file.repos.entry(o.key.clone()).or_default().observe(
+            file.repos.entry(o.key.clone()).or_default().observe(
                 o.origin_modified,
                 o.have_modified,
                 o.behind,
@@ -96,10 +132,11 @@ impl Tracker {
 
     /// Record a poll's result.
     pub fn poll_result(&mut self, result: &str, error: Option<String>, now: i64) {
+        let file = self.changing();
         if error.is_none() {
-            self.file.last_poll_ok = Some(now);
+            file.last_poll_ok = Some(now);
         }
-        self.file.last_poll = Some(PollRecord {
+        file.last_poll = Some(PollRecord {
             at: now,
             result: result.to_string(),
             error,
@@ -108,7 +145,7 @@ impl Tracker {
 
     /// A repository failed before any job ran.
     pub fn failed(&mut self, key: &str, why: &str, now: i64) {
-        self.file
+        self.changing()
             .repos
             .entry(key.to_string())
             .or_default()
@@ -120,14 +157,14 @@ impl Tracker {
         match outcome {
             JobOutcome::Busy => {}
             JobOutcome::Purged => {
-                self.file.repos.remove(key);
+                self.changing().repos.remove(key);
             }
             JobOutcome::Failed(why) => self.failed(key, &why.to_string(), now),
             JobOutcome::Cloned
             | JobOutcome::Updated
             | JobOutcome::Unchanged
             | JobOutcome::Skipped => self
-                .file
+                .changing()
                 .repos
                 .entry(key.to_string())
                 .or_default()
@@ -136,15 +173,25 @@ impl Tracker {
     }
 
     /// The collection at a glance, now.
-    pub fn summary(&self) -> Summary {
-        freshness::summarize(&self.file, unix_now(), self.stale_after, WORST)
+    pub fn summary(&mut self) -> Summary {
+        let stale_after = self.stale_after;
+        freshness::summarize(self.file(), unix_now(), stale_after, WORST)
     }
 
-    /// Write the file (with the daemon's activity, if any).
+    /// Write the file (with the daemon's activity, if any), unless what it
+    /// would hold was written already this second.
     pub fn write(&mut self, daemon: Option<Activity>) {
-        self.file.daemon = daemon;
-        if let Err(e) = self.file.write(&self.path, unix_now()) {
-            warn!("cannot write the freshness file: {e}");
+        let now = unix_now();
+        let this = (self.changes, now, daemon.clone());
+        if self.written.as_ref() == Some(&this) {
+            return;
+        }
+        let path = self.path.clone();
+        let file = self.file();
+        file.daemon = daemon;
+        match file.write(&path, now) {
+            Ok(()) => self.written = Some(this),
+            Err(e) => warn!("cannot write the freshness file: {e}"),
         }
     }
 }

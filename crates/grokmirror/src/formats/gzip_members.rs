@@ -1,23 +1,27 @@
-//! Writing a manifest's gzip in parallel: a large text is cut into as
-//! many pieces as there are CPUs (at most [`MAX_MEMBERS`]), each deflated
-//! on its own thread into a complete gzip member, and the members are
-//! written one after the other. RFC 1952 allows several members in one
-//! file and every reader of manifests decompresses them as one stream
-//! (Python's `gzip` module, which grokmirror uses, zcat, and ours, which
-//! reads with [`flate2::read::MultiGzDecoder`]). A hook that rewrites a
-//! 50,000-entry manifest for one changed entry spends most of its time
-//! deflating; this divides that by the number of CPUs. A text under
-//! [`PARALLEL_FROM`] bytes is one member, as before.
+//! A manifest's gzip as a series of members, each carrying a small index
+//! of itself. RFC 1952 allows several members in one file, and every
+//! reader of manifests decompresses them as one stream (Python's `gzip`
+//! module, which grokmirror uses, zcat, and ours, which reads with
+//! [`flate2::read::MultiGzDecoder`]). Members are deflated in parallel,
+//! and a hook that changes one entry re-deflates only the member holding
+//! it (see [`super::manifest_members`]).
+//!
+//! The index is an RFC 1952 "extra field" (FEXTRA) with the subfield id
+//! `GM`: a version byte, a flags byte (bit 0: the text is indented), the
+//! member's whole length in bytes and its entry count (both u32, little
+//! endian), and the first key of the member. Readers that do not know
+//! the subfield skip it, as RFC 1952 says they must (Python does).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::write::DeflateEncoder;
+use flate2::{Compression, Crc};
 
-/// Texts from this size up are split into members (about 10,000 entries).
+/// Texts from this size up are parsed on two threads (about 10,000
+/// entries).
 pub const PARALLEL_FROM: usize = 2 << 20;
 
-/// Never more members than this, however many CPUs.
+/// Never more parsing threads than this, however many CPUs.
 pub const MAX_MEMBERS: usize = 8;
 
 /// The deflate level of manifests. Measured on a 50,000-entry manifest
@@ -26,7 +30,28 @@ pub const MAX_MEMBERS: usize = 8;
 /// 37 ms; level 1 is faster (23 ms) but 59% bigger.
 pub const LEVEL: u32 = 2;
 
-/// How many members a text of `len` bytes gets with `cpus` CPUs.
+/// The subfield id of our index in a member's extra field.
+const SUBFIELD: [u8; 2] = *b"GM";
+
+/// The version of the index layout.
+const VERSION: u8 = 1;
+
+/// Flag bits of the gzip header (RFC 1952 section 2.3.1).
+const FEXTRA: u8 = 0x04;
+
+/// Fixed part of a gzip header: magic, method, flags, mtime, xfl, OS.
+const HEADER: usize = 10;
+
+/// Bytes of the index besides the key: subfield id and length, version,
+/// flags, member length, entry count.
+const INDEX_FIXED: usize = 4 + 1 + 1 + 4 + 4;
+
+/// The longest first key an index holds (the extra field's length is a
+/// u16). Keys are far shorter; a manifest with a longer one is written
+/// without an index.
+pub const MAX_INDEXED_KEY: usize = u16::MAX as usize - INDEX_FIXED;
+
+/// How many parsing threads a text of `len` bytes gets with `cpus` CPUs.
 pub fn member_count(len: usize, cpus: usize) -> usize {
     if len < PARALLEL_FROM {
         return 1;
@@ -35,44 +60,150 @@ pub fn member_count(len: usize, cpus: usize) -> usize {
     cpus.clamp(1, MAX_MEMBERS).min(by_size)
 }
 
-fn member(piece: &[u8]) -> io::Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(piece.len() / 4), Compression::new(LEVEL));
-    enc.write_all(piece)?;
-    enc.finish()
+/// What one member's index says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberIndex {
+    /// Whether the member's text is indented (`pretty`).
+    pub pretty: bool,
+    /// Entries whose text is in this member.
+    pub entries: u32,
+    /// The first of them (empty when there are none).
+    pub first_key: String,
 }
 
-/// Write the concatenation of `pieces` gzipped to `out`: one member per
-/// piece, deflated in parallel (one piece: one member, on this thread).
-pub fn write_pieces(pieces: &[String], out: &mut impl Write) -> io::Result<()> {
-    if let [one] = pieces {
-        return out.write_all(&member(one.as_bytes())?);
+/// One member found in a file: where it lies and what its index says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Byte range of the whole member in the file.
+    pub range: std::ops::Range<usize>,
+    /// Its index.
+    pub index: MemberIndex,
+}
+
+/// One complete gzip member holding `text`, with `index` in its header.
+/// Written by hand around flate2's raw deflate: the index records the
+/// member's own length, known only once the text is deflated.
+pub fn member(text: &[u8], index: &MemberIndex) -> io::Result<Vec<u8>> {
+    let key = index.first_key.as_bytes();
+    if key.len() > MAX_INDEXED_KEY {
+        return Err(io::Error::other("first key too long for a member index"));
     }
-    let compressed: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|piece| s.spawn(move || member(piece.as_bytes())))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("deflate thread panicked")))
-            })
-            .collect()
-    });
-    for m in compressed {
-        out.write_all(&m?)?;
+    let mut deflate =
+        DeflateEncoder::new(Vec::with_capacity(text.len() / 4), Compression::new(LEVEL));
+    deflate.write_all(text)?;
+    let body = deflate.finish()?;
+    let extra_len = INDEX_FIXED + key.len();
+    let total = HEADER + 2 + extra_len + body.len() + 8;
+    let total32 = u32::try_from(total).map_err(|_| io::Error::other("member over 4 GiB"))?;
+    let mut out = Vec::with_capacity(total);
+    // No mtime (0), XFL 0, OS 255 "unknown": what Python's gzip writes
+    // but for the mtime, which would make equal manifests differ.
+    out.extend_from_slice(&[0x1f, 0x8b, 8, FEXTRA, 0, 0, 0, 0, 0, 255]);
+    out.extend_from_slice(&(extra_len as u16).to_le_bytes());
+    out.extend_from_slice(&SUBFIELD);
+    out.extend_from_slice(&((extra_len - 4) as u16).to_le_bytes());
+    out.push(VERSION);
+    out.push(u8::from(index.pretty));
+    out.extend_from_slice(&total32.to_le_bytes());
+    out.extend_from_slice(&index.entries.to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&body);
+    let mut crc = Crc::new();
+    crc.update(text);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
+}
+
+/// The members of `raw` from their indexes; `None` unless every member
+/// has one of ours and they tile the file exactly with first keys in
+/// strictly increasing order (a file from grokmirror, or from an older
+/// version of ours, has none: it is read and rewritten whole).
+pub fn members(raw: &[u8]) -> Option<Vec<Member>> {
+    let mut out: Vec<Member> = Vec::new();
+    let mut at = 0;
+    while at < raw.len() {
+        let m = member_at(raw, at)?;
+        if let Some(prev) = out.last() {
+            if prev.index.first_key >= m.index.first_key {
+                return None;
+            }
+        }
+        at = m.range.end;
+        out.push(m);
     }
-    Ok(())
+    (!out.is_empty()).then_some(out)
+}
+
+fn member_at(raw: &[u8], at: usize) -> Option<Member> {
+    let head = raw.get(at..at + HEADER + 2)?;
+    if head[..4] != [0x1f, 0x8b, 8, FEXTRA] {
+        return None;
+    }
+    let extra_len = u16::from_le_bytes([head[10], head[11]]) as usize;
+    let extra = raw.get(at + HEADER + 2..at + HEADER + 2 + extra_len)?;
+    if extra.len() < INDEX_FIXED || extra[..2] != SUBFIELD || extra[4] != VERSION {
+        return None;
+    }
+    if u16::from_le_bytes([extra[2], extra[3]]) as usize != extra_len - 4 {
+        return None;
+    }
+    let pretty = match extra[5] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let total = u32::from_le_bytes(extra[6..10].try_into().ok()?) as usize;
+    let entries = u32::from_le_bytes(extra[10..14].try_into().ok()?);
+    let first_key = String::from_utf8(extra[INDEX_FIXED..].to_vec()).ok()?;
+    let end = at.checked_add(total)?;
+    if end > raw.len() || total < HEADER + 2 + extra_len + 8 {
+        return None;
+    }
+    Some(Member {
+        range: at..end,
+        index: MemberIndex {
+            pretty,
+            entries,
+            first_key,
+        },
+    })
+}
+
+/// The text of one member found by [`members`], its CRC and length
+/// checked against the trailer.
+pub fn inflate(raw: &[u8], member: &Member) -> io::Result<Vec<u8>> {
+    let bytes = &raw[member.range.clone()];
+    let extra_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    let (body, trailer) =
+        bytes[HEADER + 2 + extra_len..].split_at(bytes.len() - HEADER - 2 - extra_len - 8);
+    let want_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+    let want_len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+    let mut text = Vec::with_capacity(want_len as usize);
+    let mut decoder = flate2::read::DeflateDecoder::new(body);
+    // A member says how long its text is; never read past that (a bomb
+    // stops there and fails the length check).
+    (&mut decoder)
+        .take(u64::from(want_len) + 1)
+        .read_to_end(&mut text)?;
+    let mut crc = Crc::new();
+    crc.update(&text);
+    if crc.sum() != want_crc || text.len() != want_len as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "gzip member fails its CRC or length check",
+        ));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
-    fn members_by_size_and_cpus() {
+    fn parsing_threads_by_size_and_cpus() {
         assert_eq!(member_count(1000, 8), 1);
         assert_eq!(member_count(PARALLEL_FROM - 1, 8), 1);
         assert_eq!(member_count(PARALLEL_FROM, 1), 1);
@@ -81,42 +212,73 @@ mod tests {
         assert_eq!(member_count(100 << 20, 64), MAX_MEMBERS);
     }
 
-    #[test]
-    fn members_read_back_as_one_stream() {
-        let text: String = (0..500_000u32).map(|i| format!("{i:09}\n")).collect();
-        let pieces: Vec<String> = text
-            .as_bytes()
-            .chunks(1 << 20)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
-            .collect();
-        assert!(pieces.len() > 1);
-        let mut gz = Vec::new();
-        write_pieces(&pieces, &mut gz).unwrap();
-        let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(gz.as_slice())
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, text.as_bytes());
-        // Python's gzip, which grokmirror reads manifests with, reads them too.
+    /// What Python's `gzip.decompress` makes of `gz`.
+    pub(crate) fn python_gunzip(gz: &[u8]) -> Vec<u8> {
         let mut py = std::process::Command::new("python3")
             .args(["-c", "import gzip,sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stdin = py.stdin.as_ref().unwrap();
-        stdin.write_all(&gz).unwrap();
-        drop(py.stdin.take());
+        py.stdin.take().unwrap().write_all(gz).unwrap();
         let out = py.wait_with_output().unwrap();
         assert!(out.status.success());
-        assert_eq!(out.stdout, text.as_bytes());
-        let small = "{\"/a.git\": {}}".to_string();
+        out.stdout
+    }
+
+    fn index(first: &str, entries: u32) -> MemberIndex {
+        MemberIndex {
+            pretty: false,
+            entries,
+            first_key: first.into(),
+        }
+    }
+
+    #[test]
+    fn members_are_found_checked_and_read_back_as_one_stream() {
+        let texts = ["{\"/a\": 1, \"/b\": 2", ", \"/c\": 3", ", \"/d\": 4}"];
+        let keys = ["/a", "/c", "/d"];
         let mut gz = Vec::new();
-        write_pieces(std::slice::from_ref(&small), &mut gz).unwrap();
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut back)
+        for (t, k) in texts.iter().zip(keys) {
+            gz.extend(member(t.as_bytes(), &index(k, 1)).unwrap());
+        }
+        let found = members(&gz).unwrap();
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[1].index, index("/c", 1));
+        assert_eq!(found[2].range.end, gz.len());
+        for (m, t) in found.iter().zip(texts) {
+            assert_eq!(inflate(&gz, m).unwrap(), t.as_bytes());
+        }
+        let mut whole = String::new();
+        flate2::read::MultiGzDecoder::new(gz.as_slice())
+            .read_to_string(&mut whole)
             .unwrap();
-        assert_eq!(back, small.as_bytes(), "a small text is one plain member");
+        assert_eq!(whole, texts.concat());
+        // Python's gzip, which grokmirror reads manifests with, reads it.
+        assert_eq!(python_gunzip(&gz), texts.concat().as_bytes());
+
+        // A flipped byte in a member's body fails its check.
+        let mut bad = gz.clone();
+        let mid = found[1].range.start + (found[1].range.len() - 9);
+        bad[mid] ^= 0x55;
+        assert!(inflate(&bad, &found[1]).is_err());
+    }
+
+    #[test]
+    fn files_without_our_index_have_no_members() {
+        let mut plain = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
+        plain.write_all(b"{}").unwrap();
+        let plain = plain.finish().unwrap();
+        assert_eq!(members(&plain), None);
+        let one = member(b"{}", &index("", 0)).unwrap();
+        assert!(members(&one).is_some());
+        // Cut short, trailing garbage, keys out of order: none.
+        assert_eq!(members(&one[..one.len() - 1]), None);
+        let mut extra = one.clone();
+        extra.push(0);
+        assert_eq!(members(&extra), None);
+        let mut unordered = member(b"{\"/b\": 1", &index("/b", 1)).unwrap();
+        unordered.extend(member(b", \"/a\": 1}", &index("/a", 1)).unwrap());
+        assert_eq!(members(&unordered), None);
     }
 }

@@ -405,6 +405,9 @@ impl Manifest {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(cause) => return Err(Error::Read { path: what, cause }),
         };
+        if let Some(repos) = super::manifest_members::read_all(&raw) {
+            return Ok(Some(Manifest { repos }));
+        }
         let data = decode_bytes(raw, None, &what)?;
         Manifest::from_json_vec(data, &what).map(Some)
     }
@@ -426,18 +429,16 @@ impl Manifest {
         }
     }
 
-    /// Write atomically: gzip when the name ends in `.gz`, plain otherwise.
+    /// Write atomically: gzip when the name ends in `.gz` (as indexed
+    /// members, [`super::manifest_members`]), plain otherwise.
     pub fn write(&self, path: &Path, pretty: bool) -> Result<(), Error> {
         let gzip = path.to_string_lossy().ends_with(".gz");
-        let pieces = self.pieces_for_writing(pretty);
         fsutil::write_atomic_with(path, |file| {
             let mut out = io::BufWriter::new(file);
             if gzip {
-                super::gzip_members::write_pieces(&pieces, &mut out)?;
+                super::manifest_members::write_all(self, pretty, &mut out)?;
             } else {
-                for p in &pieces {
-                    out.write_all(p.as_bytes())?;
-                }
+                out.write_all(self.to_json(pretty).as_bytes())?;
             }
             out.flush()
         })

@@ -1,13 +1,12 @@
-//! A large manifest parsed and written on several threads: what a hook
-//! that changes one entry of a 50,000-entry manifest spends its time on
-//! (the "ten times kernel.org" issue). The text is cut between two
-//! top-level entries; each piece is parsed (or emitted) on its own thread
-//! and the results are joined, giving exactly what one thread would.
+//! A large manifest parsed on two threads (the "ten times kernel.org"
+//! issue): the text is cut between two top-level entries, each half is
+//! parsed on its own thread and the results are joined, giving exactly
+//! what one thread would. (Writing in parallel is
+//! [`super::manifest_members`]' job.)
 
 use std::collections::BTreeMap;
 
-use super::json::{Emitter, PyJson};
-use super::manifest::{Error, Manifest, RepoEntry};
+use super::manifest::{Error, RepoEntry};
 
 /// How many threads: the CPUs, at most two per
 /// [`super::gzip_members::PARALLEL_FROM`] bytes, one below it.
@@ -71,57 +70,11 @@ pub fn parse(mut data: Vec<u8>, what: &str) -> Result<BTreeMap<String, RepoEntry
     }
 }
 
-impl Manifest {
-    /// The JSON text of [`Manifest::to_json`] in `pieces` consecutive parts
-    /// (fewer when there are fewer entries), emitted on as many threads;
-    /// joined, they are exactly `to_json(pretty)`.
-    pub fn to_json_pieces(&self, pretty: bool, pieces: usize) -> Vec<String> {
-        let n = self.repos.len();
-        let pieces = pieces.clamp(1, n.max(1));
-        if pieces == 1 {
-            return vec![self.to_json(pretty)];
-        }
-        let entries: Vec<(&String, &RepoEntry)> = self.repos.iter().collect();
-        let per = n.div_ceil(pieces);
-        let parts: Vec<&[(&String, &RepoEntry)]> = entries.chunks(per).collect();
-        let last = parts.len() - 1;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .iter()
-                .enumerate()
-                .map(|(i, part)| {
-                    s.spawn(move || {
-                        let mut e = Emitter::new(pretty.then_some(2), 64 + part.len() * 200);
-                        if i == 0 {
-                            e.raw("{");
-                        }
-                        let fields = part.iter().map(|(k, v)| (k.as_str(), *v as &dyn PyJson));
-                        e.object_part(0, i > 0, fields);
-                        if i == last {
-                            e.object_end(0);
-                        }
-                        e.finish()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("emitting JSON does not panic"))
-                .collect()
-        })
-    }
-
-    /// Parts of the text for [`Manifest::write`]: one per thread it may use.
-    pub(super) fn pieces_for_writing(&self, pretty: bool) -> Vec<String> {
-        // About 180 bytes an entry.
-        self.to_json_pieces(pretty, threads_for(self.repos.len() * 180))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::gzip_members::PARALLEL_FROM;
     use super::*;
+    use crate::formats::manifest::Manifest;
 
     fn manifest(n: usize) -> Manifest {
         let mut m = Manifest::new();
@@ -140,23 +93,6 @@ mod tests {
             m.repos.insert(format!("/pub/r{i:06}.git"), entry);
         }
         m
-    }
-
-    #[test]
-    fn pieces_join_to_the_whole_text() {
-        for n in [0, 1, 2, 3, 10, 101] {
-            let m = manifest(n);
-            for pretty in [false, true] {
-                for pieces in [1, 2, 3, 8] {
-                    let joined: String = m.to_json_pieces(pretty, pieces).concat();
-                    assert_eq!(
-                        joined,
-                        m.to_json(pretty),
-                        "{n} entries, {pieces} pieces, pretty {pretty}"
-                    );
-                }
-            }
-        }
     }
 
     #[test]

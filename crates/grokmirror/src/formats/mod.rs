@@ -10,6 +10,7 @@ pub mod gzip_members;
 pub mod json;
 pub mod last_remote;
 pub mod manifest;
+pub mod manifest_members;
 pub mod manifest_parallel;
 pub mod remote_manifest;
 

@@ -94,6 +94,20 @@ fn recorded_fingerprint(raw: Vec<u8>) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
+/// What a poll needs to know of the repository `name` in `parent` when
+/// nothing may have changed: its recorded fingerprint (`None` when there
+/// is none to read) and whether a re-clone was asked for, in two or three
+/// system calls and without opening the repository itself. Anything but
+/// "a recorded fingerprint, no re-clone" is for a closer look.
+pub fn at_a_glance(parent: &crate::tree::Dir, name: &std::ffi::OsStr) -> (Option<String>, bool) {
+    let repo = Path::new(name);
+    let fingerprint = parent
+        .glance_at_file(repo.join(FINGERPRINT_FILE), 1024)
+        .and_then(recorded_fingerprint);
+    let reclone = fingerprint.is_some() && parent.has_beneath(repo.join(RECLONE_FILE));
+    (fingerprint, reclone)
+}
+
 /// [`fingerprint_on_disk`] of the repository open as `dir`, its recorded
 /// fingerprint read through the handle (one open and read, no path to
 /// resolve): what a poll of a large tree asks of every repository.
@@ -344,5 +358,25 @@ mod tests {
             Some("recorded")
         );
         assert_eq!(fingerprint_now(&git, &repo), Some(now));
+    }
+
+    #[test]
+    fn a_glance_gives_the_recorded_fingerprint_and_a_reclone_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("r.git");
+        fs::create_dir_all(&repo).unwrap();
+        let parent = crate::tree::Dir::open_root(dir.path()).unwrap();
+        let name = std::ffi::OsStr::new("r.git");
+        assert_eq!(
+            at_a_glance(&parent, name),
+            (None, false),
+            "nothing recorded"
+        );
+        fs::write(repo.join(FINGERPRINT_FILE), "abc\n").unwrap();
+        assert_eq!(at_a_glance(&parent, name), (Some("abc".into()), false));
+        fs::write(repo.join(RECLONE_FILE), "Requested by grok-fsck").unwrap();
+        assert_eq!(at_a_glance(&parent, name), (Some("abc".into()), true));
+        fs::write(repo.join(FINGERPRINT_FILE), "  \n").unwrap();
+        assert_eq!(at_a_glance(&parent, name).0, None, "blank is none");
     }
 }

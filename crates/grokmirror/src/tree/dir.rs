@@ -240,6 +240,28 @@ impl Dir {
             && is("HEAD", FileType::RegularFile)
     }
 
+    /// At most `max` bytes of the file at `rel` below this directory (no
+    /// symlink on the way), read with one open and one read and no
+    /// `fstat`: what a poll asks of every repository of a large tree.
+    /// Opened non-blocking, so a FIFO a local user planted answers at once
+    /// (empty, or what its writer gave, at most `max` bytes) instead of
+    /// blocking; a directory fails the read. `None` when it cannot be read.
+    pub fn glance_at_file(&self, rel: impl AsRef<Path>, max: usize) -> Option<Vec<u8>> {
+        let fd = self
+            .open_beneath(rel.as_ref(), OFlags::RDONLY | OFlags::NONBLOCK)
+            .ok()?;
+        let mut out = vec![0; max];
+        let n = rustix::io::read(&fd, &mut out).ok()?;
+        out.truncate(n);
+        Some(out)
+    }
+
+    /// Whether something (not reached through a symlink) is at `rel`
+    /// below this directory: one `openat2` with `O_PATH`.
+    pub fn has_beneath(&self, rel: impl AsRef<Path>) -> bool {
+        self.open_beneath(rel.as_ref(), OFlags::PATH).is_ok()
+    }
+
     /// The contents of the small file `name` (one component, not followed
     /// if a symlink), at most `max` bytes; `None` when it does not exist
     /// or cannot be read.
@@ -478,6 +500,37 @@ mod tests {
         assert!(matches!(d.open_file("fifo"), Err(Error::NotAFile(_))));
         assert!(matches!(d.open_file("link"), Err(Error::Symlink(_))));
         assert!(d.open_file(".").is_err());
+    }
+
+    #[test]
+    fn a_glance_reads_files_below_and_never_through_a_symlink_or_a_blocked_fifo() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("r.git")).unwrap();
+        fs::write(t.path().join("r.git/fp"), b"0123456789").unwrap();
+        fs::write(outside.path().join("fp"), b"elsewhere").unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("l.git")).unwrap();
+        nix::unistd::mkfifo(&t.path().join("r.git/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let d = Dir::open_root(t.path()).unwrap();
+        assert_eq!(
+            d.glance_at_file("r.git/fp", 4).as_deref(),
+            Some(&b"0123"[..])
+        );
+        assert_eq!(
+            d.glance_at_file("r.git/fp", 64).as_deref(),
+            Some(&b"0123456789"[..])
+        );
+        assert_eq!(d.glance_at_file("l.git/fp", 64), None, "through a symlink");
+        assert_eq!(d.glance_at_file("r.git/none", 64), None);
+        assert_eq!(d.glance_at_file("r.git", 64), None, "a directory");
+        // A FIFO without a writer answers at once, with nothing.
+        assert_eq!(
+            d.glance_at_file("r.git/fifo", 64).as_deref(),
+            Some(&b""[..])
+        );
+        assert!(d.has_beneath("r.git/fp") && d.has_beneath("r.git"));
+        assert!(!d.has_beneath("r.git/none"));
+        assert!(!d.has_beneath("l.git/fp"), "through a symlink");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! entry, each field against a limit ([`limits`]), so a hostile origin can
 //! make us read many bytes but never hold them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use serde::de::Error as _;
@@ -282,7 +282,15 @@ pub fn parse_untrusted_reader<R: Read>(
     // Keys given with the leading slash win over 1.x-style duplicates; the
     // same raw key given twice: the later one wins (as a JSON object
     // decoded by Python does). Rejections are keyed by raw key for that.
-    let mut raw_keys: BTreeMap<String, String> = BTreeMap::new();
+    // `spelled` holds the raw key of an accepted entry only where it is
+    // not the key itself (rare: most keys come normalized).
+    let mut spelled: BTreeMap<String, String> = BTreeMap::new();
+    let raw_of = |spelled: &BTreeMap<String, String>, out: &RemoteManifest, key: &str| {
+        spelled
+            .get(key)
+            .cloned()
+            .or_else(|| out.repos.contains_key(key).then(|| key.to_string()))
+    };
     let mut rejected: BTreeMap<String, String> = BTreeMap::new();
     let mut first = true;
     loop {
@@ -296,12 +304,16 @@ pub fn parse_untrusted_reader<R: Read>(
         .map_err(fail)?;
         let Some(member) = member else { break };
         let raw_key = member.key;
-        let shown_key = if member.key_len > MAX_PATH_BYTES as u64 {
-            shown(&raw_key, member.key_len)
-        } else {
-            printable(&raw_key)
+        let shown_key = || {
+            if member.key_len > MAX_PATH_BYTES as u64 {
+                shown(&raw_key, member.key_len)
+            } else {
+                printable(&raw_key)
+            }
         };
-        rejected.remove(&shown_key);
+        if !rejected.is_empty() {
+            rejected.remove(&shown_key());
+        }
         let result = match (checked, member.entry) {
             (Some(Ok(key)), Some(Ok(e))) => validate_entry(&key, e, rules).map(|e| (key, e)),
             (Some(Ok(_)), Some(Err(why))) => Err(why),
@@ -310,10 +322,10 @@ pub fn parse_untrusted_reader<R: Read>(
         };
         match result {
             Ok((key, entry)) => {
-                if let Some(previous) = raw_keys.get(&key) {
-                    if *previous != raw_key {
+                if let Some(previous) = raw_of(&spelled, &out, &key) {
+                    if previous != raw_key {
                         let (loser, keep_new) = if raw_key.starts_with('/') {
-                            (previous.clone(), true)
+                            (previous, true)
                         } else {
                             (raw_key.clone(), false)
                         };
@@ -323,17 +335,23 @@ pub fn parse_untrusted_reader<R: Read>(
                         }
                     }
                 }
-                raw_keys.insert(key.clone(), raw_key);
+                if raw_key == key {
+                    spelled.remove(&key);
+                } else {
+                    spelled.insert(key.clone(), raw_key.clone());
+                }
                 out.repos.insert(key, entry);
             }
             Err(reason) => {
                 // A later bad copy of an accepted key replaces it.
                 let normalized = normalize_path(&raw_key).ok();
-                if let Some(k) = normalized.filter(|k| raw_keys.get(k) == Some(&raw_key)) {
-                    raw_keys.remove(&k);
+                if let Some(k) =
+                    normalized.filter(|k| raw_of(&spelled, &out, k).as_deref() == Some(&raw_key))
+                {
+                    spelled.remove(&k);
                     out.repos.remove(&k);
                 }
-                rejected.insert(shown_key, reason);
+                rejected.insert(shown_key(), reason);
             }
         }
     }
@@ -347,13 +365,13 @@ pub fn parse_untrusted_reader<R: Read>(
 }
 
 /// A key that equals `path`, lies above it or lies under it.
-fn overlapping_key<'k>(keys: &BTreeSet<&'k str>, path: &str) -> Option<&'k str> {
+fn overlapping_key<'k>(keys: &'k BTreeMap<String, RepoEntry>, path: &str) -> Option<&'k str> {
     let above = path
         .match_indices('/')
         .skip(1)
         .map(|(i, _)| &path[..i])
         .chain(std::iter::once(path))
-        .find_map(|p| keys.get(p).copied());
+        .find_map(|p| keys.get_key_value(p).map(|(k, _)| k.as_str()));
     above.or_else(|| {
         let below = format!("{path}/");
         keys.range::<str, _>((
@@ -361,7 +379,7 @@ fn overlapping_key<'k>(keys: &BTreeSet<&'k str>, path: &str) -> Option<&'k str> 
             std::ops::Bound::Unbounded,
         ))
         .next()
-        .copied()
+        .map(|(k, _)| k.as_str())
         .filter(|k| k.starts_with(&below))
     })
 }
@@ -370,16 +388,15 @@ fn overlapping_key<'k>(keys: &BTreeSet<&'k str>, path: &str) -> Option<&'k str> 
 /// symlink, no symlink on top of a repository or claimed twice.
 fn reject_overlaps(m: &mut RemoteManifest) {
     let mut bad: BTreeMap<String, String> = BTreeMap::new();
-    let keys: Vec<&String> = m.repos.keys().collect();
     // A key's possible parents are its own prefixes ending before a '/';
     // look each one up.
-    let key_set: BTreeSet<&str> = keys.iter().map(|k| k.as_str()).collect();
-    for key in &keys {
+    let key_set = &m.repos;
+    for key in m.repos.keys() {
         for (i, _) in key.match_indices('/').skip(1) {
             let ancestor = &key[..i];
-            if key_set.contains(ancestor) {
+            if key_set.contains_key(ancestor) {
                 bad.insert(
-                    (*key).clone(),
+                    key.clone(),
                     format!("it lies inside the repository {ancestor}"),
                 );
                 break;
@@ -392,7 +409,7 @@ fn reject_overlaps(m: &mut RemoteManifest) {
             continue;
         }
         for link in &entry.symlinks {
-            let on_repo = overlapping_key(&key_set, link);
+            let on_repo = overlapping_key(key_set, link);
             if let Some(other) = on_repo {
                 bad.insert(
                     key.clone(),

@@ -1,6 +1,7 @@
 //! Unit tests of remote-manifest validation.
 
 use super::*;
+use std::collections::BTreeSet;
 
 const FP: &str = "0123456789abcdef0123456789abcdef01234567";
 
