@@ -70,6 +70,22 @@ fn assert_every_fingerprint_current(top: &Path, manifest: &Path, repos: &[PathBu
     }
 }
 
+/// One post-receive hook: the reference's grok-manifest on `repo`, or ours.
+fn run_hook(reference: bool, manifest: &Path, top: &Path, repo: &Path) {
+    let mut cmd = if reference {
+        oracle("grok-manifest")
+    } else {
+        grok("grok-manifest")
+    };
+    run_ok(cmd.args([
+        "-m",
+        manifest.to_str().unwrap(),
+        "-t",
+        top.to_str().unwrap(),
+        repo.to_str().unwrap(),
+    ]));
+}
+
 #[test]
 fn ours_and_reference_take_turns_in_hook_mode() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,18 +98,7 @@ fn ours_and_reference_take_turns_in_hook_mode() {
             if i == 3 {
                 std::fs::write(repo.join("description"), format!("round {round}\n")).unwrap();
             }
-            let mut cmd = if (i + round) % 2 == 0 {
-                grok("grok-manifest")
-            } else {
-                oracle("grok-manifest")
-            };
-            run_ok(cmd.args([
-                "-m",
-                manifest.to_str().unwrap(),
-                "-t",
-                top.to_str().unwrap(),
-                repo.to_str().unwrap(),
-            ]));
+            run_hook((i + round) % 2 == 1, &manifest, &top, repo);
         }
     }
     assert_every_fingerprint_current(&top, &manifest, &repos);
@@ -192,20 +197,7 @@ fn hooks_change_a_large_manifest_a_member_at_a_time_and_the_reference_reads_it()
     m.write(&manifest, false).unwrap();
     let synthetic = as_we_read_it(&manifest);
 
-    let hook = |reference: bool, repo: &Path| {
-        let mut cmd = if reference {
-            oracle("grok-manifest")
-        } else {
-            grok("grok-manifest")
-        };
-        run_ok(cmd.args([
-            "-m",
-            manifest.to_str().unwrap(),
-            "-t",
-            top.to_str().unwrap(),
-            repo.to_str().unwrap(),
-        ]));
-    };
+    let hook = |reference: bool, repo: &Path| run_hook(reference, &manifest, &top, repo);
     let members = || gzip_members::members(&std::fs::read(&manifest).unwrap());
     let check = |hooked: &[&PathBuf]| {
         let ours = as_we_read_it(&manifest);

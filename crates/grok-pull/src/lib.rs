@@ -225,13 +225,18 @@ impl Puller {
         }
     }
 
-    /// Step 1: ask the origin for its manifest.
-    pub async fn poll(&self, force: bool) -> anyhow::Result<Poll> {
+    /// Step 1: ask the origin for its manifest (`on_new` is called once
+    /// a new one starts to arrive).
+    pub async fn poll(
+        &self,
+        force: bool,
+        on_new: &(dyn Fn() + Send + Sync),
+    ) -> anyhow::Result<Poll> {
         let previous = RemoteState::read(&last_remote::state_path(self.settings.manifest()));
         let rules = Rules {
             reserved: self.tree.reserved().clone(),
         };
-        source::poll(&self.settings, force, &previous, &rules).await
+        source::poll(&self.settings, force, &previous, &rules, on_new).await
     }
 
     /// Step 2: decide the work (without reading the other shards'

@@ -74,7 +74,9 @@ async fn read_one(settings: &Settings, url: &str, rules: &Rules) -> anyhow::Resu
         .await
         .context("the manifest parser panicked")?;
     }
-    match crate::source::fetch_http(url, None, max, settings.manifest_timeout, rules).await? {
+    match crate::source::fetch_http(url, None, max, settings.manifest_timeout, rules, &|| {})
+        .await?
+    {
         Some((m, _, _)) => Ok(m),
         None => bail!("{url} answered 304 Not Modified to a request without If-Modified-Since"),
     }

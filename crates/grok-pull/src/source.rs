@@ -102,11 +102,12 @@ pub async fn poll(
     force: bool,
     previous: &RemoteState,
     rules: &Rules,
+    on_new: &(dyn Fn() + Send + Sync),
 ) -> anyhow::Result<Poll> {
     let config_mtime = settings.config.last_modified;
     let state_file = last_remote::state_path(settings.manifest());
     match &settings.source {
-        ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules).await,
+        ManifestSource::Command(cmd) => poll_command(settings, cmd, force, rules, on_new).await,
         ManifestSource::File(path) => {
             let force = force || previous.config_last_modified != config_mtime;
             info!(" manifest: fetching file://{}", path.display());
@@ -134,6 +135,7 @@ pub async fn poll(
             }
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read remote manifest {}", path.display()))?;
+            on_new();
             let (what, rules, max) = (
                 path.display().to_string(),
                 rules.clone(),
@@ -168,6 +170,7 @@ pub async fn poll(
                 settings.manifest_max_bytes,
                 settings.manifest_timeout,
                 rules,
+                on_new,
             )
             .await?
             {
@@ -222,6 +225,7 @@ async fn poll_command(
     cmd: &Path,
     force: bool,
     rules: &Rules,
+    on_new: &(dyn Fn() + Send + Sync),
 ) -> anyhow::Result<Poll> {
     use tokio::io::AsyncReadExt;
     if nix::unistd::access(cmd, nix::unistd::AccessFlags::X_OK).is_err() {
@@ -262,6 +266,9 @@ async fn poll_command(
             let n = stdout.read(&mut buf).await.map_err(Overrun::Io)?;
             if n == 0 {
                 break;
+            }
+            if total == 0 {
+                on_new();
             }
             total += n as u64;
             if total > max {
@@ -406,6 +413,7 @@ pub(crate) async fn fetch_http(
     max_bytes: u64,
     idle: Duration,
     rules: &Rules,
+    on_new: &(dyn Fn() + Send + Sync),
 ) -> anyhow::Result<Option<(RemoteManifest, i64, i64)>> {
     info!(" manifest: fetching {url}");
     let client = client(idle)?;
@@ -448,6 +456,7 @@ pub(crate) async fn fetch_http(
     if status != reqwest::StatusCode::OK {
         bail!("cannot fetch remote manifest {url}: the server answered {status}");
     }
+    on_new();
     let last_modified = response
         .headers()
         .get(reqwest::header::LAST_MODIFIED)

@@ -105,7 +105,19 @@ impl Polling {
 
 /// Poll, then plan off the loop.
 async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled {
-    let (manifest, state, racy) = match puller.poll(force).await {
+    // The local manifest is read on a thread of its own while the new
+    // remote one arrives and is checked (an unchanged poll reads nothing).
+    let early = Arc::new(std::sync::Mutex::new(None));
+    let slot = early.clone();
+    let local_path = puller.settings.manifest().to_path_buf();
+    let start_local = move || {
+        let path = local_path.clone();
+        let reading = std::thread::Builder::new()
+            .name("grok-pull-local".into())
+            .spawn(move || Manifest::read_local(&path));
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = reading.ok();
+    };
+    let (manifest, state, racy) = match puller.poll(force, &start_local).await {
         Ok(Poll::Unchanged) => return Polled::Unchanged,
         Ok(Poll::Fetched {
             manifest,
@@ -116,7 +128,11 @@ async fn poll_and_plan(puller: Puller, force: bool, force_purge: bool) -> Polled
     };
     let runtime = tokio::runtime::Handle::current();
     let planned = tokio::task::spawn_blocking(move || -> anyhow::Result<Polled> {
-        let local = Manifest::read_local(puller.settings.manifest())?;
+        let reading = early.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let local = match reading.map(|r| r.join()) {
+            Some(Ok(read)) => read?,
+            Some(Err(_)) | None => Manifest::read_local(puller.settings.manifest())?,
+        };
         // With a shard and purging on: read the manifests of the shards
         // that repositories we hold moved to (a blocking thread may wait
         // for the runtime).
