@@ -372,3 +372,75 @@ fn remove_matches_reference() {
     assert!(ours.get("/misc/odd.git").is_none());
     assert!(ours["/pub/scm/linux/linux.git"].get("symlinks").is_none());
 }
+
+/// An origin whose manifest our hooks keep as indexed gzip members (a few
+/// real repositories among 3,000 entries): the reference's grok-pull reads
+/// it over HTTP and mirrors what it includes, and so does ours.
+#[test]
+fn the_references_pull_reads_a_large_manifest_our_hooks_changed_in_place() {
+    use crate::support::http::HttpServer;
+    use crate::support::mirror::{Origin, Replica};
+    use crate::support::show_ref;
+    use grokmirror::formats::gzip_members;
+    use grokmirror::formats::manifest::{Manifest, RepoEntry};
+
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::new(dir.path());
+    origin.project("/real/a.git", 3, 1_600_000_000);
+    origin.project("/real/b.git", 3, 1_600_000_100);
+    origin.manifest();
+    let mut m = Manifest::read(&origin.manifest).unwrap().unwrap();
+    for i in 0..3000 {
+        let entry = RepoEntry {
+            fingerprint: Some(format!("{i:040x}")),
+            modified: 1_600_000_000 + i,
+            ..RepoEntry::default()
+        };
+        m.repos.insert(format!("/elsewhere/{i:05}.git"), entry);
+    }
+    m.write(&origin.manifest, false).unwrap();
+    commits(&origin.path("/real/b.git"), "main", 2, 1_700_000_000);
+    let before = std::fs::read(&origin.manifest).unwrap();
+    origin.manifest_hook(&["/real/b.git"]);
+    let after = std::fs::read(&origin.manifest).unwrap();
+    let (old, new) = (
+        gzip_members::members(&before).unwrap(),
+        gzip_members::members(&after).unwrap(),
+    );
+    assert!(new.len() >= 3, "{} members", new.len());
+    assert_eq!(
+        before[old[0].range.clone()],
+        after[new[0].range.clone()],
+        "the hook rewrote a member other than its own"
+    );
+
+    let http = HttpServer::serve(&origin.root);
+    let manifest_url = http.url("manifest.js.gz");
+    for (name, reference) in [("theirs", true), ("ours", false)] {
+        let replica = Replica::new(
+            dir.path(),
+            name,
+            &origin.local_site(),
+            &manifest_url,
+            "include = /real/*",
+        );
+        let out = if reference {
+            replica.pull_oracle(&[])
+        } else {
+            replica.pull(&[])
+        };
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for key in ["/real/a.git", "/real/b.git"] {
+            assert_eq!(
+                show_ref(&replica.path(key)),
+                show_ref(&origin.path(key)),
+                "{name}: {key}"
+            );
+        }
+        assert!(!replica.path("/elsewhere").exists(), "{name}: not included");
+    }
+}
