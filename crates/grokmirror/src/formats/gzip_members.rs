@@ -180,7 +180,10 @@ pub fn inflate(raw: &[u8], member: &Member) -> io::Result<Vec<u8>> {
         bytes[HEADER + 2 + extra_len..].split_at(bytes.len() - HEADER - 2 - extra_len - 8);
     let want_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
     let want_len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
-    let mut text = Vec::with_capacity(want_len as usize);
+    // The trailer's length sizes the buffer, within reason: it is only a
+    // claim until the text is inflated (deflate shrinks JSON about six
+    // times; a bigger claim grows the buffer as the text comes).
+    let mut text = Vec::with_capacity((want_len as usize).min(body.len().saturating_mul(16)));
     let mut decoder = flate2::read::DeflateDecoder::new(body);
     // A member says how long its text is; never read past that (a bomb
     // stops there and fails the length check).

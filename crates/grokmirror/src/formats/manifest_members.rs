@@ -72,8 +72,8 @@ fn deflate_chunks(chunks: &[(&Entries<'_>, bool, bool)], pretty: bool) -> io::Re
 }
 
 /// The whole manifest as indexed gzip members, written to `out`. A key
-/// too long for an index (none a real tree has) makes it one member
-/// without one... which then reads as unindexed: written whole next time.
+/// too long for an index (none a real tree has) makes it one plain
+/// member instead, which the next hook reads and writes whole.
 pub fn write_all(manifest: &Manifest, pretty: bool, out: &mut impl Write) -> io::Result<()> {
     let entries: Vec<(&String, &RepoEntry)> = manifest.repos.iter().collect();
     if entries.iter().any(|(k, _)| k.len() > MAX_INDEXED_KEY) {
