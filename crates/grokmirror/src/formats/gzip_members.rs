@@ -17,13 +17,6 @@ use std::io::{self, Read, Write};
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, Crc};
 
-/// Texts from this size up are parsed on two threads (about 10,000
-/// entries).
-pub const PARALLEL_FROM: usize = 2 << 20;
-
-/// Never more parsing threads than this, however many CPUs.
-pub const MAX_MEMBERS: usize = 8;
-
 /// The deflate level of manifests. Measured on a 50,000-entry manifest
 /// (8.6 MB of JSON) with zlib-rs on one core: level 6 (zlib's default,
 /// what grokmirror writes) 1.42 MB in 50 ms, level 2 1.46 MB (+3%) in
@@ -51,15 +44,6 @@ const INDEX_FIXED: usize = 4 + 1 + 1 + 4 + 4;
 /// without an index.
 pub const MAX_INDEXED_KEY: usize = u16::MAX as usize - INDEX_FIXED;
 
-/// How many parsing threads a text of `len` bytes gets with `cpus` CPUs.
-pub fn member_count(len: usize, cpus: usize) -> usize {
-    if len < PARALLEL_FROM {
-        return 1;
-    }
-    let by_size = len.div_ceil(PARALLEL_FROM / 2);
-    cpus.clamp(1, MAX_MEMBERS).min(by_size)
-}
-
 /// What one member's index says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberIndex {
@@ -76,6 +60,9 @@ pub struct MemberIndex {
 pub struct Member {
     /// Byte range of the whole member in the file.
     pub range: std::ops::Range<usize>,
+    /// Byte range of its deflated body (after the header, before the
+    /// 8-byte trailer).
+    body: std::ops::Range<usize>,
     /// Its index.
     pub index: MemberIndex,
 }
@@ -163,6 +150,7 @@ fn member_at(raw: &[u8], at: usize) -> Option<Member> {
     }
     Some(Member {
         range: at..end,
+        body: at + HEADER + 2 + extra_len..end - 8,
         index: MemberIndex {
             pretty,
             entries,
@@ -174,10 +162,8 @@ fn member_at(raw: &[u8], at: usize) -> Option<Member> {
 /// The text of one member found by [`members`], its CRC and length
 /// checked against the trailer.
 pub fn inflate(raw: &[u8], member: &Member) -> io::Result<Vec<u8>> {
-    let bytes = &raw[member.range.clone()];
-    let extra_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-    let (body, trailer) =
-        bytes[HEADER + 2 + extra_len..].split_at(bytes.len() - HEADER - 2 - extra_len - 8);
+    let body = &raw[member.body.clone()];
+    let trailer = &raw[member.body.end..member.range.end];
     let want_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
     let want_len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
     // The trailer's length sizes the buffer, within reason: it is only a
@@ -204,16 +190,6 @@ pub fn inflate(raw: &[u8], member: &Member) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    #[test]
-    fn parsing_threads_by_size_and_cpus() {
-        assert_eq!(member_count(1000, 8), 1);
-        assert_eq!(member_count(PARALLEL_FROM - 1, 8), 1);
-        assert_eq!(member_count(PARALLEL_FROM, 1), 1);
-        assert_eq!(member_count(PARALLEL_FROM, 8), 2);
-        assert_eq!(member_count(9 << 20, 2), 2);
-        assert_eq!(member_count(100 << 20, 64), MAX_MEMBERS);
-    }
 
     /// What Python's `gzip.decompress` makes of `gz`.
     pub(crate) fn python_gunzip(gz: &[u8]) -> Vec<u8> {

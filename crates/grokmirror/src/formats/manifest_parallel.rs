@@ -8,11 +8,14 @@ use std::collections::BTreeMap;
 
 use super::manifest::{Error, RepoEntry};
 
-/// How many threads: the CPUs, at most two per
-/// [`super::gzip_members::PARALLEL_FROM`] bytes, one below it.
-fn threads_for(len: usize) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    super::gzip_members::member_count(len, cpus)
+/// Texts from this size up are parsed on two threads (about 10,000
+/// entries).
+pub const PARALLEL_FROM: usize = 2 << 20;
+
+/// Whether a text of `len` bytes is parsed in two halves with `cpus`
+/// CPUs.
+fn in_halves(len: usize, cpus: usize) -> bool {
+    len >= PARALLEL_FROM && cpus >= 2
 }
 
 /// Where compact or pretty manifest JSON can be cut near `at`: the offset
@@ -43,7 +46,8 @@ fn parse_object(data: &[u8], what: &str) -> Result<BTreeMap<String, RepoEntry>, 
 /// is cut becomes the first half's closing `}` and the byte after it the
 /// second half's opening `{` (a space or a newline in the text we cut at).
 pub fn parse(mut data: Vec<u8>, what: &str) -> Result<BTreeMap<String, RepoEntry>, Error> {
-    if threads_for(data.len()) < 2 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !in_halves(data.len(), cpus) {
         return parse_object(&data, what);
     }
     let Some(cut) = cut_near(&data, data.len() / 2) else {
@@ -72,7 +76,6 @@ pub fn parse(mut data: Vec<u8>, what: &str) -> Result<BTreeMap<String, RepoEntry
 
 #[cfg(test)]
 mod tests {
-    use super::super::gzip_members::PARALLEL_FROM;
     use super::*;
     use crate::formats::manifest::Manifest;
 
@@ -93,6 +96,15 @@ mod tests {
             m.repos.insert(format!("/pub/r{i:06}.git"), entry);
         }
         m
+    }
+
+    #[test]
+    fn large_texts_on_two_cpus_are_parsed_in_halves() {
+        assert!(!in_halves(1000, 8));
+        assert!(!in_halves(PARALLEL_FROM - 1, 8));
+        assert!(!in_halves(PARALLEL_FROM, 1));
+        assert!(in_halves(PARALLEL_FROM, 2));
+        assert!(in_halves(100 << 20, 64));
     }
 
     #[test]
